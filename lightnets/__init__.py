@@ -1,0 +1,18 @@
+"""lightnets: classic and lightweight convolutional networks.
+
+Building blocks (:mod:`lightnets.layers`), a model zoo faithful to the papers
+(:mod:`lightnets.models`), honest measurement (:mod:`lightnets.profile`), and the whole
+workflow from training to deployment.
+"""
+
+__version__ = "0.1.0"
+
+from lightnets.registry import (  # noqa: E402
+    create_model,
+    list_models,
+    model_info,
+    register_model,
+)
+from lightnets import models as _models  # noqa: E402,F401  (importing registers the zoo)
+
+__all__ = ["__version__", "create_model", "list_models", "model_info", "register_model"]

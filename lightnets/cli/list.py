@@ -1,0 +1,50 @@
+"""``lightnets list [PATTERN]``: the registered models with their family, params and MACs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.table import Table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("list", help="list the registered models",
+                                   description="List registered models matching shell-style "
+                                   "patterns, with params and MACs at the default input size.")
+    parser.add_argument("patterns", nargs="*", default=["*"], metavar="PATTERN",
+                        help="shell-style wildcard, e.g. 'mobilenet*' (default: all)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.set_defaults(func=run)
+
+
+def human(count: int | None, unit: str = "") -> str:
+    """``3504872`` -> ``3.50M``."""
+    if count is None:
+        return "—"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(count) >= scale:
+            return f"{count / scale:.2f}{suffix}{unit}"
+    return f"{count}{unit}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightnets.cli import CommandError, console
+    from lightnets.registry import aliases_of, list_models, model_info, resolve_name
+
+    names = sorted({resolve_name(n) for n in list_models(args.patterns, include_aliases=True)})
+    if not names:
+        raise CommandError(f"no model matches {' '.join(args.patterns)!r}; try `lightnets list`")
+    infos = [model_info(name) for name in names]
+    if args.json:
+        console.print_json(json.dumps([info.as_dict() for info in infos]))
+        return 0
+    table = Table(title=f"lightnets models ({len(infos)})")
+    for column, justify in (("name", "left"), ("family", "left"), ("params", "right"),
+                            ("MACs", "right"), ("input", "right"), ("aliases", "left")):
+        table.add_column(column, justify=justify)
+    for info in infos:
+        table.add_row(info.name, info.family, human(info.params), human(info.macs),
+                      "x".join(map(str, info.default_input_size)), ", ".join(aliases_of(info.name)))
+    console.print(table)
+    return 0

@@ -1,0 +1,12 @@
+"""The model zoo: one module per family. Importing this package registers every model."""
+
+import importlib
+import pkgutil
+
+from lightnets.models.base import Classifier, stage_info
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["Classifier", "stage_info"]

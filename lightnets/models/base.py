@@ -1,0 +1,96 @@
+"""The interface every classification model in the zoo shares.
+
+A model is a ``features`` trunk producing a ``num_features``-channel map and a head (global pool,
+dropout, classifier). ``feature_info`` names the module ending each stage, with its channels and
+its stride relative to the input, so a model can serve as a backbone. Models with auxiliary
+classifiers (GoogLeNet, Inception v3) return them only from ``forward(x, return_aux=True)`` in
+training mode; plain ``forward(x)`` always returns the logits alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Classifier(nn.Module):
+    """Base class of the zoo's classification networks.
+
+    Subclasses set ``self.features`` (or override :meth:`forward_features`), ``num_features``,
+    ``feature_info``, and call :meth:`build_head`; the class attributes ``family``, ``paper`` and
+    ``default_input_size`` describe the family.
+    """
+
+    family: str = ""
+    paper: str = ""
+    default_input_size: tuple[int, int, int] = (3, 224, 224)
+    min_input_size: tuple[int, int] = (32, 32)
+    aux_loss_weight: float = 0.0
+    """Weight of each auxiliary logit loss relative to the main one (0 where there are none)."""
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> None:
+        super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        if not isinstance(in_chans, int) or in_chans < 1:
+            raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+        if not 0.0 <= float(drop_rate) < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
+        self.num_classes, self.in_chans, self.drop_rate = num_classes, in_chans, float(drop_rate)
+        self.num_features = 0
+        self.feature_info: list[dict[str, Any]] = []
+        self.default_input_size = (in_chans, *type(self).default_input_size[1:])
+
+    # -- head -------------------------------------------------------------------------------
+    def build_head(self, num_features: int) -> None:
+        """The standard head: global average pool, dropout, linear classifier."""
+        self.num_features = self.head_features = num_features
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.head_drop = nn.Dropout(self.drop_rate)
+        self.classifier = self.make_classifier(self.num_classes)
+
+    def make_classifier(self, num_classes: int) -> nn.Module:
+        """The final layer for ``num_classes`` (``nn.Identity`` for 0: features only)."""
+        return nn.Linear(self.head_features, num_classes) if num_classes else nn.Identity()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final layer by a freshly initialised one for ``num_classes``."""
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        self.num_classes = num_classes
+        self.classifier = self.make_classifier(num_classes)
+
+    # -- forward ----------------------------------------------------------------------------
+    def check_input(self, x: torch.Tensor) -> None:
+        """Fail clearly on an input of the wrong rank, channel count or too small a size."""
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"{type(self).__name__} expects input of shape "
+                             f"(N, {self.in_chans}, H, W), got {tuple(x.shape)}")
+        min_h, min_w = self.min_input_size
+        if x.shape[2] < min_h or x.shape[3] < min_w:
+            raise ValueError(f"{type(self).__name__} needs inputs of at least {min_h}x{min_w}, "
+                             f"got {x.shape[2]}x{x.shape[3]}")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk: input image to the last feature map (``num_features`` channels)."""
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Feature map to logits; ``pre_logits=True`` stops before the final layer."""
+        x = self.head_drop(self.global_pool(x))
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor, return_aux: bool = False) -> Any:
+        """Logits; with ``return_aux=True``, ``(logits, [auxiliary logits...])``, the list empty
+        for models without auxiliary classifiers or in eval mode."""
+        self.check_input(x)
+        logits = self.forward_head(self.forward_features(x))
+        return (logits, []) if return_aux else logits
+
+
+def stage_info(num_chs: int, reduction: int, module: str) -> dict[str, Any]:
+    """One ``feature_info`` entry: the output of ``module`` has ``num_chs`` channels at
+    ``1/reduction`` of the input resolution."""
+    return {"num_chs": num_chs, "reduction": reduction, "module": module}
