@@ -1,0 +1,90 @@
+"""GhostNet (Han et al., "GhostNet: More Features from Cheap Operations", CVPR 2020).
+
+MobileNetV3-Large's layout with every bottleneck replaced by a Ghost bottleneck
+(:class:`lightnets.layers.ghost.GhostBottleneck`): ReLU throughout, squeeze-excite with a
+hard-sigmoid gate on the rows marked SE (bottleneck 1/4 of the expanded width, rounded to 4).
+The head: 1x1 conv to 960 + BN + ReLU, global pooling, 1x1 conv to 1280 + ReLU (with bias,
+no BN), dropout 0.2 and the classifier; ``forward_head(x, pre_logits=True)`` returns the
+1280-d vector, ``num_features`` is 960.
+
+At width 1.0: 5,183,... params and 141M MACs at 224x224, the paper's 5.2M / 141M. The parameter
+shapes and their order equal the official release's (huawei-noah), whose choices the paper does
+not state and this file follows: the kernel column (5x5 for the rows in 40- and 160-channel
+stages; it sets only the stride-2 depthwise conv and the projection shortcut), the 1/4 SE
+ratio, widths rounded to multiples of 4 under ``width`` and the 1280-wide layer left unscaled.
+Initialisation is PyTorch's default, as in the official release. ``min_input_size`` is 32x32, the
+total stride (1x1 final map).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+
+from lightnets.layers import ConvNormAct, SqueezeExcite, make_divisible
+from lightnets.layers.ghost import GhostBottleneck
+from lightnets.models.base import Classifier, stage_info
+from lightnets.registry import register_model
+
+# Han et al. 2020, Table 1: expansion size, out, SE, stride; kernel from the official release
+STAGES = [(16, 16, False, 1, 3), (48, 24, False, 2, 3), (72, 24, False, 1, 3),
+          (72, 40, True, 2, 5), (120, 40, True, 1, 5),
+          (240, 80, False, 2, 3), (200, 80, False, 1, 3), (184, 80, False, 1, 3),
+          (184, 80, False, 1, 3), (480, 112, True, 1, 3), (672, 112, True, 1, 3),
+          (672, 160, True, 2, 5), (960, 160, False, 1, 5), (960, 160, True, 1, 5),
+          (960, 160, False, 1, 5), (960, 160, True, 1, 5)]
+HEAD = (960, 1280)  # Table 1: last 1x1 conv, then the 1x1 conv after pooling
+
+Row = tuple[int, int, bool, int, int]
+
+
+class GhostNet(Classifier):
+    """A 16-channel stem, the Ghost bottlenecks of ``blocks``, a 1x1 conv and the paper's head."""
+
+    family = "GhostNet"
+    paper = "Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020"
+
+    def __init__(self, blocks: list[Row] = STAGES, width: float = 1.0, num_classes: int = 1000,
+                 in_chans: int = 3, drop_rate: float = 0.2) -> None:
+        super().__init__(num_classes, in_chans, drop_rate)
+        if not width > 0:
+            raise ValueError(f"width must be positive, got {width!r}")
+        self.width = width
+        se_layer = partial(SqueezeExcite, rd_ratio=0.25, rd_divisor=4, gate_layer=nn.Hardsigmoid)
+        channels = make_divisible(16 * width, 4)
+        layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3, stride=2)]
+        reduction = 2
+        for expansion, out, use_se, stride, kernel in blocks:
+            if stride > 1:  # the previous layer ends a stage
+                self.feature_info.append(
+                    stage_info(channels, reduction, f"features.{len(layers) - 1}"))
+                reduction *= stride
+            out = make_divisible(out * width, 4)
+            layers.append(GhostBottleneck(channels, make_divisible(expansion * width, 4), out,
+                                          kernel, stride, se_layer=se_layer if use_se else None))
+            channels = out
+        last_conv = make_divisible(HEAD[0] * width, 4)
+        layers.append(ConvNormAct(channels, last_conv, 1))
+        self.feature_info.append(stage_info(last_conv, reduction, f"features.{len(layers) - 1}"))
+        self.features = nn.Sequential(*layers)
+        self.build_head(last_conv, HEAD[1])
+
+    def build_head(self, num_features: int, hidden_features: int = 1280) -> None:
+        """Pool, 1x1 conv to ``hidden_features`` + ReLU (bias, no BN), dropout, classifier."""
+        self.num_features, self.head_features = num_features, hidden_features
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.head_hidden = nn.Sequential(
+            ConvNormAct(num_features, hidden_features, 1, norm_layer=None), nn.Flatten(1))
+        self.head_drop = nn.Dropout(self.drop_rate)
+        self.classifier = self.make_classifier(self.num_classes)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.head_hidden(self.global_pool(x)))
+        return x if pre_logits else self.classifier(x)
+
+
+@register_model(aliases=["ghostnet"])
+def ghostnet_x1_0(width: float = 1.0, **kwargs) -> GhostNet:
+    return GhostNet(STAGES, width=width, **kwargs)

@@ -1,0 +1,123 @@
+"""MobileNet V1 (Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile
+Vision Applications", 2017).
+
+A strided 3x3 stem and 13 depthwise-separable layers (depthwise 3x3 + BN + ReLU, pointwise 1x1 +
+BN + ReLU; Table 1), global average pooling and one fully-connected layer. The width multiplier
+``alpha`` (Sec. 3.3, Table 6) scales every layer, the 1024-channel last one and the classifier's
+input included. Measured at 224x224 against the paper (Table 6/7):
+
+=========  ===============  ===============
+alpha      params           MACs
+=========  ===============  ===============
+1.0        4,231,976 (4.2M)  568.7M (569M)
+0.75       2,585,176 (2.6M)  325.4M (325M)
+0.5        1,342,536 (1.3M)  149.5M (149M)
+0.25         470,936 (0.5M)   41.0M (41M)
+=========  ===============  ===============
+
+Choices where the paper is silent or loose:
+
+* Channel rounding: the paper scales channels by ``alpha``; the TF-slim release truncates,
+  ``max(int(c * alpha), 8)``. lightnets does the same by default (``round_to=1``); the paper's
+  four multipliers give multiples of 8 either way. ``round_to=8`` rounds to multiples of 8 with
+  :func:`make_divisible`, as MobileNetV2 does, for other multipliers.
+* Table 1 lists the last depthwise layer with stride 2, but its input and output are both 7x7:
+  a known typo; it has stride 1 here (as in the release), so the total stride is 32.
+* Activation: ReLU as in the paper (the TF release uses ReLU6; pass ``act_layer=nn.ReLU6``).
+* Dropout: the paper uses little regularisation and names none; the TF release keeps 99.9% of
+  the pooled features, so ``drop_rate`` defaults to 0.001.
+* Initialisation: truncated normal, standard deviation 0.09 cut at two deviations, for every
+  convolution and the classifier, as in the TF-slim release; BN starts at identity.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lightnets.layers import ConvNormAct, DepthwiseSeparableConv, make_divisible
+from lightnets.layers.helpers import LayerFactory
+from lightnets.models.base import Classifier, stage_info
+from lightnets.registry import register_model
+
+# Howard et al. 2017, Table 1: (output channels, stride) of each depthwise-separable layer,
+# after a 32-channel 3x3 stride-2 stem
+LAYERS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+          (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
+STEM_CHANNELS = 32
+INIT_STD = 0.09  # TF-slim mobilenet_v1 weights_initializer
+
+
+def scale_channels(channels: int, width_mult: float, round_to: int = 1) -> int:
+    """``channels * width_mult``: truncated and at least 8 (TF-slim) for ``round_to=1``,
+    otherwise rounded to a multiple of ``round_to``."""
+    if round_to > 1:
+        return make_divisible(channels * width_mult, round_to)
+    return max(8, int(channels * width_mult))
+
+
+class MobileNetV1(Classifier):
+    """A 3x3 stride-2 stem and the depthwise-separable layers of ``layers``, all scaled by
+    ``width_mult``."""
+
+    family = "MobileNetV1"
+    paper = ("Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile "
+             "Vision Applications, arXiv:1704.04861, 2017")
+
+    def __init__(self, layers: list[tuple[int, int]] = LAYERS, width_mult: float = 1.0,
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.001,
+                 round_to: int = 1, act_layer: LayerFactory = nn.ReLU) -> None:
+        super().__init__(num_classes, in_chans, drop_rate)
+        if width_mult <= 0:
+            raise ValueError(f"width_mult must be positive, got {width_mult}")
+        if not isinstance(round_to, int) or round_to < 1:
+            raise ValueError(f"round_to must be a positive integer, got {round_to!r}")
+        self.width_mult = width_mult
+        channels = scale_channels(STEM_CHANNELS, width_mult, round_to)
+        blocks: list[nn.Module] = [ConvNormAct(in_chans, channels, 3, stride=2,
+                                               act_layer=act_layer)]
+        reduction = 2
+        for out, stride in layers:
+            if stride > 1:  # the previous layer ends a stage
+                self.feature_info.append(
+                    stage_info(channels, reduction, f"features.{len(blocks) - 1}"))
+                reduction *= stride
+            out = scale_channels(out, width_mult, round_to)
+            blocks.append(DepthwiseSeparableConv(channels, out, 3, stride, act_layer=act_layer))
+            channels = out
+        self.feature_info.append(stage_info(channels, reduction, f"features.{len(blocks) - 1}"))
+        self.features = nn.Sequential(*blocks)
+        self.build_head(channels)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Truncated normal (std 0.09, cut at 2 std) for convolutions and the classifier, zero
+        biases, identity BN, as in the TF-slim release."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(module.weight, std=INIT_STD, a=-2 * INIT_STD,
+                                      b=2 * INIT_STD)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+
+@register_model(aliases=["mobilenet_v1"])
+def mobilenet_v1_x1_0(width_mult: float = 1.0, **kwargs) -> MobileNetV1:
+    return MobileNetV1(LAYERS, width_mult=width_mult, **kwargs)
+
+
+@register_model
+def mobilenet_v1_x0_75(width_mult: float = 0.75, **kwargs) -> MobileNetV1:
+    return MobileNetV1(LAYERS, width_mult=width_mult, **kwargs)
+
+
+@register_model
+def mobilenet_v1_x0_5(width_mult: float = 0.5, **kwargs) -> MobileNetV1:
+    return MobileNetV1(LAYERS, width_mult=width_mult, **kwargs)
+
+
+@register_model
+def mobilenet_v1_x0_25(width_mult: float = 0.25, **kwargs) -> MobileNetV1:
+    return MobileNetV1(LAYERS, width_mult=width_mult, **kwargs)

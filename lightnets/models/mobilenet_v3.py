@@ -1,0 +1,129 @@
+"""MobileNetV3 (Howard et al., "Searching for MobileNetV3", ICCV 2019), Large and Small.
+
+The parameter shapes equal torchvision's ``mobilenet_v3_large`` / ``mobilenet_v3_small``
+(5,483,032 / 2,542,856 params; 217M / 57M MACs at 224x224 against the paper's 219M / 56M).
+Blocks are MobileNetV2 inverted residuals with 5x5 kernels, hard-swish ("HS") in the later
+layers and squeeze-excite (1/4 of the expanded width, rounded to 8, hard-sigmoid gate) on the
+rows marked SE. BatchNorm uses eps 0.001 and momentum 0.01, as the reference implementations.
+
+The head follows the paper: 1x1 conv to 960 (Small: 576) + hard-swish, global pooling, a
+fully-connected layer to 1280 (1024) with hard-swish and no BN, dropout 0.2 and the classifier.
+``num_features`` is the pooled width (960 / 576); ``forward_head(x, pre_logits=True)`` returns
+the 1280 / 1024-d vector and ``reset_classifier`` replaces only the last layer.
+
+Deviations, all shared with torchvision and the TF release:
+* Table 2 marks the Small model's last 1x1 conv with SE; the released model has none there, and
+  only without it do the paper's own 2.5M params / 56M MACs come out (SE there adds 167K params).
+* ``width_mult`` rounds every width to a multiple of 8 and scales the 1280/1024 layer too.
+* ``min_input_size`` is 32x32, the total stride (1x1 final map); smaller inputs would also run.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+
+from lightnets.layers import ConvNormAct, InvertedResidual, SqueezeExcite, make_divisible
+from lightnets.models.base import Classifier, stage_info
+from lightnets.registry import register_model
+
+# Howard et al. 2019, Table 1 (Large): kernel, expansion size, out, SE, NL, stride
+LARGE = [(3, 16, 16, False, "RE", 1), (3, 64, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1),
+         (5, 72, 40, True, "RE", 2), (5, 120, 40, True, "RE", 1), (5, 120, 40, True, "RE", 1),
+         (3, 240, 80, False, "HS", 2), (3, 200, 80, False, "HS", 1),
+         (3, 184, 80, False, "HS", 1), (3, 184, 80, False, "HS", 1),
+         (3, 480, 112, True, "HS", 1), (3, 672, 112, True, "HS", 1),
+         (5, 672, 160, True, "HS", 2), (5, 960, 160, True, "HS", 1), (5, 960, 160, True, "HS", 1)]
+LARGE_HEAD = (960, 1280)  # Table 1: last 1x1 conv, then the 1x1 "NBN" layer after pooling
+
+# Howard et al. 2019, Table 2 (Small): kernel, expansion size, out, SE, NL, stride
+SMALL = [(3, 16, 16, True, "RE", 2), (3, 72, 24, False, "RE", 2), (3, 88, 24, False, "RE", 1),
+         (5, 96, 40, True, "HS", 2), (5, 240, 40, True, "HS", 1), (5, 240, 40, True, "HS", 1),
+         (5, 120, 48, True, "HS", 1), (5, 144, 48, True, "HS", 1),
+         (5, 288, 96, True, "HS", 2), (5, 576, 96, True, "HS", 1), (5, 576, 96, True, "HS", 1)]
+SMALL_HEAD = (576, 1024)  # Table 2 (without the SE it marks on the last conv: see above)
+
+ACTIVATIONS = {"RE": nn.ReLU, "HS": nn.Hardswish}
+
+Row = tuple[int, int, int, bool, str, int]
+
+
+class MobileNetV3(Classifier):
+    """A 16-channel hard-swish stem, the bottleneck rows of ``blocks``, a 1x1 conv and the
+    paper's two-layer head."""
+
+    family = "MobileNetV3"
+    paper = "Howard et al., Searching for MobileNetV3, ICCV 2019"
+
+    def __init__(self, blocks: list[Row], head: tuple[int, int], width_mult: float = 1.0,
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> None:
+        super().__init__(num_classes, in_chans, drop_rate)
+        if not width_mult > 0:
+            raise ValueError(f"width_mult must be positive, got {width_mult!r}")
+        unknown = {row[4] for row in blocks} - ACTIVATIONS.keys()
+        if unknown:
+            raise ValueError(f"unknown non-linearity {sorted(unknown)}; expected 'RE' or 'HS'")
+        self.width_mult = width_mult
+        norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+        se_layer = partial(SqueezeExcite, rd_ratio=0.25, rd_divisor=8, gate_layer=nn.Hardsigmoid)
+        channels = make_divisible(16 * width_mult)
+        layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3, stride=2,
+                                               norm_layer=norm_layer, act_layer=nn.Hardswish)]
+        reduction = 2
+        for kernel, expansion, out, use_se, nonlinearity, stride in blocks:
+            if stride > 1:  # the previous layer ends a stage
+                self.feature_info.append(
+                    stage_info(channels, reduction, f"features.{len(layers) - 1}"))
+                reduction *= stride
+            out = make_divisible(out * width_mult)
+            layers.append(InvertedResidual(
+                channels, out, make_divisible(expansion * width_mult), stride, kernel,
+                act_layer=ACTIVATIONS[nonlinearity], se_layer=se_layer if use_se else None,
+                norm_layer=norm_layer))
+            channels = out
+        last_conv, hidden = (make_divisible(width * width_mult) for width in head)
+        layers.append(ConvNormAct(channels, last_conv, 1, norm_layer=norm_layer,
+                                  act_layer=nn.Hardswish))
+        self.feature_info.append(stage_info(last_conv, reduction, f"features.{len(layers) - 1}"))
+        self.features = nn.Sequential(*layers)
+        self.build_head(last_conv, hidden)
+        self.init_weights()
+
+    def build_head(self, num_features: int, hidden_features: int = 1280) -> None:
+        """Pool, FC to ``hidden_features`` + hard-swish (no BN), dropout, classifier."""
+        self.num_features, self.head_features = num_features, hidden_features
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.head_hidden = nn.Sequential(nn.Linear(num_features, hidden_features), nn.Hardswish())
+        self.head_drop = nn.Dropout(self.drop_rate)
+        self.classifier = self.make_classifier(self.num_classes)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.head_hidden(self.global_pool(x)))
+        return x if pre_logits else self.classifier(x)
+
+    def init_weights(self) -> None:
+        """He initialisation (fan-out) for convolutions, N(0, 0.01) for the fully-connected
+        layers, zero biases, as in torchvision's reference implementation."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.zeros_(module.bias)
+
+
+@register_model
+def mobilenet_v3_large(width_mult: float = 1.0, **kwargs) -> MobileNetV3:
+    return MobileNetV3(LARGE, LARGE_HEAD, width_mult=width_mult, **kwargs)
+
+
+@register_model
+def mobilenet_v3_small(width_mult: float = 1.0, **kwargs) -> MobileNetV3:
+    return MobileNetV3(SMALL, SMALL_HEAD, width_mult=width_mult, **kwargs)

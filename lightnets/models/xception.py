@@ -1,0 +1,97 @@
+"""Xception (Chollet, "Xception: Deep Learning with Depthwise Separable Convolutions", CVPR 2017).
+
+Fig. 5: an entry flow (two plain 3x3 convolutions, then three residual blocks of separable
+convolutions, each ending in a stride-2 max-pool), a middle flow of eight identical residual
+blocks at 728 channels, and an exit flow (one more downsampling block, then two separable
+convolutions to 1536 and 2048 channels with BN + ReLU), global average pooling and a logistic
+regression layer. Every convolution, separable ones included, is followed by BN and has no bias.
+
+At 299x299: 22,855,952 params, exactly the paper's count (Table 3), and 8.38G MACs (the commonly
+quoted ~8.4G). Feature maps: 149 -> 147 -> 74 -> 37 -> 19 -> 10.
+
+Choices where the paper is silent or loose:
+
+* Padding: the two stem convolutions are unpadded ("valid", as in the Keras release by the
+  paper's author); separable convolutions and max-pools keep ``ceil(n / stride)``.
+* Head: the optional fully-connected layers of Fig. 5 were used for the JFT experiments only;
+  there are none here. The ImageNet model has dropout 0.5 before the logistic regression
+  (Sec. 4.3), hence ``drop_rate=0.5``.
+* Initialisation: the paper does not say; He (Kaiming) normal initialisation (fan-out) for
+  convolutions, N(0, 0.01) for the classifier, BN at identity.
+* ``min_input_size`` is 29x29, the smallest size at which the unpadded stem leaves every stage
+  at its nominal stride (rounded): the network runs from 7x7 but the stages then collapse to 1x1.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lightnets.layers import ConvNormAct, DepthwiseSeparableConv
+from lightnets.layers.xception_block import XceptionBlock
+from lightnets.models.base import Classifier, stage_info
+from lightnets.registry import register_model
+
+# Chollet 2017, Fig. 5: separable-convolution widths of a block, stride (max-pool and strided
+# 1x1 shortcut), repeats, and whether the block starts with a ReLU
+BLOCKS = [((128, 128), 2, 1, False),         # entry flow
+          ((256, 256), 2, 1, True),
+          ((728, 728), 2, 1, True),
+          ((728, 728, 728), 1, 8, True),     # middle flow
+          ((728, 1024), 2, 1, True)]         # exit flow
+STEM_CHANNELS = (32, 64)      # 3x3 stride 2, then 3x3, both unpadded
+EXIT_CHANNELS = (1536, 2048)  # separable convolutions + BN + ReLU after the last block
+
+
+class Xception(Classifier):
+    """Stem convolutions, the residual separable-convolution blocks of ``blocks``, and the
+    exit flow's separable convolutions."""
+
+    family = "Xception"
+    paper = ("Chollet, Xception: Deep Learning with Depthwise Separable Convolutions, "
+             "CVPR 2017")
+    default_input_size = (3, 299, 299)
+    min_input_size = (29, 29)
+
+    def __init__(self, blocks: list[tuple[tuple[int, ...], int, int, bool]] = BLOCKS,
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:
+        super().__init__(num_classes, in_chans, drop_rate)
+        stem_1, stem_2 = STEM_CHANNELS
+        layers: list[nn.Module] = [ConvNormAct(in_chans, stem_1, 3, stride=2, padding=0),
+                                   ConvNormAct(stem_1, stem_2, 3, padding=0)]
+        channels, reduction = stem_2, 2
+        for widths, stride, repeats, leading_act in blocks:
+            if stride > 1:  # the previous layer ends a stage
+                self.feature_info.append(
+                    stage_info(channels, reduction, f"features.{len(layers) - 1}"))
+                reduction *= stride
+            for i in range(repeats):
+                layers.append(XceptionBlock(channels, widths, stride if i == 0 else 1,
+                                            leading_act=leading_act))
+                channels = widths[-1]
+        for out in EXIT_CHANNELS:
+            layers.append(DepthwiseSeparableConv(channels, out, 3, dw_norm=False, dw_act=False))
+            channels = out
+        self.feature_info.append(stage_info(channels, reduction, f"features.{len(layers) - 1}"))
+        self.features = nn.Sequential(*layers)
+        self.build_head(channels)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """He normal (fan-out) for convolutions, N(0, 0.01) for the classifier; the paper does
+        not state its initialisation."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.zeros_(module.bias)
+
+
+@register_model
+def xception(**kwargs) -> Xception:
+    return Xception(BLOCKS, **kwargs)

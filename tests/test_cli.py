@@ -1,0 +1,45 @@
+"""The command line: version, list, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import lightnets
+from lightnets.cli import main
+
+
+def test_version(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as stop:
+        assert stop.code == 0
+    assert capsys.readouterr().out.strip() == f"lightnets {lightnets.__version__}"
+
+
+def test_list_pattern_shows_table(capsys):
+    assert main(["list", "mobilenet_v2*"]) == 0
+    out = capsys.readouterr().out
+    for name in lightnets.list_models("mobilenet_v2*"):
+        assert name in out
+    assert "3.50M" in out and "300.77M" in out and "MobileNetV2" in out
+
+
+def test_list_json(capsys):
+    assert main(["list", "mobilenet_v2_x1_0", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["params"] == 3_504_872 and rows[0]["aliases"] == ["mobilenet_v2"]
+
+
+def test_list_no_match_is_one_line_error(capsys):
+    assert main(["list", "no_such_net*"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "no_such_net" in err and "\n" not in err
+
+
+def test_python_dash_m_entry_point():
+    done = subprocess.run([sys.executable, "-m", "lightnets", "list", "mobilenet_v2"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "mobilenet_v2_x1_0" in done.stdout

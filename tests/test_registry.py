@@ -1,0 +1,102 @@
+"""The registry: registration, lookup, wildcards, aliases and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import lightnets
+from lightnets import registry
+from lightnets.models.mobilenet_v2 import MobileNetV2
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    monkeypatch.setattr(registry, "_BUILDERS", dict(registry._BUILDERS))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+
+
+def test_register_and_create(scratch_registry):
+    @registry.register_model(aliases=["tiny_alias"])
+    def tiny_test_net(**kwargs):
+        return MobileNetV2(width_mult=0.1, **kwargs)
+
+    assert "tiny_test_net" in lightnets.list_models("tiny*")
+    assert "tiny_alias" not in lightnets.list_models("tiny*")
+    assert "tiny_alias" in lightnets.list_models("tiny*", include_aliases=True)
+    model = lightnets.create_model("tiny_alias", num_classes=3).eval()
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+    info = lightnets.model_info("tiny_alias")  # not in the golden table: measured on meta
+    assert info.name == "tiny_test_net" and info.aliases == ["tiny_alias"]
+    default = lightnets.create_model("tiny_test_net")
+    assert info.params == sum(p.numel() for p in default.parameters())
+    assert info.macs > 0
+
+
+def test_duplicate_name_raises(scratch_registry):
+    def mobilenet_v2_x1_0(**kwargs):
+        return MobileNetV2(**kwargs)
+
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_model(mobilenet_v2_x1_0)
+
+    def other(**kwargs):
+        return MobileNetV2(**kwargs)
+
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_model(other, aliases=["mobilenet_v2"])
+
+
+def test_unknown_name_lists_closest():
+    with pytest.raises(registry.UnknownModelError, match="closest: .*mobilenet_v2") as error:
+        lightnets.create_model("mobilenet_v7")
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="lightnets list"):
+        lightnets.create_model("zzzzzzzz")
+
+
+def test_bad_kwargs_give_one_line_errors():
+    with pytest.raises(ValueError, match="does not accept the argument 'depth_mult'"):
+        lightnets.create_model("mobilenet_v2", depth_mult=2)
+    with pytest.raises(ValueError, match="num_classes"):
+        lightnets.create_model("mobilenet_v2", num_classes=-1)
+    with pytest.raises(ValueError, match="drop_rate"):
+        lightnets.create_model("mobilenet_v2", drop_rate=1.5)
+    with pytest.raises(ValueError, match="width_mult"):
+        lightnets.create_model("mobilenet_v2", width_mult=0)
+
+
+def test_wildcards():
+    names = lightnets.list_models("mobilenet_v2_x?_5")
+    assert names == ["mobilenet_v2_x0_5"]
+    both = lightnets.list_models(["mobilenet_v2_x1_0", "mobilenet_v2_x1_4"])
+    assert both == ["mobilenet_v2_x1_0", "mobilenet_v2_x1_4"]
+    assert lightnets.list_models("nothing*") == []
+    assert lightnets.list_models() == sorted(lightnets.list_models())
+
+
+def test_model_info_reports_reference():
+    info = lightnets.model_info("mobilenet_v2")
+    assert info.name == "mobilenet_v2_x1_0" and info.family == "MobileNetV2"
+    assert "Sandler" in info.paper and info.default_input_size == (3, 224, 224)
+    assert info.params == 3_504_872 and info.macs == pytest.approx(300.8e6, rel=1e-3)
+    assert info.reference["params"] == 3_504_872 and info.reference["top1"] == 72.0
+    assert lightnets.model_info("mobilenet_v2", measure=True).macs == info.macs
+
+
+def test_mobilenet_v2_matches_torchvision_shapes():
+    ours = lightnets.create_model("mobilenet_v2")
+    theirs = torchvision.models.mobilenet_v2()
+    assert [p.shape for p in ours.parameters()] == [p.shape for p in theirs.parameters()]
+    assert [b.shape for b in ours.buffers()] == [b.shape for b in theirs.buffers()]
+
+
+def test_mobilenet_v2_width_argument():
+    model = lightnets.create_model("mobilenet_v2", width_mult=0.6, num_classes=10)
+    assert model.width_mult == 0.6
+    assert model(torch.randn(2, 3, 224, 224)).shape == (2, 10)
+    # at width 0.5: stem 16, last conv stays 1280 (the release keeps it for width < 1)
+    half = lightnets.create_model("mobilenet_v2_x0_5")
+    assert half.features[0].conv.out_channels == 16 and half.num_features == 1280
+    assert lightnets.create_model("mobilenet_v2_x1_4").num_features == 1792
