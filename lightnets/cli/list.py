@@ -15,6 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("patterns", nargs="*", default=["*"], metavar="PATTERN",
                         help="shell-style wildcard, e.g. 'mobilenet*' (default: all)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print a Markdown table with paper, params, MACs and published top-1")
     parser.set_defaults(func=run)
 
 
@@ -39,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         console.print_json(json.dumps([info.as_dict() for info in infos]))
         return 0
+    if args.markdown:
+        print(markdown_table(infos))
+        return 0
     table = Table(title=f"lightnets models ({len(infos)})")
     for column, justify in (("name", "left"), ("family", "left"), ("params", "right"),
                             ("MACs", "right"), ("input", "right"), ("aliases", "left")):
@@ -48,3 +53,14 @@ def run(args: argparse.Namespace) -> int:
                       "x".join(map(str, info.default_input_size)), ", ".join(aliases_of(info.name)))
     console.print(table)
     return 0
+
+
+def markdown_table(infos: list) -> str:
+    """The README's model table: one row per model, published top-1 where known."""
+    lines = ["| model | paper | params | MACs | input | published top-1 |",
+             "|---|---|---:|---:|---:|---:|"]
+    for info in infos:
+        top1 = info.reference.get("top1")
+        lines.append(f"| `{info.name}` | {info.paper} | {human(info.params)} | {human(info.macs)} "
+                     f"| {info.default_input_size[1]} | {top1 if top1 is not None else '—'} |")
+    return "\n".join(lines)

@@ -1,15 +1,16 @@
 """GhostNet (Han et al., "GhostNet: More Features from Cheap Operations", CVPR 2020).
 
-MobileNetV3-Large's layout with every bottleneck replaced by a Ghost bottleneck
+Close to MobileNetV3-Large's layout, built of Ghost bottlenecks
 (:class:`lightnets.layers.ghost.GhostBottleneck`): ReLU throughout, squeeze-excite with a
 hard-sigmoid gate on the rows marked SE (bottleneck 1/4 of the expanded width, rounded to 4).
 The head: 1x1 conv to 960 + BN + ReLU, global pooling, 1x1 conv to 1280 + ReLU (with bias,
 no BN), dropout 0.2 and the classifier; ``forward_head(x, pre_logits=True)`` returns the
 1280-d vector, ``num_features`` is 960.
 
-At width 1.0: 5,183,... params and 141M MACs at 224x224, the paper's 5.2M / 141M. The parameter
-shapes and their order equal the official release's (huawei-noah), whose choices the paper does
-not state and this file follows: the kernel column (5x5 for the rows in 40- and 160-channel
+At width 1.0: 5,182,508 params and 141.2M MACs at 224x224 (paper: 5.2M / 141M); at 0.5x and
+1.3x, 2.59M / 42.3M and 7.36M / 227M (paper, Table 7: 2.6M / 42M, 7.3M / 226M). The layers and
+their parameter shapes follow the official release (huawei-noah) one for one, including choices
+the paper does not state: the kernel column (5x5 for the rows in 40- and 160-channel
 stages; it sets only the stride-2 depthwise conv and the projection shortcut), the 1/4 SE
 ratio, widths rounded to multiples of 4 under ``width`` and the 1280-wide layer left unscaled.
 Initialisation is PyTorch's default, as in the official release. ``min_input_size`` is 32x32, the

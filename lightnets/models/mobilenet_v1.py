@@ -6,14 +6,16 @@ BN + ReLU; Table 1), global average pooling and one fully-connected layer. The w
 ``alpha`` (Sec. 3.3, Table 6) scales every layer, the 1024-channel last one and the classifier's
 input included. Measured at 224x224 against the paper (Table 6/7):
 
-=========  ===============  ===============
-alpha      params           MACs
-=========  ===============  ===============
-1.0        4,231,976 (4.2M)  568.7M (569M)
-0.75       2,585,176 (2.6M)  325.4M (325M)
-0.5        1,342,536 (1.3M)  149.5M (149M)
-0.25         470,936 (0.5M)   41.0M (41M)
-=========  ===============  ===============
+=====  ================  ==============
+alpha  params (paper)    MACs (paper)
+=====  ================  ==============
+1.0    4,231,976 (4.2M)  568.7M (569M)
+0.75   2,585,560 (2.6M)  325.4M (325M)
+0.5    1,331,592 (1.3M)  149.5M (149M)
+0.25     470,072 (0.5M)   41.0M (41M)
+=====  ================  ==============
+
+(The paper rounds params to 0.1M: 0.47M is its "0.5M".)
 
 Choices where the paper is silent or loose:
 
@@ -62,6 +64,7 @@ class MobileNetV1(Classifier):
     family = "MobileNetV1"
     paper = ("Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile "
              "Vision Applications, arXiv:1704.04861, 2017")
+    min_input_size = (32, 32)  # the total stride: the last map is then 1x1
 
     def __init__(self, layers: list[tuple[int, int]] = LAYERS, width_mult: float = 1.0,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.001,

@@ -1,20 +1,24 @@
 """MobileNetV3 (Howard et al., "Searching for MobileNetV3", ICCV 2019), Large and Small.
 
 The parameter shapes equal torchvision's ``mobilenet_v3_large`` / ``mobilenet_v3_small``
-(5,483,032 / 2,542,856 params; 217M / 57M MACs at 224x224 against the paper's 219M / 56M).
-Blocks are MobileNetV2 inverted residuals with 5x5 kernels, hard-swish ("HS") in the later
-layers and squeeze-excite (1/4 of the expanded width, rounded to 8, hard-sigmoid gate) on the
-rows marked SE. BatchNorm uses eps 0.001 and momentum 0.01, as the reference implementations.
+(5,483,032 / 2,542,856 params; 216.6M / 56.5M MACs at 224x224; the paper gives 219M / 56M).
+Blocks are MobileNetV2 inverted residuals with 3x3 or 5x5 depthwise kernels, hard-swish ("HS")
+in the later layers and squeeze-excite (1/4 of the expanded width, rounded to 8, hard-sigmoid
+gate) on the rows marked SE. BatchNorm uses eps 0.001 and momentum 0.01, as the reference
+implementations do.
 
 The head follows the paper: 1x1 conv to 960 (Small: 576) + hard-swish, global pooling, a
 fully-connected layer to 1280 (1024) with hard-swish and no BN, dropout 0.2 and the classifier.
 ``num_features`` is the pooled width (960 / 576); ``forward_head(x, pre_logits=True)`` returns
 the 1280 / 1024-d vector and ``reset_classifier`` replaces only the last layer.
 
-Deviations, all shared with torchvision and the TF release:
+Where this differs from the paper's text (as torchvision does):
 * Table 2 marks the Small model's last 1x1 conv with SE; the released model has none there, and
-  only without it do the paper's own 2.5M params / 56M MACs come out (SE there adds 167K params).
-* ``width_mult`` rounds every width to a multiple of 8 and scales the 1280/1024 layer too.
+  only without it do the paper's own 2.5M params / 56M MACs come out (that SE would add 166,608).
+* ``width_mult`` follows torchvision (same shapes at every width): each width is rounded to a
+  multiple of 8, the last conv is 6x the last block's width and the 1280/1024 layer is scaled
+  too. The paper's 0.75x Large (155M MACs / 4.0M params) comes from the TF release, which
+  rounds widths differently; 0.75x here gives torchvision's 140M / 3.38M.
 * ``min_input_size`` is 32x32, the total stride (1x1 final map); smaller inputs would also run.
 """
 
@@ -36,14 +40,14 @@ LARGE = [(3, 16, 16, False, "RE", 1), (3, 64, 24, False, "RE", 2), (3, 72, 24, F
          (3, 184, 80, False, "HS", 1), (3, 184, 80, False, "HS", 1),
          (3, 480, 112, True, "HS", 1), (3, 672, 112, True, "HS", 1),
          (5, 672, 160, True, "HS", 2), (5, 960, 160, True, "HS", 1), (5, 960, 160, True, "HS", 1)]
-LARGE_HEAD = (960, 1280)  # Table 1: last 1x1 conv, then the 1x1 "NBN" layer after pooling
+LARGE_HEAD = (6, 1280)  # Table 1: last 1x1 conv 160 -> 960 (6x), 1x1 "NBN" layer after pooling
 
 # Howard et al. 2019, Table 2 (Small): kernel, expansion size, out, SE, NL, stride
 SMALL = [(3, 16, 16, True, "RE", 2), (3, 72, 24, False, "RE", 2), (3, 88, 24, False, "RE", 1),
          (5, 96, 40, True, "HS", 2), (5, 240, 40, True, "HS", 1), (5, 240, 40, True, "HS", 1),
          (5, 120, 48, True, "HS", 1), (5, 144, 48, True, "HS", 1),
          (5, 288, 96, True, "HS", 2), (5, 576, 96, True, "HS", 1), (5, 576, 96, True, "HS", 1)]
-SMALL_HEAD = (576, 1024)  # Table 2 (without the SE it marks on the last conv: see above)
+SMALL_HEAD = (6, 1024)  # Table 2: 96 -> 576 (6x; without the SE it marks there: see above)
 
 ACTIVATIONS = {"RE": nn.ReLU, "HS": nn.Hardswish}
 
@@ -51,8 +55,8 @@ Row = tuple[int, int, int, bool, str, int]
 
 
 class MobileNetV3(Classifier):
-    """A 16-channel hard-swish stem, the bottleneck rows of ``blocks``, a 1x1 conv and the
-    paper's two-layer head."""
+    """A 16-channel hard-swish stem, the bottleneck rows of ``blocks``, a 1x1 conv widening the
+    last block ``head[0]`` times and the paper's two-layer head (hidden width ``head[1]``)."""
 
     family = "MobileNetV3"
     paper = "Howard et al., Searching for MobileNetV3, ICCV 2019"
@@ -83,7 +87,7 @@ class MobileNetV3(Classifier):
                 act_layer=ACTIVATIONS[nonlinearity], se_layer=se_layer if use_se else None,
                 norm_layer=norm_layer))
             channels = out
-        last_conv, hidden = (make_divisible(width * width_mult) for width in head)
+        last_conv, hidden = head[0] * channels, make_divisible(head[1] * width_mult)
         layers.append(ConvNormAct(channels, last_conv, 1, norm_layer=norm_layer,
                                   act_layer=nn.Hardswish))
         self.feature_info.append(stage_info(last_conv, reduction, f"features.{len(layers) - 1}"))

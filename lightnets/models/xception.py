@@ -6,7 +6,7 @@ blocks at 728 channels, and an exit flow (one more downsampling block, then two 
 convolutions to 1536 and 2048 channels with BN + ReLU), global average pooling and a logistic
 regression layer. Every convolution, separable ones included, is followed by BN and has no bias.
 
-At 299x299: 22,855,952 params, exactly the paper's count (Table 3), and 8.38G MACs (the commonly
+At 299x299: 22,855,952 params, exactly the paper's count (Table 3), and 8.357G MACs (the commonly
 quoted ~8.4G). Feature maps: 149 -> 147 -> 74 -> 37 -> 19 -> 10.
 
 Choices where the paper is silent or loose:
@@ -18,8 +18,9 @@ Choices where the paper is silent or loose:
   (Sec. 4.3), hence ``drop_rate=0.5``.
 * Initialisation: the paper does not say; He (Kaiming) normal initialisation (fan-out) for
   convolutions, N(0, 0.01) for the classifier, BN at identity.
-* ``min_input_size`` is 29x29, the smallest size at which the unpadded stem leaves every stage
-  at its nominal stride (rounded): the network runs from 7x7 but the stages then collapse to 1x1.
+* ``min_input_size`` is 23x23, the smallest size at which every stride-2 layer still halves its
+  input (maps 9 -> 5 -> 3 -> 2 -> 1 after the stem); the network runs from 7x7, but below 23
+  the last downsampling acts on a 1x1 map.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Xception(Classifier):
     paper = ("Chollet, Xception: Deep Learning with Depthwise Separable Convolutions, "
              "CVPR 2017")
     default_input_size = (3, 299, 299)
-    min_input_size = (29, 29)
+    min_input_size = (23, 23)
 
     def __init__(self, blocks: list[tuple[tuple[int, ...], int, int, bool]] = BLOCKS,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:

@@ -30,7 +30,9 @@ def update_golden(patterns: list[str]) -> dict[str, dict[str, int]]:
         counts = count_complexity(name)
         table[name] = {"params": counts.params, "macs": counts.macs}
         print(f"{name:28s} params {counts.params:>12,d}  MACs {counts.macs:>16,d}")
-    table = {name: table[name] for name in sorted(table) if name in list_models()}
+    if patterns == ["*"]:  # a full run also drops models that no longer exist
+        table = {name: counts for name, counts in table.items() if name in list_models()}
+    table = dict(sorted(table.items()))
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(table, f, indent=1)
