@@ -1,0 +1,108 @@
+"""AlexNet (Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep Convolutional
+Neural Networks", NeurIPS 2012), in the single-tower form torchvision ships (after Krizhevsky,
+"One weird trick for parallelizing convolutional neural networks", arXiv:1404.5997, 2014).
+
+The default ``alexnet`` has exactly the parameter shapes of ``torchvision.models.alexnet``:
+61,100,840 params and 714.2M MACs at 224x224. It differs from the 2012 network in having no
+grouped convolutions and no local response normalisation, and widths 64-192-384-256-256.
+
+``alexnet(two_tower=True)`` builds the 2012 paper's network instead: widths 96-256-384-384-256,
+conv2/4/5 split in two groups (the two GPUs; conv3 and the FC layers see both halves), local
+response normalisation after the ReLU of conv1 and conv2 (k=2, n=5, alpha=1e-4, beta=0.75;
+PyTorch divides alpha by n, so it is given 5e-4), and the paper's initialisation (N(0, 0.01)
+weights, biases 1 in conv2, conv4, conv5 and the hidden FC layers, 0 elsewhere). It has
+60,965,224 params (paper: "60 million") and 724.4M MACs. Both forms pad conv1 by 2 so that 224x224
+gives the paper's 55x55 maps (the paper's 224 is really 227 without padding).
+
+The default form keeps PyTorch's default initialisation, as torchvision does. ``feature_info``
+lists the outputs just before each max-pool (conv1, conv2, conv5), as in VGG: with unpadded
+3x3/2 pooling these reductions (4, 8, 16) stay true down to the minimum input of 63x63, where the
+pooled maps are 7, 3 and 1 pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.models.base import Classifier, stage_info
+from lightnets.registry import register_model
+
+# out channels, kernel, stride, padding, groups, local response norm, 3x3/2 max-pool after
+# torchvision's single-tower network (Krizhevsky 2014)
+SINGLE_TOWER = [(64, 11, 4, 2, 1, False, True), (192, 5, 1, 2, 1, False, True),
+                (384, 3, 1, 1, 1, False, False), (256, 3, 1, 1, 1, False, False),
+                (256, 3, 1, 1, 1, False, True)]
+# Krizhevsky et al. 2012, Fig. 2 and Sec. 3.3-3.5: the two-GPU network
+TWO_TOWER_2012 = [(96, 11, 4, 2, 1, True, True), (256, 5, 1, 2, 2, True, True),
+                  (384, 3, 1, 1, 1, False, False), (384, 3, 1, 1, 2, False, False),
+                  (256, 3, 1, 1, 2, False, True)]
+HIDDEN_FEATURES = 4096
+
+
+class AlexNet(Classifier):
+    """Five convolutions with three overlapping max-pools, then a 6x6 average pool and three
+    fully-connected layers with dropout before the first two.
+
+    ``forward_head(x, pre_logits=True)`` returns the 4096-d output of the second hidden layer;
+    ``reset_classifier`` replaces only the last FC layer.
+    """
+
+    family = "AlexNet"
+    paper = ("Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks, "
+             "NeurIPS 2012; single-tower form: Krizhevsky, One weird trick for parallelizing "
+             "convolutional neural networks, arXiv 2014")
+    min_input_size = (63, 63)
+
+    def __init__(self, layers: list[tuple] = SINGLE_TOWER, num_classes: int = 1000,
+                 in_chans: int = 3, drop_rate: float = 0.5, paper_init: bool = False) -> None:
+        super().__init__(num_classes, in_chans, drop_rate)
+        modules: list[nn.Module] = []
+        channels, reduction = in_chans, 1
+        for out, kernel, stride, padding, groups, local_norm, pool in layers:
+            modules.append(ConvNormAct(channels, out, kernel, stride, groups=groups, bias=True,
+                                       norm_layer=None, padding=padding))
+            if local_norm:
+                modules.append(nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0))
+            channels, reduction = out, reduction * stride
+            if pool:
+                self.feature_info.append(stage_info(out, reduction, f"features.{len(modules) - 1}"))
+                modules.append(nn.MaxPool2d(3, 2))
+                reduction *= 2
+        self.features = nn.Sequential(*modules)
+        self.build_head(channels)
+        if paper_init:
+            self.init_paper_weights()
+
+    def build_head(self, num_features: int) -> None:
+        """6x6 average pool, then dropout-FC-ReLU twice and the final FC layer."""
+        self.num_features = num_features
+        self.head_features = HIDDEN_FEATURES
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(6), nn.Flatten(1))
+        self.mlp = nn.Sequential(
+            nn.Dropout(self.drop_rate), nn.Linear(num_features * 36, HIDDEN_FEATURES), nn.ReLU(),
+            nn.Dropout(self.drop_rate), nn.Linear(HIDDEN_FEATURES, HIDDEN_FEATURES), nn.ReLU())
+        self.classifier = self.make_classifier(self.num_classes)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.mlp(self.global_pool(x))
+        return x if pre_logits else self.classifier(x)
+
+    def init_paper_weights(self) -> None:
+        """Krizhevsky et al. 2012, Sec. 5: N(0, 0.01) weights; biases 1 in conv2, conv4, conv5
+        and the hidden FC layers (to give the ReLUs positive inputs early on), 0 elsewhere."""
+        convs = [m for m in self.features if isinstance(m, ConvNormAct)]
+        biased_one = {id(convs[i].conv) for i in (1, 3, 4)}
+        biased_one |= {id(m) for m in self.mlp if isinstance(m, nn.Linear)}
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.constant_(module.bias, 1.0 if id(module) in biased_one else 0.0)
+
+
+@register_model
+def alexnet(two_tower: bool = False, **kwargs) -> AlexNet:
+    """torchvision's AlexNet; ``two_tower=True`` gives the 2012 paper's network."""
+    kwargs.setdefault("paper_init", two_tower)
+    return AlexNet(TWO_TOWER_2012 if two_tower else SINGLE_TOWER, **kwargs)

@@ -1,0 +1,138 @@
+"""VGG (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+Recognition", ICLR 2015), with the batch-normalised variants (Ioffe & Szegedy 2015) torchvision
+adds.
+
+Every model has exactly the parameter shapes of its torchvision namesake (vgg16: 138,357,544
+params, 15.47G MACs at 224x224). He et al. (2016) quote 15.3G / 19.6G for VGG-16 / 19: the same
+architecture, counted or rounded differently (the convolutions alone are 15.35G / 19.51G). The
+paper's LRN variant A-LRN and 1x1 variant C are not provided. The ``_bn``
+variants keep the convolution bias before the BatchNorm, as torchvision does, so that its
+checkpoints load. As in torchvision, a 7x7 adaptive average pool before the first FC layer lets
+any input of at least 32x32 through (the paper evaluates larger images by turning the FC layers
+into convolutions instead).
+
+``feature_info`` lists the outputs just before each max-pool (the last convolution of each of the
+five blocks, reductions 1 to 16), the convention shared with AlexNet. Initialisation follows the
+reference implementation: He-normal (fan-out) convolutions, N(0, 0.01) FC layers, zero biases.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.helpers import LayerFactory
+from lightnets.models.base import Classifier, stage_info
+from lightnets.registry import register_model
+
+# Simonyan & Zisserman 2015, Table 1: 3x3 convolution widths, 'M' = 2x2/2 max-pool
+CONFIGS: dict[str, list[int | str]] = {
+    "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+          512, 512, 512, "M"],
+    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+          512, 512, 512, 512, "M"],
+}
+HIDDEN_FEATURES = 4096
+
+
+class VGG(Classifier):
+    """Stacks of 3x3 convolutions separated by 2x2 max-pools, a 7x7 average pool and three
+    fully-connected layers with dropout after the first two.
+
+    ``norm_layer=nn.BatchNorm2d`` gives the ``_bn`` variants. ``forward_head(x, pre_logits=True)``
+    returns the 4096-d output of the second hidden layer; ``reset_classifier`` replaces only the
+    last FC layer.
+    """
+
+    family = "VGG"
+    paper = ("Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
+             "Recognition, ICLR 2015")
+    min_input_size = (32, 32)
+
+    def __init__(self, config: list[int | str], norm_layer: LayerFactory | None = None,
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:
+        super().__init__(num_classes, in_chans, drop_rate)
+        layers: list[nn.Module] = []
+        channels, reduction = in_chans, 1
+        for entry in config:
+            if entry == "M":
+                self.feature_info.append(stage_info(channels, reduction,
+                                                    f"features.{len(layers) - 1}"))
+                layers.append(nn.MaxPool2d(2, 2))
+                reduction *= 2
+            else:
+                layers.append(ConvNormAct(channels, entry, 3, bias=True, norm_layer=norm_layer))
+                channels = entry
+        self.features = nn.Sequential(*layers)
+        self.build_head(channels)
+        self.init_weights()
+
+    def build_head(self, num_features: int) -> None:
+        """7x7 average pool, then FC-ReLU-dropout twice and the final FC layer."""
+        self.num_features = num_features
+        self.head_features = HIDDEN_FEATURES
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(7), nn.Flatten(1))
+        self.mlp = nn.Sequential(
+            nn.Linear(num_features * 49, HIDDEN_FEATURES), nn.ReLU(), nn.Dropout(self.drop_rate),
+            nn.Linear(HIDDEN_FEATURES, HIDDEN_FEATURES), nn.ReLU(), nn.Dropout(self.drop_rate))
+        self.classifier = self.make_classifier(self.num_classes)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.mlp(self.global_pool(x))
+        return x if pre_logits else self.classifier(x)
+
+    def init_weights(self) -> None:
+        """He-normal (fan-out) convolutions, N(0, 0.01) FC layers, as the reference does."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.zeros_(module.bias)
+
+
+@register_model
+def vgg11(**kwargs) -> VGG:
+    return VGG(CONFIGS["A"], **kwargs)
+
+
+@register_model
+def vgg13(**kwargs) -> VGG:
+    return VGG(CONFIGS["B"], **kwargs)
+
+
+@register_model
+def vgg16(**kwargs) -> VGG:
+    return VGG(CONFIGS["D"], **kwargs)
+
+
+@register_model
+def vgg19(**kwargs) -> VGG:
+    return VGG(CONFIGS["E"], **kwargs)
+
+
+@register_model
+def vgg11_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
+    return VGG(CONFIGS["A"], norm_layer=norm_layer, **kwargs)
+
+
+@register_model
+def vgg13_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
+    return VGG(CONFIGS["B"], norm_layer=norm_layer, **kwargs)
+
+
+@register_model
+def vgg16_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
+    return VGG(CONFIGS["D"], norm_layer=norm_layer, **kwargs)
+
+
+@register_model
+def vgg19_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
+    return VGG(CONFIGS["E"], norm_layer=norm_layer, **kwargs)
