@@ -14,5 +14,7 @@ from lightnets.registry import (  # noqa: E402
     register_model,
 )
 from lightnets import models as _models  # noqa: E402,F401  (importing registers the zoo)
+from lightnets.profile import summary  # noqa: E402
 
-__all__ = ["__version__", "create_model", "list_models", "model_info", "register_model"]
+__all__ = ["__version__", "create_model", "list_models", "model_info", "register_model",
+           "summary"]

@@ -69,9 +69,11 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     try:
         return builder(**kwargs)
     except TypeError as error:
-        if "unexpected keyword argument" in str(error):
-            bad = str(error).split("unexpected keyword argument")[-1].strip()
-            raise ValueError(f"{name} does not accept the argument {bad}") from None
+        for phrase, meaning in (("unexpected keyword argument", "does not accept the argument"),
+                                ("multiple values for keyword argument", "fixes the argument")):
+            if phrase in str(error):
+                bad = str(error).split(phrase)[-1].strip()
+                raise ValueError(f"{name} {meaning} {bad}") from None
         raise
 
 

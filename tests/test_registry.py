@@ -100,3 +100,9 @@ def test_mobilenet_v2_width_argument():
     half = lightnets.create_model("mobilenet_v2_x0_5")
     assert half.features[0].conv.out_channels == 16 and half.num_features == 1280
     assert lightnets.create_model("mobilenet_v2_x1_4").num_features == 1792
+
+
+def test_fixed_argument_of_a_variant_is_a_clear_error():
+    name = lightnets.list_models("shufflenet_v1_g3_x1_0")[0]
+    with pytest.raises(ValueError, match="fixes the argument 'groups'"):
+        lightnets.create_model(name, groups=2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lightnets.layers.helpers import LayerFactory, make_layer, same_padding, to_pair
+from lightnets.layers.helpers import LayerFactory, make_act, make_layer, same_padding, to_pair
 
 
 def transposed_padding(kernel_size: int | tuple[int, int], stride: int | tuple[int, int],
@@ -57,7 +57,7 @@ class ConvNormAct(nn.Module):
             self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
                                   dilation, groups, bias)
         self.norm = make_layer(norm_layer, out_channels)
-        self.act = make_layer(act_layer)
+        self.act = make_act(act_layer)
         self.in_channels, self.out_channels = in_channels, out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

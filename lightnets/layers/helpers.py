@@ -38,3 +38,15 @@ def same_padding(kernel_size: int | tuple[int, int],
 def make_layer(factory: LayerFactory | None, *args, **kwargs) -> nn.Module:
     """Build an optional part: ``None`` gives ``nn.Identity()`` so ``forward`` needs no branch."""
     return nn.Identity() if factory is None else factory(*args, **kwargs)
+
+
+def make_act(factory: LayerFactory | None) -> nn.Module:
+    """Build an activation in place where it supports it (``nn.ReLU``, ``nn.ReLU6``,
+    ``nn.Hardswish``, ...): after a conv or norm nothing else reads the pre-activation, and
+    in-place saves one full-size tensor per layer. ``None`` gives ``nn.Identity()``."""
+    if factory is None:
+        return nn.Identity()
+    try:
+        return factory(inplace=True)
+    except TypeError:
+        return factory()

@@ -1,0 +1,156 @@
+"""``lightnets bench NAME [NAME ...]``: latency, throughput and achieved GFLOP/s, optionally
+against torchvision's or timm's implementation of the same architecture in the same process."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from contextlib import nullcontext
+from typing import Any
+
+from lightnets.cli.summary import parse_input_size
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="measure latency and throughput",
+        description="Time models (median and p90 latency, images/s, GFLOP/s against the "
+        "machine's measured fp32 matmul peak). With --vs, the peer's implementation of the same "
+        "architecture runs interleaved with ours and the latency ratio is printed.")
+    parser.add_argument("names", nargs="+", metavar="NAME", help="registered model names")
+    parser.add_argument("--mode", choices=("infer", "train"), default="infer",
+                        help="infer: forward under inference_mode; train: forward + backward + "
+                        "SGD step (default infer)")
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[1], metavar="N",
+                        help="one or more batch sizes (default 1)")
+    parser.add_argument("--input-size", type=parse_input_size, default=None, metavar="SIZE",
+                        help="S, HxW or CxHxW (default: each model's default input size)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="channels-last memory format for model and input")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed steps (default 20)")
+    parser.add_argument("--vs", choices=("torchvision", "timm"), default=None,
+                        help="also time the peer's implementation, alternating every repeat")
+    parser.add_argument("--peak-size", type=int, default=2048, metavar="N",
+                        help="matrix size of the fp32 matmul measuring the peak (0: skip)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON only on stdout")
+    output.add_argument("--csv", nargs="?", const="-", default=None, metavar="PATH",
+                        help="write CSV to PATH (or stdout when no PATH is given)")
+    parser.set_defaults(func=run)
+
+
+def pair_ratios(results: list[Any]) -> dict[int, float]:
+    """For every lightnets result followed by its peer's: index of ours -> ours / peer latency."""
+    return {i: results[i].median_ms / results[i + 1].median_ms
+            for i in range(len(results) - 1)
+            if results[i].impl == "lightnets" and results[i + 1].impl != "lightnets"}
+
+
+def progress_bar(total: int, enabled: bool = True) -> Any:
+    """A rich progress bar on stderr (a no-op context when disabled)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    from lightnets.cli import err_console
+
+    if not enabled:
+        return nullcontext(None)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err_console, transient=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from lightnets.cli import CommandError, console, err_console
+    from lightnets.profile.bench import benchmark, build_peer, measure_peak_gflops
+    from lightnets.registry import resolve_name
+
+    if min(args.batch_size) < 1 or args.repeats < 1 or args.warmup < 0:
+        raise CommandError("--batch-size and --repeats must be >= 1, --warmup >= 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CommandError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    names = [resolve_name(name) for name in args.names]
+    if args.vs:  # fail before any timing when a peer is missing
+        for name in names:
+            build_peer(args.vs, name, "meta")
+    impls = 2 if args.vs else 1
+    total = len(names) * len(args.batch_size) * impls * (args.warmup + args.repeats)
+    results = []
+    with progress_bar(total, sys.stderr.isatty()) as progress:
+        peak = None
+        if args.peak_size:
+            if progress is None:
+                err_console.print(f"measuring the fp32 matmul peak ({args.peak_size}^2)...")
+            peak = measure_peak_gflops(args.peak_size, device=args.device)
+        task = progress.add_task("bench", total=total) if progress else None
+        for name in names:
+            for batch_size in args.batch_size:
+                if progress:
+                    progress.update(task, description=f"{name} b{batch_size}")
+                else:
+                    err_console.print(f"timing {name} at batch {batch_size}...", highlight=False)
+                results += benchmark(
+                    name, batch_size, args.input_size, args.mode, args.warmup, args.repeats,
+                    args.device, args.channels_last, args.vs, peak,
+                    on_step=(lambda: progress.advance(task)) if progress else None)
+    ratios = pair_ratios(results)
+    records = [result.as_dict() for result in results]
+    for index, ratio in ratios.items():
+        records[index]["ratio_vs_peer"] = records[index + 1]["ratio_vs_peer"] = round(ratio, 4)
+    if args.json:
+        print(json.dumps({"peak_gflops": peak, "threads": torch.get_num_threads(),
+                          "results": records}))
+    elif args.csv:
+        write_csv(records, args.csv)
+    else:
+        print_table(results, ratios, peak, console)
+    return 0
+
+
+def write_csv(records: list[dict[str, Any]], path: str) -> None:
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    rows = [{**r, "input_size": "x".join(map(str, r["input_size"]))} for r in records]
+    stream = sys.stdout if path == "-" else open(path, "w", newline="")
+    try:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+
+
+def print_table(results: list[Any], ratios: dict[int, float], peak: float | None,
+                console: Any) -> None:
+    from rich.table import Table
+
+    first = results[0]
+    title = (f"{first.mode} on {first.device}, {first.threads} threads"
+             f"{', channels-last' if first.channels_last else ''}"
+             f"{f'; fp32 matmul peak {peak:.1f} GFLOP/s' if peak else ''}")
+    table = Table(title=title)
+    for column in ("model", "impl", "batch", "input", "median ms", "p90 ms", "images/s",
+                   "GFLOP/s", "% of peak"):
+        table.add_column(column, justify="left" if column in ("model", "impl") else "right")
+    for result in results:
+        efficiency = result.efficiency
+        table.add_row(result.model, result.impl, str(result.batch_size),
+                      "x".join(map(str, result.input_size[1:])), f"{result.median_ms:.2f}",
+                      f"{result.p90_ms:.2f}", f"{result.images_per_s:.1f}",
+                      f"{result.gflops:.1f}", f"{100 * efficiency:.1f}" if efficiency else "")
+    console.print(table)
+    for index, ratio in ratios.items():
+        ours, peer = results[index], results[index + 1]
+        verdict = "lightnets faster" if ratio < 1 else "peer faster" if ratio > 1 else "equal"
+        console.print(f"{ours.model} batch {ours.batch_size}: lightnets {ours.median_ms:.2f} ms, "
+                      f"{peer.impl} {peer.median_ms:.2f} ms, ratio lightnets/{peer.impl} "
+                      f"{ratio:.3f} ({verdict})", highlight=False)

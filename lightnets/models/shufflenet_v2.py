@@ -1,0 +1,105 @@
+"""ShuffleNet V2 (Ma et al., "ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture
+Design", ECCV 2018).
+
+A 24-channel 3x3/2 stem and a 3x3/2 max pool, three stages of 4 / 8 / 4 :class:`ShuffleV2Unit`
+(the first of each with stride 2), a 1x1 conv to 1024 (2048 at 2x), global average pooling and a
+linear classifier (Table 5).
+
+By default the parameter shapes equal torchvision's ``shufflenet_v2_x*``, in the same order (a
+torchvision checkpoint loads by position): 1,366,792 / 2,278,604 / 3,503,624 / 7,393,996 params,
+40.5M / 144.9M / 295.8M / 583.3M MACs at 224x224 for 0.5x / 1x / 1.5x / 2x.
+
+Deviations and options:
+
+* torchvision's downsampling unit gives each branch half of the output channels. The official
+  release keeps the shortcut branch at the input width and gives the main branch
+  ``out - in`` channels; ``official_downsample=True`` builds that form, which reproduces the
+  paper's MACs: 40.5M / 145.8M / 299.0M / 590.8M (paper: 41 / 146 / 299 / 591M). At 0.5x every
+  downsampling unit has ``in = out / 2``, so both forms are the same network; its 40.5M is 1.3%
+  under the paper's rounded "41M", the others are within 0.2%.
+* The official release shuffles at the start of each stride-1 unit (splitting even and odd
+  channels) rather than at the end of every unit; both orders give the same function up to a
+  fixed permutation of the learned weights. The shuffle at the end (torchvision's order) is used
+  for both forms.
+* The classifier has a bias, like torchvision's (the official release has none). ``drop_rate``
+  defaults to 0 like torchvision (the official 2x used dropout 0.2 before the classifier).
+* Initialisation follows the official release (see ``init_shufflenet_weights``); torchvision
+  keeps PyTorch's default initialisation. Only the starting point differs.
+* ``feature_info`` lists the stem (stride 2), the max pool (4), stages 2 and 3 (8, 16) and the
+  final 1x1 conv (32); ``min_input_size`` is 32x32.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.shufflenet_units import ShuffleV2Unit
+from lightnets.models.base import Classifier, stage_info
+from lightnets.models.shufflenet_v1 import init_shufflenet_weights
+from lightnets.registry import register_model
+
+# Ma et al. 2018, Table 5: output channels of conv1, stages 2-4 and conv5, per width
+WIDTHS = {0.5: (24, 48, 96, 192, 1024), 1.0: (24, 116, 232, 464, 1024),
+          1.5: (24, 176, 352, 704, 1024), 2.0: (24, 244, 488, 976, 2048)}
+STAGE_REPEATS = (4, 8, 4)  # Table 5: one strided unit + 3 / 7 / 3 units
+
+
+class ShuffleNetV2(Classifier):
+    """Stem, max pool, three stages of ShuffleNet V2 units, 1x1 conv, classifier."""
+
+    family = "ShuffleNetV2"
+    paper = ("Ma et al., ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture "
+             "Design, ECCV 2018")
+    min_input_size = (32, 32)
+
+    def __init__(self, widths: tuple[int, ...] = WIDTHS[1.0],
+                 stage_repeats: tuple[int, ...] = STAGE_REPEATS, official_downsample: bool = False,
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> None:
+        super().__init__(num_classes, in_chans, drop_rate)
+        if len(widths) != len(stage_repeats) + 2:
+            raise ValueError(f"widths {widths} must hold the stem, one width per stage "
+                             f"({len(stage_repeats)}) and the final conv")
+        self.official_downsample = official_downsample
+        channels, *stage_widths, last_channels = widths
+        stem = ConvNormAct(in_chans, channels, 3, stride=2)
+        layers: list[nn.Module] = [stem, nn.MaxPool2d(3, 2, 1)]
+        self.feature_info = [stage_info(channels, 2, "features.0"),
+                             stage_info(channels, 4, "features.1")]
+        reduction = 4
+        for index, (width, repeats) in enumerate(zip(stage_widths, stage_repeats)):
+            units = [ShuffleV2Unit(channels, width, stride=2,
+                                   keep_input_width=official_downsample)]
+            units += [ShuffleV2Unit(width, width) for _ in range(repeats - 1)]
+            layers.append(nn.Sequential(*units))
+            channels = width
+            reduction *= 2
+            if index < len(stage_widths) - 1:  # the last stage shares its stride with conv5
+                self.feature_info.append(stage_info(width, reduction,
+                                                    f"features.{len(layers) - 1}"))
+        layers.append(ConvNormAct(channels, last_channels, 1))
+        self.feature_info.append(stage_info(last_channels, reduction,
+                                            f"features.{len(layers) - 1}"))
+        self.features = nn.Sequential(*layers)
+        self.build_head(last_channels)
+        init_shufflenet_weights(self, stem)
+
+
+@register_model
+def shufflenet_v2_x0_5(**kwargs) -> ShuffleNetV2:
+    return ShuffleNetV2(WIDTHS[0.5], **kwargs)
+
+
+@register_model(aliases=["shufflenet_v2"])
+def shufflenet_v2_x1_0(**kwargs) -> ShuffleNetV2:
+    return ShuffleNetV2(WIDTHS[1.0], **kwargs)
+
+
+@register_model
+def shufflenet_v2_x1_5(**kwargs) -> ShuffleNetV2:
+    return ShuffleNetV2(WIDTHS[1.5], **kwargs)
+
+
+@register_model
+def shufflenet_v2_x2_0(**kwargs) -> ShuffleNetV2:
+    return ShuffleNetV2(WIDTHS[2.0], **kwargs)

@@ -1,0 +1,226 @@
+"""Latency and throughput, measured beside the machine's own limit.
+
+A benchmark times single steps (a forward pass under ``torch.inference_mode``, or in train mode
+forward + backward + an SGD step) after a warm-up, and reports the median and 90th percentile.
+Achieved GFLOP/s (2 x MACs per image, x3 in train mode for the backward pass) is set against the
+peak of a large fp32 matrix product on the same device, so a user sees how far a model is from
+what the hardware can do. A peer implementation of the same architecture (torchvision or timm)
+can run in the same process, alternating with ours every repeat so drift hits both equally.
+"""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lightnets.profile.counter import count_complexity
+from lightnets.profile.model_summary import normalize_input_size
+
+# Peers of the same architecture: our registered name -> (peer builder, its keyword arguments).
+# Only models whose default form equals the peer's (same parameters) are listed; auxiliary
+# classifiers are left out on both sides because plain forward does not run them.
+_TV_SAME_NAME = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
+                 "vgg19_bn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+                 "resnext50_32x4d", "resnext101_32x8d", "squeezenet1_0", "squeezenet1_1",
+                 "mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2_x0_5",
+                 "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"]
+PEERS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
+    "torchvision": {
+        **{name: (name, {}) for name in _TV_SAME_NAME},
+        "googlenet": ("googlenet", {"aux_logits": False, "init_weights": True}),
+        "inception_v3": ("inception_v3", {"aux_logits": False, "init_weights": True}),
+        **{f"mobilenet_v2_x{w.replace('.', '_')}": ("mobilenet_v2", {"width_mult": float(w)})
+           for w in ("1.0", "1.4", "0.75", "0.5", "0.35", "0.25")},
+    },
+    "timm": {
+        **{name: (name, {}) for name in ("resnet18", "resnet34", "resnet50", "resnet101",
+                                         "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+                                         "inception_v3")},
+        "mobilenet_v1_x1_0": ("mobilenetv1_100", {}),
+        "mobilenet_v2_x1_0": ("mobilenetv2_100", {}),
+        "mobilenet_v2_x1_4": ("mobilenetv2_140", {}),
+        "mobilenet_v2_x0_75": ("mobilenetv2_075", {}),
+        "mobilenet_v2_x0_5": ("mobilenetv2_050", {}),
+        "mobilenet_v2_x0_35": ("mobilenetv2_035", {}),
+        "mobilenet_v3_large": ("mobilenetv3_large_100", {}),
+        "mobilenet_v3_small": ("mobilenetv3_small_100", {}),
+        "ghostnet_x1_0": ("ghostnet_100", {}),
+        "xception": ("legacy_xception", {}),
+        "se_resnet50": ("legacy_seresnet50", {}),
+    },
+}
+
+
+def build_peer(peer: str, name: str, device: str | torch.device = "cpu") -> nn.Module:
+    """The ``peer`` library's implementation of registered model ``name`` (random weights)."""
+    from lightnets.registry import resolve_name
+
+    if peer not in PEERS:
+        raise ValueError(f"unknown peer {peer!r}; expected one of {', '.join(PEERS)}")
+    try:
+        library = importlib.import_module(peer)
+    except ImportError:
+        raise ValueError(f"--vs {peer} needs the {peer} package, which is not installed "
+                         f"(pip install {peer})") from None
+    name = resolve_name(name)
+    if name not in PEERS[peer]:
+        raise ValueError(f"no {peer} counterpart for {name} (the mapping is "
+                         "lightnets.profile.bench.PEERS)")
+    builder, kwargs = PEERS[peer][name]
+    with torch.device(device):
+        if peer == "timm":
+            return library.create_model(builder, pretrained=False, **kwargs)
+        return library.models.get_model(builder, weights=None, **kwargs)
+
+
+@dataclass
+class BenchResult:
+    """Timings of one implementation at one batch size (milliseconds per batch)."""
+
+    model: str
+    impl: str
+    mode: str
+    batch_size: int
+    input_size: tuple[int, int, int]
+    device: str
+    threads: int
+    channels_last: bool
+    params: int
+    macs_per_image: int
+    times_ms: list[float]
+    peak_gflops: float | None = None
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.times_ms)
+
+    @property
+    def p90_ms(self) -> float:
+        return float(np.percentile(self.times_ms, 90))
+
+    @property
+    def images_per_s(self) -> float:
+        return 1e3 * self.batch_size / self.median_ms
+
+    @property
+    def gflops(self) -> float:
+        """Achieved GFLOP/s at the median (train: forward + 2x for the backward pass)."""
+        passes = 3 if self.mode == "train" else 1
+        return passes * 2 * self.macs_per_image * self.images_per_s / 1e9
+
+    @property
+    def efficiency(self) -> float | None:
+        """Achieved / peak GFLOP/s."""
+        return self.gflops / self.peak_gflops if self.peak_gflops else None
+
+    def as_dict(self) -> dict[str, Any]:
+        record = {k: v for k, v in asdict(self).items() if k != "times_ms"}
+        record["input_size"] = list(self.input_size)
+        record.update(median_ms=round(self.median_ms, 4), p90_ms=round(self.p90_ms, 4),
+                      images_per_s=round(self.images_per_s, 2), gflops=round(self.gflops, 3),
+                      efficiency=None if self.efficiency is None else round(self.efficiency, 4),
+                      repeats=len(self.times_ms))
+        return record
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def measure_peak_gflops(size: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """The best fp32 GFLOP/s of a ``size x size`` matrix product: the practical peak."""
+    device = torch.device(device)
+    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+    sync = _synchronizer(device)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        torch.mm(a, b)
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def make_step(model: nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None]:
+    """One timed unit: inference forward, or forward + backward + SGD step."""
+    if mode == "infer":
+        model.eval()
+
+        def infer() -> None:
+            with torch.inference_mode():
+                model(x)
+        return infer
+    if mode != "train":
+        raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    target = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+
+    def train() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x)
+        out = out[0] if isinstance(out, (tuple, list)) else getattr(out, "logits", out)
+        F.cross_entropy(out, target).backward()
+        optimizer.step()
+    return train
+
+
+def benchmark(name: str, batch_size: int = 1, input_size: int | tuple[int, ...] | None = None,
+              mode: str = "infer", warmup: int = 5, repeats: int = 20, device: str = "cpu",
+              channels_last: bool = False, vs: str | None = None,
+              peak_gflops: float | None = None,
+              on_step: Callable[[], None] | None = None) -> list[BenchResult]:
+    """Time registered model ``name`` (and, with ``vs``, the peer's same architecture,
+    alternating every repeat). Returns ``[ours]`` or ``[ours, peer]``. ``on_step`` is called
+    after every step, warm-up included (for a progress display)."""
+    from lightnets.registry import create_model, resolve_name
+
+    if batch_size < 1 or warmup < 0 or repeats < 1:
+        raise ValueError(f"need batch_size >= 1, warmup >= 0, repeats >= 1; got {batch_size}, "
+                         f"{warmup}, {repeats}")
+    name = resolve_name(name)
+    device = torch.device(device)
+    models = {"lightnets": create_model(name).to(device)}
+    size = normalize_input_size(input_size, models["lightnets"].default_input_size)
+    if vs:
+        models[vs] = build_peer(vs, name, device)
+    counts = {"lightnets": count_complexity(name, size)}  # on meta copies: no memory, no time
+    if vs:
+        counts[vs] = count_complexity(build_peer(vs, name, "meta"), size)
+    if vs and counts[vs].params != counts["lightnets"].params:
+        raise ValueError(f"{vs}'s {name} has {counts[vs].params:,} params, lightnets' "
+                         f"{counts['lightnets'].params:,}: not the same architecture")
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    torch.manual_seed(0)
+    x = torch.randn(batch_size, *size, device=device).contiguous(memory_format=memory_format)
+    steps = {impl: make_step(model.to(memory_format=memory_format), x, mode)
+             for impl, model in models.items()}
+    sync = _synchronizer(device)
+    times: dict[str, list[float]] = {impl: [] for impl in models}
+    order = list(steps)
+    for index in range(warmup + repeats):
+        for impl in order if index % 2 == 0 else order[::-1]:
+            sync()
+            start = time.perf_counter()
+            steps[impl]()
+            sync()
+            if index >= warmup:
+                times[impl].append(1e3 * (time.perf_counter() - start))
+            if on_step:
+                on_step()
+    return [BenchResult(model=name, impl=impl, mode=mode, batch_size=batch_size,
+                        input_size=size, device=str(device), threads=torch.get_num_threads(),
+                        channels_last=channels_last, params=counts[impl].params,
+                        macs_per_image=counts[impl].macs, times_ms=times[impl],
+                        peak_gflops=peak_gflops) for impl in models]
