@@ -94,3 +94,20 @@ def stage_info(num_chs: int, reduction: int, module: str) -> dict[str, Any]:
     """One ``feature_info`` entry: the output of ``module`` has ``num_chs`` channels at
     ``1/reduction`` of the input resolution."""
     return {"num_chs": num_chs, "reduction": reduction, "module": module}
+
+
+def he_init(model: nn.Module, linear_std: float | None = 0.01) -> None:
+    """The common initialisation of the zoo: He normal, fan-out (He et al., "Delving Deep into
+    Rectifiers", ICCV 2015) for convolutions, identity norms, zero biases, and N(0, linear_std)
+    for fully-connected layers (``None`` keeps PyTorch's default there)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear) and linear_std is not None:
+            nn.init.normal_(module.weight, 0, linear_std)
+            nn.init.zeros_(module.bias)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from lightnets.layers import ConvNormAct, InvertedResidual, make_divisible
-from lightnets.models.base import Classifier, stage_info
+from lightnets.models.base import Classifier, he_init, stage_info
 from lightnets.registry import register_model
 
 # Sandler et al. 2018, Table 2: expansion t, channels c, repeats n, stride s
@@ -57,17 +57,7 @@ class MobileNetV2(Classifier):
     def init_weights(self) -> None:
         """He initialisation (fan-out) for convolutions, N(0, 0.01) for the classifier, as in
         the reference implementation."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
+        he_init(self)
 
 
 @register_model(aliases=["mobilenet_v2"])

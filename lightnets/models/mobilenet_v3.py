@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from lightnets.layers import ConvNormAct, InvertedResidual, SqueezeExcite, make_divisible
-from lightnets.models.base import Classifier, stage_info
+from lightnets.models.base import Classifier, he_init, stage_info
 from lightnets.registry import register_model
 
 # Howard et al. 2019, Table 1 (Large): kernel, expansion size, out, SE, NL, stride
@@ -110,17 +110,7 @@ class MobileNetV3(Classifier):
     def init_weights(self) -> None:
         """He initialisation (fan-out) for convolutions, N(0, 0.01) for the fully-connected
         layers, zero biases, as in torchvision's reference implementation."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
+        he_init(self)
 
 
 @register_model

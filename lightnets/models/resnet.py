@@ -33,7 +33,7 @@ from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.resnet_blocks import BasicBlock, Bottleneck
 from lightnets.layers.squeeze_excite import SqueezeExcite
-from lightnets.models.base import Classifier, stage_info
+from lightnets.models.base import Classifier, he_init, stage_info
 from lightnets.registry import register_model
 
 # He et al. 2016, Table 1: block type and blocks per stage (conv2_x .. conv5_x)
@@ -112,14 +112,7 @@ class ResNet(Classifier):
     def init_weights(self, zero_init_residual: bool = False) -> None:
         """He initialisation (fan-out) for convolutions, norms at ``(1, 0)``; optionally zero the
         last norm of every block (Goyal et al. 2017), as torchvision's ``zero_init_residual``."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        he_init(self, linear_std=None)
         if zero_init_residual:
             for module in self.modules():
                 if hasattr(module, "zero_init_last"):

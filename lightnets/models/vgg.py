@@ -23,7 +23,7 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
-from lightnets.models.base import Classifier, stage_info
+from lightnets.models.base import Classifier, he_init, stage_info
 from lightnets.registry import register_model
 
 # Simonyan & Zisserman 2015, Table 1: 3x3 convolution widths, 'M' = 2x2/2 max-pool
@@ -86,16 +86,7 @@ class VGG(Classifier):
 
     def init_weights(self) -> None:
         """He-normal (fan-out) convolutions, N(0, 0.01) FC layers, as the reference does."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
+        he_init(self)
 
 
 @register_model

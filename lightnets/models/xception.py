@@ -29,7 +29,7 @@ from torch import nn
 
 from lightnets.layers import ConvNormAct, DepthwiseSeparableConv
 from lightnets.layers.xception_block import XceptionBlock
-from lightnets.models.base import Classifier, stage_info
+from lightnets.models.base import Classifier, he_init, stage_info
 from lightnets.registry import register_model
 
 # Chollet 2017, Fig. 5: separable-convolution widths of a block, stride (max-pool and strided
@@ -80,17 +80,7 @@ class Xception(Classifier):
     def init_weights(self) -> None:
         """He normal (fan-out) for convolutions, N(0, 0.01) for the classifier; the paper does
         not state its initialisation."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
+        he_init(self)
 
 
 @register_model
