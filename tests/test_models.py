@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lightnets
-from lightnets.profile import count_complexity
+from lightnets.profile import count_complexity, meta_model
 from lightnets.registry import golden, reference
 from tests.conftest import cached_model, small_input, zoo_params
 
@@ -44,8 +44,16 @@ def test_eval_forward_and_aux_mechanism(name):
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_feature_info_matches_real_features(name):
-    model = cached_model(name).eval()
+@pytest.mark.parametrize("size", ["min", "default"])
+def test_feature_info_matches_real_features(name, size):
+    """Stage channels and strides against real shapes, at the minimum size (real tensors) and at
+    the default size (meta device: shapes only, so VGG at 224 costs nothing)."""
+    if size == "min":
+        model = cached_model(name).eval()
+        x = small_input(model, batch=1)
+    else:
+        model = meta_model(name)
+        x = torch.empty(1, *model.default_input_size, device="meta")
     info = model.feature_info
     assert info, "feature_info must list the stages"
     reductions = [entry["reduction"] for entry in info]
@@ -60,7 +68,6 @@ def test_feature_info_matches_real_features(name):
         return hook
 
     hooks = [modules[e["module"]].register_forward_hook(recorder(e["module"])) for e in info]
-    x = small_input(model, batch=1, scale=2)
     with torch.no_grad():
         model(x)
     for hook in hooks:
@@ -68,8 +75,13 @@ def test_feature_info_matches_real_features(name):
     for entry in info:
         shape = shapes[entry["module"]]
         assert shape[1] == entry["num_chs"], entry
-        # valid-padding nets (Inception) are not exact multiples: compare the nearest power of 2
-        assert round(math.log2(x.shape[2] / shape[2])) == math.log2(entry["reduction"]), (entry, shape)
+        if size == "default":
+            # valid-padding nets (Inception, AlexNet) are not exact multiples: nearest power of 2
+            ratio = x.shape[2] / shape[2]
+            assert round(math.log2(ratio)) == math.log2(entry["reduction"]), (entry, shape)
+    if size == "min":  # maps may bottom out at 1x1 there: they must only never grow
+        heights = [shapes[e["module"]][2] for e in info]
+        assert heights == sorted(heights, reverse=True), heights
 
 
 @pytest.mark.parametrize("name", ZOO)

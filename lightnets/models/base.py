@@ -111,3 +111,54 @@ def he_init(model: nn.Module, linear_std: float | None = 0.01) -> None:
         elif isinstance(module, nn.Linear) and linear_std is not None:
             nn.init.normal_(module.weight, 0, linear_std)
             nn.init.zeros_(module.bias)
+
+
+class AuxClassifierNet(Classifier):
+    """A trunk of named stages run in order, some of whose outputs feed auxiliary classifiers.
+
+    Stages and heads are attributes registered in the order the family's reference gives its
+    parameters. ``model(x)`` always returns the logits; ``model(x, return_aux=True)`` returns
+    ``(logits, [aux logits...])``, the list filled only in training mode when heads exist.
+    """
+
+    def __init__(self, num_classes: int, in_chans: int, drop_rate: float) -> None:
+        super().__init__(num_classes, in_chans, drop_rate)
+        self.stage_names: list[str] = []
+        self.aux_head_names: list[str] = []
+        self.aux_taps: dict[str, list[str]] = {}  # stage -> heads reading its output
+
+    def add_stage(self, name: str, module: nn.Module) -> None:
+        self.add_module(name, module)
+        self.stage_names.append(name)
+
+    def add_aux_head(self, name: str, head: nn.Module, tap: str) -> None:
+        """Register ``head`` reading the output of stage ``tap``."""
+        self.add_module(name, head)
+        self.aux_head_names.append(name)
+        self.aux_taps.setdefault(tap, []).append(name)
+
+    def run_stages(self, x: torch.Tensor,
+                   with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The last stage's output and, with ``with_aux``, the auxiliary heads' outputs."""
+        aux: list[torch.Tensor] = []
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+            if with_aux:
+                aux.extend(getattr(self, head)(x) for head in self.aux_taps.get(name, ()))
+        return x, aux
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_stages(x, with_aux=False)[0]
+
+    def forward(self, x: torch.Tensor, return_aux: bool = False) -> Any:
+        self.check_input(x)
+        with_aux = return_aux and self.training and bool(self.aux_head_names)
+        features, aux = self.run_stages(x, with_aux)
+        logits = self.forward_head(features)
+        return (logits, aux) if return_aux else logits
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final layer and those of the auxiliary heads."""
+        super().reset_classifier(num_classes)
+        for name in self.aux_head_names:
+            getattr(self, name).reset_classifier(num_classes)

@@ -1,0 +1,34 @@
+"""``lightnets predict --checkpoint CKPT IMAGE [IMAGE ...]``: the top-k classes of each image
+with their probabilities, preprocessed as in training (stored in the checkpoint)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="classify image files with a checkpoint",
+        description="Print the top-k classes and probabilities of each image.")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="checkpoint file, or a run folder (its best.pt)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--json", action="store_true", help="print a JSON list")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightnets.cli import console
+    from lightnets.train import predict
+
+    predictions = predict(args.checkpoint, args.images, top_k=args.top_k, device=args.device)
+    if args.json:
+        print(json.dumps([p.as_dict() for p in predictions]))
+        return 0
+    for prediction in predictions:
+        ranked = "  ".join(f"{name} {probability:.1%}" for name, _, probability in prediction.top)
+        console.print(f"{prediction.image}: {ranked}", highlight=False, soft_wrap=True)
+    return 0

@@ -1,0 +1,147 @@
+"""``lightnets train``: train a registered model on digits, an image folder or CIFAR.
+
+Every option left out takes the per-data default (see ``lightnets.train.config``). Also works
+as ``python -m lightnets train`` and under ``torchrun --nproc_per_node N -m lightnets train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import warnings
+from typing import Any
+
+SUPPRESS = argparse.SUPPRESS
+
+
+def model_arg(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE a Python literal (``0.5``, ``True``) or else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from lightnets.train.config import DATA_DEFAULTS
+
+    digits = DATA_DEFAULTS["digits"]
+    parser = subparsers.add_parser(
+        "train", help="train a model (digits, an image folder or CIFAR)",
+        description="Train a registered model. Options left out take the defaults of the data "
+        f"(digits: {digits['epochs']} epochs, batch {digits['batch_size']}, "
+        f"{digits['input_size']}x{digits['input_size']} grey, SGD lr {digits['lr']}). Writes "
+        "runs/<name>/ with config.json, metrics.csv, curves.png, last.pt and best.pt.",
+        argument_default=SUPPRESS)
+    what = parser.add_argument_group("model and data")
+    what.add_argument("--model", help="registered model name (default: mobilenet_v2)")
+    what.add_argument("--data", help="'digits' (default), an image folder (train/ and val/ of "
+                      "class folders, or one class-folder tree) or a CIFAR-10/100 folder")
+    what.add_argument("--model-arg", dest="model_args", type=model_arg, action="append",
+                      metavar="KEY=VALUE", help="extra model argument, e.g. width_mult=0.5 or "
+                      "drop_rate=0.1 (repeatable)")
+    what.add_argument("--input-size", type=int, metavar="N",
+                      help="square input side (digits/CIFAR: 32; folders: the model's default)")
+    what.add_argument("--in-chans", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB) input "
+                      "channels (digits: 1; others: 3)")
+    what.add_argument("--val-fraction", type=float, metavar="X",
+                      help="share of a single class-folder tree held out for validation "
+                      "(default 0.2)")
+    what.add_argument("--no-augment", dest="augment", action="store_false",
+                      help="train without augmentation")
+    optimisation = parser.add_argument_group("optimisation")
+    optimisation.add_argument("--epochs", type=int, metavar="N")
+    optimisation.add_argument("--batch-size", type=int, metavar="N",
+                              help="total over all processes")
+    optimisation.add_argument("--optimizer", choices=("sgd", "adamw"))
+    optimisation.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
+    optimisation.add_argument("--momentum", type=float, metavar="X",
+                              help="SGD momentum (default 0.9)")
+    optimisation.add_argument("--weight-decay", type=float, metavar="X")
+    optimisation.add_argument("--warmup-epochs", type=float, metavar="X")
+    optimisation.add_argument("--label-smoothing", type=float, metavar="X", help="default 0.1")
+    optimisation.add_argument("--grad-clip", type=float, metavar="X",
+                              help="max gradient norm (default off)")
+    distill = parser.add_argument_group("knowledge distillation (Hinton et al. 2015)")
+    distill.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint or run folder")
+    distill.add_argument("--distill-alpha", type=float, metavar="X",
+                         help="weight of the teacher term (default 0.7)")
+    distill.add_argument("--distill-temperature", type=float, metavar="X",
+                         help="softening T (default 4)")
+    runtime = parser.add_argument_group("runtime")
+    runtime.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
+    runtime.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"),
+                         help="mixed precision (auto: bf16/fp16 on CUDA, bf16 on CPUs with it)")
+    runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                         help="channels-last memory format (default: on CUDA only)")
+    runtime.add_argument("--workers", type=int, metavar="N", help="data-loading processes")
+    runtime.add_argument("--seed", type=int, metavar="N", help="default 0")
+    run = parser.add_argument_group("run folder")
+    run.add_argument("--name", help="run folder name under --runs-dir (default: "
+                     "<model>-<data>[-N])")
+    run.add_argument("--runs-dir", help="default: runs")
+    run.add_argument("--resume", metavar="RUN", help="continue the run in this folder (or from "
+                     "this checkpoint) with its stored configuration")
+    run.add_argument("--overwrite", action="store_true", default=False,
+                     help="replace the run files of an existing --name")
+    run.add_argument("--limit-train-batches", type=int, metavar="N",
+                     help="batches per epoch (smoke tests)")
+    run.add_argument("--limit-val-batches", type=int, metavar="N")
+    run.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="no progress bar or per-epoch lines")
+    run.add_argument("--json", action="store_true", default=False,
+                     help="print the final result as JSON")
+    parser.set_defaults(func=run_command)
+
+
+def config_from_args(args: argparse.Namespace):
+    """A :class:`TrainConfig` holding only the options given on the command line."""
+    import dataclasses
+
+    from lightnets.train import TrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if hasattr(args, f.name)}
+    if "model_args" in given:
+        given["model_args"] = dict(given["model_args"])
+    return TrainConfig(**given)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from lightnets.cli import CommandError, console, err_console
+    from lightnets.train import NonFiniteLossError, train
+
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    with warnings.catch_warnings():
+        # one clean line per warning (e.g. the skipped unreadable images)
+        warnings.showwarning = lambda message, *rest, **kw: err_console.print(
+            f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        try:
+            result = train(config_from_args(args), overwrite=args.overwrite, console=console)
+        except NonFiniteLossError as error:
+            raise CommandError(str(error)) from None
+    if not is_main:
+        return 0
+    if not result.history:
+        return 0
+    final = result.history[-1]
+    best = max(result.history, key=lambda row: row["val_top1"])
+    summary = {"run_dir": str(result.run_dir), "last_checkpoint": str(result.last_checkpoint),
+               "best_checkpoint": str(result.best_checkpoint), "epochs": final["epoch"],
+               "top1": final["val_top1"], "top5": final["val_top5"], "loss": final["val_loss"],
+               "best_epoch": best["epoch"], "best_top1": best["val_top1"],
+               "train_seconds": round(result.train_seconds, 1)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        console.print(f"final validation top-1 {final['val_top1']:.2%} (top-5 "
+                      f"{final['val_top5']:.2%}) after {final['epoch']} epochs, best "
+                      f"{best['val_top1']:.2%} at epoch {best['epoch']}; trained for "
+                      f"{result.train_seconds:.0f} s; checkpoints in {result.run_dir}",
+                      highlight=False, soft_wrap=True)
+    return 0

@@ -1,0 +1,121 @@
+"""Datasets and transforms for training and evaluation.
+
+``--data`` names the source: ``digits`` (scikit-learn's bundled 8x8 scans, the default), a
+folder holding CIFAR-10/100 python pickles, or an image folder. :func:`build_data` returns the
+train and validation datasets, the class names and the evaluation preprocessing that checkpoints
+store so eval and predict reproduce it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lightnets.data.cifar import cifar_datasets, find_cifar
+from lightnets.data.digits import CLASS_NAMES as DIGITS_CLASSES
+from lightnets.data.digits import digits_datasets
+from lightnets.data.folder import folder_datasets
+from lightnets.data.transforms import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD,
+                                       IMAGENET_MEAN, IMAGENET_STD, eval_transform,
+                                       make_preprocess, train_transform)
+
+DATA_KINDS = ("digits", "cifar", "folder")
+
+
+class UnreadableImagesWarning(UserWarning):
+    """Some image files could not be decoded and were left out."""
+
+
+@dataclass
+class DataBundle:
+    """What a training run needs to know about its data."""
+
+    kind: str
+    train: Dataset
+    val: Dataset
+    classes: list[str]
+    preprocess: dict[str, Any]
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def data_kind(data: str) -> str:
+    """``digits``, ``cifar`` or ``folder`` for a ``--data`` value, or a one-line error."""
+    if data == "digits":
+        return "digits"
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise ValueError(f"--data {data!r}: no such folder (expected 'digits', an image folder "
+                         "or a CIFAR-10/100 folder)")
+    if not path.is_dir():
+        raise ValueError(f"--data {data!r} is a file; expected 'digits', an image folder or a "
+                         "CIFAR-10/100 folder")
+    return "cifar" if find_cifar(path) else "folder"
+
+
+def default_preprocess(kind: str, input_size: int, in_chans: int) -> dict[str, Any]:
+    """The evaluation preprocessing for a data kind: digits are resized to the input size
+    whole; CIFAR is resized to it; photographs are resized to size/0.875 and centre-cropped."""
+    if in_chans not in (1, 3):
+        raise ValueError(f"in_chans must be 1 or 3 for image data, got {in_chans}")
+    if input_size < 8:
+        raise ValueError(f"input_size must be at least 8, got {input_size}")
+    if kind == "digits":
+        return make_preprocess(input_size, in_chans, [input_size, input_size],
+                               DIGITS_MEAN, DIGITS_STD)
+    if kind == "cifar":
+        return make_preprocess(input_size, in_chans, input_size, CIFAR_MEAN, CIFAR_STD)
+    return make_preprocess(input_size, in_chans, round(input_size / 0.875),
+                           IMAGENET_MEAN, IMAGENET_STD)
+
+
+def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
+               val_fraction: float = 0.2, seed: int = 0, warn: bool = True) -> DataBundle:
+    """Train and validation datasets for ``data`` with the given evaluation ``preprocess``
+    (see :func:`default_preprocess`); training adds light augmentation when ``augment``.
+    Unreadable image files are skipped with one warning naming them (``warn=False``: silent,
+    still listed in ``skipped``)."""
+    kind = data_kind(data)
+    train_tf, val_tf = train_transform(preprocess, kind, augment), eval_transform(preprocess)
+    skipped: list[str] = []
+    if kind == "digits":
+        train, val = digits_datasets(train_tf, val_tf)
+        classes = list(DIGITS_CLASSES)
+    elif kind == "cifar":
+        train, val, classes = cifar_datasets(data, train_tf, val_tf)
+    else:
+        train, val, classes, skipped = folder_datasets(data, train_tf, val_tf, val_fraction, seed)
+    if skipped and warn:
+        shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10
+                                           else "")
+        warnings.warn(f"skipped {len(skipped)} unreadable image file(s): {shown}",
+                      UnreadableImagesWarning, stacklevel=2)
+    return DataBundle(kind, train, val, classes, preprocess, skipped)
+
+
+def default_workers(kind: str) -> int:
+    """DataLoader processes: none for the in-memory digits, else up to 4 (one core left free)."""
+    return 0 if kind == "digits" else min(4, max(1, (os.cpu_count() or 2) - 1))
+
+
+def make_loader(dataset: Dataset, batch_size: int, device: torch.device, workers: int = 0,
+                shuffle: bool = False, sampler: Sampler | None = None,
+                drop_last: bool = False) -> DataLoader:
+    """A DataLoader with the usual settings for ``device`` (pinned memory for CUDA)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                      sampler=sampler, num_workers=workers, drop_last=drop_last,
+                      pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+
+
+__all__ = ["DATA_KINDS", "DataBundle", "UnreadableImagesWarning", "build_data", "data_kind",
+           "default_preprocess", "default_workers", "eval_transform", "make_loader",
+           "train_transform"]

@@ -1,0 +1,72 @@
+"""Preprocessing and light augmentation, built from torchvision's transforms v2.
+
+The evaluation pipeline is described by a small plain dictionary, ``preprocess`` (input size,
+resize, channels, mean, std), which checkpoints store: eval and predict rebuild from it exactly
+what training used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchvision.transforms import v2
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+# Pixel statistics of the digits training split (intensities scaled from 0..16 to 0..1).
+DIGITS_MEAN, DIGITS_STD = (0.3058,), (0.3764,)
+
+
+def make_preprocess(input_size: int, in_chans: int, resize: int | list[int],
+                    mean: tuple[float, ...], std: tuple[float, ...]) -> dict[str, Any]:
+    """The evaluation preprocessing as plain data: resize (an int resizes the shorter side, a
+    pair resizes exactly), centre-crop to ``input_size``, convert to ``in_chans``, normalise."""
+    if len(mean) != in_chans:  # grey statistics for RGB input and the reverse
+        mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
+    return {"input_size": int(input_size), "in_chans": int(in_chans),
+            "resize": resize if isinstance(resize, int) else [int(s) for s in resize],
+            "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+
+
+def to_channels(in_chans: int) -> v2.Transform:
+    """Convert an image to 1 (grey) or 3 (RGB) channels."""
+    return v2.Grayscale(num_output_channels=1) if in_chans == 1 else v2.RGB()
+
+
+def eval_transform(preprocess: dict[str, Any]) -> v2.Compose:
+    """PIL image or tensor in, normalised float tensor of ``(in_chans, size, size)`` out."""
+    return v2.Compose([
+        v2.ToImage(),
+        to_channels(preprocess["in_chans"]),
+        v2.Resize(preprocess["resize"], antialias=True),
+        v2.CenterCrop(preprocess["input_size"]),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(preprocess["mean"], preprocess["std"]),
+    ])
+
+
+def train_transform(preprocess: dict[str, Any], kind: str, augment: bool = True) -> v2.Compose:
+    """Evaluation preprocessing plus light augmentation suited to the data ``kind``:
+    small affine jitter for digits (no flips: a mirrored 2 is no digit), padded random crops and
+    flips for CIFAR, random-resized crops and flips for photographs in folders."""
+    if not augment:
+        return eval_transform(preprocess)
+    size = preprocess["input_size"]
+    if kind == "digits":
+        geometry = [v2.Resize(preprocess["resize"], antialias=True),
+                    v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))]
+    elif kind == "cifar":
+        geometry = [v2.Resize(preprocess["resize"], antialias=True), v2.CenterCrop(size),
+                    v2.RandomCrop(size, padding=size // 8, padding_mode="reflect"),
+                    v2.RandomHorizontalFlip()]
+    else:
+        geometry = [v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True),
+                    v2.RandomHorizontalFlip()]
+    return v2.Compose([
+        v2.ToImage(),
+        to_channels(preprocess["in_chans"]),
+        *geometry,
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(preprocess["mean"], preprocess["std"]),
+    ])

@@ -1,0 +1,222 @@
+"""Inception modules: parallel branches of different receptive fields, concatenated.
+
+* :class:`InceptionModule`: GoogLeNet's four-branch module (Szegedy et al., "Going Deeper with
+  Convolutions", CVPR 2015, Fig. 2b): 1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | 3x3 max-pool -> 1x1.
+* Inception v3's factorised modules (Szegedy et al., "Rethinking the Inception Architecture for
+  Computer Vision", CVPR 2016), in the layout of the released network (TF-slim, torchvision):
+  :class:`InceptionA` (35x35 grid, Fig. 5), :class:`InceptionB` (grid reduction 35 -> 17,
+  Fig. 10), :class:`InceptionC` (17x17 grid, ``n x n`` factorised into ``1 x n`` and ``n x 1``,
+  Fig. 6), :class:`InceptionD` (reduction 17 -> 8) and :class:`InceptionE` (8x8 grid, expanded
+  filter bank, Fig. 7).
+* The auxiliary classifiers: :class:`GoogLeNetAuxHead` (2015, Sec. 5) and
+  :class:`InceptionV3AuxHead` (2016, Sec. 4 and Fig. 8).
+
+Every convolution is a :class:`ConvNormAct` with BatchNorm (eps 0.001, as in the releases) and
+ReLU; ``norm_layer=None`` gives biased convolutions without normalisation (GoogLeNet as published).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.helpers import LayerFactory
+from lightnets.layers.separable import SpatiallySeparableConv
+
+inception_norm: LayerFactory = partial(nn.BatchNorm2d, eps=1e-3)
+"""BatchNorm with the epsilon of the Inception releases (0.001)."""
+
+
+class ParallelBranches(nn.Module):
+    """Runs every branch on the same input and concatenates the outputs along channels; the
+    branches' order is the order of concatenation (and of the parameters)."""
+
+    def __init__(self, out_channels: int, **branches: nn.Module) -> None:
+        super().__init__()
+        self.branches = nn.ModuleDict(branches)
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.branches.values()], 1)
+
+
+class InceptionModule(ParallelBranches):
+    """GoogLeNet's module; arguments are the columns of Szegedy et al. 2015, Table 1.
+
+    ``large_kernel_size`` is the kernel of the "5x5" branch: 5 as in the paper, 3 in torchvision's
+    GoogLeNet. The pool branch is a 3x3 stride-1 max-pool followed by a 1x1 projection.
+    """
+
+    def __init__(self, in_channels: int, ch1x1: int, ch3x3_reduce: int, ch3x3: int,
+                 ch5x5_reduce: int, ch5x5: int, pool_proj: int, large_kernel_size: int = 5,
+                 norm_layer: LayerFactory | None = inception_norm) -> None:
+        if large_kernel_size < 1 or large_kernel_size % 2 == 0:
+            raise ValueError(f"large_kernel_size must be a positive odd integer, "
+                             f"got {large_kernel_size!r}")
+        conv = partial(ConvNormAct, norm_layer=norm_layer)
+        super().__init__(
+            ch1x1 + ch3x3 + ch5x5 + pool_proj,
+            conv1x1=conv(in_channels, ch1x1, 1),
+            conv3x3=nn.Sequential(conv(in_channels, ch3x3_reduce, 1),
+                                  conv(ch3x3_reduce, ch3x3, 3)),
+            conv5x5=nn.Sequential(conv(in_channels, ch5x5_reduce, 1),
+                                  conv(ch5x5_reduce, ch5x5, large_kernel_size)),
+            pool=nn.Sequential(nn.MaxPool2d(3, 1, padding=1, ceil_mode=True),
+                               conv(in_channels, pool_proj, 1)))
+
+
+class InceptionA(ParallelBranches):
+    """35x35 module: 1x1 (64) | 1x1 -> 5x5 (64) | 1x1 -> 3x3 -> 3x3 (96) | avg-pool -> 1x1.
+
+    The paper's Fig. 5 replaces the 5x5 by two 3x3 convolutions; the released network keeps a
+    5x5 branch beside the double-3x3 one.
+    """
+
+    def __init__(self, in_channels: int, pool_channels: int,
+                 norm_layer: LayerFactory | None = inception_norm) -> None:
+        conv = partial(ConvNormAct, norm_layer=norm_layer)
+        super().__init__(
+            64 + 64 + 96 + pool_channels,
+            conv1x1=conv(in_channels, 64, 1),
+            conv5x5=nn.Sequential(conv(in_channels, 48, 1), conv(48, 64, 5)),
+            double3x3=nn.Sequential(conv(in_channels, 64, 1), conv(64, 96, 3), conv(96, 96, 3)),
+            pool=nn.Sequential(nn.AvgPool2d(3, 1, padding=1), conv(in_channels, pool_channels, 1)))
+
+
+class InceptionB(ParallelBranches):
+    """Grid reduction 35 -> 17 (Fig. 10): stride-2 3x3 (384) | 1x1 -> 3x3 -> stride-2 3x3 (96)
+    | stride-2 3x3 max-pool, all unpadded, so the grid shrinks and widens in parallel."""
+
+    def __init__(self, in_channels: int, norm_layer: LayerFactory | None = inception_norm) -> None:
+        conv = partial(ConvNormAct, norm_layer=norm_layer)
+        super().__init__(
+            384 + 96 + in_channels,
+            conv3x3=conv(in_channels, 384, 3, stride=2, padding=0),
+            double3x3=nn.Sequential(conv(in_channels, 64, 1), conv(64, 96, 3),
+                                    conv(96, 96, 3, stride=2, padding=0)),
+            pool=nn.MaxPool2d(3, 2))
+
+
+class InceptionC(ParallelBranches):
+    """17x17 module (Fig. 6, n = 7): 1x1 (192) | 1x1 -> 1x7 -> 7x1 (192) |
+    1x1 -> 7x1 -> 1x7 -> 7x1 -> 1x7 (192) | avg-pool -> 1x1 (192); ``mid_channels`` is the width
+    inside the factorised branches."""
+
+    def __init__(self, in_channels: int, mid_channels: int, kernel_size: int = 7,
+                 norm_layer: LayerFactory | None = inception_norm) -> None:
+        conv = partial(ConvNormAct, norm_layer=norm_layer)
+        separable = partial(SpatiallySeparableConv, kernel_size=kernel_size,
+                            mid_channels=mid_channels, norm_layer=norm_layer)
+        super().__init__(
+            4 * 192,
+            conv1x1=conv(in_channels, 192, 1),
+            conv7x7=nn.Sequential(conv(in_channels, mid_channels, 1),
+                                  separable(mid_channels, 192, order="1xk")),
+            double7x7=nn.Sequential(conv(in_channels, mid_channels, 1),
+                                    separable(mid_channels, mid_channels, order="kx1"),
+                                    separable(mid_channels, 192, order="kx1")),
+            pool=nn.Sequential(nn.AvgPool2d(3, 1, padding=1), conv(in_channels, 192, 1)))
+
+
+class InceptionD(ParallelBranches):
+    """Grid reduction 17 -> 8: 1x1 -> stride-2 3x3 (320) | 1x1 -> 1x7 -> 7x1 -> stride-2 3x3
+    (192) | stride-2 3x3 max-pool; the strided convolutions are unpadded."""
+
+    def __init__(self, in_channels: int, norm_layer: LayerFactory | None = inception_norm) -> None:
+        conv = partial(ConvNormAct, norm_layer=norm_layer)
+        super().__init__(
+            320 + 192 + in_channels,
+            conv3x3=nn.Sequential(conv(in_channels, 192, 1),
+                                  conv(192, 320, 3, stride=2, padding=0)),
+            conv7x7x3=nn.Sequential(conv(in_channels, 192, 1),
+                                    SpatiallySeparableConv(192, 192, 7, order="1xk",
+                                                           norm_layer=norm_layer),
+                                    conv(192, 192, 3, stride=2, padding=0)),
+            pool=nn.MaxPool2d(3, 2))
+
+
+def expanded_filter_bank(channels: int, norm_layer: LayerFactory | None) -> ParallelBranches:
+    """A ``1x3`` and a ``3x1`` convolution side by side on the same input (Fig. 7): the output
+    has ``2 * channels`` channels."""
+    conv = partial(ConvNormAct, norm_layer=norm_layer)
+    return ParallelBranches(2 * channels, conv1x3=conv(channels, channels, (1, 3)),
+                            conv3x1=conv(channels, channels, (3, 1)))
+
+
+class InceptionE(ParallelBranches):
+    """8x8 module with expanded filter banks (Fig. 7): 1x1 (320) | 1x1 -> [1x3 | 3x1] (768) |
+    1x1 -> 3x3 -> [1x3 | 3x1] (768) | avg-pool -> 1x1 (192); 2048 channels out."""
+
+    def __init__(self, in_channels: int, norm_layer: LayerFactory | None = inception_norm) -> None:
+        conv = partial(ConvNormAct, norm_layer=norm_layer)
+        super().__init__(
+            320 + 768 + 768 + 192,
+            conv1x1=conv(in_channels, 320, 1),
+            conv3x3=nn.Sequential(conv(in_channels, 384, 1), expanded_filter_bank(384, norm_layer)),
+            double3x3=nn.Sequential(conv(in_channels, 448, 1), conv(448, 384, 3),
+                                    expanded_filter_bank(384, norm_layer)),
+            pool=nn.Sequential(nn.AvgPool2d(3, 1, padding=1), conv(in_channels, 192, 1)))
+
+
+class GoogLeNetAuxHead(nn.Module):
+    """GoogLeNet's auxiliary classifier (Sec. 5): average pool to 4x4 (the paper's 5x5/3 pool
+    on the 14x14 grid; adaptive here, as in torchvision, so any input size works), 1x1 conv to
+    128, FC 1024 + ReLU, dropout 0.7, linear classifier."""
+
+    def __init__(self, in_channels: int, num_classes: int, drop_rate: float = 0.7,
+                 norm_layer: LayerFactory | None = inception_norm) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.conv = ConvNormAct(in_channels, 128, 1, norm_layer=norm_layer)
+        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.act = nn.ReLU(inplace=True)
+        self.drop = nn.Dropout(drop_rate)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh final layer for ``num_classes`` (``nn.Identity`` for 0)."""
+        self.fc2 = nn.Linear(1024, num_classes) if num_classes else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.pool(x)).flatten(1)
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class InceptionV3AuxHead(nn.Module):
+    """Inception v3's auxiliary classifier on the 17x17 grid (Fig. 8): 5x5/3 average pool
+    (17 -> 5), 1x1 conv to 128, 5x5 conv to 768 (5 -> 1), linear classifier; both convolutions
+    batch-normalised (the paper's "BN-auxiliary").
+
+    Below a 17x17 grid (inputs under ~299 px) the fixed pool would leave less than 5x5 for the
+    5x5 convolution, so such grids are average-pooled adaptively to 5x5 instead; at 17x17 and
+    above the head computes exactly the reference's function.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int,
+                 norm_layer: LayerFactory | None = inception_norm) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(5, stride=3)
+        self.conv1x1 = ConvNormAct(in_channels, 128, 1, norm_layer=norm_layer)
+        self.conv5x5 = ConvNormAct(128, 768, 5, padding=0, norm_layer=norm_layer)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh final layer for ``num_classes`` (``nn.Identity`` for 0)."""
+        self.fc = nn.Linear(768, num_classes) if num_classes else nn.Identity()
+
+    def init_weights(self) -> None:
+        """The reference's smaller initial scales for this head: truncated N(0, 0.01) for the
+        5x5 convolution, N(0, 0.001) for the classifier."""
+        nn.init.trunc_normal_(self.conv5x5.conv.weight, std=0.01, a=-2, b=2)
+        if isinstance(self.fc, nn.Linear):
+            nn.init.trunc_normal_(self.fc.weight, std=0.001, a=-2, b=2)
+            nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(x) if min(x.shape[-2:]) >= 17 else F.adaptive_avg_pool2d(x, 5)
+        x = self.conv5x5(self.conv1x1(x))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))

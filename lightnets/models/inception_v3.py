@@ -1,0 +1,120 @@
+"""Inception v3 (Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
+CVPR 2016).
+
+This is the released network (TF-slim, ported by torchvision), with torchvision's exact parameter
+shapes and order: 23,834,568 params without the auxiliary classifier (27,161,264 with it) and
+5.713G MACs at 299x299. Where the release differs from the paper's Table 1 / figures:
+
+* the 35x35 modules keep a 5x5 branch beside the double-3x3 one (Fig. 5 has only the latter);
+* after the stem's first max-pool come a 1x1 conv (80), an unpadded 3x3 conv (192) and a
+  3x3/2 max-pool, where Table 1 lists a 3x3 conv to 80 and a stride-2 3x3 conv to 192;
+* every BatchNorm has a scale (gamma) and a shift (beta), as in torchvision; the TF/Keras
+  releases have no gamma (17,216 fewer parameters).
+
+Grids at 299x299: 149 -> 147 -> 73 -> 71 -> 35 (5b-5d) -> 17 (6a-6e) -> 8 (7a-7c). The stem and
+the grid reductions are unpadded, so the smallest input is 75x75 (the 8x8 grid becomes 1x1).
+Dropout before the classifier is 0.5 (``drop_rate``), as in torchvision.
+
+The auxiliary classifier on the 17x17 grid (Sec. 4, Fig. 8) exists only with
+``aux_logits=True`` and runs only from ``model(x, return_aux=True)`` in training mode. Its loss
+weight, 0.4 (``aux_loss_weight``), is the one used by TF-slim's ``train_image_classifier.py``,
+which trained the checkpoint torchvision ports (torchvision has no recipe of its own for this
+model); the paper does not state it. Initialisation follows torchvision: truncated N(0, 0.1)
+for convolutions and linear layers, N(0, 0.01) / N(0, 0.001) in the auxiliary head.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.helpers import LayerFactory
+from lightnets.layers.inception import (InceptionA, InceptionB, InceptionC, InceptionD,
+                                        InceptionE, InceptionV3AuxHead, inception_norm)
+from lightnets.models.base import AuxClassifierNet, stage_info
+from lightnets.registry import register_model
+
+# Szegedy et al. 2016, Table 1 (stem), as released: name, out channels, kernel, stride, padding;
+# ("maxpoolN", None, 3, 2, 0) is a 3x3/2 max-pool
+STEM = [("conv1a", 32, 3, 2, 0), ("conv2a", 32, 3, 1, 0), ("conv2b", 64, 3, 1, 1),
+        ("maxpool1", None, 3, 2, 0),
+        ("conv3b", 80, 1, 1, 0), ("conv4a", 192, 3, 1, 0),
+        ("maxpool2", None, 3, 2, 0)]
+# Table 1's Inception part, as released: name, module, its width arguments
+# (InceptionA: pool-branch width; InceptionC: width inside the 7x1/1x7 factorised branches)
+STAGES: list[tuple[str, type[nn.Module], dict[str, int]]] = [
+    ("mixed5b", InceptionA, {"pool_channels": 32}),    # 3 x Fig. 5 at 35x35
+    ("mixed5c", InceptionA, {"pool_channels": 64}),
+    ("mixed5d", InceptionA, {"pool_channels": 64}),
+    ("mixed6a", InceptionB, {}),                       # Fig. 10: 35 -> 17
+    ("mixed6b", InceptionC, {"mid_channels": 128}),    # 4 x Fig. 6 at 17x17
+    ("mixed6c", InceptionC, {"mid_channels": 160}),
+    ("mixed6d", InceptionC, {"mid_channels": 160}),
+    ("mixed6e", InceptionC, {"mid_channels": 192}),
+    ("mixed7a", InceptionD, {}),                       # 17 -> 8
+    ("mixed7b", InceptionE, {}),                       # 2 x Fig. 7 at 8x8
+    ("mixed7c", InceptionE, {}),
+]
+AUX_TAP = "mixed6e"
+REDUCTIONS = (InceptionB, InceptionD)
+
+
+class InceptionV3(AuxClassifierNet):
+    """Unpadded convolutional stem, then the Inception modules of ``stages``."""
+
+    family = "Inception v3"
+    paper = ("Szegedy et al., Rethinking the Inception Architecture for Computer Vision, "
+             "CVPR 2016")
+    default_input_size = (3, 299, 299)
+    min_input_size = (75, 75)
+    aux_loss_weight = 0.4  # TF-slim's train_image_classifier.py (see the module docstring)
+
+    def __init__(self, stages: list[tuple[str, type[nn.Module], dict[str, int]]] = STAGES,
+                 aux_logits: bool = False, norm_layer: LayerFactory | None = inception_norm,
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:
+        super().__init__(num_classes, in_chans, drop_rate)
+        channels, reduction = in_chans, 1
+        for name, out, kernel, stride, padding in STEM:
+            if out is None:  # a max-pool ends the stage
+                self.feature_info.append(stage_info(channels, reduction, self.stage_names[-1]))
+                self.add_stage(name, nn.MaxPool2d(kernel, stride))
+                reduction *= 2
+                continue
+            self.add_stage(name, ConvNormAct(channels, out, kernel, stride, padding=padding,
+                                             norm_layer=norm_layer))
+            channels, reduction = out, reduction * stride
+        for name, block_type, widths in stages:
+            if block_type in REDUCTIONS:
+                self.feature_info.append(stage_info(channels, reduction, self.stage_names[-1]))
+                reduction *= 2
+            block = block_type(channels, **widths, norm_layer=norm_layer)
+            self.add_stage(name, block)
+            channels = block.out_channels
+            if name == AUX_TAP and aux_logits:  # registered here, as in torchvision
+                self.add_aux_head("aux", InceptionV3AuxHead(channels, num_classes, norm_layer),
+                                  AUX_TAP)
+        self.feature_info.append(stage_info(channels, reduction, self.stage_names[-1]))
+        self.build_head(channels)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Truncated N(0, 0.1) for convolutions and linear layers (zero biases), BN at identity,
+        and the auxiliary head's own smaller scales (torchvision's initialisation)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(module.weight, std=0.1, a=-2, b=2)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for name in self.aux_head_names:
+            getattr(self, name).init_weights()
+
+
+@register_model
+def inception_v3(**kwargs: Any) -> InceptionV3:
+    """torchvision's Inception v3 (299x299 inputs)."""
+    return InceptionV3(STAGES, **kwargs)

@@ -1,0 +1,139 @@
+"""The training configuration: one typed dataclass. Fields left as ``None`` take the defaults of
+the data kind (:data:`DATA_DEFAULTS`) when the run starts; the resolved configuration is what
+the run folder and the checkpoints record."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# Per data kind. Digits: tuned so MobileNetV2 at 32x32 passes 98% validation accuracy in a few
+# minutes on two CPU cores. CIFAR: the usual SGD recipe. Folders: AdamW, robust to the unknown.
+DATA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": dict(epochs=15, batch_size=32, input_size=32, in_chans=1, optimizer="sgd",
+                   lr=0.02, weight_decay=5e-5, warmup_epochs=1.0),
+    "cifar": dict(epochs=30, batch_size=128, input_size=32, in_chans=3, optimizer="sgd",
+                  lr=0.1, weight_decay=5e-4, warmup_epochs=1.0),
+    "folder": dict(epochs=30, batch_size=64, input_size=None, in_chans=3, optimizer="adamw",
+                   lr=1e-3, weight_decay=0.05, warmup_epochs=2.0),
+}
+OPTIMIZERS = ("sgd", "adamw")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on."""
+
+    # what to train on what
+    model: str = "mobilenet_v2"
+    data: str = "digits"                 # 'digits', an image folder, or a CIFAR folder
+    model_args: dict[str, Any] = field(default_factory=dict)  # e.g. {"width_mult": 0.5}
+    input_size: int | None = None        # square side; None: per data (model default for folders)
+    in_chans: int | None = None          # 1 or 3; None: per data (1 for digits)
+    val_fraction: float = 0.2            # held out of a single class-folder tree
+    augment: bool = True                 # light, data-appropriate augmentation
+    # optimisation
+    epochs: int | None = None
+    batch_size: int | None = None        # total over all processes
+    optimizer: str | None = None         # 'sgd' (Nesterov momentum) or 'adamw'
+    lr: float | None = None              # peak learning rate, after warm-up
+    momentum: float = 0.9
+    weight_decay: float | None = None    # not applied to norm weights or biases
+    warmup_epochs: float | None = None   # linear warm-up, then cosine decay to zero
+    label_smoothing: float = 0.1
+    grad_clip: float | None = None       # max global gradient norm
+    # knowledge distillation (Hinton et al. 2015)
+    teacher: str | None = None           # checkpoint of the teacher
+    distill_alpha: float = 0.7           # weight of the KL term; 1 - alpha on the labels
+    distill_temperature: float = 4.0
+    # runtime
+    device: str = "auto"                 # 'cpu', 'cuda', 'cuda:N' or 'auto'
+    amp: str = "auto"                    # 'auto', 'off', 'bf16' or 'fp16'
+    channels_last: bool | None = None    # None: on CUDA only (slower for these nets on CPU)
+    workers: int | None = None           # DataLoader processes; None: 0 for digits, else <= 4
+    seed: int = 0
+    # bookkeeping
+    name: str | None = None              # run folder name; None: '<model>-<data>[-N]'
+    runs_dir: str = "runs"
+    resume: str | None = None            # checkpoint or run folder to continue
+    limit_train_batches: int | None = None  # for smoke tests: batches per epoch
+    limit_val_batches: int | None = None
+    progress: bool = True                # rich progress bar and per-epoch lines
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON- and checkpoint-safe)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown configuration field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
+def resumed_config(requested: TrainConfig, checkpoint: dict[str, Any]) -> TrainConfig:
+    """The checkpoint's configuration, overridden by the fields ``requested`` sets to other
+    than their defaults (e.g. more epochs); where it runs and what it shows (device, workers,
+    progress) always come from ``requested``. The model must stay the same."""
+    from lightnets.train.checkpoint import check_matches
+
+    stored = TrainConfig.from_dict(checkpoint["config"])
+    defaults = TrainConfig()
+    changes = {f.name: getattr(requested, f.name) for f in dataclasses.fields(TrainConfig)
+               if getattr(requested, f.name) != getattr(defaults, f.name)
+               or f.name in ("device", "workers", "progress")}
+    if "model" in changes:
+        check_matches(checkpoint, model_name=changes["model"], what="--resume checkpoint")
+    return dataclasses.replace(stored, **changes)
+
+
+def resolve_config(config: TrainConfig, kind: str, model_input_size: int) -> TrainConfig:
+    """A copy with every ``None`` default filled in for the data ``kind``, checked."""
+    defaults = dict(DATA_DEFAULTS[kind])
+    if defaults["input_size"] is None:
+        defaults["input_size"] = model_input_size
+    filled = {name: getattr(config, name) if getattr(config, name) is not None else value
+              for name, value in defaults.items()}
+    resolved = dataclasses.replace(config, **filled)
+    check_config(resolved)
+    return resolved
+
+
+def check_config(config: TrainConfig) -> None:
+    """One-line ``ValueError`` for the first out-of-range field."""
+    def require(ok: bool, message: str) -> None:
+        if not ok:
+            raise ValueError(message)
+
+    require(config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}")
+    require(config.batch_size >= 1, f"batch_size must be at least 1, got {config.batch_size}")
+    require(config.lr > 0, f"lr must be positive, got {config.lr}")
+    require(config.optimizer in OPTIMIZERS,
+            f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
+    require(config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}")
+    require(config.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {config.warmup_epochs}")
+    require(0 <= config.momentum < 1, f"momentum must be in [0, 1), got {config.momentum}")
+    require(0 <= config.label_smoothing < 1,
+            f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    require(config.in_chans in (1, 3), f"in_chans must be 1 or 3, got {config.in_chans}")
+    require(config.input_size >= 8, f"input_size must be at least 8, got {config.input_size}")
+    require(0 < config.val_fraction < 1,
+            f"val_fraction must be in (0, 1), got {config.val_fraction}")
+    require(0 <= config.distill_alpha <= 1,
+            f"distill_alpha must be in [0, 1], got {config.distill_alpha}")
+    require(config.distill_temperature > 0,
+            f"distill_temperature must be positive, got {config.distill_temperature}")
+    require(config.amp in AMP_MODES,
+            f"amp must be one of {', '.join(AMP_MODES)}, got {config.amp!r}")
+    require(config.device == "auto" or config.device == "cpu" or config.device.startswith("cuda"),
+            f"device must be cpu, cuda, cuda:N or auto, got {config.device!r}")
+    require(config.grad_clip is None or config.grad_clip > 0,
+            f"grad_clip must be positive, got {config.grad_clip}")
+    for name in ("limit_train_batches", "limit_val_batches", "workers"):
+        value = getattr(config, name)
+        require(value is None or value >= (0 if name == "workers" else 1),
+                f"{name} must be {'>= 0' if name == 'workers' else 'at least 1'}, got {value}")

@@ -1,0 +1,138 @@
+"""Evaluation: top-1, top-5, cross-entropy, per-class accuracy and the confusion matrix, for a
+model on a loader (:func:`evaluate_model`, used by the training loop) or for a checkpoint on a
+data source (:func:`evaluate`, behind ``lightnets eval``)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from lightnets.train.checkpoint import check_matches, load_checkpoint, model_from_checkpoint
+
+
+@dataclass
+class EvalResult:
+    """Accuracies are fractions in [0, 1]; ``confusion[true][predicted]`` counts images."""
+
+    top1: float
+    top5: float
+    loss: float
+    count: int
+    classes: list[str] = field(default_factory=list)
+    per_class: list[float] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, loader: DataLoader, num_classes: int,
+                   device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
+                   channels_last: bool = False, limit_batches: int | None = None,
+                   reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   classes: list[str] | None = None) -> EvalResult:
+    """Evaluate ``model`` (switched to eval mode) on ``loader``. ``reduce`` sums the tallies
+    over processes when each holds a shard of the data."""
+    device = torch.device(device)
+    model.eval()
+    k = min(5, num_classes)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    top1 = torch.zeros((), dtype=torch.int64, device=device)
+    topk = torch.zeros((), dtype=torch.int64, device=device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext())
+    for batch, (images, labels) in enumerate(loader):
+        if limit_batches is not None and batch >= limit_batches:
+            break
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        labels = labels.to(device, non_blocking=True)
+        with autocast:
+            logits = model(images)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+        best = logits.topk(k, dim=1).indices
+        top1 += (best[:, 0] == labels).sum()
+        topk += (best == labels[:, None]).any(dim=1).sum()
+        confusion += torch.bincount(labels * num_classes + best[:, 0],
+                                    minlength=num_classes * num_classes)
+    if reduce is not None:
+        loss_sum, top1, topk, confusion = (reduce(t) for t in (loss_sum, top1, topk, confusion))
+    confusion = confusion.view(num_classes, num_classes).cpu()
+    count = int(confusion.sum())
+    if count == 0:
+        raise ValueError("evaluation saw no images (empty validation split?)")
+    per_class = confusion.diagonal().double() / confusion.sum(dim=1).clamp(min=1)
+    return EvalResult(top1=int(top1) / count, top5=int(topk) / count,
+                      loss=float(loss_sum) / count, count=count,
+                      classes=list(classes or [str(i) for i in range(num_classes)]),
+                      per_class=per_class.tolist(), confusion=confusion.tolist())
+
+
+def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val",
+             batch_size: int = 256, device: str = "auto", workers: int | None = None,
+             limit_batches: int | None = None) -> EvalResult:
+    """Evaluate a checkpoint (file or run folder: its ``best.pt``) on ``data`` (default: the
+    data it was trained on), with the preprocessing stored in the checkpoint."""
+    from lightnets.data import build_data, default_workers, make_loader
+    from lightnets.train.runtime import pick_device
+
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be train or val, got {split!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    state = load_checkpoint(checkpoint, prefer="best")
+    config = state["config"]
+    data = data or config["data"]
+    bundle = build_data(data, state["preprocess"], augment=False,
+                        val_fraction=config["val_fraction"], seed=config["seed"])
+    check_matches(state, num_classes=bundle.num_classes)
+    if bundle.classes != state["class_names"]:
+        raise ValueError(f"the classes of {data!r} ({', '.join(bundle.classes[:5])}, ...) differ "
+                         f"from the checkpoint's ({', '.join(state['class_names'][:5])}, ...)")
+    chosen = pick_device(device)
+    model = model_from_checkpoint(state).to(chosen)
+    dataset = bundle.val if split == "val" else bundle.train
+    workers = default_workers(bundle.kind) if workers is None else workers
+    loader = make_loader(dataset, batch_size, chosen, workers)
+    return evaluate_model(model, loader, bundle.num_classes, chosen,
+                          limit_batches=limit_batches, classes=bundle.classes)
+
+
+def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") -> Path:
+    """A heat map of the confusion matrix, rows normalised, with counts written in the cells
+    when there are at most 20 classes."""
+    from matplotlib.figure import Figure
+
+    confusion = torch.tensor(result.confusion, dtype=torch.float64)
+    n = len(confusion)
+    rates = confusion / confusion.sum(dim=1, keepdim=True).clamp(min=1)
+    side = min(4 + 0.45 * n, 24)
+    figure = Figure(figsize=(side, side * 0.9), layout="constrained")
+    axes = figure.add_subplot()
+    shown = axes.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(shown, ax=axes, shrink=0.8, label="fraction of the true class")
+    if n <= 40:
+        names = result.classes if len(result.classes) == n else [str(i) for i in range(n)]
+        axes.set_xticks(range(n), names, rotation=90 if n > 10 else 0)
+        axes.set_yticks(range(n), names)
+    if n <= 20:
+        for row in range(n):
+            for column in range(n):
+                if confusion[row, column]:
+                    axes.text(column, row, f"{int(confusion[row, column])}", ha="center",
+                              va="center", fontsize=8,
+                              color="white" if rates[row, column] > 0.5 else "black")
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title or f"top-1 {result.top1:.2%} on {result.count} images")
+    figure.savefig(path, dpi=100)
+    return Path(path)

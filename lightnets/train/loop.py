@@ -1,0 +1,302 @@
+"""The training loop: one flat function, read top to bottom. Data, model, optimiser, schedule,
+then per epoch: train steps, evaluation, checkpoint, metrics, plot.
+
+Runs on one process or, under ``torchrun``, on several with DistributedDataParallel (one data
+shard per process, metrics summed over processes, files written by rank 0 only). On the CPU a run
+killed and resumed ends with the same weights as one never interrupted: every checkpoint holds
+the RNG states, and the data order and augmentation derive from them alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from rich.console import Console
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler, Subset
+
+from lightnets.data import build_data, data_kind, default_preprocess, default_workers, make_loader
+from lightnets.profile.counter import meta_model
+from lightnets.registry import create_model
+from lightnets.train import report
+from lightnets.train.checkpoint import (FORMAT, capture_rng, check_matches, checkpoint_path,
+                                        load_checkpoint, restore_rng, save_checkpoint)
+from lightnets.train.config import TrainConfig, resolve_config, resumed_config
+from lightnets.train.distill import distillation_loss, load_teacher
+from lightnets.train.evaluate import evaluate_model
+from lightnets.train.optim import build_optimizer, build_scheduler
+from lightnets.train.runtime import Runtime, setup_runtime
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped, its last good checkpoint kept."""
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run left its files, and how it did."""
+
+    run_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path
+    best_top1: float
+    history: list[dict[str, float]]
+    train_seconds: float
+
+
+def classification_loss(logits: torch.Tensor, aux_logits: list[torch.Tensor],
+                        labels: torch.Tensor, aux_weight: float,
+                        label_smoothing: float) -> torch.Tensor:
+    """Cross-entropy of the logits plus ``aux_weight`` times that of each auxiliary head."""
+    loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+    for aux in aux_logits:
+        loss = loss + aux_weight * F.cross_entropy(aux.float(), labels,
+                                                   label_smoothing=label_smoothing)
+    return loss
+
+
+def train(config: TrainConfig, overwrite: bool = False, console: Console | None = None
+          ) -> TrainResult:
+    """Train ``config.model`` on ``config.data``; see :class:`TrainConfig` for every knob.
+    Returns the run folder, checkpoints and metrics. Raises ``ValueError`` for bad settings
+    (before any training) and :class:`NonFiniteLossError` if the loss diverges."""
+    # -- resume: the stored configuration, with the caller's changes ------------------------
+    resume_from = None
+    if config.resume:
+        resume_from = load_checkpoint(checkpoint_path(config.resume, prefer="last"))
+        config = resumed_config(config, resume_from)
+
+    # -- runtime: device, precision, processes ----------------------------------------------
+    runtime = setup_runtime(config.device, config.amp, config.channels_last)
+    try:
+        return _train(config, runtime, resume_from, overwrite, console or Console())
+    finally:
+        runtime.close()
+
+
+def _train(config: TrainConfig, runtime: Runtime, resume_from: dict[str, Any] | None,
+           overwrite: bool, console: Console) -> TrainResult:
+    """The loop proper, once the runtime (and process group) is set up."""
+    device, is_main = runtime.device, runtime.is_main
+    show = config.progress and is_main
+    seed = config.seed + runtime.rank  # each process its own augmentation and dropout
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+    # -- data: per-data defaults, datasets, loaders -----------------------------------------
+    kind = data_kind(config.data)
+    fixed = sorted({"num_classes", "in_chans"} & set(config.model_args))
+    if fixed:
+        raise ValueError(f"model_args cannot set {', '.join(fixed)}: the data decides them "
+                         "(use --in-chans for the channels)")
+    shape_only = meta_model(config.model, **config.model_args)
+    # Auxiliary classifiers (GoogLeNet, Inception v3) are built off by default, like
+    # torchvision's; training switches them on, as their papers train, unless told otherwise.
+    if ("aux_logits" in inspect.signature(type(shape_only)).parameters
+            and "aux_logits" not in config.model_args):
+        config = dataclasses.replace(config, model_args={**config.model_args, "aux_logits": True})
+    config = resolve_config(config, kind, shape_only.default_input_size[-1])
+    min_size = max(shape_only.min_input_size)
+    if config.input_size < min_size:
+        raise ValueError(f"{config.model} needs inputs of at least {min_size}x{min_size}; "
+                         f"got --input-size {config.input_size}")
+    preprocess = default_preprocess(kind, config.input_size, config.in_chans)
+    data = build_data(config.data, preprocess, config.augment, config.val_fraction,
+                      config.seed, warn=is_main)
+    batch_size = config.batch_size // runtime.world_size  # per process
+    if batch_size < 1:
+        raise ValueError(f"batch_size {config.batch_size} is smaller than the "
+                         f"{runtime.world_size} processes")
+    if len(data.train) < batch_size * runtime.world_size:
+        raise ValueError(f"the training split has {len(data.train)} images, fewer than one batch "
+                         f"of {config.batch_size}; lower --batch-size")
+    workers = default_workers(kind) if config.workers is None else config.workers
+    sampler = (DistributedSampler(data.train, runtime.world_size, runtime.rank, shuffle=True,
+                                  seed=config.seed, drop_last=True)
+               if runtime.distributed else None)
+    train_loader = make_loader(data.train, batch_size, device, workers, shuffle=True,
+                               sampler=sampler, drop_last=True)
+    # Validation: every world_size-th image per process, so the summed tallies count each once.
+    val_shard = Subset(data.val, range(runtime.rank, len(data.val), runtime.world_size))
+    val_loader = make_loader(val_shard, 2 * batch_size, device, workers)
+    steps_per_epoch = len(train_loader)
+    if config.limit_train_batches:
+        steps_per_epoch = min(steps_per_epoch, config.limit_train_batches)
+
+    # -- model, teacher, optimiser, schedule, gradient scaler -------------------------------
+    model_args = {**config.model_args, "num_classes": data.num_classes,
+                  "in_chans": config.in_chans}
+    model = create_model(config.model, **model_args).to(device)
+    memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, device)
+               if config.teacher else None)
+    optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
+                                config.momentum)
+    scheduler = build_scheduler(optimizer, round(config.warmup_epochs * steps_per_epoch),
+                                config.epochs * steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=runtime.amp_dtype == torch.float16)
+    autocast = (torch.autocast(device.type, dtype=runtime.amp_dtype) if runtime.amp_dtype
+                else nullcontext())
+    aux_weight = float(getattr(model, "aux_loss_weight", 0.0))
+
+    # -- resume: weights, optimiser, schedule, RNG -------------------------------------------
+    start_epoch, best_top1, history = 0, -1.0, []
+    if resume_from is not None:
+        check_matches(resume_from, config.model, data.num_classes, config.in_chans,
+                      what="--resume checkpoint")
+        model.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        scheduler.load_state_dict(resume_from["scheduler"])
+        scaler.load_state_dict(resume_from["scaler"])
+        start_epoch, best_top1 = resume_from["epoch"], resume_from["best_top1"]
+        history = list(resume_from["history"])
+        if runtime.distributed:  # one stored state cannot serve every process: re-seed
+            torch.manual_seed(seed + 1_000_003 * start_epoch)
+        else:
+            restore_rng(resume_from["rng"])
+    train_model = (DistributedDataParallel(model, device_ids=[device.index]
+                                           if device.type == "cuda" else None)
+                   if runtime.distributed else model)
+
+    # -- run folder (chosen by rank 0, shared with the others) -------------------------------
+    choice: list[str | None] = [None, None]  # the folder, or why there is none
+    if resume_from is not None:
+        choice[0] = str(Path(resume_from["path"]).parent)
+    elif is_main:
+        try:
+            choice[0] = str(report.choose_run_dir(config.runs_dir, config.name, config.model,
+                                                  config.data, overwrite))
+        except ValueError as error:
+            choice[1] = str(error)
+    if runtime.distributed:  # every process stops on rank 0's error, none waits forever
+        dist.broadcast_object_list(choice, src=0)
+    if choice[1]:
+        raise ValueError(choice[1])
+    run_dir = Path(choice[0])
+    config = dataclasses.replace(config, name=run_dir.name, runs_dir=str(run_dir.parent),
+                                 resume=None)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        report.write_config(run_dir, config.to_dict(), {
+            "num_classes": data.num_classes, "class_names": data.classes,
+            "world_size": runtime.world_size, "device": str(device),
+            "amp": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "off",
+            "channels_last": runtime.channels_last, "preprocess": preprocess,
+            "train_images": len(data.train), "val_images": len(data.val)})
+        console.print(f"training {config.model} ({sum(p.numel() for p in model.parameters()):,} "
+                      f"params) on {config.data}: {len(data.train)} train / {len(data.val)} val "
+                      f"images, {data.num_classes} classes, {config.input_size}x"
+                      f"{config.input_size}x{config.in_chans}; {config.epochs} epochs of "
+                      f"{steps_per_epoch} steps on {device} x{runtime.world_size} -> {run_dir}",
+                      highlight=False, soft_wrap=True)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+
+    # -- epochs ------------------------------------------------------------------------------
+    started = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        epoch_start = time.perf_counter()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        train_model.train()
+        # running sums on this process: loss * images, correct predictions, images
+        tally = torch.zeros(3, dtype=torch.float64, device=device)
+        with report.epoch_progress(console, show) as progress:
+            task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}",
+                                     total=steps_per_epoch, loss=0.0, acc=0.0, speed=0.0)
+            for step, (images, labels) in enumerate(train_loader):
+                if step >= steps_per_epoch:
+                    break
+                images = images.to(device, non_blocking=True, memory_format=memory_format)
+                labels = labels.to(device, non_blocking=True)
+
+                # forward: labels (+ auxiliary heads), optionally the teacher's soft targets
+                with autocast:
+                    logits, aux_logits = train_model(images, return_aux=True)
+                    loss = classification_loss(logits, aux_logits, labels, aux_weight,
+                                               config.label_smoothing)
+                    if teacher is not None:
+                        with torch.no_grad():
+                            teacher_logits = teacher(images)
+                        loss = ((1 - config.distill_alpha) * loss + config.distill_alpha
+                                * distillation_loss(logits, teacher_logits,
+                                                    config.distill_temperature))
+
+                # a diverged loss stops every process at the same step, before any update
+                step_loss = runtime.sum(loss.detach().float().clone()) / runtime.world_size
+                if not torch.isfinite(step_loss):
+                    where = (f"the last good checkpoint is {last_path} (epoch {epoch})"
+                             if epoch > 0 and last_path.exists() else "no checkpoint was written")
+                    raise NonFiniteLossError(
+                        f"loss became {float(step_loss)} at epoch {epoch + 1} step {step + 1} "
+                        f"(lr {scheduler.get_last_lr()[0]:.3g}); stopped, {where}; try a lower "
+                        "--lr, --grad-clip or --amp off")
+
+                # backward and update (the scaler is a no-op unless fp16)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if config.grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+
+                tally += torch.stack([loss.detach().double() * len(labels),
+                                      (logits.argmax(1) == labels).sum().double(),
+                                      torch.tensor(len(labels), dtype=torch.float64,
+                                                   device=device)])
+                if show:
+                    seen = tally[2].item() * runtime.world_size
+                    progress.update(task, advance=1, loss=tally[0].item() / tally[2].item(),
+                                    acc=tally[1].item() / tally[2].item(),
+                                    speed=seen / (time.perf_counter() - epoch_start))
+        tally = runtime.sum(tally)
+        train_seconds = time.perf_counter() - epoch_start
+
+        # evaluation on the validation split, each process on its shard of it
+        runtime.average_buffers(model)
+        result = evaluate_model(model, val_loader, data.num_classes, device, runtime.amp_dtype,
+                                runtime.channels_last, config.limit_val_batches, runtime.sum,
+                                data.classes)
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+               "train_loss": float(tally[0] / tally[2]), "train_acc": float(tally[1] / tally[2]),
+               "val_loss": result.loss, "val_top1": result.top1, "val_top5": result.top5,
+               "epoch_seconds": time.perf_counter() - epoch_start,
+               "images_per_second": float(tally[2]) / train_seconds}
+        history.append(row)
+        improved = result.top1 > best_top1
+        best_top1 = max(best_top1, result.top1)
+
+        # checkpoint, metrics, plot: rank 0 only; the others wait so no one runs ahead
+        if is_main:
+            checkpoint = {
+                "format": FORMAT, "model_name": config.model, "model_args": model_args,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "epoch": epoch + 1, "best_top1": best_top1, "history": history,
+                "rng": capture_rng(), "config": config.to_dict(), "preprocess": preprocess,
+                "class_names": data.classes}
+            save_checkpoint(checkpoint, last_path)
+            if improved:
+                save_checkpoint(checkpoint, best_path)
+            report.write_metrics(run_dir, history)
+            report.plot_curves(run_dir, history, f"{config.model} on {Path(config.data).name}")
+            if config.progress:
+                console.print(report.epoch_line(row, config.epochs), highlight=False,
+                              soft_wrap=True)
+        runtime.barrier()
+
+    return TrainResult(run_dir, last_path, best_path, best_top1, history,
+                       time.perf_counter() - started)
