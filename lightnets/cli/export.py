@@ -1,0 +1,112 @@
+"""``lightnets export``: a registered model or a checkpoint to a checked ONNX, TorchScript or
+``torch.export`` file with a JSON sidecar; optionally its latency against eager PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from lightnets.cli.summary import parse_input_size
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export a model to ONNX, TorchScript or torch.export (.pt2)",
+        description="Fuse BatchNorm into convolutions, export, run the written file (ONNX in "
+        "ONNX Runtime) against the eager model on random and real images, fail when they "
+        "differ beyond the tolerance, and write a JSON sidecar (model, input size, "
+        "preprocessing, class names, check results) beside the file.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="NAME", help="registered model (initial weights)")
+    source.add_argument("--checkpoint", metavar="CKPT",
+                        help="training checkpoint, or a run folder (its best.pt)")
+    parser.add_argument("--format", default="onnx", metavar="FORMAT",
+                        help="onnx (default), torchscript or pt2")
+    parser.add_argument("--output", metavar="PATH", help="file to write (default: <model>.onnx "
+                        "here, or beside the checkpoint); a folder gets <model>.<ext> inside")
+    parser.add_argument("--input-size", type=parse_input_size, default=None, metavar="SIZE",
+                        help="S, HxW or CxHxW (default: the checkpoint's, or the model's "
+                        "default input size)")
+    parser.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
+                        help="symbolic batch dimension (default); --no-dynamic-batch fixes it "
+                        "at --batch-size")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="the fixed batch with --no-dynamic-batch (default 1)")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="with --model: classifier size (default: the model's, 1000)")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest accepted |eager - exported| relative to the output scale "
+                        "(default 1e-4)")
+    parser.add_argument("--no-fuse", dest="fuse", action="store_false",
+                        help="export without folding BatchNorm first")
+    parser.add_argument("--latency", nargs="*", type=int, default=None, metavar="BATCH",
+                        help="then time eager PyTorch (the model as trained) against the "
+                        "exported file at these batch sizes (default 1)")
+    parser.add_argument("--json", action="store_true", help="print the sidecar as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightnets.cli import CommandError, console
+    from lightnets.export import FORMATS, export_model, load_source
+
+    if args.format not in FORMATS:
+        raise CommandError(f"unsupported format {args.format!r}; expected one of "
+                           f"{', '.join(FORMATS)}")
+    if args.checkpoint and args.num_classes is not None:
+        raise CommandError("--num-classes applies to --model; a checkpoint fixes its classes")
+    extra = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    source = load_source(args.model, args.checkpoint, args.input_size, **extra)
+    result = export_model(source, args.format, args.output, args.dynamic_batch, args.batch_size,
+                          args.fuse, args.opset, args.tolerance)
+    if args.json:
+        print(json.dumps({"path": str(result.path), "sidecar": str(result.sidecar_path),
+                          **result.sidecar.as_dict()}))
+    else:
+        megabytes = result.path.stat().st_size / 2**20
+        batch = "dynamic batch" if args.dynamic_batch else f"batch {args.batch_size}"
+        console.print(f"wrote {result.path} ({megabytes:.1f} MB, {args.format}, {batch}, "
+                      f"input {'x'.join(map(str, source.input_size))}) in "
+                      f"{result.export_seconds:.1f} s; sidecar {result.sidecar_path}",
+                      highlight=False, soft_wrap=True)
+        for line in result.verification.lines():
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
+        console.print(f"check passed: max relative difference "
+                      f"{result.verification.worst.relative:.2e} <= {args.tolerance:.0e}",
+                      highlight=False)
+    if args.latency is not None:
+        print_latency(source, result, args.latency or [1], console, args.json)
+    return 0
+
+
+def print_latency(source: Any, result: Any, batch_sizes: list[int], console: Any,
+                  as_json: bool) -> None:
+    """Eager PyTorch (unfused, as trained) against the exported file; a fixed-batch file is
+    timed at its own batch size."""
+    import statistics
+
+    import torch
+
+    from lightnets.export import artefact_runner
+    from lightnets.export.timing import time_callables
+
+    if min(batch_sizes) < 1:
+        raise ValueError(f"--latency batch sizes must be >= 1, got {batch_sizes}")
+    runner = artefact_runner(result.path, result.sidecar.artefact_format)
+    exported = f"{result.sidecar.artefact_format} file" + (
+        " in onnxruntime" if result.sidecar.artefact_format == "onnx" else "")
+    if not result.sidecar.dynamic_batch:
+        batch_sizes = [int(result.sidecar.input_size[0])]
+    for batch_size in batch_sizes:
+        x = torch.randn(batch_size, *source.input_size)
+        times = time_callables({"eager": source.model.eval(), "exported": runner}, x)
+        eager, fast = (statistics.median(times[k]) for k in ("eager", "exported"))
+        if as_json:
+            print(json.dumps({"latency": {"batch_size": batch_size, "eager_ms": eager,
+                                          "exported_ms": fast, "speedup": eager / fast}}))
+        else:
+            console.print(f"latency at batch {batch_size} ({torch.get_num_threads()} threads): "
+                          f"eager PyTorch {eager:.2f} ms, {exported} {fast:.2f} ms "
+                          f"({eager / fast:.2f}x)", highlight=False)

@@ -1,0 +1,76 @@
+"""``lightnets quantize --checkpoint CKPT --calib-data DATA``: an int8 ONNX model (or a bf16
+one) written only when its validation accuracy stays within a threshold of fp32."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "quantize", help="int8 post-training quantization with an accuracy gate",
+        description="Static int8 quantization with ONNX Runtime (weights per channel, "
+        "activations calibrated on a few hundred training images), or bf16 on CPUs with native "
+        "bf16. Reports top-1 before and after on the validation set and the latency gain, and "
+        "refuses to write the model when top-1 drops more than --max-drop points.")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="training checkpoint, or a run folder (its best.pt)")
+    parser.add_argument("--calib-data", metavar="DATA",
+                        help="calibration images: 'digits', an image folder or a CIFAR folder "
+                        "(its training split is used); required for int8")
+    parser.add_argument("--val-data", metavar="DATA",
+                        help="validation data (default: the data the checkpoint was trained on)")
+    parser.add_argument("--calib-size", type=int, default=300,
+                        help="calibration images, spread over the data (default 300)")
+    parser.add_argument("--method", choices=("minmax", "entropy", "percentile"),
+                        default="minmax", help="activation range calibration (default minmax)")
+    parser.add_argument("--per-tensor", dest="per_channel", action="store_false",
+                        help="one weight scale per tensor instead of per output channel")
+    parser.add_argument("--full-range", dest="reduce_range", action="store_false",
+                        help="8-bit weights (default 7: avoids int16 saturation on x86 CPUs "
+                        "without VNNI)")
+    parser.add_argument("--precision", choices=("int8", "bf16"), default="int8",
+                        help="int8 (default; ONNX Runtime) or bf16 (a .pt2, native bf16 CPUs)")
+    parser.add_argument("--allow-emulated-bf16", action="store_true",
+                        help="with --precision bf16: run even where bf16 is emulated (slow)")
+    parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                        help="largest accepted top-1 drop in percentage points (default 1)")
+    parser.add_argument("--force", action="store_true",
+                        help="write the model even when it fails the accuracy gate")
+    parser.add_argument("--output", metavar="PATH",
+                        help="file to write (default: beside the checkpoint, best.int8.onnx)")
+    parser.add_argument("--latency-batch", type=int, nargs="+", default=[1, 32], metavar="N",
+                        help="batch sizes to time fp32 against the reduced model (default 1 32)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightnets.cli import CommandError, console, err_console
+    from lightnets.export.quantize import AccuracyGateError, quantize_checkpoint
+
+    if min(args.latency_batch) < 1:
+        raise CommandError(f"--latency-batch sizes must be >= 1, got {args.latency_batch}")
+
+    def show(report) -> None:
+        if args.json:
+            print(json.dumps(report.as_dict()))
+        else:
+            for line in report.lines():
+                console.print(line, highlight=False, soft_wrap=True)
+
+    try:
+        report = quantize_checkpoint(
+            args.checkpoint, args.calib_data, args.output, args.val_data, args.calib_size,
+            args.max_drop, args.force, args.precision, args.method, args.per_channel,
+            args.reduce_range, tuple(args.latency_batch), args.allow_emulated_bf16,
+            log=None if args.json else (lambda m: err_console.print(m, highlight=False)))
+    except AccuracyGateError as refused:
+        show(refused.report)
+        raise CommandError(str(refused)) from None
+    show(report)
+    if not args.json:
+        verdict = "" if report.passed else " (FAILED the accuracy gate; written because of --force)"
+        console.print(f"wrote {report.written}{verdict}", highlight=False, soft_wrap=True)
+    return 0

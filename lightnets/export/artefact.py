@@ -1,0 +1,110 @@
+"""One call from a model to a checked deployable file: fuse, export, run the artefact against
+the eager model, write the sidecar. Behind ``lightnets export``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightnets.export.fuse import fuse, remaining_batchnorms
+from lightnets.export.onnx import DEFAULT_OPSET, export_onnx, onnx_session, run_session
+from lightnets.export.optional import require
+from lightnets.export.sidecar import Sidecar, runtime_versions, write_sidecar
+from lightnets.export.source import ModelSource
+from lightnets.export.torch_formats import export_pt2, export_torchscript, load_torch_artefact
+from lightnets.export.verify import (DEFAULT_TOLERANCE, Runner, Verification, VerificationError,
+                                     check, verify)
+
+# format -> file extension
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript", "pt2": ".pt2"}
+
+
+@dataclass
+class ExportResult:
+    """The written artefact, its sidecar and the check it passed."""
+
+    path: Path
+    sidecar_path: Path
+    sidecar: Sidecar
+    verification: Verification
+    export_seconds: float
+
+
+def check_format(format: str) -> str:
+    if format not in FORMATS:
+        raise ValueError(f"unsupported export format {format!r}; expected one of "
+                         f"{', '.join(FORMATS)}")
+    return format
+
+
+def default_output(source: ModelSource, format: str) -> Path:
+    """``<name>.onnx`` in the working folder, or beside the checkpoint (``best.pt`` ->
+    ``best.onnx``)."""
+    if source.checkpoint:
+        checkpoint = Path(source.checkpoint)
+        return checkpoint.with_suffix(FORMATS[format])
+    return Path(source.name + FORMATS[format])
+
+
+def artefact_runner(path: str | Path, format: str, threads: int | None = None) -> Runner:
+    """A callable running the artefact on a float tensor (ONNX files in ONNX Runtime)."""
+    if check_format(format) == "onnx":
+        session = onnx_session(path, threads)
+        return lambda x: run_session(session, x)
+    module = load_torch_artefact(path, format)
+    return lambda x: module(x)
+
+
+def export_model(source: ModelSource, format: str = "onnx", output: str | Path | None = None,
+                 dynamic_batch: bool = True, batch_size: int = 1, fuse_model: bool = True,
+                 opset: int = DEFAULT_OPSET, tolerance: float = DEFAULT_TOLERANCE,
+                 real_inputs: bool = True) -> ExportResult:
+    """Export ``source`` (fused first unless ``fuse_model=False``) to ``format``, verify the
+    written file against the unfused eager model and write the sidecar. A failed check removes
+    the artefact and raises :class:`VerificationError`."""
+    check_format(format)
+    if format == "onnx":  # the check runs the file in ONNX Runtime: fail before exporting
+        require("onnxruntime", "checking an ONNX export")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be positive, got {tolerance}")
+    path = Path(output) if output is not None else default_output(source, format)
+    if path.is_dir():
+        path = path / (source.name + FORMATS[format])
+    model = fuse(source.model) if fuse_model else source.model.eval()
+    started = time.perf_counter()
+    if format == "onnx":
+        export_onnx(model, path, source.input_size, dynamic_batch, batch_size, opset)
+    elif format == "pt2":
+        export_pt2(model, path, source.input_size, dynamic_batch, batch_size)
+    else:
+        export_torchscript(model, path, source.input_size, 2 if dynamic_batch else batch_size)
+    seconds = time.perf_counter() - started
+
+    # a fixed-batch artefact only takes its own batch size; a dynamic one is run at others
+    sizes = (3, 5) if dynamic_batch else (batch_size, batch_size)
+    verification = verify(source.model, artefact_runner(path, format), source.input_size,
+                          source.preprocess, tolerance, real_inputs, sizes)
+    left = remaining_batchnorms(model) if fuse_model else []
+    if left:
+        verification.notes.append(f"{len(left)} BatchNorm layer(s) follow no convolution and "
+                                  f"stay unfused: {', '.join(left[:5])}")
+    try:
+        check(verification, f"the exported {format} file {str(path)!r}")
+    except VerificationError:
+        path.unlink(missing_ok=True)
+        raise
+    sidecar = Sidecar(
+        artefact=path.name, artefact_format=format, model=source.name,
+        model_args=source.model_args, input_size=list(source.input_size),
+        dynamic_batch=dynamic_batch, preprocess=source.preprocess,
+        class_names=source.class_names, checkpoint=source.checkpoint, fused=fuse_model,
+        verification=verification.as_dict(), versions=runtime_versions())
+    if format == "onnx":
+        sidecar.versions["opset"] = str(opset)
+    if not dynamic_batch:
+        sidecar.input_size = [batch_size, *source.input_size]
+    return ExportResult(path, write_sidecar(sidecar, path), sidecar, verification, seconds)
+

@@ -1,0 +1,259 @@
+"""Fast inference backends: one callable interface over eager PyTorch, ``torch.compile``, ONNX
+Runtime and (when installed) OpenVINO, each told the numeric precision to run and reporting the
+precision it actually runs.
+
+Every backend starts from the fused model (BatchNorm folded, :func:`lightnets.export.fuse`);
+channels-last memory is used where it was measured to help (see ``CHANNELS_LAST``). Precision is
+never changed silently: asking for bf16 on a CPU without native bf16 arithmetic (AVX512-BF16 or
+AMX on x86, the BF16 extension on Arm) raises unless emulation is allowed explicitly, and a
+backend that cannot run bf16 at all says so.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightnets.export.fuse import fuse, remaining_batchnorms
+from lightnets.export.optional import available, require
+
+BACKENDS = ("eager", "compile", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "bf16")
+# Channels-last helps torch's CPU convolutions (oneDNN) at inference; see the module docstring
+# of benchmarks/deploy_vs_onnxruntime.py for the measurements behind these defaults.
+CHANNELS_LAST = {"eager": True, "compile": True}
+
+
+class BackendUnavailableError(ValueError):
+    """The backend cannot run here (package missing, or the precision unsupported)."""
+
+
+@dataclass
+class Backend:
+    """A model ready to run: ``backend(x)`` maps a float NCHW batch to float logits."""
+
+    name: str
+    precision: str
+    run: Callable[[torch.Tensor], torch.Tensor]
+    notes: list[str] = field(default_factory=list)
+    setup_seconds: float = 0.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)
+
+    def describe(self) -> str:
+        extra = f" ({', '.join(self.notes)})" if self.notes else ""
+        return f"{self.name} [{self.precision}]{extra}"
+
+
+# -- CPU capabilities ---------------------------------------------------------------------------
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def native_bf16() -> tuple[bool, str]:
+    """Whether this CPU computes bf16 natively, and the evidence in words."""
+    flags = cpu_flags()
+    found = sorted(flags & {"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX512/AMX, Arm BF16
+    try:  # PyTorch's own view (oneDNN), where this private helper exists
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            found = found or ["oneDNN bf16"]
+    except (AttributeError, RuntimeError):
+        pass
+    if found:
+        return True, f"native bf16 ({', '.join(found)})"
+    isa = torch.backends.cpu.get_cpu_capability()
+    return False, (f"no native bf16 on this CPU (best ISA {isa}; no avx512_bf16 / amx_bf16 "
+                   f"flag): bf16 would be emulated in fp32 arithmetic, slower and less accurate")
+
+
+def check_precision(backend: str, precision: str, allow_emulated: bool = False) -> list[str]:
+    """Refuse a precision ``backend`` cannot run here; return notes to show with it."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unsupported precision {precision!r}; expected one of "
+                         f"{', '.join(PRECISIONS)} (int8: `lightnets quantize`)")
+    if precision == "fp32":
+        return []
+    if backend == "onnxruntime":
+        raise BackendUnavailableError("onnxruntime's CPU provider has no bf16 convolution "
+                                      "kernels; use eager, compile or openvino for bf16")
+    native, why = native_bf16()
+    if native:
+        return [why]
+    if not allow_emulated:
+        raise BackendUnavailableError(f"bf16 refused: {why}. Pass --allow-emulated-bf16 to "
+                                      "measure it anyway")
+    warnings.warn(f"bf16 is emulated here: {why}", RuntimeWarning, stacklevel=3)
+    return ["bf16 EMULATED"]
+
+
+# -- backends -----------------------------------------------------------------------------------
+def _prepared(model: nn.Module, precision: str, channels_last: bool) -> nn.Module:
+    model = fuse(model)  # a copy; folding an already fused model finds nothing to do
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.to(torch.bfloat16) if precision == "bf16" else model
+
+
+def _torch_runner(module: Callable, precision: str, channels_last: bool
+                  ) -> Callable[[torch.Tensor], torch.Tensor]:
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return module(x.to(dtype=dtype, memory_format=memory_format)).float()
+    return run
+
+
+def _eager(model: nn.Module, precision: str, channels_last: bool, **_: Any) -> Backend:
+    prepared = _prepared(model, precision, channels_last)
+    return Backend("eager", precision, _torch_runner(prepared, precision, channels_last))
+
+
+def _compile(model: nn.Module, precision: str, channels_last: bool, **_: Any) -> Backend:
+    prepared = _prepared(model, precision, channels_last)
+    # freezing treats the weights as constants, so inductor folds them and pre-packs them in
+    # oneDNN's layout once instead of on every call
+    compiled = torch.compile(prepared, dynamic=False, options={"freezing": True})
+    return Backend("compile", precision, _torch_runner(compiled, precision, channels_last),
+                   ["inductor, frozen weights; compiles on the first call of each batch size"])
+
+
+def _onnx_file(model: nn.Module, input_size: tuple[int, int, int], folder: str) -> Path:
+    from lightnets.export.onnx import export_onnx
+
+    return export_onnx(fuse(model), Path(folder) / "model.onnx", input_size)
+
+
+def _onnxruntime(model: nn.Module, precision: str, input_size: tuple[int, int, int],
+                 threads: int | None, onnx_path: str | Path | None = None, **_: Any) -> Backend:
+    from lightnets.export.onnx import onnx_session, run_session
+
+    with tempfile.TemporaryDirectory() as folder:
+        session = onnx_session(onnx_path or _onnx_file(model, input_size, folder), threads)
+    return Backend("onnxruntime", precision, lambda x: run_session(session, x))
+
+
+def _openvino(model: nn.Module, precision: str, input_size: tuple[int, int, int],
+              threads: int | None, onnx_path: str | Path | None = None, **_: Any) -> Backend:
+    ov = require("openvino", "the openvino backend")
+    core = ov.Core()
+    with tempfile.TemporaryDirectory() as folder:
+        network = core.read_model(str(onnx_path or _onnx_file(model, input_size, folder)))
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+              "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
+    compiled_by_shape: dict[tuple[int, ...], Any] = {}
+
+    def compiled_for(shape: tuple[int, ...]) -> Any:
+        # a static shape per batch size lets the CPU plugin pick its fastest kernels
+        if shape not in compiled_by_shape:
+            network.reshape({network.inputs[0]: list(shape)})
+            compiled_by_shape[shape] = core.compile_model(network, "CPU", config)
+        return compiled_by_shape[shape]
+
+    probe = compiled_for((1, *input_size))
+    runs_in = str(probe.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. <Type: 'float32'>
+    actual = next((ours for theirs, ours in (("bf16", "bf16"), ("bfloat16", "bf16"),
+                                             ("float32", "fp32"), ("f32", "fp32"),
+                                             ("float16", "fp16"), ("f16", "fp16"))
+                   if theirs in runs_in), runs_in)
+    if actual != precision:  # OpenVINO quietly falls back to f32 where bf16 is not native
+        raise BackendUnavailableError(f"openvino was asked for {precision} but runs {actual} "
+                                      "on this CPU")
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        request = compiled_for(tuple(x.shape))
+        return torch.from_numpy(request(x.detach().contiguous().numpy())[0].copy())
+    return Backend("openvino", actual, run)
+
+
+_FACTORIES = {"eager": _eager, "compile": _compile, "onnxruntime": _onnxruntime,
+              "openvino": _openvino}
+
+
+def available_backends() -> dict[str, str | None]:
+    """Each backend -> ``None`` when it can run here, else the reason it cannot."""
+    reasons: dict[str, str | None] = {"eager": None, "compile": None}
+    reasons["onnxruntime"] = None if available("onnxruntime") and available("onnxscript") else \
+        "needs onnxruntime and onnxscript (pip install 'lightnets[export]')"
+    reasons["openvino"] = None if available("openvino") else "needs openvino (pip install openvino)"
+    return reasons
+
+
+def create_backend(model: nn.Module, name: str, input_size: tuple[int, int, int],
+                   precision: str = "fp32", channels_last: bool | None = None,
+                   threads: int | None = None, allow_emulated_bf16: bool = False,
+                   onnx_path: str | Path | None = None) -> Backend:
+    """``model`` (any zoo model; fused here) behind backend ``name`` at ``precision``.
+    ``channels_last=None`` uses the measured default; ``onnx_path`` reuses an exported file
+    for onnxruntime/openvino instead of exporting again."""
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    reason = available_backends()[name]
+    if reason and not (onnx_path and name == "onnxruntime" and available("onnxruntime")):
+        raise BackendUnavailableError(f"backend {name} {reason}")
+    notes = check_precision(name, precision, allow_emulated_bf16)
+    layout = CHANNELS_LAST.get(name, False) if channels_last is None else channels_last
+    started = time.perf_counter()
+    backend = _FACTORIES[name](model, precision=precision, channels_last=layout,
+                               input_size=tuple(input_size), threads=threads, onnx_path=onnx_path)
+    backend.setup_seconds = time.perf_counter() - started
+    left = remaining_batchnorms(fuse(model))
+    backend.notes = [*(["channels-last"] if layout and name in CHANNELS_LAST else []), "fused",
+                     *backend.notes, *notes,
+                     *([f"{len(left)} BatchNorm unfused"] if left else [])]
+    return backend
+
+
+def backend_from_file(path: str | Path, name: str = "onnxruntime",
+                      threads: int | None = None) -> tuple[Backend, Any]:
+    """An exported artefact (with its sidecar) ready to run: ``(backend, sidecar)``. ONNX files
+    run in ``name`` (onnxruntime or openvino); the precision is the sidecar's (e.g. int8)."""
+    from lightnets.export.artefact import artefact_runner
+    from lightnets.export.sidecar import read_sidecar
+
+    sidecar = read_sidecar(path)
+    fmt = sidecar.artefact_format
+    if fmt != "onnx":
+        return Backend(fmt, sidecar.precision, artefact_runner(path, fmt)), sidecar
+    if name == "openvino" and sidecar.precision == "fp32":
+        backend = _openvino(None, "fp32", tuple(sidecar.input_size[-3:]), threads, path)
+        return backend, sidecar
+    if name != "onnxruntime":
+        raise ValueError(f"an ONNX {sidecar.precision} file runs in onnxruntime"
+                         f"{' or openvino' if sidecar.precision == 'fp32' else ''}, not {name}")
+    return Backend("onnxruntime", sidecar.precision, artefact_runner(path, fmt, threads)), sidecar
+
+
+def predict_runner(model: nn.Module, backend: str, preprocess: dict[str, Any],
+                   device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    """What ``lightnets predict --backend`` calls the model through, for a checkpoint's
+    ``preprocess``: the fused model on a GPU for ``eager``, else :func:`create_backend` (the
+    other backends run on the CPU)."""
+    side = preprocess["input_size"]
+    size = (preprocess["in_chans"], *((side, side) if isinstance(side, int) else side))
+    device = torch.device(device)
+    if device.type != "cpu":
+        if backend != "eager":
+            raise ValueError(f"backend {backend} runs on the CPU; use --device cpu or --backend "
+                             "eager")
+        return fuse(model).to(device)
+    return create_backend(model.cpu(), backend, size)

@@ -1,0 +1,95 @@
+"""ONNX export through ``torch.export`` (the dynamo-based exporter) and ONNX Runtime sessions.
+
+The batch dimension is exported as a symbol (``batch``) so one file serves any batch size; the
+spatial size is fixed at export, as the deployed preprocessing fixes it. The graph is traced at
+batch 2 because ``torch.export`` specialises sizes 0 and 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lightnets.export.optional import require
+
+DEFAULT_OPSET = 18
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+def without_inplace(model: nn.Module) -> nn.Module:
+    """A copy whose activations do not work in place: same function, and ``torch.export``'s
+    functionalisation of in-place ops (measured: up to half the export time) is skipped."""
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        if getattr(module, "inplace", False) is True:
+            module.inplace = False
+    return model
+
+
+@contextlib.contextmanager
+def quiet_exporter():
+    """Silence the exporter's progress lines and its warnings about its own internals."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, int],
+                dynamic_batch: bool = True, batch_size: int = 1,
+                opset: int = DEFAULT_OPSET) -> Path:
+    """Write ``model`` (in eval mode) as an ONNX file taking ``input`` of shape
+    ``(batch, *input_size)`` and returning ``logits``; the batch is symbolic when
+    ``dynamic_batch``, else fixed at ``batch_size``."""
+    require("onnxscript", "ONNX export")
+    require("onnx", "ONNX export")
+    path = Path(path)
+    model = without_inplace(model).eval()
+    example = torch.randn(2 if dynamic_batch else batch_size, *input_size)
+    dynamic = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+    try:
+        with quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(model, (example,), None, dynamo=True, opset_version=opset,
+                                        dynamic_shapes=dynamic, input_names=[INPUT_NAME],
+                                        output_names=[OUTPUT_NAME], verbose=False)
+    except Exception as error:  # the exporter raises many kinds; keep the first line
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"ONNX export of {type(model).__name__} failed: {first}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with quiet_exporter():
+        program.save(path)  # weights go to a side file only past protobuf's 2 GB limit
+    return path
+
+
+def onnx_session(model: str | Path | bytes, threads: int | None = None,
+                 optimize: bool = True) -> Any:
+    """An ONNX Runtime CPU session using ``threads`` intra-op threads (default: torch's)."""
+    ort = require("onnxruntime", "running ONNX models")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    options.log_severity_level = 3  # errors only
+    source = model if isinstance(model, bytes) else str(model)
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as error:
+        what = "the model" if isinstance(model, bytes) else repr(str(model))
+        raise ValueError(f"ONNX Runtime cannot load {what}: "
+                         f"{str(error).strip().splitlines()[0]}") from None
+
+
+def run_session(session: Any, x: torch.Tensor) -> torch.Tensor:
+    """Run a one-input session on a float tensor and return its first output as a tensor."""
+    name = session.get_inputs()[0].name
+    array = np.ascontiguousarray(x.detach().cpu().float().numpy())
+    return torch.from_numpy(session.run(None, {name: array})[0])

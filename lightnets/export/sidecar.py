@@ -1,0 +1,84 @@
+"""The JSON file written beside every artefact: what a deployment needs besides the graph.
+
+``model.onnx`` gets ``model.onnx.json`` holding the model name and arguments, the input shape
+(batch symbolic or fixed), the preprocessing (resize, centre crop, mean, std), the class names,
+the numeric precision the artefact computes in, and the result of the export check.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SIDECAR_FORMAT = "lightnets.sidecar.v1"
+
+
+@dataclass
+class Sidecar:
+    """Metadata of one exported artefact (file names are relative to the sidecar's folder)."""
+
+    artefact: str
+    artefact_format: str
+    model: str
+    model_args: dict[str, Any]
+    input_size: list[int]
+    dynamic_batch: bool
+    preprocess: dict[str, Any]
+    class_names: list[str] | None
+    precision: str = "fp32"
+    input_name: str = "input"
+    output_name: str = "logits"
+    checkpoint: str | None = None
+    fused: bool = True
+    verification: dict[str, Any] = field(default_factory=dict)
+    accuracy: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    format: str = SIDECAR_FORMAT
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sidecar_path(artefact: str | Path) -> Path:
+    """``model.onnx`` -> ``model.onnx.json``."""
+    artefact = Path(artefact)
+    return artefact.with_name(artefact.name + ".json")
+
+
+def runtime_versions() -> dict[str, str]:
+    """Versions of the libraries that wrote (and should run) the artefact."""
+    import importlib.metadata as metadata
+
+    versions = {}
+    for package in ("lightnets", "torch", "onnx", "onnxruntime", "openvino"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def write_sidecar(sidecar: Sidecar, artefact: str | Path) -> Path:
+    """Write ``sidecar`` beside ``artefact``; returns the JSON file's path."""
+    path = sidecar_path(artefact)
+    path.write_text(json.dumps(sidecar.as_dict(), indent=2) + "\n")
+    return path
+
+
+def read_sidecar(artefact_or_json: str | Path) -> Sidecar:
+    """The sidecar of an artefact (give the artefact or the ``.json`` itself)."""
+    path = Path(artefact_or_json)
+    if path.suffix != ".json":
+        path = sidecar_path(path)
+    if not path.is_file():
+        raise ValueError(f"no sidecar {str(path)!r} (it is written by `lightnets export`)")
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"sidecar {str(path)!r} is not valid JSON: {error}") from None
+    if not isinstance(values, dict) or values.get("format") != SIDECAR_FORMAT:
+        raise ValueError(f"{str(path)!r} is not a lightnets sidecar ({SIDECAR_FORMAT})")
+    known = Sidecar.__dataclass_fields__
+    return Sidecar(**{key: value for key, value in values.items() if key in known})

@@ -1,0 +1,116 @@
+"""What an export starts from: a registered model (random weights) or a training checkpoint,
+with the metadata a deployed model needs beside its weights (input size, preprocessing, class
+names).
+
+The checkpoint interface used here is the training package's: ``load_checkpoint`` (a
+``torch.load(weights_only=True)`` of a plain dictionary) and ``model_from_checkpoint`` (rebuild
+from ``model_name`` and ``model_args``, load ``model``); ``preprocess`` and ``class_names`` are
+read from the same dictionary.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelSource:
+    """An eval-mode model and what a deployment needs to know about it."""
+
+    model: nn.Module
+    name: str
+    model_args: dict[str, Any]
+    input_size: tuple[int, int, int]
+    preprocess: dict[str, Any]
+    class_names: list[str] | None = None
+    checkpoint: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    """The checkpoint's training configuration (its ``data``, ``val_fraction``, ``seed``...)."""
+
+
+def imagenet_preprocess(input_size: tuple[int, int, int]) -> dict[str, Any]:
+    """The usual ImageNet evaluation preprocessing (resize to size / 0.875, centre-crop)."""
+    chans, height, width = input_size
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    if chans != 3:  # grey (or other) input: the channel-averaged statistics
+        mean, std = (sum(mean) / 3,) * chans, (sum(std) / 3,) * chans
+    resize = round(height / 0.875) if height == width else [round(height / 0.875),
+                                                          round(width / 0.875)]
+    return {"input_size": height if height == width else [height, width], "in_chans": chans,
+            "resize": resize, "mean": list(mean), "std": list(std)}
+
+
+def _check_size(model: nn.Module, input_size: tuple[int, int, int]) -> None:
+    min_h, min_w = getattr(model, "min_input_size", (1, 1))
+    if input_size[1] < min_h or input_size[2] < min_w:
+        raise ValueError(f"input size {input_size[1]}x{input_size[2]} is below the model's "
+                         f"minimum {min_h}x{min_w}")
+    if input_size[0] != getattr(model, "in_chans", input_size[0]):
+        raise ValueError(f"input size has {input_size[0]} channels, the model expects "
+                         f"{model.in_chans}")
+
+
+def from_name(name: str, input_size: int | tuple[int, ...] | None = None,
+              **model_args: Any) -> ModelSource:
+    """A registered model with its initial (random) weights and ImageNet preprocessing."""
+    from lightnets.profile.model_summary import normalize_input_size
+    from lightnets.registry import create_model, resolve_name
+
+    name = resolve_name(name)
+    model = create_model(name, **model_args).eval()
+    size = normalize_input_size(input_size, model.default_input_size)
+    _check_size(model, size)
+    return ModelSource(model, name, dict(model_args), size, imagenet_preprocess(size))
+
+
+def from_checkpoint(path: str | Path, input_size: int | tuple[int, ...] | None = None
+                    ) -> ModelSource:
+    """A trained model from a lightnets checkpoint (file or run folder: its ``best.pt``),
+    with the preprocessing and class names it was trained with."""
+    from lightnets.profile.model_summary import normalize_input_size
+    from lightnets.registry import resolve_name
+    from lightnets.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    state = load_checkpoint(path, prefer="best")
+    try:
+        preprocess = copy.deepcopy(state["preprocess"])
+        model = model_from_checkpoint(state).eval()
+        name, model_args = resolve_name(state["model_name"]), dict(state["model_args"])
+    except KeyError as missing:
+        raise ValueError(f"checkpoint {state['path']!r} lacks {missing}") from None
+    side = preprocess["input_size"]
+    trained = (preprocess["in_chans"], *((side, side) if isinstance(side, int) else side))
+    size = normalize_input_size(input_size, trained)
+    _check_size(model, size)
+    if size != trained:  # keep the sidecar true to the artefact: scale the resize with the crop
+        ratio = size[1] / trained[1]
+        resize = preprocess["resize"]
+        preprocess["resize"] = (round(resize * ratio) if isinstance(resize, int)
+                                else [round(s * ratio) for s in resize])
+        preprocess["input_size"] = size[1] if size[1] == size[2] else [size[1], size[2]]
+    metrics = {key: state[key] for key in ("epoch", "best_top1") if key in state}
+    return ModelSource(model, name, model_args, size, preprocess,
+                       list(state.get("class_names") or []) or None, state["path"], metrics,
+                       dict(state.get("config") or {}))
+
+
+def load_source(model: str | None = None, checkpoint: str | Path | None = None,
+                input_size: int | tuple[int, ...] | None = None, **model_args: Any) -> ModelSource:
+    """Exactly one of ``model`` (a registered name) or ``checkpoint``."""
+    if (model is None) == (checkpoint is None):
+        raise ValueError("give exactly one of a model name (--model) or a checkpoint "
+                         "(--checkpoint)")
+    if checkpoint is not None:
+        if model_args:
+            raise ValueError(f"a checkpoint fixes the model's arguments; cannot also set "
+                             f"{', '.join(sorted(model_args))}")
+        return from_checkpoint(checkpoint, input_size)
+    return from_name(model, input_size, **model_args)

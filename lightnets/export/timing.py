@@ -1,0 +1,201 @@
+"""Timing inference backends side by side, interleaved so that drift on a busy machine hits all
+of them alike (each repeat runs every candidate once, in alternating order).
+
+Behind ``lightnets bench NAME --backend ...`` (:func:`bench_backends`) and
+``lightnets export --latency`` (:func:`time_callables`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lightnets.export.backends import (BACKENDS, Backend, BackendUnavailableError,
+                                       available_backends, create_backend)
+from lightnets.export.onnx import export_onnx, onnx_session, run_session
+
+Runner = Callable[[torch.Tensor], Any]
+# Rows besides lightnets' own backends: torchvision's implementation of the same architecture,
+# run eagerly (the baseline everyone starts from) or exported to ONNX Runtime (the goal).
+PEER_ROWS = ("torchvision-eager", "torchvision-onnxruntime")
+
+
+def time_callables(runs: dict[str, Runner], x: torch.Tensor, warmup: int = 3,
+                   repeats: int = 10) -> dict[str, list[float]]:
+    """Milliseconds per call of each runner on ``x``, interleaved repeat by repeat."""
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    order = list(runs)
+    with torch.inference_mode():
+        for index in range(warmup + repeats):
+            for name in order if index % 2 == 0 else order[::-1]:
+                start = time.perf_counter()
+                runs[name](x)
+                if index >= warmup:
+                    times[name].append(1e3 * (time.perf_counter() - start))
+    return times
+
+
+@dataclass
+class BackendTiming:
+    """One row of a backend comparison."""
+
+    model: str
+    backend: str
+    precision: str
+    batch_size: int
+    median_ms: float
+    p90_ms: float
+    notes: str = ""
+    speedup_vs_baseline: float | None = None
+
+    @property
+    def images_per_s(self) -> float:
+        return 1e3 * self.batch_size / self.median_ms
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "images_per_s": round(self.images_per_s, 2)}
+
+
+def expand_backends(names: list[str]) -> list[str]:
+    """``all`` -> every backend that can run here; unknown names are an error."""
+    if "all" in names:
+        return [name for name, reason in available_backends().items() if reason is None]
+    unknown = sorted(set(names) - set(BACKENDS))
+    if unknown:
+        raise ValueError(f"unknown backend(s) {', '.join(unknown)}; expected "
+                         f"{', '.join(BACKENDS)} or all")
+    return list(dict.fromkeys(names))
+
+
+def peer_runner(row: str, name: str, input_size: tuple[int, int, int]) -> Runner:
+    """torchvision's model of the same architecture, eager or in ONNX Runtime."""
+    from lightnets.profile.bench import build_peer
+
+    peer = build_peer("torchvision", name).eval()
+    if row == "torchvision-eager":
+        return peer
+    # torchvision's model exported as it is (no fusing here: ONNX Runtime folds BN itself)
+    with tempfile.TemporaryDirectory() as folder:
+        session = onnx_session(export_onnx(peer, Path(folder) / "peer.onnx", input_size))
+    return lambda x: run_session(session, x)
+
+
+def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
+                   input_size: tuple[int, int, int] | None = None, precision: str = "fp32",
+                   peers: tuple[str, ...] = ("torchvision-eager",), warmup: int = 3,
+                   repeats: int = 10, allow_emulated_bf16: bool = False,
+                   log: Callable[[str], None] | None = None) -> list[BackendTiming]:
+    """Time registered model ``name`` behind each backend (and the ``peers`` rows, where
+    torchvision has the architecture) at each batch size. A backend that cannot run here is
+    reported through ``log`` and left out. Speed-ups are against the first peer row."""
+    from lightnets.profile.bench import PEERS
+    from lightnets.registry import create_model, resolve_name
+
+    name = resolve_name(name)
+    model = create_model(name).eval()
+    size = tuple(input_size or model.default_input_size)
+    say = log or (lambda message: None)
+    runs: dict[str, tuple[str, str, Runner]] = {}  # row -> (precision, notes, runner)
+    for backend_name in expand_backends(backends):
+        say(f"preparing {backend_name} ({precision})...")
+        try:
+            backend: Backend = create_backend(model, backend_name, size, precision,
+                                              allow_emulated_bf16=allow_emulated_bf16)
+        except BackendUnavailableError as error:
+            say(f"skipping {backend_name}: {error}")
+            continue
+        runs[backend_name] = (backend.precision, ", ".join(backend.notes), backend)
+    if name in PEERS["torchvision"]:
+        for row in peers:
+            say(f"preparing {row}...")
+            note = "baseline" if row == peers[0] else ""
+            runs[row] = ("fp32", note, peer_runner(row, name, size))
+    elif peers:
+        say(f"no torchvision counterpart for {name}: no baseline rows")
+    results = []
+    for batch_size in batch_sizes:
+        say(f"timing {name} at batch {batch_size}...")
+        x = torch.randn(batch_size, *size)
+        times = time_callables({row: run for row, (_, _, run) in runs.items()}, x, warmup,
+                               repeats)
+        rows = [BackendTiming(name, row, runs[row][0], batch_size,
+                              statistics.median(times[row]),
+                              sorted(times[row])[int(0.9 * (len(times[row]) - 1))], runs[row][1])
+                for row in runs]
+        baseline = next((r.median_ms for r in rows if peers and r.backend == peers[0]), None)
+        for row in rows:
+            row.speedup_vs_baseline = baseline / row.median_ms if baseline else None
+        results += rows
+    return results
+
+
+# -- the `lightnets bench --backend` hook -------------------------------------------------------
+def add_backend_arguments(parser: Any) -> None:
+    """``--backend``, ``--precision`` and ``--allow-emulated-bf16`` for ``lightnets bench``."""
+    parser.add_argument("--backend", nargs="+", default=None, metavar="BACKEND",
+                        help=f"time inference backends side by side with torchvision's eager "
+                        f"model: {', '.join(BACKENDS)} or all")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="with --backend: numeric precision (default fp32; bf16 is refused "
+                        "where the CPU lacks native bf16)")
+    parser.add_argument("--allow-emulated-bf16", action="store_true",
+                        help="with --backend --precision bf16: run bf16 even where it is emulated")
+
+
+def run_backend_bench(args: Any) -> int:
+    """``lightnets bench NAME... --backend ...``: a table (or JSON) of every backend."""
+    import json
+
+    from lightnets.cli import console, err_console
+    from lightnets.profile.model_summary import normalize_input_size
+
+    if getattr(args, "mode", "infer") != "infer":
+        raise ValueError("--backend times inference only; drop --mode train")
+    if getattr(args, "vs", None) not in (None, "torchvision"):
+        raise ValueError("--backend compares with torchvision; drop --vs timm")
+    results = []
+    for name in args.names:
+        size = None
+        if args.input_size is not None:
+            from lightnets.registry import create_model
+
+            default = create_model(name, num_classes=0).default_input_size
+            size = normalize_input_size(tuple(args.input_size), default)
+        results += bench_backends(
+            name, args.backend, args.batch_size, size, args.precision,
+            warmup=args.warmup, repeats=args.repeats,
+            allow_emulated_bf16=args.allow_emulated_bf16,
+            log=lambda message: err_console.print(message, highlight=False))
+    if args.json:
+        print(json.dumps({"threads": torch.get_num_threads(),
+                          "results": [row.as_dict() for row in results]}))
+    else:
+        console.print(backend_table(results))
+    return 0
+
+
+def backend_table(results: list[BackendTiming]) -> Any:
+    """A rich table: one row per model, batch size and backend."""
+    from rich.table import Table
+
+    table = Table(title=f"inference backends, {torch.get_num_threads()} threads "
+                  "(speed-up against torchvision eager)")
+    for column in ("model", "batch", "backend", "precision", "median ms", "p90 ms", "images/s",
+                   "speed-up", "notes"):
+        table.add_column(column, justify="right" if column in ("batch", "median ms", "p90 ms",
+                                                               "images/s", "speed-up") else "left")
+    for row in results:
+        speedup = f"{row.speedup_vs_baseline:.2f}x" if row.speedup_vs_baseline else ""
+        table.add_row(row.model, str(row.batch_size), row.backend, row.precision,
+                      f"{row.median_ms:.2f}", f"{row.p90_ms:.2f}", f"{row.images_per_s:.1f}",
+                      speedup, row.notes)
+    return table
