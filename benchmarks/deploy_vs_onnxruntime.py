@@ -86,21 +86,21 @@ def candidates(name: str, args: argparse.Namespace, folder: str, say) -> dict[st
     if args.skip_eager:
         del rows["tv-eager"]
         wanted.remove("eager")
-    for backend in wanted:
-        try:
-            rows[backend] = ("fp32", create_backend(model, backend, size))
-        except BackendUnavailableError as error:
-            say(f"  {name}: skipping {backend}: {error}")
-    if args.bf16:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # said in the notes instead
-                backend = create_backend(model, "eager", size, "bf16",
-                                         allow_emulated_bf16=args.allow_emulated_bf16)
-            label = "bf16" + (" (emulated)" if "bf16 EMULATED" in backend.notes else "")
-            rows["eager-bf16"] = (label, backend)
-        except BackendUnavailableError as error:
-            say(f"  {name}: skipping bf16: {error}")
+    for precision in ("fp32", "bf16") if args.bf16 else ("fp32",):
+        for backend in wanted:
+            if precision == "bf16" and backend == "onnxruntime":
+                continue  # no bf16 convolutions in ONNX Runtime's CPU provider
+            row = backend if precision == "fp32" else f"{backend}-bf16"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # said in the label instead
+                    runner = create_backend(model, backend, size, precision,
+                                            allow_emulated_bf16=args.allow_emulated_bf16)
+            except BackendUnavailableError as error:
+                say(f"  {name}: skipping {row}: {error}")
+                continue
+            label = precision + (" (emulated)" if "bf16 EMULATED" in runner.notes else "")
+            rows[row] = (label, runner)
     if args.int8:
         rows["onnxruntime-int8"] = ("int8, not gated", int8_runner(model, size, folder))
     return rows
@@ -156,7 +156,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch and ORT threads")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--openvino", action="store_true", help="also time OpenVINO (installed)")
-    parser.add_argument("--bf16", action="store_true", help="also time eager bf16")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time each torch / OpenVINO backend in bf16")
     parser.add_argument("--allow-emulated-bf16", action="store_true",
                         help="time bf16 even where the CPU emulates it")
     parser.add_argument("--int8", action="store_true", help="also time ONNX Runtime int8")

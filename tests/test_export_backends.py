@@ -16,6 +16,7 @@ from lightnets.export.backends import (BackendUnavailableError, available_backen
                                        create_backend, native_bf16)
 from lightnets.export.timing import (add_backend_arguments, bench_backends, expand_backends,
                                      run_backend_bench, time_callables)
+from lightnets.hardware import cpu_flags
 
 pytestmark = pytest.mark.xdist_group("backends")
 SIZE = (3, 32, 32)
@@ -77,7 +78,7 @@ def test_bf16_native_reports_the_evidence(model, monkeypatch):
 
 def test_native_bf16_matches_the_cpu_flags():
     native, why = native_bf16()
-    flags = backends.cpu_flags()
+    flags = cpu_flags()
     if flags & {"avx512_bf16", "amx_bf16", "bf16"}:
         assert native
     assert isinstance(why, str) and why
@@ -105,12 +106,15 @@ def test_openvino_optional(model, monkeypatch):
     assert "openvino" not in expand_backends(["all"])
 
 
-def test_time_callables_interleaves():
+def test_time_callables_alternates_blocks():
     calls = []
     times = time_callables({"a": lambda x: calls.append("a"), "b": lambda x: calls.append("b")},
-                           torch.zeros(1), warmup=1, repeats=2)
-    assert calls == ["a", "b", "b", "a", "a", "b"]
-    assert [len(v) for v in times.values()] == [2, 2]
+                           torch.zeros(1), warmup=1, repeats=5, rounds=2, settle_s=0)
+    # round 1: a then b, 1 warm-up + 3 timed calls each; round 2 reversed, 1 + 2
+    assert "".join(calls) == "aaaa" "bbbb" "bbb" "aaa"
+    assert [len(v) for v in times.values()] == [5, 5]
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        time_callables({"a": lambda x: None}, torch.zeros(1), repeats=0)
 
 
 def test_bench_backends_rows():

@@ -109,6 +109,19 @@ def test_predict_uses_the_training_preprocessing(digits_run, tmp_path, capsys):
     assert len(predict(digits_run / "best.pt", [Image.open(path)], top_k=20)[0].top) == 10
 
 
+def test_predict_backends_agree(digits_run, tmp_path, capsys):
+    images = [digit_png(tmp_path, i)[0] for i in range(4)]
+    eager = predict(digits_run, images, top_k=3, device="cpu")
+    exported = predict(digits_run, images, top_k=3, backend="onnxruntime")
+    for ours, theirs in zip(eager, exported):
+        assert [i for _, i, _ in ours.top] == [i for _, i, _ in theirs.top]
+        assert [p for _, _, p in ours.top] == pytest.approx([p for _, _, p in theirs.top],
+                                                            abs=1e-4)
+    with pytest.raises(SystemExit):
+        main(["predict", "--checkpoint", str(digits_run), "--backend", "tflite", images[0]])
+    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+
+
 def test_folder_end_to_end_with_corrupt_files(tmp_path, capsys):
     data = make_image_tree(tmp_path / "shapes", per_class=8)
     bad = add_corrupt_files(data)

@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from lightnets.cli.summary import parse_input_size
+from lightnets.export.timing import add_backend_arguments, run_backend_bench
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="measure latency and throughput",
         description="Time models (median and p90 latency, images/s, GFLOP/s against the "
         "machine's measured fp32 matmul peak). With --vs, the peer's implementation of the same "
-        "architecture runs interleaved with ours and the latency ratio is printed.")
+        "architecture runs interleaved with ours and the latency ratio is printed. With --backend, "
+        "lightnets' inference backends (eager, compile, onnxruntime, openvino) are timed side "
+        "by side with torchvision's eager model.")
     parser.add_argument("names", nargs="+", metavar="NAME", help="registered model names")
     parser.add_argument("--mode", choices=("infer", "train"), default="infer",
                         help="infer: forward under inference_mode; train: forward + backward + "
@@ -38,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also time the peer's implementation, alternating every repeat")
     parser.add_argument("--peak-size", type=int, default=2048, metavar="N",
                         help="matrix size of the fp32 matmul measuring the peak (0: skip)")
+    add_backend_arguments(parser)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON only on stdout")
     output.add_argument("--csv", nargs="?", const="-", default=None, metavar="PATH",
@@ -78,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise CommandError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    if args.backend:
+        if args.csv:
+            raise CommandError("--backend prints a table or --json, not --csv")
+        return run_backend_bench(args)
     names = [resolve_name(name) for name in args.names]
     if args.vs:  # fail before any timing when a peer is missing
         for name in names:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lightnets.export.backends import BACKENDS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--backend", choices=BACKENDS, default="eager",
+                        help="inference backend: the fused model in eager PyTorch (default), "
+                        "torch.compile, ONNX Runtime or OpenVINO (the last three on the CPU)")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.set_defaults(func=run)
 
@@ -24,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from lightnets.cli import console
     from lightnets.train import predict
 
-    predictions = predict(args.checkpoint, args.images, top_k=args.top_k, device=args.device)
+    predictions = predict(args.checkpoint, args.images, top_k=args.top_k, device=args.device,
+                          backend=args.backend)
     if args.json:
         print(json.dumps([p.as_dict() for p in predictions]))
         return 0

@@ -27,9 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         default="minmax", help="activation range calibration (default minmax)")
     parser.add_argument("--per-tensor", dest="per_channel", action="store_false",
                         help="one weight scale per tensor instead of per output channel")
-    parser.add_argument("--full-range", dest="reduce_range", action="store_false",
-                        help="8-bit weights (default 7: avoids int16 saturation on x86 CPUs "
-                        "without VNNI)")
+    weight_range = parser.add_mutually_exclusive_group()
+    weight_range.add_argument("--full-range", dest="reduce_range", action="store_false",
+                              default=None, help="8-bit weights (default on CPUs with int8 dot "
+                              "products: VNNI, AMX, Arm dotprod)")
+    weight_range.add_argument("--reduce-range", dest="reduce_range", action="store_true",
+                              help="7-bit weights (default on other CPUs: x86 without VNNI "
+                              "saturates 16-bit sums at full range)")
     parser.add_argument("--precision", choices=("int8", "bf16"), default="int8",
                         help="int8 (default; ONNX Runtime) or bf16 (a .pt2, native bf16 CPUs)")
     parser.add_argument("--allow-emulated-bf16", action="store_true",

@@ -24,6 +24,7 @@ from torch import nn
 
 from lightnets.export.fuse import fuse, remaining_batchnorms
 from lightnets.export.optional import available, require
+from lightnets.hardware import native_bf16
 
 BACKENDS = ("eager", "compile", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16")
@@ -52,35 +53,6 @@ class Backend:
     def describe(self) -> str:
         extra = f" ({', '.join(self.notes)})" if self.notes else ""
         return f"{self.name} [{self.precision}]{extra}"
-
-
-# -- CPU capabilities ---------------------------------------------------------------------------
-def cpu_flags() -> set[str]:
-    """The CPU feature flags of /proc/cpuinfo (empty where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def native_bf16() -> tuple[bool, str]:
-    """Whether this CPU computes bf16 natively, and the evidence in words."""
-    flags = cpu_flags()
-    found = sorted(flags & {"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX512/AMX, Arm BF16
-    try:  # PyTorch's own view (oneDNN), where this private helper exists
-        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            found = found or ["oneDNN bf16"]
-    except (AttributeError, RuntimeError):
-        pass
-    if found:
-        return True, f"native bf16 ({', '.join(found)})"
-    isa = torch.backends.cpu.get_cpu_capability()
-    return False, (f"no native bf16 on this CPU (best ISA {isa}; no avx512_bf16 / amx_bf16 "
-                   f"flag): bf16 would be emulated in fp32 arithmetic, slower and less accurate")
 
 
 def check_precision(backend: str, precision: str, allow_emulated: bool = False) -> list[str]:

@@ -1,5 +1,5 @@
-"""Timing inference backends side by side, interleaved so that drift on a busy machine hits all
-of them alike (each repeat runs every candidate once, in alternating order).
+"""Timing inference backends side by side in one process, in alternating blocks so that drift on
+a busy machine hits all of them alike (see :func:`time_callables`).
 
 Behind ``lightnets bench NAME --backend ...`` (:func:`bench_backends`) and
 ``lightnets export --latency`` (:func:`time_callables`).
@@ -28,18 +28,34 @@ PEER_ROWS = ("torchvision-eager", "torchvision-onnxruntime")
 
 
 def time_callables(runs: dict[str, Runner], x: torch.Tensor, warmup: int = 3,
-                   repeats: int = 10) -> dict[str, list[float]]:
-    """Milliseconds per call of each runner on ``x``, interleaved repeat by repeat."""
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
+                   repeats: int = 10, rounds: int = 2,
+                   settle_s: float = 0.05) -> dict[str, list[float]]:
+    """Milliseconds per call of each runner on ``x``.
+
+    Each runner is timed in ``rounds`` blocks of consecutive calls, the order of the runners
+    reversed every round so that drift on a busy machine hits all of them alike; each block
+    starts after a pause of ``settle_s`` and ``warmup`` untimed calls. Blocks, not call-by-call
+    alternation: ONNX Runtime, OpenVINO and OpenMP keep their worker threads spinning for
+    milliseconds after a call, which on a small machine slows whatever runs next (measured on
+    2 cores: torchvision's MobileNetV2 in eager PyTorch, 15 ms alone, took 36 ms when each call
+    followed an ONNX Runtime call)."""
+    if warmup < 0 or repeats < 1 or rounds < 1:
+        raise ValueError(f"need warmup >= 0, repeats >= 1 and rounds >= 1, got {warmup}, "
+                         f"{repeats}, {rounds}")
+    rounds = min(rounds, repeats)
+    blocks = [repeats // rounds + (index < repeats % rounds) for index in range(rounds)]
     times: dict[str, list[float]] = {name: [] for name in runs}
     order = list(runs)
     with torch.inference_mode():
-        for index in range(warmup + repeats):
+        for index, block in enumerate(blocks):
             for name in order if index % 2 == 0 else order[::-1]:
-                start = time.perf_counter()
-                runs[name](x)
-                if index >= warmup:
+                if settle_s and len(runs) > 1:
+                    time.sleep(settle_s)
+                for _ in range(warmup):
+                    runs[name](x)
+                for _ in range(block):
+                    start = time.perf_counter()
+                    runs[name](x)
                     times[name].append(1e3 * (time.perf_counter() - start))
     return times
 

@@ -265,9 +265,10 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: dict[str, Any] | 
         tally = runtime.sum(tally)
         train_seconds = time.perf_counter() - epoch_start
 
-        # evaluation on the validation split, each process on its shard of it
+        # evaluation on the validation split, each process on its shard of it, in full
+        # precision like `lightnets eval`, so the logged top-1 is the checkpoint's own
         runtime.average_buffers(model)
-        result = evaluate_model(model, val_loader, data.num_classes, device, runtime.amp_dtype,
+        result = evaluate_model(model, val_loader, data.num_classes, device, None,
                                 runtime.channels_last, config.limit_val_batches, runtime.sum,
                                 data.classes)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],

@@ -45,8 +45,13 @@ def open_image(source: str | Path | Image.Image, in_chans: int) -> Image.Image:
 
 @torch.no_grad()
 def predict(checkpoint: str | Path, images: list[str | Path | Image.Image], top_k: int = 5,
-            device: str = "auto", batch_size: int = 64) -> list[Prediction]:
-    """Top-``top_k`` classes with probabilities for each image (paths or PIL images)."""
+            device: str = "auto", batch_size: int = 64, backend: str = "eager"
+            ) -> list[Prediction]:
+    """Top-``top_k`` classes with probabilities for each image (paths or PIL images), the
+    model run by inference ``backend`` (see :mod:`lightnets.export.backends`; BatchNorm folded,
+    channels-last where it helps)."""
+    from lightnets.export.backends import predict_runner
+
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if not images:
@@ -54,8 +59,9 @@ def predict(checkpoint: str | Path, images: list[str | Path | Image.Image], top_
     state = load_checkpoint(checkpoint, prefer="best")
     preprocess, names = state["preprocess"], state["class_names"]
     transform = eval_transform(preprocess)
-    chosen = pick_device(device)
-    model = model_from_checkpoint(state).to(chosen).eval()
+    # the backends other than eager run on the CPU: "auto" means the CPU for them
+    chosen = pick_device("cpu" if device == "auto" and backend != "eager" else device)
+    model = predict_runner(model_from_checkpoint(state).eval(), backend, preprocess, chosen)
     k = min(top_k, len(names))
     results: list[Prediction] = []
     for start in range(0, len(images), batch_size):

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from lightnets.hardware import native_bf16
+
 
 @dataclass
 class Runtime:
@@ -58,14 +60,6 @@ class Runtime:
             dist.destroy_process_group()
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where autocast helps."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto``: CUDA when available, else CPU. Under torchrun each process takes its GPU."""
     if name == "auto":
@@ -94,7 +88,7 @@ def pick_amp(mode: str, device: torch.device) -> torch.dtype | None:
         return torch.float16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_supports_bf16() else None
+    return torch.bfloat16 if native_bf16()[0] else None
 
 
 def setup_runtime(device: str = "auto", amp: str = "auto",
