@@ -53,7 +53,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from lightnets.export.backends import BackendUnavailableError, create_backend
+from lightnets.export.backends import BackendUnavailableError, create_backend, openvino_runner
 from lightnets.export.fuse import fuse
 from lightnets.export.onnx import export_onnx, onnx_session, run_session
 from lightnets.export.timing import peer_runner, time_callables
@@ -64,16 +64,16 @@ DEFAULT_MODELS = ["mobilenet_v2", "shufflenet_v2_x1_0", "squeezenet1_1", "resnet
 REFERENCE = "tv-onnxruntime"
 
 
-def int8_runner(model: torch.nn.Module, size: tuple[int, int, int], folder: str):
-    """The fused model in ONNX Runtime after static int8 quantization on real digit images."""
+def int8_file(model: torch.nn.Module, size: tuple[int, int, int], folder: str) -> Path:
+    """The fused model exported to ONNX and statically quantized to int8 (QDQ), calibrated on
+    real digit images (random weights: speed only, nothing to gate)."""
     from lightnets.export.quantize import quantize_onnx
     from lightnets.export.verify import real_images
 
     fp32 = export_onnx(fuse(model), Path(folder) / "fp32.onnx", size)
     calibration = real_images(size, {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
                               count=64)
-    session = onnx_session(quantize_onnx(fp32, Path(folder) / "int8.onnx", calibration))
-    return lambda x: run_session(session, x)
+    return quantize_onnx(fp32, Path(folder) / "int8.onnx", calibration)
 
 
 def candidates(name: str, args: argparse.Namespace, folder: str, say) -> dict[str, tuple]:
@@ -102,7 +102,11 @@ def candidates(name: str, args: argparse.Namespace, folder: str, say) -> dict[st
             label = precision + (" (emulated)" if "bf16 EMULATED" in runner.notes else "")
             rows[row] = (label, runner)
     if args.int8:
-        rows["onnxruntime-int8"] = ("int8, not gated", int8_runner(model, size, folder))
+        path = int8_file(model, size, folder)
+        session = onnx_session(path)
+        rows["onnxruntime-int8"] = ("int8", lambda x: run_session(session, x))
+        if args.openvino:
+            rows["openvino-int8"] = ("int8", openvino_runner(path)[0])
     return rows
 
 
@@ -160,7 +164,8 @@ def main() -> None:
                         help="also time each torch / OpenVINO backend in bf16")
     parser.add_argument("--allow-emulated-bf16", action="store_true",
                         help="time bf16 even where the CPU emulates it")
-    parser.add_argument("--int8", action="store_true", help="also time ONNX Runtime int8")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time the int8 model in ONNX Runtime (and OpenVINO)")
     parser.add_argument("--skip-eager", action="store_true",
                         help="leave out both eager rows (the slowest: quicker runs)")
     parser.add_argument("--json", metavar="PATH", help="also write the records as JSON")

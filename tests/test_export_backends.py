@@ -101,7 +101,8 @@ def test_openvino_optional(model, monkeypatch):
         with torch.no_grad():
             assert relative_error(model(x), backend(x)) < 1e-4
     monkeypatch.setitem(sys.modules, "openvino", None)
-    with pytest.raises(BackendUnavailableError, match=r"needs openvino \(pip install openvino\)"):
+    with pytest.raises(BackendUnavailableError,
+                       match=r"needs openvino \(pip install 'lightnets\[openvino\]'\)"):
         create_backend(model, "openvino", SIZE)
     assert "openvino" not in expand_backends(["all"])
 

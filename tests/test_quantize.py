@@ -34,7 +34,7 @@ def test_int8_report_model_and_sidecar(digits_checkpoint, tmp_path, capsys):
     output = tmp_path / "tiny.int8.onnx"
     assert main(["quantize", "--checkpoint", str(digits_checkpoint), "--calib-data", "digits",
                  "--calib-size", "200", "--max-drop", "5", "--latency-batch", "1",
-                 "--output", str(output), "--json"]) == 0
+                 "--backend", "onnxruntime", "--output", str(output), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["precision"] == "int8" and report["val_images"] == 355
     assert report["calib_images"] == 200 and report["passed"]
@@ -42,6 +42,7 @@ def test_int8_report_model_and_sidecar(digits_checkpoint, tmp_path, capsys):
     assert set(report["latency_ms"]["1"]) == {"fp32", "int8"}
     sidecar = read_sidecar(output)
     assert sidecar.precision == "int8" and sidecar.artefact == output.name
+    assert sidecar.runtime == "onnxruntime" and report["runtime"] == "onnxruntime"
     assert sidecar.accuracy["calibration"]["per_channel"] is True
     assert sidecar.accuracy["reduced_top1"] == report["reduced_top1"]
     assert sidecar.class_names == [str(d) for d in range(10)]
@@ -93,7 +94,7 @@ def test_bf16_is_refused_without_native_support(digits_checkpoint, tmp_path, cap
 
     monkeypatch.setattr(backends, "native_bf16", lambda: (False, "no native bf16 (test)"))
     argv = ["quantize", "--checkpoint", str(digits_checkpoint), "--precision", "bf16",
-            "--latency-batch", "1", "--output", str(tmp_path / "m.pt2")]
+            "--backend", "eager", "--latency-batch", "1", "--output", str(tmp_path / "m.pt2")]
     assert main(argv) == 2
     assert "bf16 refused: no native bf16 (test)" in capsys.readouterr().err
     with pytest.warns(RuntimeWarning, match="bf16 is emulated"):
@@ -103,8 +104,45 @@ def test_bf16_is_refused_without_native_support(digits_checkpoint, tmp_path, cap
     assert "bf16" in capsys.readouterr().out
 
 
+def test_openvino_runs_the_gated_int8_and_bf16_models(digits_checkpoint, tmp_path, capsys):
+    pytest.importorskip("openvino")
+    from lightnets.export.backends import backend_from_file
+    from lightnets.hardware import native_bf16
+
+    int8 = tmp_path / "m.int8.onnx"
+    assert main(["quantize", "--checkpoint", str(digits_checkpoint), "--calib-data", "digits",
+                 "--calib-size", "100", "--max-drop", "5", "--latency-batch", "1",
+                 "--backend", "openvino", "--output", str(int8), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["runtime"] == "openvino" and report["passed"]
+    backend, sidecar = backend_from_file(int8)  # the sidecar's runtime by default
+    assert (backend.name, backend.precision, sidecar.runtime) == ("openvino", "int8", "openvino")
+    x = torch.randn(3, 1, 32, 32)
+    in_onnxruntime, _ = backend_from_file(int8, "onnxruntime")
+    assert backend(x).shape == in_onnxruntime(x).shape == (3, 10)
+    # both runtimes compute the same int8 graph: same classes on real digits
+    from lightnets.export.verify import real_images
+
+    digits = real_images((1, 32, 32), read_sidecar(int8).preprocess, count=16)
+    agree = (backend(digits).argmax(1) == in_onnxruntime(digits).argmax(1)).float().mean()
+    assert agree >= 0.9
+
+    if not native_bf16()[0]:
+        pytest.skip("no native bf16 on this CPU: the bf16 half needs it")
+    bf16 = tmp_path / "m.bf16.onnx"
+    assert main(["quantize", "--checkpoint", str(digits_checkpoint), "--precision", "bf16",
+                 "--backend", "openvino", "--latency-batch", "1", "--output", str(bf16)]) == 0
+    assert "bf16 in openvino" in capsys.readouterr().out
+    backend, sidecar = backend_from_file(bf16)
+    assert (backend.precision, sidecar.precision, sidecar.artefact_format) == \
+        ("bf16", "bf16", "onnx")
+    with pytest.raises(ValueError, match="bf16 model runs in openvino"):
+        backend_from_file(bf16, "onnxruntime")
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["--calib-data", "digits", "--max-drop", "-1"], "max_drop >= 0"),
+    (["--calib-data", "digits", "--backend", "eager"], "int8 runs in onnxruntime or openvino"),
     (["--calib-data", "digits", "--precision", "fp16"], "invalid choice"),
     ([], "needs calibration data"),
     (["--calib-data", "/no/such/folder"], "no such folder"),

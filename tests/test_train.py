@@ -53,6 +53,8 @@ def test_train_writes_the_run_folder(digits_run):
     config = json.loads((digits_run / "config.json").read_text())
     assert (config["epochs"], config["input_size"], config["in_chans"], config["optimizer"]) == (
         2, 32, 1, "sgd")  # the digits defaults filled in
+    assert config["precise_bn_batches"] == 0  # MobileNetV2's BatchNorm averages at 0.1
+    assert config["amp"] == "off"  # 32x32 inputs: bf16 autocast gains nothing on a CPU
     assert config["class_names"] == [str(d) for d in range(10)] and config["world_size"] == 1
     rows = list(csv.DictReader((digits_run / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]

@@ -10,9 +10,9 @@ import json
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "quantize", help="int8 post-training quantization with an accuracy gate",
-        description="Static int8 quantization with ONNX Runtime (weights per channel, "
+        description="Static int8 quantization with ONNX Runtime's tools (weights per channel, "
         "activations calibrated on a few hundred training images), or bf16 on CPUs with native "
-        "bf16. Reports top-1 before and after on the validation set and the latency gain, and "
+        "bf16, measured in the runtime that will run it (--backend). Reports top-1 before and after on the validation set and the latency gain, and "
         "refuses to write the model when top-1 drops more than --max-drop points.")
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
                         help="training checkpoint, or a run folder (its best.pt)")
@@ -35,7 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               help="7-bit weights (default on other CPUs: x86 without VNNI "
                               "saturates 16-bit sums at full range)")
     parser.add_argument("--precision", choices=("int8", "bf16"), default="int8",
-                        help="int8 (default; ONNX Runtime) or bf16 (a .pt2, native bf16 CPUs)")
+                        help="int8 (default) or bf16 (CPUs with native bf16 only)")
+    parser.add_argument("--backend", choices=("onnxruntime", "openvino", "eager"), default=None,
+                        help="runtime the reduced model is measured (and meant to run) in: "
+                        "int8 in onnxruntime or openvino, bf16 in openvino or eager (default: "
+                        "openvino when installed, else onnxruntime / eager)")
     parser.add_argument("--allow-emulated-bf16", action="store_true",
                         help="with --precision bf16: run even where bf16 is emulated (slow)")
     parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.calib_data, args.output, args.val_data, args.calib_size,
             args.max_drop, args.force, args.precision, args.method, args.per_channel,
             args.reduce_range, tuple(args.latency_batch), args.allow_emulated_bf16,
+            args.backend,
             log=None if args.json else (lambda m: err_console.print(m, highlight=False)))
     except AccuracyGateError as refused:
         show(refused.report)

@@ -67,6 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optimisation.add_argument("--label-smoothing", type=float, metavar="X", help="default 0.1")
     optimisation.add_argument("--grad-clip", type=float, metavar="X",
                               help="max gradient norm (default off)")
+    optimisation.add_argument("--precise-bn-batches", type=int, metavar="N",
+                              help="recompute BatchNorm statistics over N training batches "
+                              "before each validation (default: 20 for models whose BatchNorm "
+                              "averages slowly, e.g. MobileNetV3; else 0)")
     distill = parser.add_argument_group("knowledge distillation (Hinton et al. 2015)")
     distill.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint or run folder")
     distill.add_argument("--distill-alpha", type=float, metavar="X",

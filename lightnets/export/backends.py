@@ -123,37 +123,50 @@ def _onnxruntime(model: nn.Module, precision: str, input_size: tuple[int, int, i
     return Backend("onnxruntime", precision, lambda x: run_session(session, x))
 
 
-def _openvino(model: nn.Module, precision: str, input_size: tuple[int, int, int],
-              threads: int | None, onnx_path: str | Path | None = None, **_: Any) -> Backend:
+def openvino_runner(onnx_path: str | Path, precision: str = "fp32", threads: int | None = None
+                    ) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """An ONNX file compiled by OpenVINO's CPU plugin with inference precision ``precision``
+    (fp32 or bf16; in an int8 QDQ graph the quantized operators run in int8 either way), and
+    the precision the plugin reports it runs. Each batch size gets its own static-shape
+    compilation, which lets the plugin pick its fastest kernels."""
     ov = require("openvino", "the openvino backend")
     core = ov.Core()
-    with tempfile.TemporaryDirectory() as folder:
-        network = core.read_model(str(onnx_path or _onnx_file(model, input_size, folder)))
+    network = core.read_model(str(onnx_path))
     config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
               "PERFORMANCE_HINT": "LATENCY",
               "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
     compiled_by_shape: dict[tuple[int, ...], Any] = {}
 
     def compiled_for(shape: tuple[int, ...]) -> Any:
-        # a static shape per batch size lets the CPU plugin pick its fastest kernels
         if shape not in compiled_by_shape:
             network.reshape({network.inputs[0]: list(shape)})
             compiled_by_shape[shape] = core.compile_model(network, "CPU", config)
         return compiled_by_shape[shape]
 
-    probe = compiled_for((1, *input_size))
+    dims = network.inputs[0].get_partial_shape()
+    probe = compiled_for((1, *[dim.get_length() for dim in list(dims)[1:]]))
     runs_in = str(probe.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. <Type: 'float32'>
     actual = next((ours for theirs, ours in (("bf16", "bf16"), ("bfloat16", "bf16"),
                                              ("float32", "fp32"), ("f32", "fp32"),
                                              ("float16", "fp16"), ("f16", "fp16"))
                    if theirs in runs_in), runs_in)
-    if actual != precision:  # OpenVINO quietly falls back to f32 where bf16 is not native
-        raise BackendUnavailableError(f"openvino was asked for {precision} but runs {actual} "
-                                      "on this CPU")
 
     def run(x: torch.Tensor) -> torch.Tensor:
         request = compiled_for(tuple(x.shape))
-        return torch.from_numpy(request(x.detach().contiguous().numpy())[0].copy())
+        array = x.detach().float().contiguous().numpy()
+        return torch.from_numpy(request(array)[0].copy())
+    return run, actual
+
+
+def _openvino(model: nn.Module, precision: str, input_size: tuple[int, int, int],
+              threads: int | None, onnx_path: str | Path | None = None, **_: Any) -> Backend:
+    require("openvino", "the openvino backend")
+    with tempfile.TemporaryDirectory() as folder:
+        run, actual = openvino_runner(onnx_path or _onnx_file(model, input_size, folder),
+                                      precision, threads)
+    if actual != precision:  # OpenVINO quietly falls back to f32 where bf16 is not native
+        raise BackendUnavailableError(f"openvino was asked for {precision} but runs {actual} "
+                                      "on this CPU")
     return Backend("openvino", actual, run)
 
 
@@ -166,7 +179,8 @@ def available_backends() -> dict[str, str | None]:
     reasons: dict[str, str | None] = {"eager": None, "compile": None}
     reasons["onnxruntime"] = None if available("onnxruntime") and available("onnxscript") else \
         "needs onnxruntime and onnxscript (pip install 'lightnets[export]')"
-    reasons["openvino"] = None if available("openvino") else "needs openvino (pip install openvino)"
+    reasons["openvino"] = None if available("openvino") else \
+        "needs openvino (pip install 'lightnets[openvino]')"
     return reasons
 
 
@@ -195,24 +209,31 @@ def create_backend(model: nn.Module, name: str, input_size: tuple[int, int, int]
     return backend
 
 
-def backend_from_file(path: str | Path, name: str = "onnxruntime",
+def backend_from_file(path: str | Path, name: str | None = None,
                       threads: int | None = None) -> tuple[Backend, Any]:
-    """An exported artefact (with its sidecar) ready to run: ``(backend, sidecar)``. ONNX files
-    run in ``name`` (onnxruntime or openvino); the precision is the sidecar's (e.g. int8)."""
+    """An exported artefact (with its sidecar) ready to run: ``(backend, sidecar)``, in the
+    precision the sidecar records. ONNX files run in ``name`` (onnxruntime or openvino; default:
+    the runtime the sidecar's accuracy was measured in, else onnxruntime); a bf16 ONNX model
+    is one OpenVINO compiles in bf16, so it needs openvino."""
     from lightnets.export.artefact import artefact_runner
     from lightnets.export.sidecar import read_sidecar
 
     sidecar = read_sidecar(path)
-    fmt = sidecar.artefact_format
+    fmt, precision = sidecar.artefact_format, sidecar.precision
     if fmt != "onnx":
-        return Backend(fmt, sidecar.precision, artefact_runner(path, fmt)), sidecar
-    if name == "openvino" and sidecar.precision == "fp32":
-        backend = _openvino(None, "fp32", tuple(sidecar.input_size[-3:]), threads, path)
-        return backend, sidecar
-    if name != "onnxruntime":
-        raise ValueError(f"an ONNX {sidecar.precision} file runs in onnxruntime"
-                         f"{' or openvino' if sidecar.precision == 'fp32' else ''}, not {name}")
-    return Backend("onnxruntime", sidecar.precision, artefact_runner(path, fmt, threads)), sidecar
+        return Backend(fmt, precision, artefact_runner(path, fmt)), sidecar
+    name = name or sidecar.runtime or "onnxruntime"
+    if name == "openvino":
+        run, actual = openvino_runner(path, "bf16" if precision == "bf16" else "fp32", threads)
+        if precision != "int8" and actual != precision:
+            raise BackendUnavailableError(f"{path} is a {precision} model but openvino runs "
+                                          f"{actual} on this CPU")
+        return Backend("openvino", precision, run), sidecar
+    if name == "onnxruntime" and precision != "bf16":
+        return Backend("onnxruntime", precision, artefact_runner(path, fmt, threads)), sidecar
+    raise ValueError(f"an ONNX {precision} model runs in "
+                     f"{'openvino' if precision == 'bf16' else 'onnxruntime or openvino'}, "
+                     f"not {name}")
 
 
 def predict_runner(model: nn.Module, backend: str, preprocess: dict[str, Any],

@@ -11,7 +11,7 @@ _PACKAGES = {
     "onnx": ("onnx", "export"),
     "onnxruntime": ("onnxruntime", "export"),
     "onnxscript": ("onnxscript", "export"),
-    "openvino": ("openvino", None),
+    "openvino": ("openvino", "openvino"),
     "sklearn": ("scikit-learn", "train"),
 }
 

@@ -1,15 +1,19 @@
-"""Reduced precision behind an accuracy gate: int8 post-training quantization through ONNX
-Runtime, and bf16 where the CPU computes it natively.
+"""Reduced precision behind an accuracy gate: int8 post-training quantization, and bf16 where
+the CPU computes it natively.
 
 int8: static quantization (Jacob et al., CVPR 2018) with ONNX Runtime's tools: weights int8 per
 output channel, activations uint8 per tensor with ranges calibrated on a few hundred training
-images (min/max by default), QDQ format, which ONNX Runtime fuses into integer convolutions.
-ONNX Runtime rather than PyTorch's PT2E flow because the int8 model then runs in the same
-runtime as lightnets' fastest fp32 backend, with no extra dependency, and the artefact is a
-portable ONNX file; PT2E's x86 lowering now lives in the separate ``torchao`` package.
+images (min/max by default), in QDQ format, a portable ONNX file that ONNX Runtime fuses into
+integer convolutions and OpenVINO's CPU plugin runs in int8 too (faster, where installed).
+ONNX Runtime's tools rather than PyTorch's PT2E flow: the result runs in lightnets' fastest
+fp32 runtimes with no further dependency; PT2E's x86 lowering now lives in ``torchao``.
 
-Both paths evaluate top-1 on a validation set before and after and refuse to write the model
-(unless forced) when it drops by more than ``max_drop`` points.
+bf16: OpenVINO compiles the fp32 ONNX graph with bf16 inference precision (the written file
+keeps fp32 weights; the sidecar says to run it in bf16), or eager PyTorch runs a bf16 ``.pt2``.
+Refused on CPUs without native bf16 (see :mod:`lightnets.hardware`).
+
+Both evaluate top-1 on a validation set before and after, in the runtime that will run the
+model, and refuse to write it (unless forced) when it drops by more than ``max_drop`` points.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from torch import nn
 
 from lightnets.export.artefact import export_model
 from lightnets.export.onnx import onnx_session, run_session
-from lightnets.export.optional import require
+from lightnets.export.optional import available, require
 from lightnets.export.sidecar import write_sidecar
 from lightnets.export.source import from_checkpoint
 from lightnets.export.timing import time_callables
@@ -36,6 +40,36 @@ from lightnets.hardware import native_int8_dot
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+# runtime -> the artefact format the reduced model is written in
+RUNTIMES = {"onnxruntime": "onnx", "openvino": "onnx", "eager": "pt2"}
+INT8_RUNTIMES, BF16_RUNTIMES = ("onnxruntime", "openvino"), ("openvino", "eager")
+
+
+def default_runtime(precision: str) -> str:
+    """OpenVINO where it is installed (measured fastest here for both int8 and bf16), else
+    ONNX Runtime for int8 and eager PyTorch for bf16."""
+    if available("openvino"):
+        return "openvino"
+    return "onnxruntime" if precision == "int8" else "eager"
+
+
+def reduced_runner(path: str | Path, precision: str, runtime: str) -> Runner:
+    """Run a reduced-precision artefact the way it is deployed."""
+    if runtime == "openvino":
+        from lightnets.export.backends import openvino_runner
+
+        run, actual = openvino_runner(path, "bf16" if precision == "bf16" else "fp32")
+        if precision == "bf16" and actual != "bf16":
+            raise ValueError(f"openvino runs {actual}, not bf16, on this CPU")
+        return run
+    if runtime == "onnxruntime":
+        session = onnx_session(path)
+        return lambda x: run_session(session, x)
+    from lightnets.export.torch_formats import load_torch_artefact
+
+    return load_torch_artefact(path)
 
 
 class AccuracyGateError(ValueError):
@@ -59,6 +93,7 @@ class QuantizeReport:
     max_drop_points: float
     latency_ms: dict[int, dict[str, float]] = field(default_factory=dict)
     written: str | None = None
+    runtime: str = "onnxruntime"
 
     @property
     def drop_points(self) -> float:
@@ -70,7 +105,7 @@ class QuantizeReport:
 
     def lines(self) -> list[str]:
         out = [f"top-1 on {self.val_images} validation images: fp32 {self.fp32_top1:.2%}, "
-               f"{self.precision} {self.reduced_top1:.2%} (drop {self.drop_points:+.2f} points, "
+               f"{self.precision} in {self.runtime} {self.reduced_top1:.2%} (drop {self.drop_points:+.2f} points, "
                f"allowed {self.max_drop_points:.2f})"]
         for batch, row in self.latency_ms.items():
             out.append(f"latency at batch {batch}: fp32 {row['fp32']:.2f} ms, {self.precision} "
@@ -167,11 +202,14 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                         method: str = "minmax", per_channel: bool = True,
                         reduce_range: bool | None = None,
                         latency_batches: tuple[int, ...] = (1, 32),
-                        allow_emulated_bf16: bool = False,
+                        allow_emulated_bf16: bool = False, runtime: str | None = None,
                         log: Callable[[str], None] | None = None) -> QuantizeReport:
-    """int8 (ONNX) or bf16 (``.pt2``) model of a checkpoint, written only when its top-1 on the
-    validation set (default: the checkpoint's own data) is within ``max_drop`` points of fp32,
-    or when ``force``. Raises :class:`AccuracyGateError` (carrying the report) otherwise."""
+    """int8 or bf16 model of a checkpoint, written only when its top-1 on the validation set
+    (default: the checkpoint's own data), measured in ``runtime``, is within ``max_drop``
+    points of fp32, or when ``force``. Raises :class:`AccuracyGateError` (carrying the report)
+    otherwise. ``runtime`` (default :func:`default_runtime`): int8 runs in onnxruntime or
+    openvino (an int8 ONNX file), bf16 in openvino (an ONNX file it compiles in bf16) or eager
+    PyTorch (a ``.pt2``)."""
     from lightnets.data import build_data
     from lightnets.export.backends import check_precision
     from lightnets.export.fuse import fuse
@@ -181,8 +219,14 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
         raise ValueError(f"precision must be int8 or bf16, got {precision!r}")
     if max_drop < 0 or calib_size < 1:
         raise ValueError(f"need max_drop >= 0 and calib_size >= 1, got {max_drop}, {calib_size}")
+    runtime = runtime or default_runtime(precision)
+    allowed = INT8_RUNTIMES if precision == "int8" else BF16_RUNTIMES
+    if runtime not in allowed:
+        raise ValueError(f"{precision} runs in {' or '.join(allowed)}, not {runtime!r}")
+    if runtime == "openvino":
+        require("openvino", f"{precision} in openvino")
     if precision == "bf16":
-        check_precision("eager", "bf16", allow_emulated_bf16)
+        check_precision(runtime, "bf16", allow_emulated_bf16)
     elif not calib_data:
         raise ValueError("int8 quantization needs calibration data (--calib-data)")
     else:
@@ -201,7 +245,8 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
         raise ValueError(f"the classes of {val_source!r} differ from the checkpoint's")
     if reduce_range is None:
         reduce_range = not native_int8_dot()
-    suffix = ".int8.onnx" if precision == "int8" else ".bf16.pt2"
+    suffix = {("int8", "onnx"): ".int8.onnx", ("bf16", "onnx"): ".bf16.onnx",
+              ("bf16", "pt2"): ".bf16.pt2"}[precision, RUNTIMES[runtime]]
     path = Path(output) if output else Path(source.checkpoint).with_suffix(suffix)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -209,6 +254,7 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
         fp32 = export_model(source, "onnx", Path(folder) / "fp32.onnx")
         fp32_session = onnx_session(fp32.path)
         fp32_run: Runner = lambda x: run_session(fp32_session, x)  # noqa: E731
+        images = torch.empty(0)
         if precision == "int8":
             calib = build_data(calib_data, source.preprocess, augment=False,
                                val_fraction=fraction, seed=seed, warn=False).train
@@ -216,19 +262,19 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
             say(f"calibrating on {len(images)} images ({method}) and quantizing...")
             reduced_path = quantize_onnx(fp32.path, Path(folder) / "reduced.onnx", images,
                                          per_channel, method, reduce_range)
-            reduced_session = onnx_session(reduced_path)
-            reduced_run: Runner = lambda x: run_session(reduced_session, x)  # noqa: E731
+        elif runtime == "openvino":  # bf16 is how OpenVINO compiles the fp32 graph
+            reduced_path = fp32.path
         else:
-            from lightnets.export.torch_formats import export_pt2, load_torch_artefact
+            from lightnets.export.torch_formats import export_pt2
 
             say("exporting the bf16 model...")
             reduced_path = export_pt2(CastToBfloat16(fuse(source.model)),
                                       Path(folder) / "reduced.pt2", source.input_size)
-            reduced_run = load_torch_artefact(reduced_path)
-            images = torch.empty(0)
-        say(f"evaluating on {len(val.val)} validation images...")
+        reduced_run = reduced_runner(reduced_path, precision, runtime)
+        say(f"evaluating on {len(val.val)} validation images ({precision} in {runtime})...")
         report = QuantizeReport(source.name, precision, top1(fp32_run, val.val),
-                                top1(reduced_run, val.val), len(val.val), len(images), max_drop)
+                                top1(reduced_run, val.val), len(val.val), len(images), max_drop,
+                                runtime=runtime)
         for batch in latency_batches:
             x = torch.randn(batch, *source.input_size)
             times = time_callables({"fp32": fp32_run, precision: reduced_run}, x, 2, 10)
@@ -239,13 +285,15 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                 f"more than the allowed {max_drop:.2f} (raise --max-drop or pass --force)",
                 report)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(Path(reduced_path).read_bytes())
+        partial = path.with_name(path.name + ".partial")  # a crash never leaves half a file
+        partial.write_bytes(Path(reduced_path).read_bytes())
+        partial.replace(path)
     report.written = str(path)
     calibration = {"data": calib_data, "images": len(images), "method": method,
                    "per_channel": per_channel, "reduce_range": reduce_range}
     sidecar = fp32.sidecar  # its verification is of the fp32 export the model came from
-    sidecar.artefact, sidecar.precision = path.name, precision
-    sidecar.artefact_format = "onnx" if precision == "int8" else "pt2"
+    sidecar.artefact, sidecar.precision, sidecar.runtime = path.name, precision, runtime
+    sidecar.artefact_format = RUNTIMES[runtime]
     sidecar.accuracy = {**report.as_dict(),
                         "calibration": calibration if precision == "int8" else None}
     write_sidecar(sidecar, path)

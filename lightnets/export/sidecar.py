@@ -28,6 +28,7 @@ class Sidecar:
     preprocess: dict[str, Any]
     class_names: list[str] | None
     precision: str = "fp32"
+    runtime: str | None = None      # where a reduced-precision model's accuracy was measured
     input_name: str = "input"
     output_name: str = "logits"
     checkpoint: str | None = None

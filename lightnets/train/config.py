@@ -44,6 +44,9 @@ class TrainConfig:
     warmup_epochs: float | None = None   # linear warm-up, then cosine decay to zero
     label_smoothing: float = 0.1
     grad_clip: float | None = None       # max global gradient norm
+    precise_bn_batches: int | None = None  # BatchNorm statistics recomputed over this many
+    #                                        training batches before each validation; None:
+    #                                        20 for models with slow BatchNorm (precise_bn.py)
     # knowledge distillation (Hinton et al. 2015)
     teacher: str | None = None           # checkpoint of the teacher
     distill_alpha: float = 0.7           # weight of the KL term; 1 - alpha on the labels
@@ -133,6 +136,8 @@ def check_config(config: TrainConfig) -> None:
             f"device must be cpu, cuda, cuda:N or auto, got {config.device!r}")
     require(config.grad_clip is None or config.grad_clip > 0,
             f"grad_clip must be positive, got {config.grad_clip}")
+    require(config.precise_bn_batches is None or config.precise_bn_batches >= 0,
+            f"precise_bn_batches must be >= 0, got {config.precise_bn_batches}")
     for name in ("limit_train_batches", "limit_val_batches", "workers"):
         value = getattr(config, name)
         require(value is None or value >= (0 if name == "workers" else 1),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import random
 import time
 from contextlib import nullcontext
@@ -36,7 +37,12 @@ from lightnets.train.config import TrainConfig, resolve_config, resumed_config
 from lightnets.train.distill import distillation_loss, load_teacher
 from lightnets.train.evaluate import evaluate_model
 from lightnets.train.optim import build_optimizer, build_scheduler
-from lightnets.train.runtime import Runtime, setup_runtime
+from lightnets.train.precise_bn import has_slow_batchnorm, recompute_batchnorm_stats
+from lightnets.train.runtime import Runtime, pick_amp, setup_runtime
+
+# batches precise BN averages over, where the model's BatchNorm is slow (see precise_bn.py)
+PRECISE_BN_BATCHES = 20
+
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stopped, its last good checkpoint kept."""
@@ -107,6 +113,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: dict[str, Any] | 
             and "aux_logits" not in config.model_args):
         config = dataclasses.replace(config, model_args={**config.model_args, "aux_logits": True})
     config = resolve_config(config, kind, shape_only.default_input_size[-1])
+    runtime.amp_dtype = pick_amp(config.amp, device, config.input_size)  # now the size is known
     min_size = max(shape_only.min_input_size)
     if config.input_size < min_size:
         raise ValueError(f"{config.model} needs inputs of at least {min_size}x{min_size}; "
@@ -140,6 +147,9 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: dict[str, Any] | 
     model = create_model(config.model, **model_args).to(device)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
+    if config.precise_bn_batches is None:
+        config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
+                                     if has_slow_batchnorm(model) else 0)
     teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, device)
                if config.teacher else None)
     optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
@@ -266,7 +276,13 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: dict[str, Any] | 
         train_seconds = time.perf_counter() - epoch_start
 
         # evaluation on the validation split, each process on its shard of it, in full
-        # precision like `lightnets eval`, so the logged top-1 is the checkpoint's own
+        # precision like `lightnets eval`, so the logged top-1 is the checkpoint's own; slow
+        # BatchNorm averages are first recomputed from the current weights (precise_bn.py)
+        if config.precise_bn_batches:
+            batches = itertools.islice(train_loader, min(config.precise_bn_batches,
+                                                         steps_per_epoch))
+            recompute_batchnorm_stats(model, (images.to(device, memory_format=memory_format)
+                                              for images, _ in batches))
         runtime.average_buffers(model)
         result = evaluate_model(model, val_loader, data.num_classes, device, None,
                                 runtime.channels_last, config.limit_val_batches, runtime.sum,
