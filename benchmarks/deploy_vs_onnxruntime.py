@@ -1,43 +1,46 @@
 """lightnets' inference backends against ONNX Runtime running torchvision's own export.
 
 For each architecture torchvision also has (default: mobilenet_v2, shufflenet_v2_x1_0,
-squeezenet1_1, resnet18, mobilenet_v3_large) and each batch size, one process times, interleaved
-repeat by repeat:
+squeezenet1_1, resnet18, mobilenet_v3_large) and each batch size, one process times, in
+alternating blocks (see ``lightnets.export.timing.time_callables``):
 
 * ``tv-eager``: torchvision's model in eager PyTorch (where everyone starts);
 * ``tv-onnxruntime``: torchvision's model exported to ONNX and run by ONNX Runtime: the reference
   every ratio is taken against;
 * lightnets' backends: ``eager`` (fused, channels-last), ``onnxruntime``, and with flags
-  ``compile`` (inductor, frozen weights), ``openvino`` (when installed), ``bf16`` (eager in
-  bf16: refused unless the CPU has native bf16 or ``--allow-emulated-bf16``) and ``int8``
-  (ONNX Runtime, static int8 calibrated on real digit images; latency only here: with random
-  weights there is no accuracy to gate, see ``lightnets quantize`` for the gated path).
+  ``compile`` (inductor, frozen weights), ``openvino`` (installed with ``lightnets[openvino]``),
+  ``--bf16``: each torch / OpenVINO backend in bf16 (refused unless the CPU has native bf16 or
+  ``--allow-emulated-bf16``), ``--int8``: the int8 model (static, calibrated on real digit
+  images) in ONNX Runtime and OpenVINO. Weights are random, so these rows measure speed only;
+  ``lightnets quantize`` gates accuracy on trained checkpoints.
 
 It prints one table per model and a summary: the fastest fp32 lightnets backend over
-tv-onnxruntime (goal: >= 1.0), and the fastest reduced-precision one (goal of the bf16 work:
->= 1.8)::
+tv-onnxruntime (goal: >= 1.0), and the fastest reduced-precision one (goal: >= 1.8)::
 
     python benchmarks/deploy_vs_onnxruntime.py                       # fp32, batch 1 and 32
-    python benchmarks/deploy_vs_onnxruntime.py --int8 --compile --openvino --json out.json
+    python benchmarks/deploy_vs_onnxruntime.py --bf16 --int8 --openvino --json out.json
 
-Measured on the 2-core AMD EPYC development machine (AVX2 only: no AVX512, VNNI, bf16 or AMX),
-1 thread, while other jobs ran (rough; ratios come from interleaved runs, 12 repeats), against
-tv-onnxruntime at batch 1 / 32:
+Measured on a 2-core AMD EPYC (Zen 4: AVX512-BF16, VNNI), 2 threads, 224x224, median of 10,
+``--bf16 --int8 --openvino``; speed-up over tv-onnxruntime at batch 1 / 32:
 
-=================== ============== ================ ============ ==============
-model               onnxruntime    int8 (not gated)  eager        openvino 2026.4
-=================== ============== ================ ============ ==============
-mobilenet_v2        0.99 / 1.00    1.45 / 1.53      0.50 / 0.41  1.08 / 0.96
-shufflenet_v2_x1_0  0.99 / 0.99    1.27 / 1.49      0.43 / 0.83  0.86 / 0.93
-squeezenet1_1       1.00 / 1.00    1.58 / 1.71      0.68 / 0.46  0.93 / 0.81
-resnet18            1.00 / 1.00    1.88 / 1.93      0.81 / 0.88  1.01 / 1.03
-mobilenet_v3_large  1.00 / 0.99    0.94 / 1.05      0.43 / 0.64  0.97 / 1.03
-=================== ============== ================ ============ ==============
+================== ============ ============ ============ ============ ============
+backend            mobilenet_v2 shufflenet2  squeezenet1  resnet18     mobilenet_v3
+================== ============ ============ ============ ============ ============
+tv-eager           0.28 / 0.16  0.38 / 0.55  0.27 / 0.32  0.62 / 0.58  0.25 / 0.29
+eager (fp32)       0.42 / 0.44  0.55 / 0.91  0.46 / 0.69  0.70 / 0.89  0.38 / 0.66
+onnxruntime        1.00 / 1.00  0.99 / 1.01  0.99 / 1.02  1.05 / 1.01  1.01 / 0.97
+openvino           0.99 / 0.92  0.80 / 1.02  0.94 / 0.95  1.11 / 1.01  1.03 / 0.91
+eager-bf16         0.48 / 0.93  0.60 / 1.32  0.66 / 1.26  1.16 / 1.81  0.46 / 1.05
+openvino-bf16      1.45 / 1.90  1.29 / 1.74  1.80 / 1.80  2.03 / 2.02  1.95 / 1.72
+onnxruntime-int8   1.75 / 2.21  2.02 / 1.60  2.12 / 1.96  3.11 / 3.33  0.91 / 1.01
+openvino-int8      2.08 / 2.91  1.67 / 2.13  2.94 / 3.17  4.06 / 3.73  0.97 / 0.96
+================== ============ ============ ============ ============ ============
 
-lightnets' onnxruntime backend runs a graph that ONNX Runtime's optimiser turns into the same
-one as torchvision's (same operator counts after optimisation): parity, not a gain. compile:
-0.45-0.98. Channels-last alone made eager up to 3x faster than contiguous eager at batch 32.
-bf16 is emulated on this CPU: 0.02-0.10 (10-45x slower than fp32).
+fp32: lightnets' onnxruntime graph becomes the same as torchvision's after ONNX Runtime's
+optimiser: parity (within the run-to-run noise of a few percent), not a gain. An earlier run
+with ``--compile`` put ``compile`` at 0.42-0.87 in fp32 and near eager-bf16 in bf16; timing
+call by call (instead of in blocks) made torch rows up to 2.4x slower, because ONNX Runtime's
+worker threads keep spinning after each call.
 """
 
 from __future__ import annotations
