@@ -101,8 +101,10 @@ def pick_amp(mode: str, device: torch.device, input_side: int | None = None
 
 
 def setup_runtime(device: str = "auto", amp: str = "auto",
-                  channels_last: bool | None = None, input_side: int | None = None) -> Runtime:
-    """The runtime of this process; joins the process group when ``WORLD_SIZE`` > 1."""
+                  channels_last: bool | None = None) -> Runtime:
+    """The runtime of this process; joins the process group when ``WORLD_SIZE`` > 1. Its
+    autocast dtype is a first choice (bad requests fail here, before any data is read); the
+    training loop refines it once the input size is known."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -115,5 +117,4 @@ def setup_runtime(device: str = "auto", amp: str = "auto",
         owns = True
     if channels_last is None:  # measured: helps convolutions on GPUs, slows them on CPUs
         channels_last = chosen.type == "cuda"
-    return Runtime(chosen, pick_amp(amp, chosen, input_side), channels_last, rank, world_size,
-                   owns)
+    return Runtime(chosen, pick_amp(amp, chosen), channels_last, rank, world_size, owns)
