@@ -109,7 +109,7 @@ def candidates(name: str, args: argparse.Namespace, folder: str, say) -> dict[st
         session = onnx_session(path)
         rows["onnxruntime-int8"] = ("int8", lambda x: run_session(session, x))
         if args.openvino:
-            rows["openvino-int8"] = ("int8", openvino_runner(path)[0])
+            rows["openvino-int8"] = ("int8", openvino_runner(path))
     return rows
 
 

@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "quantize", help="int8 post-training quantization with an accuracy gate",
         description="Static int8 quantization with ONNX Runtime's tools (weights per channel, "
         "activations calibrated on a few hundred training images), or bf16 on CPUs with native "
-        "bf16, measured in the runtime that will run it (--backend). Reports top-1 before and after on the validation set and the latency gain, and "
+        "bf16, measured in the runtime that will run it (--backend). Reports top-1 before and "
+        "after on the validation set and the latency gain, and "
         "refuses to write the model when top-1 drops more than --max-drop points.")
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
                         help="training checkpoint, or a run folder (its best.pt)")

@@ -76,8 +76,8 @@ def check_precision(backend: str, precision: str, allow_emulated: bool = False) 
 
 
 # -- backends -----------------------------------------------------------------------------------
+# The factories receive the fused copy create_backend makes, and may change it in place.
 def _prepared(model: nn.Module, precision: str, channels_last: bool) -> nn.Module:
-    model = fuse(model)  # a copy; folding an already fused model finds nothing to do
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.to(torch.bfloat16) if precision == "bf16" else model
@@ -111,7 +111,7 @@ def _compile(model: nn.Module, precision: str, channels_last: bool, **_: Any) ->
 def _onnx_file(model: nn.Module, input_size: tuple[int, int, int], folder: str) -> Path:
     from lightnets.export.onnx import export_onnx
 
-    return export_onnx(fuse(model), Path(folder) / "model.onnx", input_size)
+    return export_onnx(model, Path(folder) / "model.onnx", input_size)
 
 
 def _onnxruntime(model: nn.Module, precision: str, input_size: tuple[int, int, int],
@@ -124,11 +124,12 @@ def _onnxruntime(model: nn.Module, precision: str, input_size: tuple[int, int, i
 
 
 def openvino_runner(onnx_path: str | Path, precision: str = "fp32", threads: int | None = None
-                    ) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+                    ) -> Callable[[torch.Tensor], torch.Tensor]:
     """An ONNX file compiled by OpenVINO's CPU plugin with inference precision ``precision``
-    (fp32 or bf16; in an int8 QDQ graph the quantized operators run in int8 either way), and
-    the precision the plugin reports it runs. Each batch size gets its own static-shape
-    compilation, which lets the plugin pick its fastest kernels."""
+    (fp32 or bf16; in an int8 QDQ graph the quantized operators run in int8 either way). Each
+    batch size gets its own static-shape compilation, which lets the plugin pick its fastest
+    kernels. Raises :class:`BackendUnavailableError` when the plugin reports another precision
+    (it quietly falls back to f32 where bf16 is not native)."""
     ov = require("openvino", "the openvino backend")
     core = ov.Core()
     network = core.read_model(str(onnx_path))
@@ -150,24 +151,24 @@ def openvino_runner(onnx_path: str | Path, precision: str = "fp32", threads: int
                                              ("float32", "fp32"), ("f32", "fp32"),
                                              ("float16", "fp16"), ("f16", "fp16"))
                    if theirs in runs_in), runs_in)
+    if actual != precision:
+        raise BackendUnavailableError(f"openvino was asked for {precision} but runs {actual} "
+                                      "on this CPU")
 
     def run(x: torch.Tensor) -> torch.Tensor:
         request = compiled_for(tuple(x.shape))
         array = x.detach().float().contiguous().numpy()
         return torch.from_numpy(request(array)[0].copy())
-    return run, actual
+    return run
 
 
 def _openvino(model: nn.Module, precision: str, input_size: tuple[int, int, int],
               threads: int | None, onnx_path: str | Path | None = None, **_: Any) -> Backend:
     require("openvino", "the openvino backend")
     with tempfile.TemporaryDirectory() as folder:
-        run, actual = openvino_runner(onnx_path or _onnx_file(model, input_size, folder),
-                                      precision, threads)
-    if actual != precision:  # OpenVINO quietly falls back to f32 where bf16 is not native
-        raise BackendUnavailableError(f"openvino was asked for {precision} but runs {actual} "
-                                      "on this CPU")
-    return Backend("openvino", actual, run)
+        run = openvino_runner(onnx_path or _onnx_file(model, input_size, folder), precision,
+                              threads)
+    return Backend("openvino", precision, run)
 
 
 _FACTORIES = {"eager": _eager, "compile": _compile, "onnxruntime": _onnxruntime,
@@ -199,41 +200,47 @@ def create_backend(model: nn.Module, name: str, input_size: tuple[int, int, int]
     notes = check_precision(name, precision, allow_emulated_bf16)
     layout = CHANNELS_LAST.get(name, False) if channels_last is None else channels_last
     started = time.perf_counter()
-    backend = _FACTORIES[name](model, precision=precision, channels_last=layout,
+    fused = fuse(model)  # a copy: the caller's model is left as it was
+    left = remaining_batchnorms(fused)
+    backend = _FACTORIES[name](fused, precision=precision, channels_last=layout,
                                input_size=tuple(input_size), threads=threads, onnx_path=onnx_path)
     backend.setup_seconds = time.perf_counter() - started
-    left = remaining_batchnorms(fuse(model))
     backend.notes = [*(["channels-last"] if layout and name in CHANNELS_LAST else []), "fused",
                      *backend.notes, *notes,
                      *([f"{len(left)} BatchNorm unfused"] if left else [])]
     return backend
 
 
-def backend_from_file(path: str | Path, name: str | None = None,
-                      threads: int | None = None) -> tuple[Backend, Any]:
-    """An exported artefact (with its sidecar) ready to run: ``(backend, sidecar)``, in the
-    precision the sidecar records. ONNX files run in ``name`` (onnxruntime or openvino; default:
-    the runtime the sidecar's accuracy was measured in, else onnxruntime); a bf16 ONNX model
-    is one OpenVINO compiles in bf16, so it needs openvino."""
+def artefact_backend(path: str | Path, format: str, precision: str = "fp32",
+                     name: str | None = None, threads: int | None = None) -> Backend:
+    """An exported file run the way it is deployed, at ``precision``: a ``.pt2`` or TorchScript
+    file in PyTorch; an ONNX file in ``name`` (onnxruntime, the default, or openvino). A bf16
+    ONNX file holds the fp32 graph that OpenVINO compiles in bf16, so it needs openvino."""
     from lightnets.export.artefact import artefact_runner
-    from lightnets.export.sidecar import read_sidecar
 
-    sidecar = read_sidecar(path)
-    fmt, precision = sidecar.artefact_format, sidecar.precision
-    if fmt != "onnx":
-        return Backend(fmt, precision, artefact_runner(path, fmt)), sidecar
-    name = name or sidecar.runtime or "onnxruntime"
+    if format != "onnx":
+        return Backend(format, precision, artefact_runner(path, format, threads))
+    name = name or "onnxruntime"
     if name == "openvino":
-        run, actual = openvino_runner(path, "bf16" if precision == "bf16" else "fp32", threads)
-        if precision != "int8" and actual != precision:
-            raise BackendUnavailableError(f"{path} is a {precision} model but openvino runs "
-                                          f"{actual} on this CPU")
-        return Backend("openvino", precision, run), sidecar
+        run = openvino_runner(path, "bf16" if precision == "bf16" else "fp32", threads)
+        return Backend("openvino", precision, run)
     if name == "onnxruntime" and precision != "bf16":
-        return Backend("onnxruntime", precision, artefact_runner(path, fmt, threads)), sidecar
+        return Backend("onnxruntime", precision, artefact_runner(path, format, threads))
     raise ValueError(f"an ONNX {precision} model runs in "
                      f"{'openvino' if precision == 'bf16' else 'onnxruntime or openvino'}, "
                      f"not {name}")
+
+
+def backend_from_file(path: str | Path, name: str | None = None,
+                      threads: int | None = None) -> tuple[Backend, Any]:
+    """An exported artefact with its sidecar, ready to run as the sidecar says:
+    ``(backend, sidecar)``. ``name`` defaults to the runtime the sidecar's accuracy was measured
+    in (see :func:`artefact_backend`)."""
+    from lightnets.export.sidecar import read_sidecar
+
+    sidecar = read_sidecar(path)
+    return artefact_backend(path, sidecar.artefact_format, sidecar.precision,
+                            name or sidecar.runtime, threads), sidecar
 
 
 def predict_runner(model: nn.Module, backend: str, preprocess: dict[str, Any],

@@ -55,23 +55,6 @@ def default_runtime(precision: str) -> str:
     return "onnxruntime" if precision == "int8" else "eager"
 
 
-def reduced_runner(path: str | Path, precision: str, runtime: str) -> Runner:
-    """Run a reduced-precision artefact the way it is deployed."""
-    if runtime == "openvino":
-        from lightnets.export.backends import openvino_runner
-
-        run, actual = openvino_runner(path, "bf16" if precision == "bf16" else "fp32")
-        if precision == "bf16" and actual != "bf16":
-            raise ValueError(f"openvino runs {actual}, not bf16, on this CPU")
-        return run
-    if runtime == "onnxruntime":
-        session = onnx_session(path)
-        return lambda x: run_session(session, x)
-    from lightnets.export.torch_formats import load_torch_artefact
-
-    return load_torch_artefact(path)
-
-
 class AccuracyGateError(ValueError):
     """The reduced-precision model lost more accuracy than allowed; nothing was written."""
 
@@ -105,7 +88,8 @@ class QuantizeReport:
 
     def lines(self) -> list[str]:
         out = [f"top-1 on {self.val_images} validation images: fp32 {self.fp32_top1:.2%}, "
-               f"{self.precision} in {self.runtime} {self.reduced_top1:.2%} (drop {self.drop_points:+.2f} points, "
+               f"{self.precision} in {self.runtime} {self.reduced_top1:.2%} "
+               f"(drop {self.drop_points:+.2f} points, "
                f"allowed {self.max_drop_points:.2f})"]
         for batch, row in self.latency_ms.items():
             out.append(f"latency at batch {batch}: fp32 {row['fp32']:.2f} ms, {self.precision} "
@@ -211,7 +195,7 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     openvino (an int8 ONNX file), bf16 in openvino (an ONNX file it compiles in bf16) or eager
     PyTorch (a ``.pt2``)."""
     from lightnets.data import build_data
-    from lightnets.export.backends import check_precision
+    from lightnets.export.backends import artefact_backend, check_precision
     from lightnets.export.fuse import fuse
 
     say = log or (lambda message: None)
@@ -270,7 +254,7 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
             say("exporting the bf16 model...")
             reduced_path = export_pt2(CastToBfloat16(fuse(source.model)),
                                       Path(folder) / "reduced.pt2", source.input_size)
-        reduced_run = reduced_runner(reduced_path, precision, runtime)
+        reduced_run = artefact_backend(reduced_path, RUNTIMES[runtime], precision, runtime)
         say(f"evaluating on {len(val.val)} validation images ({precision} in {runtime})...")
         report = QuantizeReport(source.name, precision, top1(fp32_run, val.val),
                                 top1(reduced_run, val.val), len(val.val), len(images), max_drop,
