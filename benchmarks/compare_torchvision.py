@@ -1,6 +1,7 @@
 """lightnets against torchvision, model by model, in one process.
 
-For every registered model with a torchvision counterpart (``lightnets.profile.bench.PEERS``):
+For every registered model with a torchvision counterpart (declared beside each family,
+``register_model(peers=...)``):
 whether the parameter shapes are identical, lightnets' counter on both implementations beside
 torchvision's own published GMACs (``weights.meta["_ops"]``), and the latency ratio with the two
 implementations alternating every repeat::
@@ -19,14 +20,15 @@ import torchvision
 from rich.console import Console
 from rich.table import Table
 
-from lightnets.profile import count_complexity, meta_model
-from lightnets.profile.bench import PEERS, benchmark, build_peer
-from lightnets.registry import list_models
+from lightnets.profile import count_complexity
+from lightnets.profile.bench import benchmark, build_peer
+from lightnets.registry import list_models, meta_model, peers_of
 
 
 def published_gmacs(name: str) -> float | None:
     """torchvision's documented GMACs ("GFLOPS") for the builder, where it publishes weights."""
-    builder, kwargs = PEERS["torchvision"][name]
+    peer = peers_of(name)["torchvision"]
+    builder, kwargs = peer.name, peer.kwargs
     if kwargs.get("width_mult", 1.0) != 1.0:
         return None  # widths without released weights have no published number
     try:
@@ -39,7 +41,7 @@ def compare(name: str, args: argparse.Namespace) -> dict:
     ours, peer = meta_model(name), build_peer("torchvision", name, "meta")
     size = tuple(ours.default_input_size)
     record = {
-        "model": name, "torchvision": PEERS["torchvision"][name][0],
+        "model": name, "torchvision": peers_of(name)["torchvision"].name,
         "same_shapes": [p.shape for p in ours.parameters()] == [p.shape for p in peer.parameters()],
         "params": count_complexity(ours, size).params,
         "macs": count_complexity(ours, size).macs,
@@ -68,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = [n for n in list_models(args.patterns) if n in PEERS["torchvision"]]
+    names = [n for n in list_models(args.patterns) if "torchvision" in peers_of(n)]
     console = Console(stderr=args.json)
     if not console.is_terminal:  # a pipe or log gets full lines rather than cut names
         console = Console(stderr=args.json, width=160)

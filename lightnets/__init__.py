@@ -5,16 +5,12 @@ Building blocks (:mod:`lightnets.layers`), a model zoo faithful to the papers
 workflow from training to deployment.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from lightnets.registry import (  # noqa: E402
-    create_model,
-    list_models,
-    model_info,
-    register_model,
-)
+from lightnets import features  # noqa: E402,F401
 from lightnets import models as _models  # noqa: E402,F401  (importing registers the zoo)
-from lightnets.profile import summary  # noqa: E402
+from lightnets.profile import model_info, summary  # noqa: E402
+from lightnets.registry import create_model, list_models, register_model  # noqa: E402
 
-__all__ = ["__version__", "create_model", "list_models", "model_info", "register_model",
-           "summary"]
+__all__ = ["__version__", "create_model", "features", "list_models", "model_info",
+           "register_model", "summary"]

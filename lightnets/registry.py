@@ -1,37 +1,64 @@
-"""The model registry: names to constructors, in one hop.
+"""The model registry: names to constructors, in one hop. The ground floor: it imports nothing
+of the package.
 
-``@register_model`` records a builder under its function name (plus optional aliases) and raises
-on a duplicate, as torchvision's registry does. ``create_model`` calls it; ``list_models`` filters
-names with shell-style wildcards; ``model_info`` reports what a model is and what it costs beside
-the numbers its paper (or torchvision) publishes.
+``@register_model`` records a builder under its function name (plus optional aliases and the
+peer libraries' names for the same architecture) and raises on a duplicate, as torchvision's
+registry does. ``create_model`` calls it; ``meta_model`` does so on the meta device (shapes
+only); ``list_models`` filters names with shell-style wildcards; ``peers_of`` tells which
+torchvision or timm model is the same network.
+
+A variant's name sets its defaults (``mobilenet_v2_x0_5`` is MobileNetV2 at ``width_mult=0.5``)
+and every constructor argument can still be passed to change them; the checkpoint records the
+arguments, so a model is always rebuilt exactly.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from functools import cache
-from importlib import resources
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _ALIASES: dict[str, str] = {}
+_PEERS: dict[str, dict[str, Peer]] = {}
+
+PEER_LIBRARIES = ("torchvision", "timm")
 
 
 class UnknownModelError(ValueError):
     """Raised for a model name that is not registered."""
 
 
-def register_model(fn: Builder | None = None, *, aliases: Sequence[str] = ()) -> Any:
+@dataclass(frozen=True)
+class Peer:
+    """A peer library's implementation of the same architecture: its model ``name`` and the
+    arguments its builder needs to equal ours (same parameters, e.g. GoogLeNet without its
+    auxiliary heads)."""
+
+    library: str
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+PeerSpec = str | tuple[str, Mapping[str, Any]]
+
+
+def register_model(fn: Builder | None = None, *, aliases: Sequence[str] = (),
+                   peers: Mapping[str, PeerSpec] | None = None) -> Any:
     """Register a model builder under its function name; use bare or as
-    ``@register_model(aliases=["mobilenet_v2"])``."""
+    ``@register_model(aliases=["mobilenet_v2"], peers={"torchvision": "mobilenet_v2",
+    "timm": "mobilenetv2_100"})``. A peer is the peer's model name, or ``(name, kwargs)`` when
+    its builder needs arguments to be the same network."""
+    unknown = sorted(set(peers or {}) - set(PEER_LIBRARIES))
+    if unknown:
+        raise ValueError(f"unknown peer library {unknown}; expected {', '.join(PEER_LIBRARIES)}")
 
     def add(builder: Builder) -> Builder:
         for name in (builder.__name__, *aliases):
@@ -40,6 +67,9 @@ def register_model(fn: Builder | None = None, *, aliases: Sequence[str] = ()) ->
         _BUILDERS[builder.__name__] = builder
         for alias in aliases:
             _ALIASES[alias] = builder.__name__
+        _PEERS[builder.__name__] = {
+            library: Peer(library, spec) if isinstance(spec, str) else
+            Peer(library, spec[0], dict(spec[1])) for library, spec in (peers or {}).items()}
         return builder
 
     return add if fn is None else add(fn)
@@ -62,6 +92,11 @@ def aliases_of(name: str) -> list[str]:
     return sorted(alias for alias, target in _ALIASES.items() if target == name)
 
 
+def peers_of(name: str) -> dict[str, Peer]:
+    """The peer libraries' implementations of the same architecture, by library."""
+    return dict(_PEERS[resolve_name(name)])
+
+
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model. Every model accepts ``num_classes``, ``in_chans`` and
     ``drop_rate``; family-specific options (``width_mult``, ``groups``, ...) pass through."""
@@ -69,12 +104,18 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     try:
         return builder(**kwargs)
     except TypeError as error:
-        for phrase, meaning in (("unexpected keyword argument", "does not accept the argument"),
-                                ("multiple values for keyword argument", "fixes the argument")):
-            if phrase in str(error):
-                bad = str(error).split(phrase)[-1].strip()
-                raise ValueError(f"{name} {meaning} {bad}") from None
+        phrase = "unexpected keyword argument"
+        if phrase in str(error):
+            bad = str(error).split(phrase)[-1].strip()
+            raise ValueError(f"{name} does not accept the argument {bad}") from None
         raise
+
+
+def meta_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model on the meta device: shapes only, no memory, no initialisation
+    cost."""
+    with torch.device("meta"):
+        return create_model(name, **kwargs).eval()
 
 
 def list_models(pattern: str | Sequence[str] = "*", include_aliases: bool = False) -> list[str]:
@@ -82,55 +123,3 @@ def list_models(pattern: str | Sequence[str] = "*", include_aliases: bool = Fals
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     names = [*_BUILDERS, *(_ALIASES if include_aliases else ())]
     return sorted(n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns))
-
-
-@cache
-def _load_json(filename: str) -> dict[str, Any]:
-    text = resources.files("lightnets.reference").joinpath(filename).read_text()
-    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
-
-
-def reference(name: str) -> dict[str, Any]:
-    """Published numbers for a model (params, MACs, top-1 and their source), or ``{}``."""
-    return dict(_load_json("published.json").get(resolve_name(name), {}))
-
-
-def golden(name: str) -> dict[str, int]:
-    """lightnets' own measured params/MACs at the default input size, kept as a regression table."""
-    return dict(_load_json("golden.json").get(resolve_name(name), {}))
-
-
-@dataclass
-class ModelInfo:
-    """What a model is and what it costs, beside its published numbers."""
-
-    name: str
-    family: str
-    paper: str
-    default_input_size: tuple[int, int, int]
-    params: int
-    macs: int | None
-    aliases: list[str] = field(default_factory=list)
-    reference: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def model_info(name: str, measure: bool = False) -> ModelInfo:
-    """Describe a model: the golden table's params/MACs, or a measurement on the meta device
-    when ``measure`` is set or the model is not in the table (e.g. a user-registered model)."""
-    from lightnets.profile.counter import count_complexity, meta_model
-
-    name = resolve_name(name)
-    model = meta_model(name)
-    stored = {} if measure else golden(name)
-    if stored:
-        params, macs = stored["params"], stored["macs"]
-    else:
-        counts = count_complexity(model)
-        params, macs = counts.params, counts.macs
-    return ModelInfo(name=name, family=getattr(model, "family", type(model).__name__),
-                     paper=getattr(model, "paper", ""),
-                     default_input_size=tuple(getattr(model, "default_input_size", (3, 224, 224))),
-                     params=params, macs=macs, aliases=aliases_of(name), reference=reference(name))

@@ -11,8 +11,8 @@ import pytest
 
 import lightnets
 from lightnets.cli import main
-from lightnets.profile import meta_model
-from lightnets.profile.bench import PEERS, BenchResult, build_peer, measure_peak_gflops
+from lightnets.profile.bench import BenchResult, build_peer, measure_peak_gflops
+from lightnets.registry import meta_model, peers_of
 
 TINY = ["--repeats", "2", "--warmup", "1", "--input-size", "32", "--peak-size", "64"]
 SUMMARY_KEYS = {"params", "trainable_params", "macs", "flops", "param_bytes",
@@ -99,14 +99,14 @@ def test_bench_errors(capsys):
     assert status == 2 and "--repeats" in err
 
 
-@pytest.mark.parametrize("name", sorted(set(PEERS["torchvision"]) & set(lightnets.list_models())))
+@pytest.mark.parametrize("name", [n for n in lightnets.list_models() if "torchvision" in peers_of(n)])
 def test_torchvision_peers_have_our_parameter_shapes(name):
     ours, peer = meta_model(name), build_peer("torchvision", name, "meta")
     assert [p.shape for p in ours.parameters()] == [p.shape for p in peer.parameters()]
 
 
 def test_models_without_counterpart_are_refused():
-    missing = [n for n in lightnets.list_models() if n not in PEERS["torchvision"]]
+    missing = [n for n in lightnets.list_models() if "torchvision" not in peers_of(n)]
     if not missing:
         pytest.skip("every registered model has a torchvision counterpart")
     with pytest.raises(ValueError, match=f"no torchvision counterpart for {missing[0]}"):

@@ -122,7 +122,7 @@ def test_alexnet_two_tower_uses_paper_init():
     model = AlexNet(lightnets.models.alexnet.TWO_TOWER_2012, num_classes=10, paper_init=True)
     convs = [m.conv for m in model.features if hasattr(m, "conv")]
     assert [c.bias.mean().item() for c in convs] == [0.0, 1.0, 0.0, 1.0, 1.0]
-    hidden = [m for m in model.mlp if isinstance(m, nn.Linear)]
+    hidden = [m for m in model.head_hidden if isinstance(m, nn.Linear)]
     assert all(torch.all(m.bias == 1) for m in hidden)
     assert torch.all(model.classifier.bias == 0)
     assert model.classifier.weight.std().item() == pytest.approx(0.01, rel=0.1)
@@ -138,7 +138,7 @@ def test_alexnet_head_and_pre_logits():
     assert isinstance(model.classifier, nn.Linear) and model.classifier.in_features == 4096
     model.reset_classifier(7)
     assert isinstance(model.classifier, nn.Linear) and model.classifier.out_features == 7
-    assert sum(isinstance(m, nn.Dropout) for m in model.mlp) == 2
+    assert sum(isinstance(m, nn.Dropout) for m in model.head_hidden) == 2
 
 
 def test_alexnet_minimum_input():

@@ -12,8 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from lightnets.data import (UnreadableImagesWarning, build_data, data_kind, default_preprocess,
-                            eval_transform)
+from lightnets.data import (
+    UnreadableImagesWarning,
+    build_data,
+    data_kind,
+    default_preprocess,
+    eval_transform,
+)
 from lightnets.data.digits import digits_split
 
 COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}

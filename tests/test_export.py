@@ -8,16 +8,25 @@ import json
 
 import pytest
 import torch
+from conftest import cached_model, small_input, zoo_params
 from torch import nn
 
 import lightnets
+from lightnets.checkpoint import FORMAT
 from lightnets.cli import main
-from lightnets.export import (MissingDependencyError, ModelSource, VerificationError,
-                              export_model, fuse, load_source, read_sidecar,
-                              remaining_batchnorms, sidecar_path)
+from lightnets.export import (
+    MissingDependencyError,
+    ModelSource,
+    VerificationError,
+    export_model,
+    fuse,
+    load_source,
+    read_sidecar,
+    remaining_batchnorms,
+    sidecar_path,
+)
 from lightnets.export.source import imagenet_preprocess
-from lightnets.train.checkpoint import FORMAT
-from conftest import cached_model, small_input, zoo_params
+from lightnets.profile.model_info import golden
 
 
 def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -75,8 +84,6 @@ def heavy_marked(params: list) -> list:
     """Models over 30M parameters (VGG, AlexNet, the deepest ResNets: 8-11 s each, mostly
     writing and loading their weights) also get the ``slow`` mark, so ``-m 'not slow'`` can
     leave them out; the default run keeps them."""
-    from lightnets.registry import golden
-
     return [pytest.param(*p.values, marks=[*p.marks, pytest.mark.slow], id=p.id)
             if golden(p.values[0]).get("params", 0) > 30e6 else p for p in params]
 
@@ -119,6 +126,11 @@ def test_sidecar_content(tmp_path):
     assert stored["verification"]["passed"] is True
     assert stored["versions"]["opset"] == "18"
     assert read_sidecar(result.path) == read_sidecar(path)
+    # sidecars of lightnets 0.1 named the backend "runtime": still read, as `backend`
+    old = {**stored, "runtime": "openvino"}
+    del old["backend"]
+    (tmp_path / "old.onnx.json").write_text(json.dumps(old))
+    assert read_sidecar(tmp_path / "old.onnx").backend == "openvino"
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(ValueError, match="not a lightnets sidecar"):
         read_sidecar(tmp_path / "other.json")
@@ -170,7 +182,7 @@ def test_checkpoint_input_size_override_rescales_the_preprocessing(tmp_path):
     (["--model", "squeezenet1_1", "--format", "tflite"], "unsupported format 'tflite'"),
     (["--checkpoint", "{tmp}/missing.pt"], "not found"),
     (["--checkpoint", "{tmp}/garbage.pt"], "cannot read checkpoint"),
-    (["--checkpoint", "{tmp}/notours.pt"], "not a lightnets training checkpoint"),
+    (["--checkpoint", "{tmp}/notours.pt"], "not a lightnets checkpoint"),
     (["--model", "squeezenet1_1", "--input-size", "8"], "below the model's minimum"),
     (["--model", "no_such_net"], "unknown model"),
 ])

@@ -11,11 +11,16 @@ import pytest
 import torch
 
 import lightnets
+from lightnets.cli.bench import add_backend_arguments, run_backend_bench
 from lightnets.export import backends
-from lightnets.export.backends import (BackendUnavailableError, available_backends,
-                                       create_backend, native_bf16)
-from lightnets.export.timing import (add_backend_arguments, bench_backends, expand_backends,
-                                     run_backend_bench, time_callables)
+from lightnets.export.backends import (
+    BackendUnavailableError,
+    available_backends,
+    create_backend,
+    native_bf16,
+)
+from lightnets.export.predict import predict_runner
+from lightnets.export.timing import bench_backends, expand_backends, time_callables
 from lightnets.hardware import cpu_flags
 
 pytestmark = pytest.mark.xdist_group("backends")
@@ -143,8 +148,6 @@ def test_bench_hook_json(capsys):
 
 
 def test_predict_runner(model):
-    from lightnets.export.backends import predict_runner
-
     preprocess = {"input_size": 32, "in_chans": 3}
     runner = predict_runner(model, "onnxruntime", preprocess)
     x = torch.randn(2, *SIZE)

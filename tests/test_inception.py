@@ -10,9 +10,16 @@ import torchvision
 from torch import nn
 
 import lightnets
-from lightnets.layers.inception import (GoogLeNetAuxHead, InceptionA, InceptionB, InceptionC,
-                                        InceptionD, InceptionE, InceptionModule,
-                                        InceptionV3AuxHead)
+from lightnets.layers.inception import (
+    GoogLeNetAuxHead,
+    InceptionA,
+    InceptionB,
+    InceptionC,
+    InceptionD,
+    InceptionE,
+    InceptionModule,
+    InceptionV3AuxHead,
+)
 from lightnets.models.googlenet import GoogLeNet
 from lightnets.profile import count_complexity
 

@@ -158,9 +158,9 @@ def test_ghostnet_alias_and_head():
     assert resolve_name("ghostnet") == "ghostnet_x1_0"
     model = lightnets.create_model("ghostnet", num_classes=10).eval()
     assert isinstance(model, GhostNet) and model.num_features == 960
-    head_conv = model.head_hidden[0].conv
-    assert head_conv.weight.shape == (1280, 960, 1, 1) and head_conv.bias is not None
-    assert isinstance(model.head_hidden[0].norm, nn.Identity)
+    head_layer = model.head_hidden[0]  # the release's 1x1 conv on the pooled map, no norm
+    assert isinstance(head_layer, nn.Linear) and isinstance(model.head_hidden[1], nn.ReLU)
+    assert head_layer.weight.shape == (1280, 960) and head_layer.bias is not None
     x = torch.randn(2, 960, 3, 3)
     assert model.forward_head(x, pre_logits=True).shape == (2, 1280)
     model.reset_classifier(4)
@@ -182,11 +182,11 @@ def test_ghostnet_blocks_follow_table_1():
                                                  (1.3, 7.3e6, 226e6)])
 def test_ghostnet_width_matches_paper(width, params, macs):
     # Han et al. 2020, Table 7 (0.5x, 1.3x) and Table 1 (1.0x)
-    counts = count_complexity(meta("ghostnet", width=width))
+    counts = count_complexity(meta("ghostnet", width_mult=width))
     assert counts.params == pytest.approx(params, rel=0.02)
     assert counts.macs == pytest.approx(macs, rel=0.02)
 
 
 def test_ghostnet_bad_width():
     with pytest.raises(ValueError, match="width"):
-        lightnets.create_model("ghostnet", width=-1.0)
+        lightnets.create_model("ghostnet", width_mult=-1.0)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import lightnets
-from lightnets.profile import count_complexity, meta_model
-from lightnets.registry import golden, reference
+from lightnets.profile import count_complexity
+from lightnets.profile.model_info import golden, reference
+from lightnets.registry import meta_model
 from tests.conftest import cached_model, small_input, zoo_params
 
 ZOO = zoo_params()
@@ -116,7 +117,7 @@ def test_one_channel_input_and_bad_input(name):
 def test_complexity_matches_golden_table(name):
     counts = count_complexity(name)
     assert {"params": counts.params, "macs": counts.macs} == golden(name), (
-        "architecture changed: update with `python -m lightnets.profile.golden`")
+        "architecture changed: update with `python -m lightnets.profile.model_info`")
 
 
 @pytest.mark.parametrize("name", ZOO)

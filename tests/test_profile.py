@@ -10,8 +10,8 @@ from torch import nn
 import lightnets
 from lightnets.layers import ChannelShuffle
 from lightnets.profile import count_complexity, summary
+from lightnets.profile.model_info import golden
 from lightnets.profile.model_summary import format_bytes, format_count, normalize_input_size
-from lightnets.registry import golden
 from tests.conftest import zoo_params
 
 FP32 = 4

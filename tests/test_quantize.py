@@ -42,7 +42,7 @@ def test_int8_report_model_and_sidecar(digits_checkpoint, tmp_path, capsys):
     assert set(report["latency_ms"]["1"]) == {"fp32", "int8"}
     sidecar = read_sidecar(output)
     assert sidecar.precision == "int8" and sidecar.artefact == output.name
-    assert sidecar.runtime == "onnxruntime" and report["runtime"] == "onnxruntime"
+    assert sidecar.backend == "onnxruntime" and report["backend"] == "onnxruntime"
     assert sidecar.accuracy["calibration"]["per_channel"] is True
     assert sidecar.accuracy["reduced_top1"] == report["reduced_top1"]
     assert sidecar.class_names == [str(d) for d in range(10)]
@@ -114,9 +114,9 @@ def test_openvino_runs_the_gated_int8_and_bf16_models(digits_checkpoint, tmp_pat
                  "--calib-size", "100", "--max-drop", "5", "--latency-batch", "1",
                  "--backend", "openvino", "--output", str(int8), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["runtime"] == "openvino" and report["passed"]
+    assert report["backend"] == "openvino" and report["passed"]
     backend, sidecar = backend_from_file(int8)  # the sidecar's runtime by default
-    assert (backend.name, backend.precision, sidecar.runtime) == ("openvino", "int8", "openvino")
+    assert (backend.name, backend.precision, sidecar.backend) == ("openvino", "int8", "openvino")
     x = torch.randn(3, 1, 32, 32)
     in_onnxruntime, _ = backend_from_file(int8, "onnxruntime")
     assert backend(x).shape == in_onnxruntime(x).shape == (3, 10)

@@ -102,7 +102,15 @@ def test_mobilenet_v2_width_argument():
     assert lightnets.create_model("mobilenet_v2_x1_4").num_features == 1792
 
 
-def test_fixed_argument_of_a_variant_is_a_clear_error():
-    name = lightnets.list_models("shufflenet_v1_g3_x1_0")[0]
-    with pytest.raises(ValueError, match="fixes the argument 'groups'"):
-        lightnets.create_model(name, groups=2)
+def test_a_variant_name_sets_defaults_that_arguments_override():
+    # the one rule of the zoo: a name is a preset, every constructor argument can change it
+    for preset, other, change in [("shufflenet_v1_g3_x1_0", "shufflenet_v1_g8_x0_5",
+                                   dict(groups=8, width_mult=0.5)),
+                                  ("shufflenet_v2_x1_0", "shufflenet_v2_x2_0", dict(width_mult=2.0)),
+                                  ("mobilenet_v2_x0_5", "mobilenet_v2_x1_4", dict(width_mult=1.4)),
+                                  ("resnext50_32x4d", "resnet50", dict(groups=1, base_width=64))]:
+        changed = registry.meta_model(preset, **change).state_dict()
+        expected = registry.meta_model(other).state_dict()
+        assert {k: v.shape for k, v in changed.items()} == {k: v.shape for k, v in expected.items()}
+    with pytest.raises(ValueError, match="does not accept the argument 'widht_mult'"):
+        lightnets.create_model("mobilenet_v2", widht_mult=0.5)

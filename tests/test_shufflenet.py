@@ -198,7 +198,9 @@ def test_v2_feature_info_and_alias():
     assert [(e["num_chs"], e["reduction"]) for e in model.feature_info] == [
         (24, 2), (24, 4), (116, 8), (232, 16), (1024, 32)]
     with pytest.raises(ValueError, match="widths"):
-        ShuffleNetV2((24, 116, 1024))
+        ShuffleNetV2(widths=(24, 116, 1024))
+    with pytest.raises(ValueError, match="width_mult must be one of"):
+        ShuffleNetV2(width_mult=0.75)
 
 
 # -- ShuffleNet V1 models -------------------------------------------------------------------------
@@ -206,7 +208,7 @@ def test_v2_feature_info_and_alias():
                                                (8, 137e6)])
 def test_v1_paper_macs_at_1x(groups, paper_macs):
     with torch.device("meta"):
-        model = ShuffleNetV1(STAGE_WIDTHS[groups], groups=groups)
+        model = ShuffleNetV1(groups=groups)
     assert count_complexity(model).macs == pytest.approx(paper_macs, rel=0.02)
     assert [e["num_chs"] for e in model.feature_info] == [24, 24, *STAGE_WIDTHS[groups]]
 
@@ -233,7 +235,7 @@ def test_v1_alias_first_unit_and_init():
     torch.testing.assert_close(first.compress.norm.bias, torch.full((60,), 1e-4))
 
 
-@pytest.mark.parametrize("kwargs", [dict(groups=0), dict(width_mult=0.0),
+@pytest.mark.parametrize("kwargs", [dict(groups=0), dict(groups=5), dict(width_mult=0.0),
                                     dict(stage_repeats=(4, 8))])
 def test_v1_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_data import add_corrupt_files, make_image_tree
 
+from lightnets.checkpoint import FORMAT, load_checkpoint
 from lightnets.cli import main
 from lightnets.data import eval_transform
 from lightnets.data.digits import digits_split
-from lightnets.train import NonFiniteLossError, TrainConfig, load_checkpoint, predict, train
-from lightnets.train import loop
-from lightnets.train.checkpoint import FORMAT
-from test_data import add_corrupt_files, make_image_tree
+from lightnets.export import predict
+from lightnets.train import NonFiniteLossError, TrainConfig, loop, train
 
 TINY = ["--model", "mobilenet_v2_x0_25", "--batch-size", "32", "--limit-train-batches", "3",
         "--limit-val-batches", "2", "--no-progress"]
@@ -102,7 +102,7 @@ def test_predict_uses_the_training_preprocessing(digits_run, tmp_path, capsys):
         assert all(t["class"] == str(t["index"]) for t in result["top"])
     # a digit read from a PNG is preprocessed as the same digit in training is
     state = load_checkpoint(digits_run)
-    transform = eval_transform(state["preprocess"])
+    transform = eval_transform(state.preprocess)
     path, tensor, _ = paths[0]
     from_file = transform(Image.open(path).convert("L"))
     assert torch.allclose(from_file, transform(tensor), atol=0.02)
@@ -161,15 +161,15 @@ def test_resume_ends_with_the_same_weights(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(dataclasses.replace(config, name="killed"))
     monkeypatch.undo()
-    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 1
+    assert load_checkpoint(tmp_path / "killed" / "last.pt").epoch == 1
     train(TrainConfig(resume=str(tmp_path / "killed")))
 
     straight = load_checkpoint(tmp_path / "straight" / "last.pt")
     resumed = load_checkpoint(tmp_path / "killed" / "last.pt")
-    assert resumed["epoch"] == 2
-    for name, tensor in straight["model"].items():
-        assert torch.equal(tensor, resumed["model"][name]), name
-    losses = [[row["train_loss"] for row in ckpt["history"]] for ckpt in (straight, resumed)]
+    assert resumed.epoch == 2
+    for name, tensor in straight.model.items():
+        assert torch.equal(tensor, resumed.model[name]), name
+    losses = [[row["train_loss"] for row in ckpt.history] for ckpt in (straight, resumed)]
     assert losses[0] == losses[1]
 
 
@@ -192,8 +192,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     last = tmp_path / "nan" / "last.pt"
     assert f"last good checkpoint is {last} (epoch 1)" in str(error.value)
     kept = load_checkpoint(last)
-    assert kept["epoch"] == 1
-    assert all(torch.isfinite(t).all() for t in kept["model"].values() if t.is_floating_point())
+    assert kept.epoch == 1
+    assert all(torch.isfinite(t).all() for t in kept.model.values() if t.is_floating_point())
 
 
 def test_nan_loss_on_the_command_line_is_one_line(tmp_path, monkeypatch, capsys):
@@ -248,7 +248,7 @@ def test_wrong_checkpoints_are_refused(digits_run, tmp_path, capsys):
     with pytest.raises(ValueError, match="cannot read checkpoint"):
         load_checkpoint(tmp_path / "code.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a lightnets training checkpoint"):
+    with pytest.raises(ValueError, match="not a lightnets checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
 
 

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from lightnets.train import evaluate, load_checkpoint
+from lightnets.checkpoint import load_checkpoint
+from lightnets.train import evaluate
 
 
 @pytest.mark.xdist_group("ddp")
@@ -43,4 +44,4 @@ def test_two_process_cpu_run(tmp_path):
     alone = evaluate(run / "best.pt", device="cpu", workers=0)
     assert alone.count == 355 and alone.top1 == pytest.approx(top1, abs=1.5 / 355)
     assert alone.loss == pytest.approx(float(rows[0]["val_loss"]), rel=1e-4)
-    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert load_checkpoint(run / "last.pt").epoch == 1

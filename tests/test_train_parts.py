@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightnets import registry
+from lightnets.checkpoint import load_checkpoint, save_checkpoint
 from lightnets.models.base import Classifier, stage_info
-from lightnets.train import TrainConfig, load_checkpoint, loop, train
-from lightnets.train.checkpoint import capture_rng, restore_rng, save_checkpoint
+from lightnets.train import TrainConfig, loop, train
 from lightnets.train.config import resolve_config
 from lightnets.train.distill import distillation_loss
 from lightnets.train.optim import build_optimizer, param_groups, warmup_cosine
+from lightnets.train.rng import capture_rng, restore_rng
 
 
 def test_aux_logits_enter_the_loss_with_their_weight():
@@ -68,7 +69,7 @@ def test_training_switches_on_and_uses_auxiliary_heads(tmp_path, monkeypatch):
                                limit_train_batches=2, limit_val_batches=1, progress=False,
                                runs_dir=str(tmp_path)))
     assert seen == [(1, 0.3), (1, 0.3)]
-    assert load_checkpoint(result.last_checkpoint)["model_args"]["aux_logits"] is True
+    assert load_checkpoint(result.last_checkpoint).model_args["aux_logits"] is True
     seen.clear()  # unless the user turns them off
     train(TrainConfig(model="tiny_aux_net", epochs=1, batch_size=16, input_size=16,
                       limit_train_batches=1, limit_val_batches=1, progress=False,
@@ -182,7 +183,7 @@ def test_slow_batchnorm_models_get_precise_bn(tmp_path):
     result = train(TrainConfig(model="mobilenet_v3_small", epochs=1, batch_size=16,
                                limit_train_batches=2, limit_val_batches=1, progress=False,
                                runs_dir=str(tmp_path), name="v3"))
-    stored = load_checkpoint(result.last_checkpoint)["config"]
+    stored = load_checkpoint(result.last_checkpoint).config
     assert stored["precise_bn_batches"] == loop.PRECISE_BN_BATCHES
     with pytest.raises(ValueError, match="precise_bn_batches must be >= 0"):
         train(TrainConfig(model="mobilenet_v3_small", precise_bn_batches=-1, progress=False,

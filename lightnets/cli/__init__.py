@@ -1,6 +1,6 @@
 """The ``lightnets`` command. Each sub-command is a module of this package defining
 ``register(subparsers)`` (adds its parser and sets ``func``); modules are found automatically,
-so a new sub-command is one new file."""
+so a new sub-command is one new file. What they share is in ``_common``."""
 
 from __future__ import annotations
 
@@ -9,17 +9,8 @@ import importlib
 import pkgutil
 import sys
 
-from rich.console import Console
-
 import lightnets
-
-# A pipe or CI log gets wide lines rather than names cut to fit 80 columns.
-console = Console(width=None if Console().is_terminal else 160)
-err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit status 2."""
+from lightnets.cli._common import CommandError, err_console
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lightnets {lightnets.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):  # private helpers, not sub-commands
+            continue
         importlib.import_module(f"{__name__}.{module.name}").register(subparsers)
     return parser
 

@@ -7,11 +7,10 @@ import argparse
 import csv
 import json
 import sys
-from contextlib import nullcontext
 from typing import Any
 
-from lightnets.cli.summary import parse_input_size
-from lightnets.export.timing import add_backend_arguments, run_backend_bench
+from lightnets.cli._common import CommandError, console, err_console, parse_input_size, progress_bar
+from lightnets.export.backends import BACKENDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,23 +55,9 @@ def pair_ratios(results: list[Any]) -> dict[int, float]:
             if results[i].impl == "lightnets" and results[i + 1].impl != "lightnets"}
 
 
-def progress_bar(total: int, enabled: bool = True) -> Any:
-    """A rich progress bar on stderr (a no-op context when disabled)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
-
-    from lightnets.cli import err_console
-
-    if not enabled:
-        return nullcontext(None)
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err_console, transient=True)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from lightnets.cli import CommandError, console, err_console
     from lightnets.profile.bench import benchmark, build_peer, measure_peak_gflops
     from lightnets.registry import resolve_name
 
@@ -162,3 +147,66 @@ def print_table(results: list[Any], ratios: dict[int, float], peak: float | None
         console.print(f"{ours.model} batch {ours.batch_size}: lightnets {ours.median_ms:.2f} ms, "
                       f"{peer.impl} {peer.median_ms:.2f} ms, ratio lightnets/{peer.impl} "
                       f"{ratio:.3f} ({verdict})", highlight=False)
+
+
+# -- `lightnets bench NAME --backend ...` --------------------------------------------------------
+def add_backend_arguments(parser: Any) -> None:
+    """``--backend``, ``--precision`` and ``--allow-emulated-bf16`` for ``lightnets bench``."""
+    parser.add_argument("--backend", nargs="+", default=None, metavar="BACKEND",
+                        help=f"time inference backends side by side with torchvision's eager "
+                        f"model: {', '.join(BACKENDS)} or all")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="with --backend: numeric precision (default fp32; bf16 is refused "
+                        "where the CPU lacks native bf16)")
+    parser.add_argument("--allow-emulated-bf16", action="store_true",
+                        help="with --backend --precision bf16: run bf16 even where it is emulated")
+
+
+def run_backend_bench(args: Any) -> int:
+    """``lightnets bench NAME... --backend ...``: a table (or JSON) of every backend."""
+    import torch
+
+    from lightnets.export.timing import bench_backends
+    from lightnets.models.base import normalize_input_size
+    from lightnets.registry import create_model
+
+    if getattr(args, "mode", "infer") != "infer":
+        raise ValueError("--backend times inference only; drop --mode train")
+    if getattr(args, "vs", None) not in (None, "torchvision"):
+        raise ValueError("--backend compares with torchvision; drop --vs timm")
+    results = []
+    for name in args.names:
+        size = None
+        if args.input_size is not None:
+            default = create_model(name, num_classes=0).default_input_size
+            size = normalize_input_size(tuple(args.input_size), default)
+        results += bench_backends(
+            name, args.backend, args.batch_size, size, args.precision,
+            warmup=args.warmup, repeats=args.repeats,
+            allow_emulated_bf16=args.allow_emulated_bf16,
+            log=lambda message: err_console.print(message, highlight=False))
+    if args.json:
+        print(json.dumps({"threads": torch.get_num_threads(),
+                          "results": [row.as_dict() for row in results]}))
+    else:
+        console.print(backend_table(results))
+    return 0
+
+
+def backend_table(results: list[Any]) -> Any:
+    """A rich table: one row per model, batch size and backend."""
+    import torch
+    from rich.table import Table
+
+    table = Table(title=f"inference backends, {torch.get_num_threads()} threads "
+                  "(speed-up against torchvision eager)")
+    for column in ("model", "batch", "backend", "precision", "median ms", "p90 ms", "images/s",
+                   "speed-up", "notes"):
+        table.add_column(column, justify="right" if column in ("batch", "median ms", "p90 ms",
+                                                               "images/s", "speed-up") else "left")
+    for row in results:
+        speedup = f"{row.speedup_vs_baseline:.2f}x" if row.speedup_vs_baseline else ""
+        table.add_row(row.model, str(row.batch_size), row.backend, row.precision,
+                      f"{row.median_ms:.2f}", f"{row.p90_ms:.2f}", f"{row.images_per_s:.1f}",
+                      speedup, row.notes)
+    return table

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 from pathlib import Path
+
+from lightnets.cli._common import console, warnings_as_lines
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,14 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from lightnets.cli import console, err_console
+    from lightnets.checkpoint import checkpoint_path
     from lightnets.train import evaluate, save_confusion_png
-    from lightnets.train.checkpoint import checkpoint_path
 
     path = checkpoint_path(args.checkpoint, prefer="best")
-    with warnings.catch_warnings():
-        warnings.showwarning = lambda message, *rest, **kw: err_console.print(
-            f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    with warnings_as_lines():
         result = evaluate(path, data=args.data, split=args.split, batch_size=args.batch_size,
                           device=args.device, workers=args.workers,
                           limit_batches=args.limit_batches)

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from lightnets.cli.summary import parse_input_size
+from lightnets.cli._common import CommandError, console, parse_input_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightnets.cli import CommandError, console
     from lightnets.export import FORMATS, export_model, load_source
 
     if args.format not in FORMATS:

@@ -7,6 +7,8 @@ import json
 
 from rich.table import Table
 
+from lightnets.cli._common import CommandError, console
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("list", help="list the registered models",
@@ -31,8 +33,8 @@ def human(count: int | None, unit: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightnets.cli import CommandError, console
-    from lightnets.registry import aliases_of, list_models, model_info, resolve_name
+    from lightnets.profile.model_info import model_info
+    from lightnets.registry import aliases_of, list_models, resolve_name
 
     names = sorted({resolve_name(n) for n in list_models(args.patterns, include_aliases=True)})
     if not names:

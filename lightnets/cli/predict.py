@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from lightnets.cli._common import console
 from lightnets.export.backends import BACKENDS
 
 
@@ -26,8 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightnets.cli import console
-    from lightnets.train import predict
+    from lightnets.export import predict
 
     predictions = predict(args.checkpoint, args.images, top_k=args.top_k, device=args.device,
                           backend=args.backend)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lightnets.cli._common import CommandError, console, err_console
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -56,7 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightnets.cli import CommandError, console, err_console
     from lightnets.export.quantize import AccuracyGateError, quantize_checkpoint
 
     if min(args.latency_batch) < 1:

@@ -5,17 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-
-def parse_input_size(text: str) -> tuple[int, ...]:
-    """``224``, ``224x224`` or ``3x224x224`` (an argparse type)."""
-    try:
-        dims = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        dims = ()
-    if not 1 <= len(dims) <= 3 or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"expected S, HxW or CxHxW with positive integers, "
-                                         f"got {text!r}")
-    return dims
+from lightnets.cli._common import console, parse_input_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightnets.cli import console
     from lightnets.profile import summary
     from lightnets.registry import resolve_name
 

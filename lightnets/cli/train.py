@@ -10,8 +10,9 @@ import argparse
 import ast
 import json
 import os
-import warnings
 from typing import Any
+
+from lightnets.cli._common import CommandError, console, warnings_as_lines
 
 SUPPRESS = argparse.SUPPRESS
 
@@ -117,14 +118,10 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from lightnets.cli import CommandError, console, err_console
     from lightnets.train import NonFiniteLossError, train
 
     is_main = int(os.environ.get("RANK", "0")) == 0
-    with warnings.catch_warnings():
-        # one clean line per warning (e.g. the skipped unreadable images)
-        warnings.showwarning = lambda message, *rest, **kw: err_console.print(
-            f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    with warnings_as_lines():  # e.g. the skipped unreadable images
         try:
             result = train(config_from_args(args), overwrite=args.overwrite, console=console)
         except NonFiniteLossError as error:

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from lightnets.cli.summary import parse_input_size
+from lightnets.cli._common import CommandError, console, err_console, parse_input_size, progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,8 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from lightnets.cli import CommandError, console, err_console
-    from lightnets.cli.bench import progress_bar
     from lightnets.profile.bench import measure_peak_gflops
     from lightnets.profile.zoo import machine_line, plot_zoo, write_csv, write_markdown, zoo_row
     from lightnets.registry import list_models

@@ -29,6 +29,12 @@ def make_preprocess(input_size: int, in_chans: int, resize: int | list[int],
             "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
 
 
+def preprocess_input_size(preprocess: dict[str, Any]) -> tuple[int, int, int]:
+    """The ``(C, H, W)`` a ``preprocess`` dictionary produces."""
+    side = preprocess["input_size"]
+    return (preprocess["in_chans"], *((side, side) if isinstance(side, int) else side))
+
+
 def to_channels(in_chans: int) -> v2.Transform:
     """Convert an image to 1 (grey) or 3 (RGB) channels."""
     return v2.Grayscale(num_output_channels=1) if in_chans == 1 else v2.RGB()

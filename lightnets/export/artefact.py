@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lightnets.export.fuse import fuse, remaining_batchnorms
 from lightnets.export.onnx import DEFAULT_OPSET, export_onnx, onnx_session, run_session
-from lightnets.export.optional import require
+from lightnets.optional import require
 from lightnets.export.sidecar import Sidecar, runtime_versions, write_sidecar
 from lightnets.export.source import ModelSource
 from lightnets.export.torch_formats import export_pt2, export_torchscript, load_torch_artefact

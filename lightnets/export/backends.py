@@ -22,8 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightnets.export.artefact import artefact_runner
 from lightnets.export.fuse import fuse, remaining_batchnorms
-from lightnets.export.optional import available, require
+from lightnets.export.onnx import export_onnx, onnx_session, run_session
+from lightnets.optional import available, require
+from lightnets.export.sidecar import Sidecar, read_sidecar
+from lightnets.export.verify import Runner
 from lightnets.hardware import native_bf16
 
 BACKENDS = ("eager", "compile", "onnxruntime", "openvino")
@@ -43,7 +47,7 @@ class Backend:
 
     name: str
     precision: str
-    run: Callable[[torch.Tensor], torch.Tensor]
+    run: Runner
     notes: list[str] = field(default_factory=list)
     setup_seconds: float = 0.0
 
@@ -83,8 +87,7 @@ def _prepared(model: nn.Module, precision: str, channels_last: bool) -> nn.Modul
     return model.to(torch.bfloat16) if precision == "bf16" else model
 
 
-def _torch_runner(module: Callable, precision: str, channels_last: bool
-                  ) -> Callable[[torch.Tensor], torch.Tensor]:
+def _torch_runner(module: Callable, precision: str, channels_last: bool) -> Runner:
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -109,22 +112,18 @@ def _compile(model: nn.Module, precision: str, channels_last: bool, **_: Any) ->
 
 
 def _onnx_file(model: nn.Module, input_size: tuple[int, int, int], folder: str) -> Path:
-    from lightnets.export.onnx import export_onnx
-
     return export_onnx(model, Path(folder) / "model.onnx", input_size)
 
 
 def _onnxruntime(model: nn.Module, precision: str, input_size: tuple[int, int, int],
                  threads: int | None, onnx_path: str | Path | None = None, **_: Any) -> Backend:
-    from lightnets.export.onnx import onnx_session, run_session
-
     with tempfile.TemporaryDirectory() as folder:
         session = onnx_session(onnx_path or _onnx_file(model, input_size, folder), threads)
     return Backend("onnxruntime", precision, lambda x: run_session(session, x))
 
 
-def openvino_runner(onnx_path: str | Path, precision: str = "fp32", threads: int | None = None
-                    ) -> Callable[[torch.Tensor], torch.Tensor]:
+def openvino_runner(onnx_path: str | Path, precision: str = "fp32",
+                    threads: int | None = None) -> Runner:
     """An ONNX file compiled by OpenVINO's CPU plugin with inference precision ``precision``
     (fp32 or bf16; in an int8 QDQ graph the quantized operators run in int8 either way). Each
     batch size gets its own static-shape compilation, which lets the plugin pick its fastest
@@ -212,48 +211,28 @@ def create_backend(model: nn.Module, name: str, input_size: tuple[int, int, int]
 
 
 def artefact_backend(path: str | Path, format: str, precision: str = "fp32",
-                     name: str | None = None, threads: int | None = None) -> Backend:
+                     backend: str | None = None, threads: int | None = None) -> Backend:
     """An exported file run the way it is deployed, at ``precision``: a ``.pt2`` or TorchScript
-    file in PyTorch; an ONNX file in ``name`` (onnxruntime, the default, or openvino). A bf16
+    file in PyTorch; an ONNX file in ``backend`` (onnxruntime, the default, or openvino). A bf16
     ONNX file holds the fp32 graph that OpenVINO compiles in bf16, so it needs openvino."""
-    from lightnets.export.artefact import artefact_runner
-
     if format != "onnx":
         return Backend(format, precision, artefact_runner(path, format, threads))
-    name = name or "onnxruntime"
-    if name == "openvino":
+    backend = backend or "onnxruntime"
+    if backend == "openvino":
         run = openvino_runner(path, "bf16" if precision == "bf16" else "fp32", threads)
         return Backend("openvino", precision, run)
-    if name == "onnxruntime" and precision != "bf16":
+    if backend == "onnxruntime" and precision != "bf16":
         return Backend("onnxruntime", precision, artefact_runner(path, format, threads))
     raise ValueError(f"an ONNX {precision} model runs in "
                      f"{'openvino' if precision == 'bf16' else 'onnxruntime or openvino'}, "
-                     f"not {name}")
+                     f"not {backend}")
 
 
-def backend_from_file(path: str | Path, name: str | None = None,
-                      threads: int | None = None) -> tuple[Backend, Any]:
+def backend_from_file(path: str | Path, backend: str | None = None,
+                      threads: int | None = None) -> tuple[Backend, Sidecar]:
     """An exported artefact with its sidecar, ready to run as the sidecar says:
-    ``(backend, sidecar)``. ``name`` defaults to the runtime the sidecar's accuracy was measured
+    ``(backend, sidecar)``. ``backend`` defaults to the one the sidecar's accuracy was measured
     in (see :func:`artefact_backend`)."""
-    from lightnets.export.sidecar import read_sidecar
-
     sidecar = read_sidecar(path)
     return artefact_backend(path, sidecar.artefact_format, sidecar.precision,
-                            name or sidecar.runtime, threads), sidecar
-
-
-def predict_runner(model: nn.Module, backend: str, preprocess: dict[str, Any],
-                   device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
-    """What ``lightnets predict --backend`` calls the model through, for a checkpoint's
-    ``preprocess``: the fused model on a GPU for ``eager``, else :func:`create_backend` (the
-    other backends run on the CPU)."""
-    side = preprocess["input_size"]
-    size = (preprocess["in_chans"], *((side, side) if isinstance(side, int) else side))
-    device = torch.device(device)
-    if device.type != "cpu":
-        if backend != "eager":
-            raise ValueError(f"backend {backend} runs on the CPU; use --device cpu or --backend "
-                             "eager")
-        return fuse(model).to(device)
-    return create_backend(model.cpu(), backend, size)
+                            backend or sidecar.backend, threads), sidecar

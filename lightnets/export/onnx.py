@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightnets.export.optional import require
+from lightnets.optional import require
 
 DEFAULT_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "input", "logits"

@@ -12,7 +12,7 @@ bf16: OpenVINO compiles the fp32 ONNX graph with bf16 inference precision (the w
 keeps fp32 weights; the sidecar says to run it in bf16), or eager PyTorch runs a bf16 ``.pt2``.
 Refused on CPUs without native bf16 (see :mod:`lightnets.hardware`).
 
-Both evaluate top-1 on a validation set before and after, in the runtime that will run the
+Both evaluate top-1 on a validation set before and after, in the backend that will run the
 model, and refuse to write it (unless forced) when it drops by more than ``max_drop`` points.
 """
 
@@ -30,24 +30,26 @@ import numpy as np
 import torch
 from torch import nn
 
+from lightnets.data import build_data, data_kind
 from lightnets.export.artefact import export_model
+from lightnets.export.backends import artefact_backend, check_precision
+from lightnets.export.fuse import fuse
 from lightnets.export.onnx import onnx_session, run_session
-from lightnets.export.optional import available, require
+from lightnets.optional import available, require
 from lightnets.export.sidecar import write_sidecar
 from lightnets.export.source import from_checkpoint
 from lightnets.export.timing import time_callables
+from lightnets.export.torch_formats import export_pt2
+from lightnets.export.verify import Runner
 from lightnets.hardware import native_int8_dot
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-Runner = Callable[[torch.Tensor], torch.Tensor]
+# backend -> the artefact format the reduced model is written in
+ARTEFACT_FORMATS = {"onnxruntime": "onnx", "openvino": "onnx", "eager": "pt2"}
+INT8_BACKENDS, BF16_BACKENDS = ("onnxruntime", "openvino"), ("openvino", "eager")
 
 
-# runtime -> the artefact format the reduced model is written in
-RUNTIMES = {"onnxruntime": "onnx", "openvino": "onnx", "eager": "pt2"}
-INT8_RUNTIMES, BF16_RUNTIMES = ("onnxruntime", "openvino"), ("openvino", "eager")
-
-
-def default_runtime(precision: str) -> str:
+def default_backend(precision: str) -> str:
     """OpenVINO where it is installed (measured fastest here for both int8 and bf16), else
     ONNX Runtime for int8 and eager PyTorch for bf16."""
     if available("openvino"):
@@ -76,7 +78,7 @@ class QuantizeReport:
     max_drop_points: float
     latency_ms: dict[int, dict[str, float]] = field(default_factory=dict)
     written: str | None = None
-    runtime: str = "onnxruntime"
+    backend: str = "onnxruntime"
 
     @property
     def drop_points(self) -> float:
@@ -88,7 +90,7 @@ class QuantizeReport:
 
     def lines(self) -> list[str]:
         out = [f"top-1 on {self.val_images} validation images: fp32 {self.fp32_top1:.2%}, "
-               f"{self.precision} in {self.runtime} {self.reduced_top1:.2%} "
+               f"{self.precision} in {self.backend} {self.reduced_top1:.2%} "
                f"(drop {self.drop_points:+.2f} points, "
                f"allowed {self.max_drop_points:.2f})"]
         for batch, row in self.latency_ms.items():
@@ -186,36 +188,30 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                         method: str = "minmax", per_channel: bool = True,
                         reduce_range: bool | None = None,
                         latency_batches: tuple[int, ...] = (1, 32),
-                        allow_emulated_bf16: bool = False, runtime: str | None = None,
+                        allow_emulated_bf16: bool = False, backend: str | None = None,
                         log: Callable[[str], None] | None = None) -> QuantizeReport:
     """int8 or bf16 model of a checkpoint, written only when its top-1 on the validation set
-    (default: the checkpoint's own data), measured in ``runtime``, is within ``max_drop``
+    (default: the checkpoint's own data), measured in ``backend``, is within ``max_drop``
     points of fp32, or when ``force``. Raises :class:`AccuracyGateError` (carrying the report)
-    otherwise. ``runtime`` (default :func:`default_runtime`): int8 runs in onnxruntime or
+    otherwise. ``backend`` (default :func:`default_backend`): int8 runs in onnxruntime or
     openvino (an int8 ONNX file), bf16 in openvino (an ONNX file it compiles in bf16) or eager
     PyTorch (a ``.pt2``)."""
-    from lightnets.data import build_data
-    from lightnets.export.backends import artefact_backend, check_precision
-    from lightnets.export.fuse import fuse
-
     say = log or (lambda message: None)
     if precision not in ("int8", "bf16"):
         raise ValueError(f"precision must be int8 or bf16, got {precision!r}")
     if max_drop < 0 or calib_size < 1:
         raise ValueError(f"need max_drop >= 0 and calib_size >= 1, got {max_drop}, {calib_size}")
-    runtime = runtime or default_runtime(precision)
-    allowed = INT8_RUNTIMES if precision == "int8" else BF16_RUNTIMES
-    if runtime not in allowed:
-        raise ValueError(f"{precision} runs in {' or '.join(allowed)}, not {runtime!r}")
-    if runtime == "openvino":
+    backend = backend or default_backend(precision)
+    allowed = INT8_BACKENDS if precision == "int8" else BF16_BACKENDS
+    if backend not in allowed:
+        raise ValueError(f"{precision} runs in {' or '.join(allowed)}, not {backend!r}")
+    if backend == "openvino":
         require("openvino", f"{precision} in openvino")
     if precision == "bf16":
-        check_precision(runtime, "bf16", allow_emulated_bf16)
+        check_precision(backend, "bf16", allow_emulated_bf16)
     elif not calib_data:
         raise ValueError("int8 quantization needs calibration data (--calib-data)")
     else:
-        from lightnets.data import data_kind
-
         data_kind(calib_data)  # a bad path fails now, not after the export
     source = from_checkpoint(checkpoint)
     training = source.training
@@ -230,7 +226,7 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     if reduce_range is None:
         reduce_range = not native_int8_dot()
     suffix = {("int8", "onnx"): ".int8.onnx", ("bf16", "onnx"): ".bf16.onnx",
-              ("bf16", "pt2"): ".bf16.pt2"}[precision, RUNTIMES[runtime]]
+              ("bf16", "pt2"): ".bf16.pt2"}[precision, ARTEFACT_FORMATS[backend]]
     path = Path(output) if output else Path(source.checkpoint).with_suffix(suffix)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -246,19 +242,18 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
             say(f"calibrating on {len(images)} images ({method}) and quantizing...")
             reduced_path = quantize_onnx(fp32.path, Path(folder) / "reduced.onnx", images,
                                          per_channel, method, reduce_range)
-        elif runtime == "openvino":  # bf16 is how OpenVINO compiles the fp32 graph
+        elif backend == "openvino":  # bf16 is how OpenVINO compiles the fp32 graph
             reduced_path = fp32.path
         else:
-            from lightnets.export.torch_formats import export_pt2
-
             say("exporting the bf16 model...")
             reduced_path = export_pt2(CastToBfloat16(fuse(source.model)),
                                       Path(folder) / "reduced.pt2", source.input_size)
-        reduced_run = artefact_backend(reduced_path, RUNTIMES[runtime], precision, runtime)
-        say(f"evaluating on {len(val.val)} validation images ({precision} in {runtime})...")
+        reduced_run = artefact_backend(reduced_path, ARTEFACT_FORMATS[backend], precision,
+                                       backend)
+        say(f"evaluating on {len(val.val)} validation images ({precision} in {backend})...")
         report = QuantizeReport(source.name, precision, top1(fp32_run, val.val),
                                 top1(reduced_run, val.val), len(val.val), len(images), max_drop,
-                                runtime=runtime)
+                                backend=backend)
         for batch in latency_batches:
             x = torch.randn(batch, *source.input_size)
             times = time_callables({"fp32": fp32_run, precision: reduced_run}, x, 2, 10)
@@ -276,8 +271,8 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     calibration = {"data": calib_data, "images": len(images), "method": method,
                    "per_channel": per_channel, "reduce_range": reduce_range}
     sidecar = fp32.sidecar  # its verification is of the fp32 export the model came from
-    sidecar.artefact, sidecar.precision, sidecar.runtime = path.name, precision, runtime
-    sidecar.artefact_format = RUNTIMES[runtime]
+    sidecar.artefact, sidecar.precision, sidecar.backend = path.name, precision, backend
+    sidecar.artefact_format = ARTEFACT_FORMATS[backend]
     sidecar.accuracy = {**report.as_dict(),
                         "calibration": calibration if precision == "int8" else None}
     write_sidecar(sidecar, path)

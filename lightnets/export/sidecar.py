@@ -28,7 +28,7 @@ class Sidecar:
     preprocess: dict[str, Any]
     class_names: list[str] | None
     precision: str = "fp32"
-    runtime: str | None = None      # where a reduced-precision model's accuracy was measured
+    backend: str | None = None      # where a reduced-precision model's accuracy was measured
     input_name: str = "input"
     output_name: str = "logits"
     checkpoint: str | None = None
@@ -81,5 +81,7 @@ def read_sidecar(artefact_or_json: str | Path) -> Sidecar:
         raise ValueError(f"sidecar {str(path)!r} is not valid JSON: {error}") from None
     if not isinstance(values, dict) or values.get("format") != SIDECAR_FORMAT:
         raise ValueError(f"{str(path)!r} is not a lightnets sidecar ({SIDECAR_FORMAT})")
+    if "runtime" in values and "backend" not in values:  # the key's name before lightnets 0.2
+        values["backend"] = values.pop("runtime")
     known = Sidecar.__dataclass_fields__
     return Sidecar(**{key: value for key, value in values.items() if key in known})

@@ -2,10 +2,8 @@
 with the metadata a deployed model needs beside its weights (input size, preprocessing, class
 names).
 
-The checkpoint interface used here is the training package's: ``load_checkpoint`` (a
-``torch.load(weights_only=True)`` of a plain dictionary) and ``model_from_checkpoint`` (rebuild
-from ``model_name`` and ``model_args``, load ``model``); ``preprocess`` and ``class_names`` are
-read from the same dictionary.
+Checkpoints are read with :func:`lightnets.checkpoint.load_checkpoint` (never unpickling code),
+which rebuilds the model from its name and arguments and carries its preprocessing and classes.
 """
 
 from __future__ import annotations
@@ -16,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+
+from lightnets.checkpoint import load_checkpoint
+from lightnets.data.transforms import preprocess_input_size
+from lightnets.models.base import normalize_input_size
+from lightnets.registry import create_model, resolve_name
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -61,9 +64,6 @@ def _check_size(model: nn.Module, input_size: tuple[int, int, int]) -> None:
 def from_name(name: str, input_size: int | tuple[int, ...] | None = None,
               **model_args: Any) -> ModelSource:
     """A registered model with its initial (random) weights and ImageNet preprocessing."""
-    from lightnets.profile.model_summary import normalize_input_size
-    from lightnets.registry import create_model, resolve_name
-
     name = resolve_name(name)
     model = create_model(name, **model_args).eval()
     size = normalize_input_size(input_size, model.default_input_size)
@@ -75,19 +75,12 @@ def from_checkpoint(path: str | Path, input_size: int | tuple[int, ...] | None =
                     ) -> ModelSource:
     """A trained model from a lightnets checkpoint (file or run folder: its ``best.pt``),
     with the preprocessing and class names it was trained with."""
-    from lightnets.profile.model_summary import normalize_input_size
-    from lightnets.registry import resolve_name
-    from lightnets.train.checkpoint import load_checkpoint, model_from_checkpoint
-
     state = load_checkpoint(path, prefer="best")
-    try:
-        preprocess = copy.deepcopy(state["preprocess"])
-        model = model_from_checkpoint(state).eval()
-        name, model_args = resolve_name(state["model_name"]), dict(state["model_args"])
-    except KeyError as missing:
-        raise ValueError(f"checkpoint {state['path']!r} lacks {missing}") from None
-    side = preprocess["input_size"]
-    trained = (preprocess["in_chans"], *((side, side) if isinstance(side, int) else side))
+    state.require("to export", "preprocess")
+    preprocess = copy.deepcopy(state.preprocess)
+    model = state.build_model().eval()
+    name, model_args = resolve_name(state.model_name), dict(state.model_args)
+    trained = preprocess_input_size(preprocess)
     size = normalize_input_size(input_size, trained)
     _check_size(model, size)
     if size != trained:  # keep the sidecar true to the artefact: scale the resize with the crop
@@ -96,10 +89,10 @@ def from_checkpoint(path: str | Path, input_size: int | tuple[int, ...] | None =
         preprocess["resize"] = (round(resize * ratio) if isinstance(resize, int)
                                 else [round(s * ratio) for s in resize])
         preprocess["input_size"] = size[1] if size[1] == size[2] else [size[1], size[2]]
-    metrics = {key: state[key] for key in ("epoch", "best_top1") if key in state}
+    metrics = {"epoch": state.epoch, "best_top1": state.best_top1}
     return ModelSource(model, name, model_args, size, preprocess,
-                       list(state.get("class_names") or []) or None, state["path"], metrics,
-                       dict(state.get("config") or {}))
+                       list(state.class_names or []) or None, state.path, metrics,
+                       dict(state.config))
 
 
 def load_source(model: str | None = None, checkpoint: str | Path | None = None,

@@ -20,8 +20,10 @@ import torch
 from lightnets.export.backends import (BACKENDS, Backend, BackendUnavailableError,
                                        available_backends, create_backend)
 from lightnets.export.onnx import export_onnx, onnx_session, run_session
+from lightnets.export.verify import Runner
+from lightnets.profile.bench import build_peer
+from lightnets.registry import create_model, peers_of, resolve_name
 
-Runner = Callable[[torch.Tensor], Any]
 # Rows besides lightnets' own backends: torchvision's implementation of the same architecture,
 # run eagerly (the baseline everyone starts from) or exported to ONNX Runtime (the goal).
 PEER_ROWS = ("torchvision-eager", "torchvision-onnxruntime")
@@ -94,8 +96,6 @@ def expand_backends(names: list[str]) -> list[str]:
 
 def peer_runner(row: str, name: str, input_size: tuple[int, int, int]) -> Runner:
     """torchvision's model of the same architecture, eager or in ONNX Runtime."""
-    from lightnets.profile.bench import build_peer
-
     peer = build_peer("torchvision", name).eval()
     if row == "torchvision-eager":
         return peer
@@ -113,9 +113,6 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
     """Time registered model ``name`` behind each backend (and the ``peers`` rows, where
     torchvision has the architecture) at each batch size. A backend that cannot run here is
     reported through ``log`` and left out. Speed-ups are against the first peer row."""
-    from lightnets.profile.bench import PEERS
-    from lightnets.registry import create_model, resolve_name
-
     name = resolve_name(name)
     model = create_model(name).eval()
     size = tuple(input_size or model.default_input_size)
@@ -130,7 +127,7 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
             say(f"skipping {backend_name}: {error}")
             continue
         runs[backend_name] = (backend.precision, ", ".join(backend.notes), backend)
-    if name in PEERS["torchvision"]:
+    if "torchvision" in peers_of(name):
         for row in peers:
             say(f"preparing {row}...")
             note = "baseline" if row == peers[0] else ""
@@ -152,66 +149,3 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
             row.speedup_vs_baseline = baseline / row.median_ms if baseline else None
         results += rows
     return results
-
-
-# -- the `lightnets bench --backend` hook -------------------------------------------------------
-def add_backend_arguments(parser: Any) -> None:
-    """``--backend``, ``--precision`` and ``--allow-emulated-bf16`` for ``lightnets bench``."""
-    parser.add_argument("--backend", nargs="+", default=None, metavar="BACKEND",
-                        help=f"time inference backends side by side with torchvision's eager "
-                        f"model: {', '.join(BACKENDS)} or all")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="with --backend: numeric precision (default fp32; bf16 is refused "
-                        "where the CPU lacks native bf16)")
-    parser.add_argument("--allow-emulated-bf16", action="store_true",
-                        help="with --backend --precision bf16: run bf16 even where it is emulated")
-
-
-def run_backend_bench(args: Any) -> int:
-    """``lightnets bench NAME... --backend ...``: a table (or JSON) of every backend."""
-    import json
-
-    from lightnets.cli import console, err_console
-    from lightnets.profile.model_summary import normalize_input_size
-
-    if getattr(args, "mode", "infer") != "infer":
-        raise ValueError("--backend times inference only; drop --mode train")
-    if getattr(args, "vs", None) not in (None, "torchvision"):
-        raise ValueError("--backend compares with torchvision; drop --vs timm")
-    results = []
-    for name in args.names:
-        size = None
-        if args.input_size is not None:
-            from lightnets.registry import create_model
-
-            default = create_model(name, num_classes=0).default_input_size
-            size = normalize_input_size(tuple(args.input_size), default)
-        results += bench_backends(
-            name, args.backend, args.batch_size, size, args.precision,
-            warmup=args.warmup, repeats=args.repeats,
-            allow_emulated_bf16=args.allow_emulated_bf16,
-            log=lambda message: err_console.print(message, highlight=False))
-    if args.json:
-        print(json.dumps({"threads": torch.get_num_threads(),
-                          "results": [row.as_dict() for row in results]}))
-    else:
-        console.print(backend_table(results))
-    return 0
-
-
-def backend_table(results: list[BackendTiming]) -> Any:
-    """A rich table: one row per model, batch size and backend."""
-    from rich.table import Table
-
-    table = Table(title=f"inference backends, {torch.get_num_threads()} threads "
-                  "(speed-up against torchvision eager)")
-    for column in ("model", "batch", "backend", "precision", "median ms", "p90 ms", "images/s",
-                   "speed-up", "notes"):
-        table.add_column(column, justify="right" if column in ("batch", "median ms", "p90 ms",
-                                                               "images/s", "speed-up") else "left")
-    for row in results:
-        speedup = f"{row.speedup_vs_baseline:.2f}x" if row.speedup_vs_baseline else ""
-        table.add_row(row.model, str(row.batch_size), row.backend, row.precision,
-                      f"{row.median_ms:.2f}", f"{row.p90_ms:.2f}", f"{row.images_per_s:.1f}",
-                      speedup, row.notes)
-    return table

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lightnets.optional import require
+
 DEFAULT_TOLERANCE = 1e-4
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -84,8 +86,6 @@ def real_images(input_size: tuple[int, int, int], preprocess: dict[str, Any] | N
                 count: int = 5) -> torch.Tensor:
     """``count`` real handwritten digits (one per class, cycling), resized to ``input_size``,
     given ``input_size[0]`` channels and normalised with ``preprocess``'s mean and std."""
-    from lightnets.export.optional import require
-
     datasets = require("sklearn.datasets", "verification on real images")
     digits = datasets.load_digits()
     picks = [int((digits.target == (i % 10)).nonzero()[0][i // 10]) for i in range(count)]

@@ -22,7 +22,6 @@ pooled maps are 7, 3 and 1 pixels.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
@@ -71,37 +70,27 @@ class AlexNet(Classifier):
                 modules.append(nn.MaxPool2d(3, 2))
                 reduction *= 2
         self.features = nn.Sequential(*modules)
-        self.build_head(channels)
+        # 6x6 average pool, then dropout-FC-ReLU twice (their own dropout) and the final FC
+        hidden = nn.Sequential(
+            nn.Dropout(self.drop_rate), nn.Linear(channels * 36, HIDDEN_FEATURES), nn.ReLU(),
+            nn.Dropout(self.drop_rate), nn.Linear(HIDDEN_FEATURES, HIDDEN_FEATURES), nn.ReLU())
+        self.build_head(channels, hidden, HIDDEN_FEATURES, pool_size=6, drop=False)
         if paper_init:
             self.init_paper_weights()
-
-    def build_head(self, num_features: int) -> None:
-        """6x6 average pool, then dropout-FC-ReLU twice and the final FC layer."""
-        self.num_features = num_features
-        self.head_features = HIDDEN_FEATURES
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(6), nn.Flatten(1))
-        self.mlp = nn.Sequential(
-            nn.Dropout(self.drop_rate), nn.Linear(num_features * 36, HIDDEN_FEATURES), nn.ReLU(),
-            nn.Dropout(self.drop_rate), nn.Linear(HIDDEN_FEATURES, HIDDEN_FEATURES), nn.ReLU())
-        self.classifier = self.make_classifier(self.num_classes)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.mlp(self.global_pool(x))
-        return x if pre_logits else self.classifier(x)
 
     def init_paper_weights(self) -> None:
         """Krizhevsky et al. 2012, Sec. 5: N(0, 0.01) weights; biases 1 in conv2, conv4, conv5
         and the hidden FC layers (to give the ReLUs positive inputs early on), 0 elsewhere."""
         convs = [m for m in self.features if isinstance(m, ConvNormAct)]
         biased_one = {id(convs[i].conv) for i in (1, 3, 4)}
-        biased_one |= {id(m) for m in self.mlp if isinstance(m, nn.Linear)}
+        biased_one |= {id(m) for m in self.head_hidden if isinstance(m, nn.Linear)}
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(module.weight, 0, 0.01)
                 nn.init.constant_(module.bias, 1.0 if id(module) in biased_one else 0.0)
 
 
-@register_model
+@register_model(peers={"torchvision": "alexnet"})
 def alexnet(two_tower: bool = False, **kwargs) -> AlexNet:
     """torchvision's AlexNet; ``two_tower=True`` gives the 2012 paper's network."""
     kwargs.setdefault("paper_init", two_tower)

@@ -44,11 +44,18 @@ class Classifier(nn.Module):
         self.default_input_size = (in_chans, *type(self).default_input_size[1:])
 
     # -- head -------------------------------------------------------------------------------
-    def build_head(self, num_features: int) -> None:
-        """The standard head: global average pool, dropout, linear classifier."""
-        self.num_features = self.head_features = num_features
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-        self.head_drop = nn.Dropout(self.drop_rate)
+    def build_head(self, num_features: int, hidden: nn.Module | None = None,
+                   head_features: int | None = None, pool_size: int = 1,
+                   drop: bool = True) -> None:
+        """The head every family shares: average pool to ``pool_size`` x ``pool_size`` and
+        flatten, an optional ``hidden`` part (MobileNetV3's and GhostNet's 1280-wide layer,
+        VGG's and AlexNet's fully-connected layers) giving ``head_features`` channels, dropout
+        (``drop=False`` where ``hidden`` holds its own) and the linear classifier."""
+        self.num_features = num_features
+        self.head_features = head_features or num_features * pool_size ** 2
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(pool_size), nn.Flatten(1))
+        self.head_hidden = hidden or nn.Identity()
+        self.head_drop = nn.Dropout(self.drop_rate) if drop else nn.Identity()
         self.classifier = self.make_classifier(self.num_classes)
 
     def make_classifier(self, num_classes: int) -> nn.Module:
@@ -79,7 +86,7 @@ class Classifier(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Feature map to logits; ``pre_logits=True`` stops before the final layer."""
-        x = self.head_drop(self.global_pool(x))
+        x = self.head_drop(self.head_hidden(self.global_pool(x)))
         return x if pre_logits else self.classifier(x)
 
     def forward(self, x: torch.Tensor, return_aux: bool = False) -> Any:
@@ -96,6 +103,38 @@ def stage_info(num_chs: int, reduction: int, module: str) -> dict[str, Any]:
     return {"num_chs": num_chs, "reduction": reduction, "module": module}
 
 
+def normalize_input_size(size: int | tuple[int, ...] | None,
+                         default: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``224``, ``(224, 224)`` or ``(3, 224, 224)`` to ``(C, H, W)``; ``None`` gives ``default``."""
+    if size is None:
+        return tuple(default)
+    dims = (size,) if isinstance(size, int) else tuple(size)
+    if not 1 <= len(dims) <= 3 or not all(isinstance(d, int) and d > 0 for d in dims):
+        raise ValueError(f"input size must be S, HxW or CxHxW with positive integers, got {size!r}")
+    if len(dims) == 1:
+        dims = (dims[0], dims[0])
+    return dims if len(dims) == 3 else (default[0], *dims)
+
+
+def init_norms_and_biases(module: nn.Module) -> None:
+    """Norms at identity ``(1, 0)``, biases of convolutions and linear layers at zero."""
+    if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.Conv2d, nn.Linear)) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def trunc_normal_init(model: nn.Module, std: float, cutoff: float) -> None:
+    """Truncated-normal weights N(0, std) cut at ``+-cutoff`` for every convolution and linear
+    layer, zero biases, identity norms: the Inception releases' initialisation (cut at 2, i.e.
+    torchvision's ``trunc_normal_(a=-2, b=2)``) and TF-slim's MobileNet V1 (cut at 2 std)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(module.weight, std=std, a=-cutoff, b=cutoff)
+        init_norms_and_biases(module)
+
+
 def he_init(model: nn.Module, linear_std: float | None = 0.01) -> None:
     """The common initialisation of the zoo: He normal, fan-out (He et al., "Delving Deep into
     Rectifiers", ICCV 2015) for convolutions, identity norms, zero biases, and N(0, linear_std)
@@ -103,14 +142,11 @@ def he_init(model: nn.Module, linear_std: float | None = 0.01) -> None:
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear) and linear_std is not None:
+        elif isinstance(module, nn.Linear):
+            if linear_std is None:
+                continue
             nn.init.normal_(module.weight, 0, linear_std)
-            nn.init.zeros_(module.bias)
+        init_norms_and_biases(module)
 
 
 class AuxClassifierNet(Classifier):

@@ -3,8 +3,9 @@
 Close to MobileNetV3-Large's layout, built of Ghost bottlenecks
 (:class:`lightnets.layers.ghost.GhostBottleneck`): ReLU throughout, squeeze-excite with a
 hard-sigmoid gate on the rows marked SE (bottleneck 1/4 of the expanded width, rounded to 4).
-The head: 1x1 conv to 960 + BN + ReLU, global pooling, 1x1 conv to 1280 + ReLU (with bias,
-no BN), dropout 0.2 and the classifier; ``forward_head(x, pre_logits=True)`` returns the
+The head: 1x1 conv to 960 + BN + ReLU, global pooling, a 1280-wide layer + ReLU (with bias,
+no BN; the release's 1x1 convolution on the pooled map, the same as a fully-connected layer),
+dropout 0.2 and the classifier; ``forward_head(x, pre_logits=True)`` returns the
 1280-d vector, ``num_features`` is 960.
 
 At width 1.0: 5,182,508 params and 141.2M MACs at 224x224 (paper: 5.2M / 141M); at 0.5x and
@@ -12,7 +13,7 @@ At width 1.0: 5,182,508 params and 141.2M MACs at 224x224 (paper: 5.2M / 141M); 
 their parameter shapes follow the official release (huawei-noah) one for one, including choices
 the paper does not state: the kernel column (5x5 for the rows in 40- and 160-channel
 stages; it sets only the stride-2 depthwise conv and the projection shortcut), the 1/4 SE
-ratio, widths rounded to multiples of 4 under ``width`` and the 1280-wide layer left unscaled.
+ratio, widths rounded to multiples of 4 under ``width_mult`` and the 1280-wide layer left unscaled.
 Initialisation is PyTorch's default, as in the official release. ``min_input_size`` is 32x32, the
 total stride (1x1 final map).
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch
 from torch import nn
 
 from lightnets.layers import ConvNormAct, SqueezeExcite, make_divisible
@@ -47,14 +47,14 @@ class GhostNet(Classifier):
     family = "GhostNet"
     paper = "Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020"
 
-    def __init__(self, blocks: list[Row] = STAGES, width: float = 1.0, num_classes: int = 1000,
-                 in_chans: int = 3, drop_rate: float = 0.2) -> None:
+    def __init__(self, blocks: list[Row] = STAGES, width_mult: float = 1.0,
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
-        if not width > 0:
-            raise ValueError(f"width must be positive, got {width!r}")
-        self.width = width
+        if not width_mult > 0:
+            raise ValueError(f"width_mult must be positive, got {width_mult!r}")
+        self.width_mult = width_mult
         se_layer = partial(SqueezeExcite, rd_ratio=0.25, rd_divisor=4, gate_layer=nn.Hardsigmoid)
-        channels = make_divisible(16 * width, 4)
+        channels = make_divisible(16 * width_mult, 4)
         layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3, stride=2)]
         reduction = 2
         for expansion, out, use_se, stride, kernel in blocks:
@@ -62,30 +62,20 @@ class GhostNet(Classifier):
                 self.feature_info.append(
                     stage_info(channels, reduction, f"features.{len(layers) - 1}"))
                 reduction *= stride
-            out = make_divisible(out * width, 4)
-            layers.append(GhostBottleneck(channels, make_divisible(expansion * width, 4), out,
+            out = make_divisible(out * width_mult, 4)
+            layers.append(GhostBottleneck(channels, make_divisible(expansion * width_mult, 4), out,
                                           kernel, stride, se_layer=se_layer if use_se else None))
             channels = out
-        last_conv = make_divisible(HEAD[0] * width, 4)
+        last_conv = make_divisible(HEAD[0] * width_mult, 4)
         layers.append(ConvNormAct(channels, last_conv, 1))
         self.feature_info.append(stage_info(last_conv, reduction, f"features.{len(layers) - 1}"))
         self.features = nn.Sequential(*layers)
-        self.build_head(last_conv, HEAD[1])
-
-    def build_head(self, num_features: int, hidden_features: int = 1280) -> None:
-        """Pool, 1x1 conv to ``hidden_features`` + ReLU (bias, no BN), dropout, classifier."""
-        self.num_features, self.head_features = num_features, hidden_features
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.head_hidden = nn.Sequential(
-            ConvNormAct(num_features, hidden_features, 1, norm_layer=None), nn.Flatten(1))
-        self.head_drop = nn.Dropout(self.drop_rate)
-        self.classifier = self.make_classifier(self.num_classes)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.head_hidden(self.global_pool(x)))
-        return x if pre_logits else self.classifier(x)
+        # pool, then the 1280-wide layer + ReLU (bias, no BN): the release's 1x1 convolution
+        # on the pooled 1x1 map, i.e. a fully-connected layer
+        self.build_head(last_conv, nn.Sequential(nn.Linear(last_conv, HEAD[1]), nn.ReLU()),
+                        HEAD[1])
 
 
-@register_model(aliases=["ghostnet"])
-def ghostnet_x1_0(width: float = 1.0, **kwargs) -> GhostNet:
-    return GhostNet(STAGES, width=width, **kwargs)
+@register_model(aliases=["ghostnet"], peers={"timm": "ghostnet_100"})
+def ghostnet_x1_0(width_mult: float = 1.0, **kwargs) -> GhostNet:
+    return GhostNet(STAGES, width_mult=width_mult, **kwargs)

@@ -36,9 +36,8 @@ from torch import nn
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.inception import GoogLeNetAuxHead, InceptionModule, inception_norm
-from lightnets.models.base import AuxClassifierNet, stage_info
+from lightnets.models.base import AuxClassifierNet, stage_info, trunc_normal_init
 from lightnets.registry import register_model
-
 
 # Szegedy et al. 2015, Table 1: name, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj;
 # ("maxpoolN", k) is a k x k stride-2 max-pool (2x2 before inception5a as in torchvision)
@@ -102,17 +101,11 @@ class GoogLeNet(AuxClassifierNet):
     def init_weights(self) -> None:
         """Truncated N(0, 0.01) weights for convolutions and linear layers, zero biases, BN at
         identity (torchvision's initialisation)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(module.weight, std=0.01, a=-2, b=2)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        trunc_normal_init(self, std=0.01, cutoff=2)
 
 
-@register_model
+@register_model(peers={"torchvision": ("googlenet", {"aux_logits": False,
+                                                     "init_weights": True})})
 def googlenet(**kwargs: Any) -> GoogLeNet:
     """torchvision's GoogLeNet; ``large_kernel_size=5`` (and ``norm_layer=None``) for the
     paper's."""

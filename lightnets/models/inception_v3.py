@@ -31,9 +31,9 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
-from lightnets.layers.inception import (InceptionA, InceptionB, InceptionC, InceptionD,
-                                        InceptionE, InceptionV3AuxHead, inception_norm)
-from lightnets.models.base import AuxClassifierNet, stage_info
+from lightnets.layers.inception import (InceptionA, InceptionB, InceptionC, InceptionD, InceptionE,
+                                        InceptionV3AuxHead, inception_norm)
+from lightnets.models.base import AuxClassifierNet, stage_info, trunc_normal_init
 from lightnets.registry import register_model
 
 # Szegedy et al. 2016, Table 1 (stem), as released: name, out channels, kernel, stride, padding;
@@ -102,19 +102,14 @@ class InceptionV3(AuxClassifierNet):
     def init_weights(self) -> None:
         """Truncated N(0, 0.1) for convolutions and linear layers (zero biases), BN at identity,
         and the auxiliary head's own smaller scales (torchvision's initialisation)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(module.weight, std=0.1, a=-2, b=2)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        trunc_normal_init(self, std=0.1, cutoff=2)
         for name in self.aux_head_names:
             getattr(self, name).init_weights()
 
 
-@register_model
+@register_model(peers={"torchvision": ("inception_v3", {"aux_logits": False,
+                                                        "init_weights": True}),
+                       "timm": "inception_v3"})
 def inception_v3(**kwargs: Any) -> InceptionV3:
     """torchvision's Inception v3 (299x299 inputs)."""
     return InceptionV3(STAGES, **kwargs)

@@ -38,7 +38,7 @@ from torch import nn
 
 from lightnets.layers import ConvNormAct, DepthwiseSeparableConv, make_divisible
 from lightnets.layers.helpers import LayerFactory
-from lightnets.models.base import Classifier, stage_info
+from lightnets.models.base import Classifier, stage_info, trunc_normal_init
 from lightnets.registry import register_model
 
 # Howard et al. 2017, Table 1: (output channels, stride) of each depthwise-separable layer,
@@ -95,18 +95,10 @@ class MobileNetV1(Classifier):
     def init_weights(self) -> None:
         """Truncated normal (std 0.09, cut at 2 std) for convolutions and the classifier, zero
         biases, identity BN, as in the TF-slim release."""
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(module.weight, std=INIT_STD, a=-2 * INIT_STD,
-                                      b=2 * INIT_STD)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        trunc_normal_init(self, std=INIT_STD, cutoff=2 * INIT_STD)
 
 
-@register_model(aliases=["mobilenet_v1"])
+@register_model(aliases=["mobilenet_v1"], peers={"timm": "mobilenetv1_100"})
 def mobilenet_v1_x1_0(width_mult: float = 1.0, **kwargs) -> MobileNetV1:
     return MobileNetV1(LAYERS, width_mult=width_mult, **kwargs)
 

@@ -60,31 +60,37 @@ class MobileNetV2(Classifier):
         he_init(self)
 
 
-@register_model(aliases=["mobilenet_v2"])
+@register_model(aliases=["mobilenet_v2"],
+                peers={"torchvision": ("mobilenet_v2", {"width_mult": 1.0}),
+                       "timm": "mobilenetv2_100"})
 def mobilenet_v2_x1_0(width_mult: float = 1.0, **kwargs) -> MobileNetV2:
     return MobileNetV2(STAGES, width_mult=width_mult, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": ("mobilenet_v2", {"width_mult": 1.4}),
+                       "timm": "mobilenetv2_140"})
 def mobilenet_v2_x1_4(width_mult: float = 1.4, **kwargs) -> MobileNetV2:
     return MobileNetV2(STAGES, width_mult=width_mult, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": ("mobilenet_v2", {"width_mult": 0.75}),
+                       "timm": "mobilenetv2_075"})
 def mobilenet_v2_x0_75(width_mult: float = 0.75, **kwargs) -> MobileNetV2:
     return MobileNetV2(STAGES, width_mult=width_mult, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": ("mobilenet_v2", {"width_mult": 0.5}),
+                       "timm": "mobilenetv2_050"})
 def mobilenet_v2_x0_5(width_mult: float = 0.5, **kwargs) -> MobileNetV2:
     return MobileNetV2(STAGES, width_mult=width_mult, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": ("mobilenet_v2", {"width_mult": 0.35}),
+                       "timm": "mobilenetv2_035"})
 def mobilenet_v2_x0_35(width_mult: float = 0.35, **kwargs) -> MobileNetV2:
     return MobileNetV2(STAGES, width_mult=width_mult, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": ("mobilenet_v2", {"width_mult": 0.25})})
 def mobilenet_v2_x0_25(width_mult: float = 0.25, **kwargs) -> MobileNetV2:
     return MobileNetV2(STAGES, width_mult=width_mult, **kwargs)

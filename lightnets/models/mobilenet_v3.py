@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch
 from torch import nn
 
 from lightnets.layers import ConvNormAct, InvertedResidual, SqueezeExcite, make_divisible
@@ -92,20 +91,10 @@ class MobileNetV3(Classifier):
                                   act_layer=nn.Hardswish))
         self.feature_info.append(stage_info(last_conv, reduction, f"features.{len(layers) - 1}"))
         self.features = nn.Sequential(*layers)
-        self.build_head(last_conv, hidden)
+        # the paper's head: pool, then a fully-connected layer + hard-swish without BN
+        self.build_head(last_conv, nn.Sequential(nn.Linear(last_conv, hidden), nn.Hardswish()),
+                        hidden)
         self.init_weights()
-
-    def build_head(self, num_features: int, hidden_features: int = 1280) -> None:
-        """Pool, FC to ``hidden_features`` + hard-swish (no BN), dropout, classifier."""
-        self.num_features, self.head_features = num_features, hidden_features
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-        self.head_hidden = nn.Sequential(nn.Linear(num_features, hidden_features), nn.Hardswish())
-        self.head_drop = nn.Dropout(self.drop_rate)
-        self.classifier = self.make_classifier(self.num_classes)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.head_hidden(self.global_pool(x)))
-        return x if pre_logits else self.classifier(x)
 
     def init_weights(self) -> None:
         """He initialisation (fan-out) for convolutions, N(0, 0.01) for the fully-connected
@@ -113,11 +102,11 @@ class MobileNetV3(Classifier):
         he_init(self)
 
 
-@register_model
+@register_model(peers={"torchvision": "mobilenet_v3_large", "timm": "mobilenetv3_large_100"})
 def mobilenet_v3_large(width_mult: float = 1.0, **kwargs) -> MobileNetV3:
     return MobileNetV3(LARGE, LARGE_HEAD, width_mult=width_mult, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "mobilenet_v3_small", "timm": "mobilenetv3_small_100"})
 def mobilenet_v3_small(width_mult: float = 1.0, **kwargs) -> MobileNetV3:
     return MobileNetV3(SMALL, SMALL_HEAD, width_mult=width_mult, **kwargs)

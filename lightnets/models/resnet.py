@@ -128,44 +128,44 @@ def _resnet(depth: int, **kwargs) -> ResNet:
     return ResNet(block, layers, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "resnet18", "timm": "resnet18"})
 def resnet18(**kwargs) -> ResNet:
     return _resnet(18, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "resnet34", "timm": "resnet34"})
 def resnet34(**kwargs) -> ResNet:
     return _resnet(34, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "resnet50", "timm": "resnet50"})
 def resnet50(**kwargs) -> ResNet:
     return _resnet(50, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "resnet101", "timm": "resnet101"})
 def resnet101(**kwargs) -> ResNet:
     return _resnet(101, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "resnet152", "timm": "resnet152"})
 def resnet152(**kwargs) -> ResNet:
     return _resnet(152, **kwargs)
 
 
 # Xie et al. 2017, Table 1: cardinality 32, bottleneck width 4d (50 layers) / 8d (torchvision's 101)
-@register_model
+@register_model(peers={"torchvision": "resnext50_32x4d", "timm": "resnext50_32x4d"})
 def resnext50_32x4d(groups: int = 32, base_width: int = 4, **kwargs) -> ResNet:
     return _resnet(50, groups=groups, base_width=base_width, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "resnext101_32x8d", "timm": "resnext101_32x8d"})
 def resnext101_32x8d(groups: int = 32, base_width: int = 8, **kwargs) -> ResNet:
     return _resnet(101, groups=groups, base_width=base_width, **kwargs)
 
 
 # Hu et al. 2018, Table 1: SE-ResNet-50 with reduction ratio r = 16, the paper's strided 1x1
-@register_model
+@register_model(peers={"timm": "legacy_seresnet50"})
 def se_resnet50(se_reduction: int = 16, stride_in_1x1: bool = True, **kwargs) -> ResNet:
     if not isinstance(se_reduction, int) or se_reduction < 1:
         raise ValueError(f"se_reduction must be a positive integer, got {se_reduction!r}")

@@ -89,12 +89,18 @@ class ShuffleNetV1(Classifier):
              "Mobile Devices, CVPR 2018")
     min_input_size = (32, 32)
 
-    def __init__(self, stage_widths: tuple[int, ...] = STAGE_WIDTHS[3], groups: int = 3,
-                 width_mult: float = 1.0, stage_repeats: tuple[int, ...] = STAGE_REPEATS,
+    def __init__(self, groups: int = 3, width_mult: float = 1.0,
+                 stage_widths: tuple[int, ...] | None = None,
+                 stage_repeats: tuple[int, ...] = STAGE_REPEATS,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if not isinstance(groups, int) or groups < 1:
             raise ValueError(f"groups must be a positive integer, got {groups!r}")
+        if stage_widths is None:  # Table 1's row for this number of groups
+            if groups not in STAGE_WIDTHS:
+                raise ValueError(f"groups must be one of {', '.join(map(str, STAGE_WIDTHS))} "
+                                 f"(Table 1), got {groups}; pass stage_widths= for others")
+            stage_widths = STAGE_WIDTHS[groups]
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
         if len(stage_widths) != len(stage_repeats):
@@ -124,75 +130,90 @@ class ShuffleNetV1(Classifier):
 
 # Table 1 rows (groups) at the widths of Table 2 (1x, 0.5x, 0.25x)
 @register_model
-def shufflenet_v1_g1_x1_0(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[1], groups=1, width_mult=1.0, **kwargs)
+def shufflenet_v1_g1_x1_0(groups: int = 1, width_mult: float = 1.0,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g1_x0_5(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[1], groups=1, width_mult=0.5, **kwargs)
+def shufflenet_v1_g1_x0_5(groups: int = 1, width_mult: float = 0.5,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g1_x0_25(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[1], groups=1, width_mult=0.25, **kwargs)
+def shufflenet_v1_g1_x0_25(groups: int = 1, width_mult: float = 0.25,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g2_x1_0(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[2], groups=2, width_mult=1.0, **kwargs)
+def shufflenet_v1_g2_x1_0(groups: int = 2, width_mult: float = 1.0,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g2_x0_5(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[2], groups=2, width_mult=0.5, **kwargs)
+def shufflenet_v1_g2_x0_5(groups: int = 2, width_mult: float = 0.5,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g2_x0_25(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[2], groups=2, width_mult=0.25, **kwargs)
+def shufflenet_v1_g2_x0_25(groups: int = 2, width_mult: float = 0.25,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model(aliases=["shufflenet_v1"])
-def shufflenet_v1_g3_x1_0(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[3], groups=3, width_mult=1.0, **kwargs)
+def shufflenet_v1_g3_x1_0(groups: int = 3, width_mult: float = 1.0,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g3_x0_5(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[3], groups=3, width_mult=0.5, **kwargs)
+def shufflenet_v1_g3_x0_5(groups: int = 3, width_mult: float = 0.5,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g3_x0_25(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[3], groups=3, width_mult=0.25, **kwargs)
+def shufflenet_v1_g3_x0_25(groups: int = 3, width_mult: float = 0.25,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g4_x1_0(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[4], groups=4, width_mult=1.0, **kwargs)
+def shufflenet_v1_g4_x1_0(groups: int = 4, width_mult: float = 1.0,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g4_x0_5(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[4], groups=4, width_mult=0.5, **kwargs)
+def shufflenet_v1_g4_x0_5(groups: int = 4, width_mult: float = 0.5,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g4_x0_25(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[4], groups=4, width_mult=0.25, **kwargs)
+def shufflenet_v1_g4_x0_25(groups: int = 4, width_mult: float = 0.25,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g8_x1_0(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[8], groups=8, width_mult=1.0, **kwargs)
+def shufflenet_v1_g8_x1_0(groups: int = 8, width_mult: float = 1.0,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g8_x0_5(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[8], groups=8, width_mult=0.5, **kwargs)
+def shufflenet_v1_g8_x0_5(groups: int = 8, width_mult: float = 0.5,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)
 
 
 @register_model
-def shufflenet_v1_g8_x0_25(**kwargs) -> ShuffleNetV1:
-    return ShuffleNetV1(STAGE_WIDTHS[8], groups=8, width_mult=0.25, **kwargs)
+def shufflenet_v1_g8_x0_25(groups: int = 8, width_mult: float = 0.25,
+                          **kwargs) -> ShuffleNetV1:
+    return ShuffleNetV1(groups, width_mult, **kwargs)

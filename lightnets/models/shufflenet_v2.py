@@ -53,10 +53,16 @@ class ShuffleNetV2(Classifier):
              "Design, ECCV 2018")
     min_input_size = (32, 32)
 
-    def __init__(self, widths: tuple[int, ...] = WIDTHS[1.0],
+    def __init__(self, width_mult: float = 1.0, widths: tuple[int, ...] | None = None,
                  stage_repeats: tuple[int, ...] = STAGE_REPEATS, official_downsample: bool = False,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
+        if widths is None:  # the paper's widths are a table, not a formula of width_mult
+            if width_mult not in WIDTHS:
+                raise ValueError(f"width_mult must be one of {', '.join(map(str, WIDTHS))} "
+                                 f"(Table 5), got {width_mult!r}; pass widths= for others")
+            widths = WIDTHS[width_mult]
+        self.width_mult = width_mult
         if len(widths) != len(stage_repeats) + 2:
             raise ValueError(f"widths {widths} must hold the stem, one width per stage "
                              f"({len(stage_repeats)}) and the final conv")
@@ -85,21 +91,21 @@ class ShuffleNetV2(Classifier):
         init_shufflenet_weights(self, stem)
 
 
-@register_model
-def shufflenet_v2_x0_5(**kwargs) -> ShuffleNetV2:
-    return ShuffleNetV2(WIDTHS[0.5], **kwargs)
+@register_model(peers={"torchvision": "shufflenet_v2_x0_5"})
+def shufflenet_v2_x0_5(width_mult: float = 0.5, **kwargs) -> ShuffleNetV2:
+    return ShuffleNetV2(width_mult, **kwargs)
 
 
-@register_model(aliases=["shufflenet_v2"])
-def shufflenet_v2_x1_0(**kwargs) -> ShuffleNetV2:
-    return ShuffleNetV2(WIDTHS[1.0], **kwargs)
+@register_model(aliases=["shufflenet_v2"], peers={"torchvision": "shufflenet_v2_x1_0"})
+def shufflenet_v2_x1_0(width_mult: float = 1.0, **kwargs) -> ShuffleNetV2:
+    return ShuffleNetV2(width_mult, **kwargs)
 
 
-@register_model
-def shufflenet_v2_x1_5(**kwargs) -> ShuffleNetV2:
-    return ShuffleNetV2(WIDTHS[1.5], **kwargs)
+@register_model(peers={"torchvision": "shufflenet_v2_x1_5"})
+def shufflenet_v2_x1_5(width_mult: float = 1.5, **kwargs) -> ShuffleNetV2:
+    return ShuffleNetV2(width_mult, **kwargs)
 
 
-@register_model
-def shufflenet_v2_x2_0(**kwargs) -> ShuffleNetV2:
-    return ShuffleNetV2(WIDTHS[2.0], **kwargs)
+@register_model(peers={"torchvision": "shufflenet_v2_x2_0"})
+def shufflenet_v2_x2_0(width_mult: float = 2.0, **kwargs) -> ShuffleNetV2:
+    return ShuffleNetV2(width_mult, **kwargs)

@@ -115,11 +115,11 @@ class SqueezeNet(Classifier):
                 nn.init.zeros_(module.bias)
 
 
-@register_model
+@register_model(peers={"torchvision": "squeezenet1_0"})
 def squeezenet1_0(**kwargs) -> SqueezeNet:
     return SqueezeNet(SQUEEZENET1_0, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "squeezenet1_1"})
 def squeezenet1_1(**kwargs) -> SqueezeNet:
     return SqueezeNet(SQUEEZENET1_1, **kwargs)

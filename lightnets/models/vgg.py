@@ -18,7 +18,6 @@ reference implementation: He-normal (fan-out) convolutions, N(0, 0.01) FC layers
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
@@ -67,63 +66,53 @@ class VGG(Classifier):
                 layers.append(ConvNormAct(channels, entry, 3, bias=True, norm_layer=norm_layer))
                 channels = entry
         self.features = nn.Sequential(*layers)
-        self.build_head(channels)
-        self.init_weights()
-
-    def build_head(self, num_features: int) -> None:
-        """7x7 average pool, then FC-ReLU-dropout twice and the final FC layer."""
-        self.num_features = num_features
-        self.head_features = HIDDEN_FEATURES
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(7), nn.Flatten(1))
-        self.mlp = nn.Sequential(
-            nn.Linear(num_features * 49, HIDDEN_FEATURES), nn.ReLU(), nn.Dropout(self.drop_rate),
+        # 7x7 average pool, then FC-ReLU-dropout twice (their own dropout) and the final FC
+        hidden = nn.Sequential(
+            nn.Linear(channels * 49, HIDDEN_FEATURES), nn.ReLU(), nn.Dropout(self.drop_rate),
             nn.Linear(HIDDEN_FEATURES, HIDDEN_FEATURES), nn.ReLU(), nn.Dropout(self.drop_rate))
-        self.classifier = self.make_classifier(self.num_classes)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.mlp(self.global_pool(x))
-        return x if pre_logits else self.classifier(x)
+        self.build_head(channels, hidden, HIDDEN_FEATURES, pool_size=7, drop=False)
+        self.init_weights()
 
     def init_weights(self) -> None:
         """He-normal (fan-out) convolutions, N(0, 0.01) FC layers, as the reference does."""
         he_init(self)
 
 
-@register_model
+@register_model(peers={"torchvision": "vgg11"})
 def vgg11(**kwargs) -> VGG:
     return VGG(CONFIGS["A"], **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "vgg13"})
 def vgg13(**kwargs) -> VGG:
     return VGG(CONFIGS["B"], **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "vgg16"})
 def vgg16(**kwargs) -> VGG:
     return VGG(CONFIGS["D"], **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "vgg19"})
 def vgg19(**kwargs) -> VGG:
     return VGG(CONFIGS["E"], **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "vgg11_bn"})
 def vgg11_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
     return VGG(CONFIGS["A"], norm_layer=norm_layer, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "vgg13_bn"})
 def vgg13_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
     return VGG(CONFIGS["B"], norm_layer=norm_layer, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "vgg16_bn"})
 def vgg16_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
     return VGG(CONFIGS["D"], norm_layer=norm_layer, **kwargs)
 
 
-@register_model
+@register_model(peers={"torchvision": "vgg19_bn"})
 def vgg19_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
     return VGG(CONFIGS["E"], norm_layer=norm_layer, **kwargs)

@@ -83,6 +83,6 @@ class Xception(Classifier):
         he_init(self)
 
 
-@register_model
+@register_model(peers={"timm": "legacy_xception"})
 def xception(**kwargs) -> Xception:
     return Xception(BLOCKS, **kwargs)

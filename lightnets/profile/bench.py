@@ -22,64 +22,30 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lightnets.models.base import normalize_input_size
 from lightnets.profile.counter import count_complexity
-from lightnets.profile.model_summary import normalize_input_size
-
-# Peers of the same architecture: our registered name -> (peer builder, its keyword arguments).
-# Only models whose default form equals the peer's (same parameters) are listed; auxiliary
-# classifiers are left out on both sides because plain forward does not run them.
-_TV_SAME_NAME = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
-                 "vgg19_bn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-                 "resnext50_32x4d", "resnext101_32x8d", "squeezenet1_0", "squeezenet1_1",
-                 "mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2_x0_5",
-                 "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"]
-PEERS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
-    "torchvision": {
-        **{name: (name, {}) for name in _TV_SAME_NAME},
-        "googlenet": ("googlenet", {"aux_logits": False, "init_weights": True}),
-        "inception_v3": ("inception_v3", {"aux_logits": False, "init_weights": True}),
-        **{f"mobilenet_v2_x{w.replace('.', '_')}": ("mobilenet_v2", {"width_mult": float(w)})
-           for w in ("1.0", "1.4", "0.75", "0.5", "0.35", "0.25")},
-    },
-    "timm": {
-        **{name: (name, {}) for name in ("resnet18", "resnet34", "resnet50", "resnet101",
-                                         "resnet152", "resnext50_32x4d", "resnext101_32x8d",
-                                         "inception_v3")},
-        "mobilenet_v1_x1_0": ("mobilenetv1_100", {}),
-        "mobilenet_v2_x1_0": ("mobilenetv2_100", {}),
-        "mobilenet_v2_x1_4": ("mobilenetv2_140", {}),
-        "mobilenet_v2_x0_75": ("mobilenetv2_075", {}),
-        "mobilenet_v2_x0_5": ("mobilenetv2_050", {}),
-        "mobilenet_v2_x0_35": ("mobilenetv2_035", {}),
-        "mobilenet_v3_large": ("mobilenetv3_large_100", {}),
-        "mobilenet_v3_small": ("mobilenetv3_small_100", {}),
-        "ghostnet_x1_0": ("ghostnet_100", {}),
-        "xception": ("legacy_xception", {}),
-        "se_resnet50": ("legacy_seresnet50", {}),
-    },
-}
+from lightnets.registry import PEER_LIBRARIES, create_model, peers_of, resolve_name
 
 
 def build_peer(peer: str, name: str, device: str | torch.device = "cpu") -> nn.Module:
-    """The ``peer`` library's implementation of registered model ``name`` (random weights)."""
-    from lightnets.registry import resolve_name
-
-    if peer not in PEERS:
-        raise ValueError(f"unknown peer {peer!r}; expected one of {', '.join(PEERS)}")
+    """The ``peer`` library's implementation of registered model ``name`` (random weights), as
+    the family file declares it (``register_model(peers=...)``)."""
+    if peer not in PEER_LIBRARIES:
+        raise ValueError(f"unknown peer {peer!r}; expected one of {', '.join(PEER_LIBRARIES)}")
+    name = resolve_name(name)
+    spec = peers_of(name).get(peer)
+    if spec is None:
+        raise ValueError(f"no {peer} counterpart for {name} (the family file's "
+                         "register_model(peers=...) lists them)")
     try:
         library = importlib.import_module(peer)
     except ImportError:
         raise ValueError(f"--vs {peer} needs the {peer} package, which is not installed "
                          f"(pip install {peer})") from None
-    name = resolve_name(name)
-    if name not in PEERS[peer]:
-        raise ValueError(f"no {peer} counterpart for {name} (the mapping is "
-                         "lightnets.profile.bench.PEERS)")
-    builder, kwargs = PEERS[peer][name]
     with torch.device(device):
         if peer == "timm":
-            return library.create_model(builder, pretrained=False, **kwargs)
-        return library.models.get_model(builder, weights=None, **kwargs)
+            return library.create_model(spec.name, pretrained=False, **spec.kwargs)
+        return library.models.get_model(spec.name, weights=None, **spec.kwargs)
 
 
 @dataclass
@@ -184,8 +150,6 @@ def benchmark(name: str, batch_size: int = 1, input_size: int | tuple[int, ...] 
     """Time registered model ``name`` (and, with ``vs``, the peer's same architecture,
     alternating every repeat). Returns ``[ours]`` or ``[ours, peer]``. ``on_step`` is called
     after every step, warm-up included (for a progress display)."""
-    from lightnets.registry import create_model, resolve_name
-
     if batch_size < 1 or warmup < 0 or repeats < 1:
         raise ValueError(f"need batch_size >= 1, warmup >= 0, repeats >= 1; got {batch_size}, "
                          f"{warmup}, {repeats}")

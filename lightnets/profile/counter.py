@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from lightnets.registry import meta_model
+
 aten = torch.ops.aten
 
 
@@ -138,14 +140,6 @@ class Complexity:
     @property
     def flops(self) -> int:
         return 2 * self.macs
-
-
-def meta_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered model on the meta device: shapes only, no memory, no initialisation cost."""
-    from lightnets.registry import create_model
-
-    with torch.device("meta"):
-        return create_model(name, **kwargs).eval()
 
 
 def count_complexity(model: nn.Module | str, input_size: tuple[int, ...] | None = None,

@@ -18,8 +18,10 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from lightnets.profile.counter import CATEGORIES, meta_model
+from lightnets.models.base import normalize_input_size
+from lightnets.profile.counter import CATEGORIES
 from lightnets.profile.tracer import ForwardTracer, OpRecord
+from lightnets.registry import meta_model
 
 
 def format_count(count: float, unit: str = "") -> str:
@@ -36,19 +38,6 @@ def format_bytes(count: float) -> str:
         if count >= scale:
             return f"{count / scale:.2f} {suffix}"
     return f"{int(count)} B"
-
-
-def normalize_input_size(size: int | tuple[int, ...] | None,
-                         default: tuple[int, int, int]) -> tuple[int, int, int]:
-    """``224``, ``(224, 224)`` or ``(3, 224, 224)`` to ``(C, H, W)``; ``None`` gives ``default``."""
-    if size is None:
-        return tuple(default)
-    dims = (size,) if isinstance(size, int) else tuple(size)
-    if not 1 <= len(dims) <= 3 or not all(isinstance(d, int) and d > 0 for d in dims):
-        raise ValueError(f"input size must be S, HxW or CxHxW with positive integers, got {size!r}")
-    if len(dims) == 1:
-        dims = (dims[0], dims[0])
-    return dims if len(dims) == 3 else (default[0], *dims)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from lightnets.profile.bench import benchmark
+from lightnets.profile.model_info import model_info, reference
 from lightnets.profile.model_summary import format_bytes, format_count, summary
 
 COLUMNS = ["name", "family", "input", "params", "macs", "default_macs", "activation_bytes",
@@ -24,8 +25,6 @@ def zoo_row(name: str, input_size: tuple[int, ...] | None = None, batch_size: in
             measure: bool = True, on_step: Callable[[], None] | None = None) -> dict[str, Any]:
     """One model's row: costs on the meta device; with ``measure``, CPU latency at batch 1 and
     throughput at ``batch_size``."""
-    from lightnets.registry import model_info, reference
-
     info = model_info(name)
     cost = summary(name, input_size, depth=0)
     row: dict[str, Any] = dict.fromkeys(COLUMNS)

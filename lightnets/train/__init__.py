@@ -1,15 +1,13 @@
-"""Training, evaluation and prediction.
+"""Training and evaluation.
 
-``train(TrainConfig(...))`` runs the loop of :mod:`lightnets.train.loop`; ``evaluate`` and
-``predict`` work from a checkpoint, which records the model, its weights and its preprocessing.
+``train(TrainConfig(...))`` runs the loop of :mod:`lightnets.train.loop`; ``evaluate`` scores a
+checkpoint (:mod:`lightnets.checkpoint`), which records the model, its weights and its
+preprocessing. Prediction runs deployed models and lives in :mod:`lightnets.export.predict`.
 """
 
-from lightnets.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from lightnets.train.config import TrainConfig
 from lightnets.train.evaluate import EvalResult, evaluate, evaluate_model, save_confusion_png
 from lightnets.train.loop import NonFiniteLossError, TrainResult, train
-from lightnets.train.predict import Prediction, predict
 
-__all__ = ["EvalResult", "NonFiniteLossError", "Prediction", "TrainConfig", "TrainResult",
-           "evaluate", "evaluate_model", "load_checkpoint", "model_from_checkpoint", "predict",
-           "save_checkpoint", "save_confusion_png", "train"]
+__all__ = ["EvalResult", "NonFiniteLossError", "TrainConfig", "TrainResult", "evaluate",
+           "evaluate_model", "save_confusion_png", "train"]

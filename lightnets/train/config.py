@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from lightnets.checkpoint import Checkpoint
+
 # Per data kind. Digits: tuned so MobileNetV2 at 32x32 passes 98% validation accuracy in a few
 # minutes on two CPU cores. CIFAR: the usual SGD recipe. Folders: AdamW, robust to the unknown.
 DATA_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -78,19 +80,17 @@ class TrainConfig:
         return cls(**values)
 
 
-def resumed_config(requested: TrainConfig, checkpoint: dict[str, Any]) -> TrainConfig:
+def resumed_config(requested: TrainConfig, checkpoint: Checkpoint) -> TrainConfig:
     """The checkpoint's configuration, overridden by the fields ``requested`` sets to other
     than their defaults (e.g. more epochs); where it runs and what it shows (device, workers,
     progress) always come from ``requested``. The model must stay the same."""
-    from lightnets.train.checkpoint import check_matches
-
-    stored = TrainConfig.from_dict(checkpoint["config"])
+    stored = TrainConfig.from_dict(checkpoint.config)
     defaults = TrainConfig()
     changes = {f.name: getattr(requested, f.name) for f in dataclasses.fields(TrainConfig)
                if getattr(requested, f.name) != getattr(defaults, f.name)
                or f.name in ("device", "workers", "progress")}
     if "model" in changes:
-        check_matches(checkpoint, model_name=changes["model"], what="--resume checkpoint")
+        checkpoint.check_matches(model_name=changes["model"], what="--resume checkpoint")
     return dataclasses.replace(stored, **changes)
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightnets.train.checkpoint import check_matches, load_checkpoint, model_from_checkpoint
+from lightnets.checkpoint import load_checkpoint
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -23,7 +23,7 @@ def load_teacher(path: str, num_classes: int, in_chans: int, device: torch.devic
     """The teacher from its checkpoint, frozen in eval mode; it must predict the same classes
     from the same channels as the student."""
     checkpoint = load_checkpoint(path, prefer="best")
-    check_matches(checkpoint, num_classes=num_classes, in_chans=in_chans, what="teacher")
-    teacher = model_from_checkpoint(checkpoint).to(device).eval()
+    checkpoint.check_matches(num_classes=num_classes, in_chans=in_chans, what="teacher")
+    teacher = checkpoint.build_model().to(device).eval()
     teacher.requires_grad_(False)
     return teacher

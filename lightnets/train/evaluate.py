@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lightnets.train.checkpoint import check_matches, load_checkpoint, model_from_checkpoint
+from lightnets.checkpoint import load_checkpoint
+from lightnets.data import build_data, default_workers, make_loader
+from lightnets.train.runtime import pick_device
 
 
 @dataclass
@@ -82,24 +84,24 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
              limit_batches: int | None = None) -> EvalResult:
     """Evaluate a checkpoint (file or run folder: its ``best.pt``) on ``data`` (default: the
     data it was trained on), with the preprocessing stored in the checkpoint."""
-    from lightnets.data import build_data, default_workers, make_loader
-    from lightnets.train.runtime import pick_device
-
     if split not in ("train", "val"):
         raise ValueError(f"split must be train or val, got {split!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     state = load_checkpoint(checkpoint, prefer="best")
-    config = state["config"]
-    data = data or config["data"]
-    bundle = build_data(data, state["preprocess"], augment=False,
-                        val_fraction=config["val_fraction"], seed=config["seed"])
-    check_matches(state, num_classes=bundle.num_classes)
-    if bundle.classes != state["class_names"]:
+    state.require("to evaluate", "preprocess", "class_names")
+    config = state.config
+    data = data or config.get("data")
+    if not data:
+        raise ValueError(f"checkpoint {state.path!r} does not record its data; pass --data")
+    bundle = build_data(data, state.preprocess, augment=False,
+                        val_fraction=config.get("val_fraction", 0.2), seed=config.get("seed", 0))
+    state.check_matches(num_classes=bundle.num_classes)
+    if bundle.classes != state.class_names:
         raise ValueError(f"the classes of {data!r} ({', '.join(bundle.classes[:5])}, ...) differ "
-                         f"from the checkpoint's ({', '.join(state['class_names'][:5])}, ...)")
+                         f"from the checkpoint's ({', '.join(state.class_names[:5])}, ...)")
     chosen = pick_device(device)
-    model = model_from_checkpoint(state).to(chosen)
+    model = state.build_model().to(chosen)
     dataset = bundle.val if split == "val" else bundle.train
     workers = default_workers(bundle.kind) if workers is None else workers
     loader = make_loader(dataset, batch_size, chosen, workers)

@@ -17,7 +17,6 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,17 +26,16 @@ from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, Subset
 
+from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from lightnets.data import build_data, data_kind, default_preprocess, default_workers, make_loader
-from lightnets.profile.counter import meta_model
-from lightnets.registry import create_model
+from lightnets.registry import create_model, meta_model
 from lightnets.train import report
-from lightnets.train.checkpoint import (FORMAT, capture_rng, check_matches, checkpoint_path,
-                                        load_checkpoint, restore_rng, save_checkpoint)
 from lightnets.train.config import TrainConfig, resolve_config, resumed_config
 from lightnets.train.distill import distillation_loss, load_teacher
 from lightnets.train.evaluate import evaluate_model
 from lightnets.train.optim import build_optimizer, build_scheduler
 from lightnets.train.precise_bn import has_slow_batchnorm, recompute_batchnorm_stats
+from lightnets.train.rng import capture_rng, restore_rng
 from lightnets.train.runtime import Runtime, pick_amp, setup_runtime
 
 # batches precise BN averages over, where the model's BatchNorm is slow (see precise_bn.py)
@@ -79,7 +77,8 @@ def train(config: TrainConfig, overwrite: bool = False, console: Console | None 
     # -- resume: the stored configuration, with the caller's changes ------------------------
     resume_from = None
     if config.resume:
-        resume_from = load_checkpoint(checkpoint_path(config.resume, prefer="last"))
+        resume_from = load_checkpoint(config.resume, prefer="last")
+        resume_from.require("to resume training", "optimizer", "scheduler", "scaler", "rng")
         config = resumed_config(config, resume_from)
 
     # -- runtime: device, precision, processes ----------------------------------------------
@@ -90,7 +89,7 @@ def train(config: TrainConfig, overwrite: bool = False, console: Console | None 
         runtime.close()
 
 
-def _train(config: TrainConfig, runtime: Runtime, resume_from: dict[str, Any] | None,
+def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None,
            overwrite: bool, console: Console) -> TrainResult:
     """The loop proper, once the runtime (and process group) is set up."""
     device, is_main = runtime.device, runtime.is_main
@@ -164,18 +163,18 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: dict[str, Any] | 
     # -- resume: weights, optimiser, schedule, RNG -------------------------------------------
     start_epoch, best_top1, history = 0, -1.0, []
     if resume_from is not None:
-        check_matches(resume_from, config.model, data.num_classes, config.in_chans,
-                      what="--resume checkpoint")
-        model.load_state_dict(resume_from["model"])
-        optimizer.load_state_dict(resume_from["optimizer"])
-        scheduler.load_state_dict(resume_from["scheduler"])
-        scaler.load_state_dict(resume_from["scaler"])
-        start_epoch, best_top1 = resume_from["epoch"], resume_from["best_top1"]
-        history = list(resume_from["history"])
+        resume_from.check_matches(config.model, data.num_classes, config.in_chans,
+                                  what="--resume checkpoint")
+        model.load_state_dict(resume_from.model)
+        optimizer.load_state_dict(resume_from.optimizer)
+        scheduler.load_state_dict(resume_from.scheduler)
+        scaler.load_state_dict(resume_from.scaler)
+        start_epoch, best_top1 = resume_from.epoch, resume_from.best_top1
+        history = list(resume_from.history)
         if runtime.distributed:  # one stored state cannot serve every process: re-seed
             torch.manual_seed(seed + 1_000_003 * start_epoch)
         else:
-            restore_rng(resume_from["rng"])
+            restore_rng(resume_from.rng)
     train_model = (DistributedDataParallel(model, device_ids=[device.index]
                                            if device.type == "cuda" else None)
                    if runtime.distributed else model)
@@ -183,7 +182,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: dict[str, Any] | 
     # -- run folder (chosen by rank 0, shared with the others) -------------------------------
     choice: list[str | None] = [None, None]  # the folder, or why there is none
     if resume_from is not None:
-        choice[0] = str(Path(resume_from["path"]).parent)
+        choice[0] = str(Path(resume_from.path).parent)
     elif is_main:
         try:
             choice[0] = str(report.choose_run_dir(config.runs_dir, config.name, config.model,
@@ -298,13 +297,12 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: dict[str, Any] | 
 
         # checkpoint, metrics, plot: rank 0 only; the others wait so no one runs ahead
         if is_main:
-            checkpoint = {
-                "format": FORMAT, "model_name": config.model, "model_args": model_args,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch + 1, "best_top1": best_top1, "history": history,
-                "rng": capture_rng(), "config": config.to_dict(), "preprocess": preprocess,
-                "class_names": data.classes}
+            checkpoint = Checkpoint(
+                model_name=config.model, model_args=model_args, model=model.state_dict(),
+                preprocess=preprocess, class_names=data.classes, config=config.to_dict(),
+                epoch=epoch + 1, best_top1=best_top1, history=history,
+                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict(), rng=capture_rng())
             save_checkpoint(checkpoint, last_path)
             if improved:
                 save_checkpoint(checkpoint, best_path)

@@ -1,17 +1,22 @@
 """Prediction: the top-k classes of image files, with the preprocessing the checkpoint stores
-(the same resize, crop, channels and normalisation as evaluation during training)."""
+(the same resize, crop, channels and normalisation as evaluation during training), the model run
+by one of the inference backends (:mod:`lightnets.export.backends`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
+from torch import nn
 
-from lightnets.data.transforms import eval_transform
-from lightnets.train.checkpoint import load_checkpoint, model_from_checkpoint
+from lightnets.checkpoint import load_checkpoint
+from lightnets.data.transforms import eval_transform, preprocess_input_size
+from lightnets.export.backends import create_backend
+from lightnets.export.fuse import fuse
 from lightnets.train.runtime import pick_device
 
 
@@ -43,25 +48,37 @@ def open_image(source: str | Path | Image.Image, in_chans: int) -> Image.Image:
     return image.convert("L" if in_chans == 1 else "RGB")
 
 
+def predict_runner(model: nn.Module, backend: str, preprocess: dict[str, Any],
+                   device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    """What ``lightnets predict --backend`` calls the model through, for a checkpoint's
+    ``preprocess``: the fused model on a GPU for ``eager``, else :func:`create_backend` (the
+    other backends run on the CPU)."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        if backend != "eager":
+            raise ValueError(f"backend {backend} runs on the CPU; use --device cpu or --backend "
+                             "eager")
+        return fuse(model).to(device)
+    return create_backend(model.cpu(), backend, preprocess_input_size(preprocess))
+
+
 @torch.no_grad()
 def predict(checkpoint: str | Path, images: list[str | Path | Image.Image], top_k: int = 5,
             device: str = "auto", batch_size: int = 64, backend: str = "eager"
             ) -> list[Prediction]:
     """Top-``top_k`` classes with probabilities for each image (paths or PIL images), the
-    model run by inference ``backend`` (see :mod:`lightnets.export.backends`; BatchNorm folded,
-    channels-last where it helps)."""
-    from lightnets.export.backends import predict_runner
-
+    model run by inference ``backend`` (BatchNorm folded, channels-last where it helps)."""
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if not images:
         raise ValueError("no images given")
     state = load_checkpoint(checkpoint, prefer="best")
-    preprocess, names = state["preprocess"], state["class_names"]
+    state.require("to predict", "preprocess", "class_names")
+    preprocess, names = state.preprocess, state.class_names
     transform = eval_transform(preprocess)
     # the backends other than eager run on the CPU: "auto" means the CPU for them
     chosen = pick_device("cpu" if device == "auto" and backend != "eager" else device)
-    model = predict_runner(model_from_checkpoint(state).eval(), backend, preprocess, chosen)
+    model = predict_runner(state.build_model().eval(), backend, preprocess, chosen)
     k = min(top_k, len(names))
     results: list[Prediction] = []
     for start in range(0, len(images), batch_size):

@@ -1,5 +1,5 @@
-"""Optional dependencies of the deployment tools, imported on demand with a one-line error
-naming what is missing and how to install it."""
+"""Optional dependencies (ONNX, ONNX Runtime, OpenVINO, scikit-learn, ...), imported on demand
+with a one-line error naming what is missing and the lightnets extra that installs it."""
 
 from __future__ import annotations
 

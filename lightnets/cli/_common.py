@@ -1,0 +1,51 @@
+"""What the sub-commands share: the consoles, the one-line error type, the input-size argument
+type, a progress bar and warnings printed as single lines. Private to ``lightnets.cli`` (the
+sub-command discovery skips modules whose name starts with ``_``)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+# A pipe or CI log gets wide lines rather than names cut to fit 80 columns.
+console = Console(width=None if Console().is_terminal else 160)
+err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit status 2."""
+
+
+def parse_input_size(text: str) -> tuple[int, ...]:
+    """``224``, ``224x224`` or ``3x224x224`` (an argparse type)."""
+    try:
+        dims = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if not 1 <= len(dims) <= 3 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected S, HxW or CxHxW with positive integers, "
+                                         f"got {text!r}")
+    return dims
+
+
+def progress_bar(total: int, enabled: bool = True) -> Any:
+    """A rich progress bar on stderr (a no-op context yielding ``None`` when disabled)."""
+    if not enabled:
+        return contextlib.nullcontext(None)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err_console, transient=True)
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Print each warning raised inside as one clean line on stderr (e.g. skipped images)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *rest, **kw: err_console.print(
+            f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        yield
