@@ -62,6 +62,13 @@ def stem_width(width_mult: float, groups: int) -> int:
     return max(groups, int(max(STEM_WIDTH * width_mult, MIN_STEM_WIDTH)) // groups * groups)
 
 
+def shufflenet_stem(in_chans: int, channels: int) -> tuple[list[nn.Module], list[dict]]:
+    """The stem both ShuffleNets share (V1 Table 1, V2 Table 5): a 3x3/2 conv and a 3x3/2
+    max-pool, with their ``feature_info`` entries (strides 2 and 4)."""
+    layers = [ConvNormAct(in_chans, channels, 3, stride=2), nn.MaxPool2d(3, 2, 1)]
+    return layers, [stage_info(channels, 2, "features.0"), stage_info(channels, 4, "features.1")]
+
+
 def init_shufflenet_weights(model: nn.Module, stem: nn.Module) -> None:
     """The official release's initialisation (ShuffleNet V1 and V2): convolutions
     N(0, 1 / (in_channels / groups)), the stem N(0, 0.01); norms (1, 1e-4); linear N(0, 0.01)."""
@@ -108,10 +115,7 @@ class ShuffleNetV1(Classifier):
                              f"must have the same length")
         self.groups, self.width_mult = groups, width_mult
         channels = stem_width(width_mult, groups)
-        stem = ConvNormAct(in_chans, channels, 3, stride=2)
-        layers: list[nn.Module] = [stem, nn.MaxPool2d(3, 2, 1)]
-        self.feature_info = [stage_info(channels, 2, "features.0"),
-                             stage_info(channels, 4, "features.1")]
+        layers, self.feature_info = shufflenet_stem(in_chans, channels)
         reduction = 4
         for index, (width, repeats) in enumerate(zip(stage_widths, stage_repeats)):
             width = make_divisible(width * width_mult, 4 * groups)
@@ -125,7 +129,7 @@ class ShuffleNetV1(Classifier):
             self.feature_info.append(stage_info(channels, reduction, f"features.{len(layers) - 1}"))
         self.features = nn.Sequential(*layers)
         self.build_head(channels)
-        init_shufflenet_weights(self, stem)
+        init_shufflenet_weights(self, layers[0])
 
 
 # Table 1 rows (groups) at the widths of Table 2 (1x, 0.5x, 0.25x)

@@ -36,7 +36,7 @@ from torch import nn
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.shufflenet_units import ShuffleV2Unit
 from lightnets.models.base import Classifier, stage_info
-from lightnets.models.shufflenet_v1 import init_shufflenet_weights
+from lightnets.models.shufflenet_v1 import init_shufflenet_weights, shufflenet_stem
 from lightnets.registry import register_model
 
 # Ma et al. 2018, Table 5: output channels of conv1, stages 2-4 and conv5, per width
@@ -68,10 +68,7 @@ class ShuffleNetV2(Classifier):
                              f"({len(stage_repeats)}) and the final conv")
         self.official_downsample = official_downsample
         channels, *stage_widths, last_channels = widths
-        stem = ConvNormAct(in_chans, channels, 3, stride=2)
-        layers: list[nn.Module] = [stem, nn.MaxPool2d(3, 2, 1)]
-        self.feature_info = [stage_info(channels, 2, "features.0"),
-                             stage_info(channels, 4, "features.1")]
+        layers, self.feature_info = shufflenet_stem(in_chans, channels)
         reduction = 4
         for index, (width, repeats) in enumerate(zip(stage_widths, stage_repeats)):
             units = [ShuffleV2Unit(channels, width, stride=2,
@@ -88,7 +85,7 @@ class ShuffleNetV2(Classifier):
                                             f"features.{len(layers) - 1}"))
         self.features = nn.Sequential(*layers)
         self.build_head(last_channels)
-        init_shufflenet_weights(self, stem)
+        init_shufflenet_weights(self, layers[0])
 
 
 @register_model(peers={"torchvision": "shufflenet_v2_x0_5"})
