@@ -1,16 +1,23 @@
-"""Shared fixtures: models are built once per worker and name (``xdist_group`` keeps all tests of
-one model on one worker)."""
+"""Shared helpers: zoo models once per worker, gradients, weights, image trees, one trained run."""
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torch import nn
 
 import lightnets
+from lightnets.cli import main
 
 
+# -- the zoo --------------------------------------------------------------------------------------
+# each model is built once per worker: xdist_group keeps all tests of one model, in every module,
+# on one worker
 def zoo_params(pattern: str = "*") -> list:
     """``list_models()`` as pytest params grouped per model for pytest-xdist."""
     return [pytest.param(name, marks=pytest.mark.xdist_group(name), id=name)
@@ -29,3 +36,83 @@ def small_input(model: torch.nn.Module, batch: int = 2, scale: int = 1) -> torch
     height, width = model.min_input_size
     torch.manual_seed(1)
     return torch.randn(batch, model.in_chans, height * scale, width * scale)
+
+
+# -- blocks and weights ---------------------------------------------------------------------------
+def grads_flow(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Forward and backward; the input and every parameter must receive a gradient."""
+    x = x.clone().requires_grad_(True)
+    out = module(x)
+    out.square().mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    missing = [name for name, p in module.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient for {missing}"
+    return out
+
+
+def randomise(module: nn.Module) -> None:
+    """Non-trivial weights and BN statistics, so that a mismatch cannot hide behind identity BN."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in module.parameters():
+            param.normal_(0, 0.1)
+        for name, buffer in module.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buffer.uniform_(0.002, 0.5)  # small variances make BN's eps matter
+
+
+def copy_by_order(source: nn.Module, target: nn.Module) -> None:
+    """Load ``source``'s parameters and buffers into ``target`` position by position."""
+    pairs = [*zip(source.parameters(), target.parameters()),
+             *zip(source.buffers(), target.buffers())]
+    assert len(pairs) == len(list(source.parameters())) + len(list(source.buffers()))
+    with torch.no_grad():
+        for src, dst in pairs:
+            dst.copy_(src)
+
+
+# -- image folders --------------------------------------------------------------------------------
+COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
+
+
+def make_image_tree(root: Path, per_class: int = 6, size: int = 20, seed: int = 0) -> Path:
+    """``root/<colour>/<i>.png`` (and some JPEGs): noisy images of one colour per class."""
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 25, (size, size, 3)), 0, 255)
+            suffix = "jpg" if i % 3 == 2 else "png"
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.{suffix}")
+    return root
+
+
+def add_corrupt_files(root: Path) -> list[Path]:
+    """A PNG of garbage bytes and a truncated JPEG; a text file that must be ignored quietly."""
+    garbage = root / "red" / "garbage.png"
+    garbage.write_bytes(b"this is not an image" * 10)
+    whole = (root / "green" / "2.jpg").read_bytes()
+    truncated = root / "green" / "truncated.jpg"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    (root / "blue" / "notes.txt").write_text("not an image, not an error")
+    return [garbage, truncated]
+
+
+# -- one tiny trained run -------------------------------------------------------------------------
+# `lightnets train` arguments for a few steps of the smallest MobileNetV2 on the digits
+TINY_TRAIN = ["--model", "mobilenet_v2_x0_25", "--batch-size", "32", "--limit-train-batches", "3",
+              "--limit-val-batches", "2", "--no-progress"]
+# the tests that read `digits_run` ask for one worker (xdist_group), so that it is trained once
+DIGITS_RUN = pytest.mark.xdist_group("digits_run")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A two-epoch tiny digits run made through the command line (tests must leave the folder as
+    they found it)."""
+    runs = tmp_path_factory.mktemp("runs")
+    assert main(["train", *TINY_TRAIN, "--epochs", "2", "--runs-dir", str(runs),
+                 "--name", "tiny"]) == 0
+    return runs / "tiny"

@@ -1,0 +1,20 @@
+"""The training configuration: defaults per kind of data, unknown fields and bad values refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from lightnets.train import TrainConfig
+from lightnets.train.config import resolve_config
+
+
+def test_config_defaults_per_data_and_unknown_fields():
+    digits = resolve_config(TrainConfig(), "digits", 224)
+    assert (digits.input_size, digits.in_chans, digits.optimizer) == (32, 1, "sgd")
+    folder = resolve_config(TrainConfig(epochs=3), "folder", 224)
+    assert (folder.input_size, folder.in_chans, folder.optimizer, folder.epochs) == (
+        224, 3, "adamw", 3)
+    with pytest.raises(ValueError, match="unknown configuration field"):
+        TrainConfig.from_dict({"model": "x", "lerning_rate": 1})
+    with pytest.raises(ValueError, match="label_smoothing"):
+        resolve_config(TrainConfig(label_smoothing=1.5), "digits", 224)

@@ -1,0 +1,39 @@
+"""Precise BN: population statistics recomputed, used for slowly averaging BatchNorms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lightnets.checkpoint import load_checkpoint
+from lightnets.train import TrainConfig, loop, train
+from lightnets.train.precise_bn import has_slow_batchnorm, recompute_batchnorm_stats
+from tests.train.conftest import tiny_config
+
+
+def test_precise_bn_recomputes_the_population_statistics():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, momentum=0.01), nn.ReLU())
+    assert has_slow_batchnorm(model) and not has_slow_batchnorm(nn.BatchNorm2d(4))
+    batches = [torch.randn(8, 3, 6, 6) * (i + 1) + i for i in range(3)]
+    with torch.no_grad():
+        features = [model[0](b) for b in batches]
+    assert recompute_batchnorm_stats(model, iter(batches)) == 3
+    norm = model[1]
+    # momentum None: the plain average of the per-batch means and (unbiased) variances
+    means = torch.stack([f.mean(dim=(0, 2, 3)) for f in features])
+    variances = torch.stack([f.transpose(0, 1).flatten(1).var(dim=1) for f in features])
+    assert torch.allclose(norm.running_mean, means.mean(0), atol=1e-5)
+    assert torch.allclose(norm.running_var, variances.mean(0), rtol=1e-4)
+    assert norm.momentum == 0.01 and not model.training
+
+
+def test_slow_batchnorm_models_get_precise_bn(tmp_path):
+    result = train(tiny_config(tmp_path, model="mobilenet_v3_small", epochs=1, batch_size=16,
+                               limit_train_batches=2, name="v3"))
+    stored = load_checkpoint(result.last_checkpoint).config
+    assert stored["precise_bn_batches"] == loop.PRECISE_BN_BATCHES
+    with pytest.raises(ValueError, match="precise_bn_batches must be >= 0"):
+        train(TrainConfig(model="mobilenet_v3_small", precise_bn_batches=-1, progress=False,
+                          runs_dir=str(tmp_path)))
