@@ -1,8 +1,9 @@
 """lightnets: classic and lightweight convolutional networks.
 
 Building blocks (:mod:`lightnets.layers`), a model zoo faithful to the papers
-(:mod:`lightnets.models`), honest measurement (:mod:`lightnets.profile`), and the whole
-workflow from training to deployment.
+(:mod:`lightnets.models`), segmenters on any of its backbones (:mod:`lightnets.segment`),
+honest measurement (:mod:`lightnets.profile`), and the whole workflow from training to
+deployment.
 """
 
 __version__ = "0.2.0"
@@ -11,6 +12,7 @@ from lightnets import features  # noqa: E402,F401
 from lightnets import models as _models  # noqa: E402,F401  (importing registers the zoo)
 from lightnets.profile import model_info, summary  # noqa: E402
 from lightnets.registry import create_model, list_models, register_model  # noqa: E402
+from lightnets.segment import create_segmenter  # noqa: E402  (importing registers segmenters)
 
-__all__ = ["__version__", "create_model", "features", "list_models", "model_info",
-           "register_model", "summary"]
+__all__ = ["__version__", "create_model", "create_segmenter", "features", "list_models",
+           "model_info", "register_model", "summary"]

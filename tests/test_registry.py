@@ -14,6 +14,7 @@ from lightnets.models.mobilenet_v2 import MobileNetV2
 def scratch_registry(monkeypatch):
     monkeypatch.setattr(registry, "_BUILDERS", dict(registry._BUILDERS))
     monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+    monkeypatch.setattr(registry, "_TASKS", dict(registry._TASKS))
 
 
 def test_register_and_create(scratch_registry):

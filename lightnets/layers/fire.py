@@ -19,12 +19,14 @@ class Fire(nn.Module):
     layer mixes cheap 1x1 with 3x3 filters (strategy 1). Output channels:
     ``expand1x1_channels + expand3x3_channels``. ``residual=True`` adds the input (the paper's
     simple bypass) when input and output widths match, and is ignored otherwise, as the paper
-    only bypasses the Fire modules whose widths match.
+    only bypasses the Fire modules whose widths match. ``dilation`` dilates the 3x3 expand
+    filters (a trunk at output stride below 32).
     """
 
     def __init__(self, in_channels: int, squeeze_channels: int, expand1x1_channels: int,
                  expand3x3_channels: int, act_layer: LayerFactory = nn.ReLU,
-                 norm_layer: LayerFactory | None = None, residual: bool = False) -> None:
+                 norm_layer: LayerFactory | None = None, residual: bool = False,
+                 dilation: int = 1) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("squeeze_channels", squeeze_channels),
                             ("expand1x1_channels", expand1x1_channels),
@@ -35,7 +37,7 @@ class Fire(nn.Module):
                                    act_layer=act_layer)
         self.expand1x1 = ConvNormAct(squeeze_channels, expand1x1_channels, 1,
                                      norm_layer=norm_layer, act_layer=act_layer)
-        self.expand3x3 = ConvNormAct(squeeze_channels, expand3x3_channels, 3,
+        self.expand3x3 = ConvNormAct(squeeze_channels, expand3x3_channels, 3, dilation=dilation,
                                      norm_layer=norm_layer, act_layer=act_layer)
         self.in_channels = in_channels
         self.out_channels = expand1x1_channels + expand3x3_channels

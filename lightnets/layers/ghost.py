@@ -22,12 +22,13 @@ class GhostModule(nn.Module):
     ``dw_size`` conv making ``ratio - 1`` ghost maps from each; both are concatenated and the
     first ``out_channels`` kept (the surplus is at most ``ratio - 1`` channels for odd counts).
 
-    ``act_layer=None`` leaves both parts linear (the second module of a Ghost bottleneck).
+    ``act_layer=None`` leaves both parts linear (the second module of a Ghost bottleneck);
+    ``dilation`` dilates the cheap depthwise convolution (a trunk at output stride below 32).
     """
 
     def __init__(self, in_channels: int, out_channels: int, ratio: int = 2, kernel_size: int = 1,
                  dw_size: int = 3, stride: int = 1, act_layer: LayerFactory | None = nn.ReLU,
-                 norm_layer: LayerFactory = nn.BatchNorm2d) -> None:
+                 norm_layer: LayerFactory = nn.BatchNorm2d, dilation: int = 1) -> None:
         super().__init__()
         if not isinstance(ratio, int) or ratio < 2:
             raise ValueError(f"GhostModule ratio must be an integer >= 2, got {ratio!r}")
@@ -35,8 +36,8 @@ class GhostModule(nn.Module):
         self.primary = ConvNormAct(in_channels, primary_channels, kernel_size, stride,
                                    norm_layer=norm_layer, act_layer=act_layer)
         self.cheap = ConvNormAct(primary_channels, primary_channels * (ratio - 1), dw_size,
-                                 groups=primary_channels, norm_layer=norm_layer,
-                                 act_layer=act_layer)
+                                 dilation=dilation, groups=primary_channels,
+                                 norm_layer=norm_layer, act_layer=act_layer)
         self.in_channels, self.out_channels = in_channels, out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,30 +50,39 @@ class GhostBottleneck(nn.Module):
     """Ghost module (expand, with activation) -> [depthwise ``k x k`` stride 2 + BN]
     -> [squeeze-excite] -> Ghost module (linear projection), plus a shortcut.
 
-    The depthwise convolution is present only when ``stride > 1``. The shortcut is the identity
-    when stride is 1 and widths match, otherwise a depthwise ``k x k`` (with the stride) and a
-    pointwise conv, each followed by BN and no activation, as in the official release.
+    The depthwise convolution is present only in a downsampling block (``stride > 1``). The
+    shortcut is the identity when the block does not downsample and widths match, otherwise a
+    depthwise ``k x k`` (with the stride) and a pointwise conv, each followed by BN and no
+    activation, as in the official release.
+
+    In a trunk at output stride below 32, ``strided=True`` builds the downsampling block at
+    stride 1: its depthwise convolutions (and the first Ghost module's) are dilated by
+    ``first_dilation``, the second Ghost module's by ``dilation`` (see
+    :mod:`lightnets.models.stages`).
     """
 
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int,
                  kernel_size: int = 3, stride: int = 1, act_layer: LayerFactory = nn.ReLU,
                  se_layer: LayerFactory | None = None,
-                 norm_layer: LayerFactory = nn.BatchNorm2d) -> None:
+                 norm_layer: LayerFactory = nn.BatchNorm2d, dilation: int = 1,
+                 first_dilation: int | None = None, strided: bool | None = None) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"GhostBottleneck stride must be 1 or 2, got {stride!r}")
+        strided = stride > 1 if strided is None else strided
+        first_dilation = first_dilation or dilation
         self.ghost1 = GhostModule(in_channels, mid_channels, act_layer=act_layer,
-                                  norm_layer=norm_layer)
-        self.depthwise = (nn.Identity() if stride == 1 else
-                          ConvNormAct(mid_channels, mid_channels, kernel_size, stride,
-                                      groups=mid_channels, norm_layer=norm_layer, act_layer=None))
+                                  norm_layer=norm_layer, dilation=first_dilation)
+        self.depthwise = (ConvNormAct(mid_channels, mid_channels, kernel_size, stride,
+                                      first_dilation, groups=mid_channels, norm_layer=norm_layer,
+                                      act_layer=None) if strided else nn.Identity())
         self.se = make_layer(se_layer, mid_channels)
         self.ghost2 = GhostModule(mid_channels, out_channels, act_layer=None,
-                                  norm_layer=norm_layer)
-        self.has_residual = stride == 1 and in_channels == out_channels
+                                  norm_layer=norm_layer, dilation=dilation)
+        self.has_residual = not strided and in_channels == out_channels
         self.shortcut = nn.Identity() if self.has_residual else nn.Sequential(
-            ConvNormAct(in_channels, in_channels, kernel_size, stride, groups=in_channels,
-                        norm_layer=norm_layer, act_layer=None),
+            ConvNormAct(in_channels, in_channels, kernel_size, stride, first_dilation,
+                        groups=in_channels, norm_layer=norm_layer, act_layer=None),
             ConvNormAct(in_channels, out_channels, 1, norm_layer=norm_layer, act_layer=None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,11 @@
 
 Every convolution is a :class:`ConvNormAct` with BatchNorm (eps 0.001, as in the releases) and
 ReLU; ``norm_layer=None`` gives biased convolutions without normalisation (GoogLeNet as published).
+
+For a trunk at output stride below 32 (:mod:`lightnets.models.stages`) the modules that can
+sit in a dilated stage take ``dilation`` (every spatial kernel and pool is dilated), and the
+grid reductions ``stride=1``: their unpadded stride-2 convolutions and pools then become
+"same"-padded stride-1 ones, so every branch keeps the size.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
+from lightnets.layers.pooling import avg_pool, max_pool
 from lightnets.layers.separable import SpatiallySeparableConv
 
 inception_norm: LayerFactory = partial(nn.BatchNorm2d, eps=1e-3)
@@ -53,7 +59,7 @@ class InceptionModule(ParallelBranches):
 
     def __init__(self, in_channels: int, ch1x1: int, ch3x3_reduce: int, ch3x3: int,
                  ch5x5_reduce: int, ch5x5: int, pool_proj: int, large_kernel_size: int = 5,
-                 norm_layer: LayerFactory | None = inception_norm) -> None:
+                 norm_layer: LayerFactory | None = inception_norm, dilation: int = 1) -> None:
         if large_kernel_size < 1 or large_kernel_size % 2 == 0:
             raise ValueError(f"large_kernel_size must be a positive odd integer, "
                              f"got {large_kernel_size!r}")
@@ -62,10 +68,11 @@ class InceptionModule(ParallelBranches):
             ch1x1 + ch3x3 + ch5x5 + pool_proj,
             conv1x1=conv(in_channels, ch1x1, 1),
             conv3x3=nn.Sequential(conv(in_channels, ch3x3_reduce, 1),
-                                  conv(ch3x3_reduce, ch3x3, 3)),
+                                  conv(ch3x3_reduce, ch3x3, 3, dilation=dilation)),
             conv5x5=nn.Sequential(conv(in_channels, ch5x5_reduce, 1),
-                                  conv(ch5x5_reduce, ch5x5, large_kernel_size)),
-            pool=nn.Sequential(nn.MaxPool2d(3, 1, padding=1, ceil_mode=True),
+                                  conv(ch5x5_reduce, ch5x5, large_kernel_size,
+                                       dilation=dilation)),
+            pool=nn.Sequential(max_pool(3, 1, padding=1, dilation=dilation, ceil_mode=True),
                                conv(in_channels, pool_proj, 1)))
 
 
@@ -77,28 +84,34 @@ class InceptionA(ParallelBranches):
     """
 
     def __init__(self, in_channels: int, pool_channels: int,
-                 norm_layer: LayerFactory | None = inception_norm) -> None:
+                 norm_layer: LayerFactory | None = inception_norm, dilation: int = 1) -> None:
         conv = partial(ConvNormAct, norm_layer=norm_layer)
+        spatial = partial(conv, dilation=dilation)
         super().__init__(
             64 + 64 + 96 + pool_channels,
             conv1x1=conv(in_channels, 64, 1),
-            conv5x5=nn.Sequential(conv(in_channels, 48, 1), conv(48, 64, 5)),
-            double3x3=nn.Sequential(conv(in_channels, 64, 1), conv(64, 96, 3), conv(96, 96, 3)),
-            pool=nn.Sequential(nn.AvgPool2d(3, 1, padding=1), conv(in_channels, pool_channels, 1)))
+            conv5x5=nn.Sequential(conv(in_channels, 48, 1), spatial(48, 64, 5)),
+            double3x3=nn.Sequential(conv(in_channels, 64, 1), spatial(64, 96, 3),
+                                    spatial(96, 96, 3)),
+            pool=nn.Sequential(avg_pool(3, 1, padding=1, dilation=dilation),
+                               conv(in_channels, pool_channels, 1)))
 
 
 class InceptionB(ParallelBranches):
     """Grid reduction 35 -> 17 (Fig. 10): stride-2 3x3 (384) | 1x1 -> 3x3 -> stride-2 3x3 (96)
     | stride-2 3x3 max-pool, all unpadded, so the grid shrinks and widens in parallel."""
 
-    def __init__(self, in_channels: int, norm_layer: LayerFactory | None = inception_norm) -> None:
+    def __init__(self, in_channels: int, norm_layer: LayerFactory | None = inception_norm,
+                 stride: int = 2, dilation: int = 1) -> None:
         conv = partial(ConvNormAct, norm_layer=norm_layer)
+        reduce = partial(conv, stride=stride, padding=0 if stride > 1 else None,
+                         dilation=dilation)
         super().__init__(
             384 + 96 + in_channels,
-            conv3x3=conv(in_channels, 384, 3, stride=2, padding=0),
-            double3x3=nn.Sequential(conv(in_channels, 64, 1), conv(64, 96, 3),
-                                    conv(96, 96, 3, stride=2, padding=0)),
-            pool=nn.MaxPool2d(3, 2))
+            conv3x3=reduce(in_channels, 384, 3),
+            double3x3=nn.Sequential(conv(in_channels, 64, 1), conv(64, 96, 3, dilation=dilation),
+                                    reduce(96, 96, 3)),
+            pool=max_pool(3, stride, dilation=dilation))
 
 
 class InceptionC(ParallelBranches):
@@ -107,10 +120,10 @@ class InceptionC(ParallelBranches):
     inside the factorised branches."""
 
     def __init__(self, in_channels: int, mid_channels: int, kernel_size: int = 7,
-                 norm_layer: LayerFactory | None = inception_norm) -> None:
+                 norm_layer: LayerFactory | None = inception_norm, dilation: int = 1) -> None:
         conv = partial(ConvNormAct, norm_layer=norm_layer)
         separable = partial(SpatiallySeparableConv, kernel_size=kernel_size,
-                            mid_channels=mid_channels, norm_layer=norm_layer)
+                            mid_channels=mid_channels, norm_layer=norm_layer, dilation=dilation)
         super().__init__(
             4 * 192,
             conv1x1=conv(in_channels, 192, 1),
@@ -119,30 +132,35 @@ class InceptionC(ParallelBranches):
             double7x7=nn.Sequential(conv(in_channels, mid_channels, 1),
                                     separable(mid_channels, mid_channels, order="kx1"),
                                     separable(mid_channels, 192, order="kx1")),
-            pool=nn.Sequential(nn.AvgPool2d(3, 1, padding=1), conv(in_channels, 192, 1)))
+            pool=nn.Sequential(avg_pool(3, 1, padding=1, dilation=dilation),
+                               conv(in_channels, 192, 1)))
 
 
 class InceptionD(ParallelBranches):
     """Grid reduction 17 -> 8: 1x1 -> stride-2 3x3 (320) | 1x1 -> 1x7 -> 7x1 -> stride-2 3x3
     (192) | stride-2 3x3 max-pool; the strided convolutions are unpadded."""
 
-    def __init__(self, in_channels: int, norm_layer: LayerFactory | None = inception_norm) -> None:
+    def __init__(self, in_channels: int, norm_layer: LayerFactory | None = inception_norm,
+                 stride: int = 2, dilation: int = 1) -> None:
         conv = partial(ConvNormAct, norm_layer=norm_layer)
+        reduce = partial(conv, stride=stride, padding=0 if stride > 1 else None,
+                         dilation=dilation)
         super().__init__(
             320 + 192 + in_channels,
-            conv3x3=nn.Sequential(conv(in_channels, 192, 1),
-                                  conv(192, 320, 3, stride=2, padding=0)),
+            conv3x3=nn.Sequential(conv(in_channels, 192, 1), reduce(192, 320, 3)),
             conv7x7x3=nn.Sequential(conv(in_channels, 192, 1),
                                     SpatiallySeparableConv(192, 192, 7, order="1xk",
-                                                           norm_layer=norm_layer),
-                                    conv(192, 192, 3, stride=2, padding=0)),
-            pool=nn.MaxPool2d(3, 2))
+                                                           norm_layer=norm_layer,
+                                                           dilation=dilation),
+                                    reduce(192, 192, 3)),
+            pool=max_pool(3, stride, dilation=dilation))
 
 
-def expanded_filter_bank(channels: int, norm_layer: LayerFactory | None) -> ParallelBranches:
+def expanded_filter_bank(channels: int, norm_layer: LayerFactory | None,
+                         dilation: int = 1) -> ParallelBranches:
     """A ``1x3`` and a ``3x1`` convolution side by side on the same input (Fig. 7): the output
     has ``2 * channels`` channels."""
-    conv = partial(ConvNormAct, norm_layer=norm_layer)
+    conv = partial(ConvNormAct, norm_layer=norm_layer, dilation=dilation)
     return ParallelBranches(2 * channels, conv1x3=conv(channels, channels, (1, 3)),
                             conv3x1=conv(channels, channels, (3, 1)))
 
@@ -151,15 +169,18 @@ class InceptionE(ParallelBranches):
     """8x8 module with expanded filter banks (Fig. 7): 1x1 (320) | 1x1 -> [1x3 | 3x1] (768) |
     1x1 -> 3x3 -> [1x3 | 3x1] (768) | avg-pool -> 1x1 (192); 2048 channels out."""
 
-    def __init__(self, in_channels: int, norm_layer: LayerFactory | None = inception_norm) -> None:
+    def __init__(self, in_channels: int, norm_layer: LayerFactory | None = inception_norm,
+                 dilation: int = 1) -> None:
         conv = partial(ConvNormAct, norm_layer=norm_layer)
+        bank = partial(expanded_filter_bank, 384, norm_layer, dilation)
         super().__init__(
             320 + 768 + 768 + 192,
             conv1x1=conv(in_channels, 320, 1),
-            conv3x3=nn.Sequential(conv(in_channels, 384, 1), expanded_filter_bank(384, norm_layer)),
-            double3x3=nn.Sequential(conv(in_channels, 448, 1), conv(448, 384, 3),
-                                    expanded_filter_bank(384, norm_layer)),
-            pool=nn.Sequential(nn.AvgPool2d(3, 1, padding=1), conv(in_channels, 192, 1)))
+            conv3x3=nn.Sequential(conv(in_channels, 384, 1), bank()),
+            double3x3=nn.Sequential(conv(in_channels, 448, 1),
+                                    conv(448, 384, 3, dilation=dilation), bank()),
+            pool=nn.Sequential(avg_pool(3, 1, padding=1, dilation=dilation),
+                               conv(in_channels, 192, 1)))
 
 
 class GoogLeNetAuxHead(nn.Module):

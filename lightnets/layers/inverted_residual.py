@@ -15,13 +15,16 @@ class InvertedResidual(nn.Module):
 
     The expansion is left out when ``mid_channels == in_channels`` (expansion ratio 1). The
     projection has no activation: the paper shows a non-linearity in the narrow bottleneck
-    destroys information. The identity shortcut is used when stride is 1 and widths match.
+    destroys information. The identity shortcut is used when the block does not downsample
+    and widths match; ``strided=True`` marks a downsampling block built at stride 1 (its stride
+    replaced by ``dilation``), which keeps no shortcut.
     """
 
     def __init__(self, in_channels: int, out_channels: int, mid_channels: int, stride: int = 1,
                  kernel_size: int = 3, dilation: int = 1, act_layer: LayerFactory = nn.ReLU6,
                  se_layer: LayerFactory | None = None,
-                 norm_layer: LayerFactory = nn.BatchNorm2d) -> None:
+                 norm_layer: LayerFactory = nn.BatchNorm2d,
+                 strided: bool | None = None) -> None:
         super().__init__()
         self.expand = (nn.Identity() if mid_channels == in_channels else
                        ConvNormAct(in_channels, mid_channels, 1, norm_layer=norm_layer,
@@ -32,7 +35,8 @@ class InvertedResidual(nn.Module):
         self.se = make_layer(se_layer, mid_channels)
         self.project = ConvNormAct(mid_channels, out_channels, 1, norm_layer=norm_layer,
                                    act_layer=None)
-        self.has_residual = stride == 1 and in_channels == out_channels
+        strided = stride > 1 if strided is None else strided
+        self.has_residual = not strided and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.se(self.depthwise(self.expand(x))))

@@ -51,7 +51,7 @@ class SpatiallySeparableConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
                  mid_channels: int | None = None, order: str = "kx1", stride: int = 1,
                  norm_layer: LayerFactory | None = nn.BatchNorm2d,
-                 act_layer: LayerFactory | None = nn.ReLU) -> None:
+                 act_layer: LayerFactory | None = nn.ReLU, dilation: int = 1) -> None:
         super().__init__()
         if order not in ("kx1", "1xk"):
             raise ValueError(f"order must be 'kx1' or '1xk', got {order!r}")
@@ -61,9 +61,9 @@ class SpatiallySeparableConv(nn.Module):
         if order == "1xk":
             kernels.reverse()
             strides.reverse()
-        self.first = ConvNormAct(in_channels, mid_channels, kernels[0], strides[0],
+        self.first = ConvNormAct(in_channels, mid_channels, kernels[0], strides[0], dilation,
                                  norm_layer=norm_layer, act_layer=act_layer)
-        self.second = ConvNormAct(mid_channels, out_channels, kernels[1], strides[1],
+        self.second = ConvNormAct(mid_channels, out_channels, kernels[1], strides[1], dilation,
                                   norm_layer=norm_layer, act_layer=act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
+from lightnets.layers.pooling import avg_pool
 from lightnets.layers.shuffle import ChannelShuffle, channel_shuffle
 
 
@@ -21,33 +22,37 @@ class ShuffleV1Unit(nn.Module):
     stride 2 it is a 3x3/2 average pool, concatenated in front of the main branch, which
     therefore outputs ``out_channels - in_channels``. The bottleneck is ``out_channels // 4``
     unless given. ``group_first_conv=False`` leaves the first 1x1 conv dense, as the paper does
-    for the first unit of stage 2 whose input is narrow.
+    for the first unit of stage 2 whose input is narrow. ``dilation`` dilates the depthwise
+    convolution (and the shortcut's pool); ``strided=True`` builds the downsampling unit at
+    stride 1, for a trunk at output stride below 32.
     """
 
     def __init__(self, in_channels: int, out_channels: int, groups: int, stride: int = 1,
                  bottleneck_channels: int | None = None, group_first_conv: bool = True,
                  act_layer: LayerFactory = nn.ReLU,
-                 norm_layer: LayerFactory = nn.BatchNorm2d) -> None:
+                 norm_layer: LayerFactory = nn.BatchNorm2d, dilation: int = 1,
+                 strided: bool | None = None) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"ShuffleV1Unit: stride must be 1 or 2, got {stride}")
-        if stride == 1 and in_channels != out_channels:
+        strided = stride > 1 if strided is None else strided
+        if not strided and in_channels != out_channels:
             raise ValueError(f"ShuffleV1Unit: stride 1 adds the identity, so in_channels "
                              f"({in_channels}) must equal out_channels ({out_channels})")
-        if stride == 2 and out_channels <= in_channels:
+        if strided and out_channels <= in_channels:
             raise ValueError(f"ShuffleV1Unit: stride 2 concatenates the input, so out_channels "
                              f"({out_channels}) must exceed in_channels ({in_channels})")
         mid = out_channels // 4 if bottleneck_channels is None else bottleneck_channels
-        main_out = out_channels - in_channels if stride == 2 else out_channels
+        main_out = out_channels - in_channels if strided else out_channels
         self.compress = ConvNormAct(in_channels, mid, 1, groups=groups if group_first_conv else 1,
                                     norm_layer=norm_layer, act_layer=act_layer)
         self.shuffle = ChannelShuffle(groups) if groups > 1 else nn.Identity()
-        self.depthwise = ConvNormAct(mid, mid, 3, stride, groups=mid, norm_layer=norm_layer,
-                                     act_layer=None)
+        self.depthwise = ConvNormAct(mid, mid, 3, stride, dilation, groups=mid,
+                                     norm_layer=norm_layer, act_layer=None)
         self.expand = ConvNormAct(mid, main_out, 1, groups=groups, norm_layer=norm_layer,
                                   act_layer=None)
-        self.shortcut = nn.AvgPool2d(3, 2, 1) if stride == 2 else nn.Identity()
-        self.concat_shortcut = stride == 2
+        self.shortcut = avg_pool(3, stride, 1, dilation) if strided else nn.Identity()
+        self.concat_shortcut = strided
         self.act = act_layer()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,19 +73,23 @@ class ShuffleV2Unit(nn.Module):
     Widths of the downsampling unit's branches: by default each outputs ``out_channels // 2``
     (torchvision's form); ``keep_input_width=True`` keeps the shortcut branch at ``in_channels``
     and gives the main branch ``out_channels - in_channels`` (the official release's form).
+    ``dilation`` dilates the depthwise convolutions; ``strided=True`` builds the downsampling
+    unit at stride 1, for a trunk at output stride below 32.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  keep_input_width: bool = False, act_layer: LayerFactory = nn.ReLU,
-                 norm_layer: LayerFactory = nn.BatchNorm2d) -> None:
+                 norm_layer: LayerFactory = nn.BatchNorm2d, dilation: int = 1,
+                 strided: bool | None = None) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"ShuffleV2Unit: stride must be 1 or 2, got {stride}")
         if out_channels % 2:
             raise ValueError(f"ShuffleV2Unit: out_channels must be even, got {out_channels}")
         mid = out_channels // 2
-        self.split_input = stride == 1
-        if stride == 1:
+        strided = stride > 1 if strided is None else strided
+        self.split_input = not strided
+        if not strided:
             if in_channels != out_channels:
                 raise ValueError(f"ShuffleV2Unit: stride 1 keeps the width, so in_channels "
                                  f"({in_channels}) must equal out_channels ({out_channels})")
@@ -93,13 +102,14 @@ class ShuffleV2Unit(nn.Module):
                 raise ValueError(f"ShuffleV2Unit: out_channels ({out_channels}) must exceed "
                                  f"in_channels ({in_channels}) with keep_input_width=True")
             self.shortcut = nn.Sequential(
-                ConvNormAct(in_channels, in_channels, 3, stride, groups=in_channels,
+                ConvNormAct(in_channels, in_channels, 3, stride, dilation, groups=in_channels,
                             norm_layer=norm_layer, act_layer=None),
                 ConvNormAct(in_channels, shortcut_out, 1, norm_layer=norm_layer,
                             act_layer=act_layer))
         self.main = nn.Sequential(
             ConvNormAct(main_in, mid, 1, norm_layer=norm_layer, act_layer=act_layer),
-            ConvNormAct(mid, mid, 3, stride, groups=mid, norm_layer=norm_layer, act_layer=None),
+            ConvNormAct(mid, mid, 3, stride, dilation, groups=mid, norm_layer=norm_layer,
+                        act_layer=None),
             ConvNormAct(mid, main_out, 1, norm_layer=norm_layer, act_layer=act_layer))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

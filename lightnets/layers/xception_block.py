@@ -16,6 +16,7 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory, make_layer
+from lightnets.layers.pooling import max_pool
 from lightnets.layers.separable import DepthwiseSeparableConv
 
 
@@ -40,17 +41,20 @@ class XceptionBlock(nn.Module):
 
     ``leading_act=False`` drops the activation before the first unit (Xception's first block
     follows a ReLU already). The shortcut sees the block input before that activation.
+    ``strided=True`` builds a downsampling block at stride 1 (a trunk at output stride below
+    32): its max-pool then keeps the size, dilated by ``dilation`` like the units.
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int], stride: int = 1,
                  leading_act: bool = True, kernel_size: int = 3, dilation: int = 1,
                  norm_layer: LayerFactory = nn.BatchNorm2d,
-                 act_layer: LayerFactory = nn.ReLU) -> None:
+                 act_layer: LayerFactory = nn.ReLU, strided: bool | None = None) -> None:
         super().__init__()
         if not channels:
             raise ValueError("channels must list at least one separable convolution width")
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
+        strided = stride > 1 if strided is None else strided
         units, width = [], in_channels
         for i, out in enumerate(channels):
             act = act_layer if i > 0 or leading_act else None
@@ -58,10 +62,10 @@ class XceptionBlock(nn.Module):
             width = out
         self.units = nn.Sequential(*units)
         # "same" max-pool: ceil(n / 2) outputs, matching the strided 1x1 shortcut
-        self.pool = nn.MaxPool2d(3, stride, padding=1) if stride > 1 else nn.Identity()
+        self.pool = max_pool(3, stride, 1, dilation) if strided else nn.Identity()
         self.shortcut = (ConvNormAct(in_channels, width, 1, stride, norm_layer=norm_layer,
                                      act_layer=None)
-                         if stride > 1 or in_channels != width else nn.Identity())
+                         if strided or in_channels != width else nn.Identity())
         self.in_channels, self.out_channels, self.stride = in_channels, width, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,11 @@ The default form keeps PyTorch's default initialisation, as torchvision does. ``
 lists the outputs just before each max-pool (conv1, conv2, conv5), as in VGG: with unpadded
 3x3/2 pooling these reductions (4, 8, 16) stay true down to the minimum input of 63x63, where the
 pooled maps are 7, 3 and 1 pixels.
+
+``output_stride=16`` or ``8`` builds the last max-pools at stride 1 (3x3, "same" padding) and
+dilates the convolutions after them (:mod:`lightnets.models.stages`); the first pool of a
+dilated stage keeps the previous dilation. The unpadded pools become "same"-padded ones there,
+so each map keeps its size, half a window from where the strided pool's outputs sat.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from __future__ import annotations
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
-from lightnets.models.base import Classifier, stage_info
+from lightnets.layers.pooling import max_pool
+from lightnets.models.base import Classifier
 from lightnets.registry import register_model
 
 # out channels, kernel, stride, padding, groups, local response norm, 3x3/2 max-pool after
@@ -55,20 +61,25 @@ class AlexNet(Classifier):
     min_input_size = (63, 63)
 
     def __init__(self, layers: list[tuple] = SINGLE_TOWER, num_classes: int = 1000,
-                 in_chans: int = 3, drop_rate: float = 0.5, paper_init: bool = False) -> None:
+                 in_chans: int = 3, drop_rate: float = 0.5, paper_init: bool = False,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
+        tracker = self.track_stages(output_stride)
         modules: list[nn.Module] = []
-        channels, reduction = in_chans, 1
+        channels = in_chans
         for out, kernel, stride, padding, groups, local_norm, pool in layers:
-            modules.append(ConvNormAct(channels, out, kernel, stride, groups=groups, bias=True,
-                                       norm_layer=None, padding=padding))
+            step = tracker.layer(stride)
+            # padding scales with the dilation, so a dilated conv stays aligned as before
+            modules.append(ConvNormAct(channels, out, kernel, step.stride, step.first_dilation,
+                                       groups=groups, bias=True, norm_layer=None,
+                                       padding=padding * step.first_dilation))
             if local_norm:
                 modules.append(nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0))
-            channels, reduction = out, reduction * stride
+            channels = out
             if pool:
-                self.feature_info.append(stage_info(out, reduction, f"features.{len(modules) - 1}"))
-                modules.append(nn.MaxPool2d(3, 2))
-                reduction *= 2
+                tracker.end_stage(out, f"features.{len(modules) - 1}")
+                step = tracker.layer(2)
+                modules.append(max_pool(3, step.stride, dilation=step.first_dilation))
         self.features = nn.Sequential(*modules)
         # 6x6 average pool, then dropout-FC-ReLU twice (their own dropout) and the final FC
         hidden = nn.Sequential(

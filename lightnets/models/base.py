@@ -2,27 +2,38 @@
 
 A model is a ``features`` trunk producing a ``num_features``-channel map and a head (global pool,
 dropout, classifier). ``feature_info`` names the module ending each stage, with its channels and
-its stride relative to the input, so a model can serve as a backbone. Models with auxiliary
-classifiers (GoogLeNet, Inception v3) return them only from ``forward(x, return_aux=True)`` in
-training mode; plain ``forward(x)`` always returns the logits alone.
+its stride relative to the input, so a model can serve as a backbone: :class:`FeatureNet` (what
+``create_model(name, features_only=True)`` returns) runs the trunk alone and returns those
+stages' maps. Every trunk can be built at ``output_stride`` 32, 16 or 8
+(:mod:`lightnets.models.stages`). Models with auxiliary classifiers (GoogLeNet, Inception v3)
+return them only from ``forward(x, return_aux=True)`` in training mode; plain ``forward(x)``
+always returns the logits alone.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
+
+from lightnets.models.stages import StageTracker, stage_info
 
 
 class Classifier(nn.Module):
     """Base class of the zoo's classification networks.
 
-    Subclasses set ``self.features`` (or override :meth:`forward_features`), ``num_features``,
-    ``feature_info``, and call :meth:`build_head`; the class attributes ``family``, ``paper`` and
-    ``default_input_size`` describe the family.
+    Subclasses set ``self.features`` (or override :meth:`forward_features` and :meth:`trunk`),
+    ``num_features``, fill ``feature_info`` through :meth:`track_stages`, and call
+    :meth:`build_head`; the class attributes ``family``, ``paper`` and ``default_input_size``
+    describe the family.
     """
 
+    task: str = "classification"
     family: str = ""
     paper: str = ""
     default_input_size: tuple[int, int, int] = (3, 224, 224)
@@ -41,7 +52,26 @@ class Classifier(nn.Module):
         self.num_classes, self.in_chans, self.drop_rate = num_classes, in_chans, float(drop_rate)
         self.num_features = 0
         self.feature_info: list[dict[str, Any]] = []
+        self.output_stride = 32
         self.default_input_size = (in_chans, *type(self).default_input_size[1:])
+
+    # -- trunk ------------------------------------------------------------------------------
+    def track_stages(self, output_stride: int, dilate_first: bool = False) -> StageTracker:
+        """The tracker a constructor builds its trunk with; it fills this model's
+        ``feature_info`` (see :class:`lightnets.models.stages.StageTracker`)."""
+        tracker = StageTracker(output_stride, dilate_first)
+        self.feature_info, self.output_stride = tracker.feature_info, output_stride
+        return tracker
+
+    def trunk(self) -> list[tuple[str, nn.Module]]:
+        """The trunk as ``(name, module)`` run one after the other: what
+        :meth:`forward_features` computes, and where ``feature_info`` points."""
+        return [(f"features.{name}", module) for name, module in self.features.named_children()]
+
+    def to_features(self, out_indices: Sequence[int] | None = None) -> FeatureNet:
+        """This model's trunk as a :class:`FeatureNet` returning the maps of the stages in
+        ``out_indices`` (default all); the head is dropped."""
+        return FeatureNet(self, out_indices)
 
     # -- head -------------------------------------------------------------------------------
     def build_head(self, num_features: int, hidden: nn.Module | None = None,
@@ -72,13 +102,7 @@ class Classifier(nn.Module):
     # -- forward ----------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
         """Fail clearly on an input of the wrong rank, channel count or too small a size."""
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"{type(self).__name__} expects input of shape "
-                             f"(N, {self.in_chans}, H, W), got {tuple(x.shape)}")
-        min_h, min_w = self.min_input_size
-        if x.shape[2] < min_h or x.shape[3] < min_w:
-            raise ValueError(f"{type(self).__name__} needs inputs of at least {min_h}x{min_w}, "
-                             f"got {x.shape[2]}x{x.shape[3]}")
+        check_images(x, self.in_chans, self.min_input_size, type(self).__name__)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The trunk: input image to the last feature map (``num_features`` channels)."""
@@ -97,10 +121,94 @@ class Classifier(nn.Module):
         return (logits, []) if return_aux else logits
 
 
-def stage_info(num_chs: int, reduction: int, module: str) -> dict[str, Any]:
-    """One ``feature_info`` entry: the output of ``module`` has ``num_chs`` channels at
-    ``1/reduction`` of the input resolution."""
-    return {"num_chs": num_chs, "reduction": reduction, "module": module}
+def check_images(x: torch.Tensor, in_chans: int, min_input_size: tuple[int, int],
+                 owner: str) -> None:
+    """A one-line error unless ``x`` is an ``(N, in_chans, H, W)`` batch of at least
+    ``min_input_size``; ``owner`` names the model in the message."""
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        raise ValueError(f"{owner} expects input of shape (N, {in_chans}, H, W), "
+                         f"got {tuple(x.shape)}")
+    min_h, min_w = min_input_size
+    if x.shape[2] < min_h or x.shape[3] < min_w:
+        raise ValueError(f"{owner} needs inputs of at least {min_h}x{min_w}, "
+                         f"got {x.shape[2]}x{x.shape[3]}")
+
+
+class FeatureNet(nn.Module):
+    """A classifier's trunk without its head; ``forward`` returns the maps of the selected
+    stages, in the order asked for (timm's ``features_only`` convention).
+
+    ``taps`` are indices into the classifier's ``feature_info`` (default all), or names of trunk
+    modules (a segmenter reading where torchvision's does, e.g. ``"features.4"``: their
+    channels and reduction are then measured on the meta device). The trunk modules are taken
+    over under their own names, so a classifier's state dict loads into this (its head's entries
+    aside), and only those up to the deepest tap are kept. ``feature_info``, ``channels`` and
+    ``reductions`` describe the outputs.
+    """
+
+    def __init__(self, model: Classifier, taps: Sequence[int | str] | None = None) -> None:
+        super().__init__()
+        info, trunk = model.feature_info, model.trunk()
+        names = [name for name, _ in trunk]
+        taps = list(range(len(info))) if taps is None else list(taps)
+        if not taps:
+            raise ValueError("out_indices must select at least one stage")
+        for tap in taps:
+            if isinstance(tap, str) and tap not in names:
+                raise ValueError(f"{tap!r} is not a trunk module of {type(model).__name__}; "
+                                 f"expected one of {', '.join(names)}")
+            if not isinstance(tap, str) and not -len(info) <= tap < len(info):
+                raise ValueError(f"out_indices {tap} out of range: {type(model).__name__} "
+                                 f"has {len(info)} stages (0 to {len(info) - 1})")
+        self.taps = [tap if isinstance(tap, str) else info[tap]["module"] for tap in taps]
+        last = max(names.index(name) for name in self.taps)
+        for name, module in trunk[:last + 1]:
+            parent, *path = name.split(".")
+            if path:  # "features.3": a Sequential container keeps the classifier's key names
+                if parent not in dict(self.named_children()):
+                    self.add_module(parent, nn.Sequential())
+                getattr(self, parent).add_module(path[0], module)
+            else:
+                self.add_module(name, module)
+        self.stage_names = names[:last + 1]
+        self.in_chans, self.min_input_size = model.in_chans, model.min_input_size
+        self.default_input_size, self.output_stride = model.default_input_size, model.output_stride
+        self.family, self.paper = model.family, model.paper
+        self.feature_info = [dict(info[tap]) if not isinstance(tap, str) else None
+                             for tap in taps]
+        if None in self.feature_info:
+            self.feature_info = self._measure(dict(zip(self.taps, self.feature_info)))
+
+    def _measure(self, known: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+        """``feature_info`` with the entries of module-name taps measured: a forward pass on
+        the meta device (no memory), reductions rounded to powers of two (valid padding)."""
+        size = max(512, *self.min_input_size)
+        state = {name: torch.empty_like(tensor, device="meta") for name, tensor in
+                 itertools.chain(self.named_parameters(), self.named_buffers())}
+        x = torch.empty(1, self.in_chans, size, size, device="meta")
+        with torch.no_grad():
+            maps = functional_call(self, state, (x,), strict=False)
+        return [known[name] or stage_info(out.shape[1], 2 ** round(math.log2(size / out.shape[-1])),
+                                          name) for name, out in zip(self.taps, maps)]
+
+    @property
+    def channels(self) -> list[int]:
+        return [entry["num_chs"] for entry in self.feature_info]
+
+    @property
+    def reductions(self) -> list[int]:
+        return [entry["reduction"] for entry in self.feature_info]
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Fail clearly on an input of the wrong rank, channel count or too small a size."""
+        check_images(x, self.in_chans, self.min_input_size, f"{self.family} FeatureNet")
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        self.check_input(x)
+        maps: dict[str, torch.Tensor] = {}
+        for name in self.stage_names:
+            x = maps[name] = self.get_submodule(name)(x)
+        return [maps[name] for name in self.taps]
 
 
 def normalize_input_size(size: int | tuple[int, ...] | None,
@@ -166,6 +274,9 @@ class AuxClassifierNet(Classifier):
     def add_stage(self, name: str, module: nn.Module) -> None:
         self.add_module(name, module)
         self.stage_names.append(name)
+
+    def trunk(self) -> list[tuple[str, nn.Module]]:
+        return [(name, getattr(self, name)) for name in self.stage_names]
 
     def add_aux_head(self, name: str, head: nn.Module, tap: str) -> None:
         """Register ``head`` reading the output of stage ``tap``."""

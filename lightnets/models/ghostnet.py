@@ -16,6 +16,11 @@ stages; it sets only the stride-2 depthwise conv and the projection shortcut), t
 ratio, widths rounded to multiples of 4 under ``width_mult`` and the 1280-wide layer left unscaled.
 Initialisation is PyTorch's default, as in the official release. ``min_input_size`` is 32x32, the
 total stride (1x1 final map).
+
+``output_stride=16`` or ``8`` dilates the last stages (:mod:`lightnets.models.stages`; timm
+refuses any output stride but 32 for GhostNet): every depthwise convolution after a removed
+stride is dilated, the Ghost modules' cheap ones included, and the first block of a dilated
+stage keeps the previous dilation up to its strided depthwise convolution.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from torch import nn
 
 from lightnets.layers import ConvNormAct, SqueezeExcite, make_divisible
 from lightnets.layers.ghost import GhostBottleneck
-from lightnets.models.base import Classifier, stage_info
+from lightnets.models.base import Classifier
 from lightnets.registry import register_model
 
 # Han et al. 2020, Table 1: expansion size, out, SE, stride; kernel from the official release
@@ -48,27 +53,32 @@ class GhostNet(Classifier):
     paper = "Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020"
 
     def __init__(self, blocks: list[Row] = STAGES, width_mult: float = 1.0,
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> None:
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if not width_mult > 0:
             raise ValueError(f"width_mult must be positive, got {width_mult!r}")
         self.width_mult = width_mult
         se_layer = partial(SqueezeExcite, rd_ratio=0.25, rd_divisor=4, gate_layer=nn.Hardsigmoid)
         channels = make_divisible(16 * width_mult, 4)
-        layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3, stride=2)]
-        reduction = 2
+        tracker = self.track_stages(output_stride)
+        layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3,
+                                               stride=tracker.layer(2).stride)]
         for expansion, out, use_se, stride, kernel in blocks:
             if stride > 1:  # the previous layer ends a stage
-                self.feature_info.append(
-                    stage_info(channels, reduction, f"features.{len(layers) - 1}"))
-                reduction *= stride
+                tracker.end_stage(channels, f"features.{len(layers) - 1}")
             out = make_divisible(out * width_mult, 4)
+            step = tracker.layer(stride)
             layers.append(GhostBottleneck(channels, make_divisible(expansion * width_mult, 4), out,
-                                          kernel, stride, se_layer=se_layer if use_se else None))
+                                          kernel, step.stride,
+                                          se_layer=se_layer if use_se else None,
+                                          dilation=step.dilation,
+                                          first_dilation=step.first_dilation,
+                                          strided=step.strided))
             channels = out
         last_conv = make_divisible(HEAD[0] * width_mult, 4)
         layers.append(ConvNormAct(channels, last_conv, 1))
-        self.feature_info.append(stage_info(last_conv, reduction, f"features.{len(layers) - 1}"))
+        tracker.end_stage(last_conv, f"features.{len(layers) - 1}")
         self.features = nn.Sequential(*layers)
         # pool, then the 1280-wide layer + ReLU (bias, no BN): the release's 1x1 convolution
         # on the pooled 1x1 map, i.e. a fully-connected layer

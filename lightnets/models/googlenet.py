@@ -24,6 +24,11 @@ and their losses are added with weight 0.3 (``aux_loss_weight``, Sec. 5). Initia
 torchvision: truncated N(0, 0.01) for convolutions and linear layers (biases zeroed here), BN
 at identity. The auxiliary-output mechanism (:class:`lightnets.models.base.AuxClassifierNet`)
 is shared with Inception v3.
+
+``output_stride=16`` or ``8`` builds the last max-pools at stride 1 ("same" padding; the 2x2
+one becomes 3x3) and dilates the Inception modules after them, their 3x3/5x5 filters and pool
+branches (:mod:`lightnets.models.stages`); the first pool of a dilated stage keeps the previous
+dilation.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from torch import nn
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.inception import GoogLeNetAuxHead, InceptionModule, inception_norm
-from lightnets.models.base import AuxClassifierNet, stage_info, trunc_normal_init
+from lightnets.layers.pooling import max_pool
+from lightnets.models.base import AuxClassifierNet, trunc_normal_init
 from lightnets.registry import register_model
 
 # Szegedy et al. 2015, Table 1: name, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj;
@@ -69,28 +75,34 @@ class GoogLeNet(AuxClassifierNet):
     def __init__(self, stages: list[tuple] = STAGES, large_kernel_size: int = 3,
                  aux_logits: bool = False, norm_layer: LayerFactory | None = inception_norm,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 aux_drop_rate: float = 0.7) -> None:
+                 aux_drop_rate: float = 0.7, output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
+        tracker = self.track_stages(output_stride)
         conv = partial(ConvNormAct, norm_layer=norm_layer)
-        max_pool = partial(nn.MaxPool2d, stride=2, ceil_mode=True)
-        self.add_stage("conv1", conv(in_chans, 64, 7, stride=2))
-        self.add_stage("maxpool1", max_pool(3))
+
+        def pool(kernel_size: int) -> nn.Module:  # Caffe's rounding-up 2-strided max-pool
+            step = tracker.layer(2)
+            return max_pool(kernel_size, step.stride, dilation=step.first_dilation,
+                            ceil_mode=True)
+
+        self.add_stage("conv1", conv(in_chans, 64, 7, stride=tracker.layer(2).stride))
+        tracker.end_stage(64, "conv1")
+        self.add_stage("maxpool1", pool(3))
         self.add_stage("conv2", conv(64, 64, 1))
         self.add_stage("conv3", conv(64, 192, 3))
-        self.feature_info = [stage_info(64, 2, "conv1"), stage_info(192, 4, "conv3")]
-        self.add_stage("maxpool2", max_pool(3))
-        channels, reduction, widths = 192, 8, {}
+        tracker.end_stage(192, "conv3")
+        self.add_stage("maxpool2", pool(3))
+        channels, widths = 192, {}
         for name, *row in stages:
             if len(row) == 1:  # a max-pool ends the stage
-                self.feature_info.append(stage_info(channels, reduction, self.stage_names[-1]))
-                self.add_stage(name, max_pool(row[0]))
-                reduction *= 2
+                tracker.end_stage(channels, self.stage_names[-1])
+                self.add_stage(name, pool(row[0]))
                 continue
             block = InceptionModule(channels, *row, large_kernel_size=large_kernel_size,
-                                    norm_layer=norm_layer)
+                                    norm_layer=norm_layer, dilation=tracker.layer().dilation)
             self.add_stage(name, block)
             channels = widths[name] = block.out_channels
-        self.feature_info.append(stage_info(channels, reduction, self.stage_names[-1]))
+        tracker.end_stage(channels, self.stage_names[-1])
         if aux_logits:
             for head, tap in AUX_TAPS.items():
                 self.add_aux_head(head, GoogLeNetAuxHead(widths[tap], num_classes, aux_drop_rate,

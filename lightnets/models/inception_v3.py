@@ -21,6 +21,12 @@ weight, 0.4 (``aux_loss_weight``), is the one used by TF-slim's ``train_image_cl
 which trained the checkpoint torchvision ports (torchvision has no recipe of its own for this
 model); the paper does not state it. Initialisation follows torchvision: truncated N(0, 0.1)
 for convolutions and linear layers, N(0, 0.01) / N(0, 0.001) in the auxiliary head.
+
+``output_stride=16`` or ``8`` builds the last grid reductions (InceptionB, InceptionD) at
+stride 1 and dilates every module after them (:mod:`lightnets.models.stages`; timm refuses any
+output stride but 32 here). Their unpadded stride-2 convolutions and pools become "same"-padded
+stride-1 ones, so every branch keeps the size; the reduction of a dilated stage keeps the
+previous dilation.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.inception import (InceptionA, InceptionB, InceptionC, InceptionD, InceptionE,
                                         InceptionV3AuxHead, inception_norm)
-from lightnets.models.base import AuxClassifierNet, stage_info, trunc_normal_init
+from lightnets.layers.pooling import max_pool
+from lightnets.models.base import AuxClassifierNet, trunc_normal_init
 from lightnets.registry import register_model
 
 # Szegedy et al. 2016, Table 1 (stem), as released: name, out channels, kernel, stride, padding;
@@ -73,29 +80,33 @@ class InceptionV3(AuxClassifierNet):
 
     def __init__(self, stages: list[tuple[str, type[nn.Module], dict[str, int]]] = STAGES,
                  aux_logits: bool = False, norm_layer: LayerFactory | None = inception_norm,
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
-        channels, reduction = in_chans, 1
+        tracker = self.track_stages(output_stride)
+        channels = in_chans
         for name, out, kernel, stride, padding in STEM:
             if out is None:  # a max-pool ends the stage
-                self.feature_info.append(stage_info(channels, reduction, self.stage_names[-1]))
-                self.add_stage(name, nn.MaxPool2d(kernel, stride))
-                reduction *= 2
+                tracker.end_stage(channels, self.stage_names[-1])
+                self.add_stage(name, max_pool(kernel, tracker.layer(stride).stride, padding))
                 continue
-            self.add_stage(name, ConvNormAct(channels, out, kernel, stride, padding=padding,
-                                             norm_layer=norm_layer))
-            channels, reduction = out, reduction * stride
+            self.add_stage(name, ConvNormAct(channels, out, kernel, tracker.layer(stride).stride,
+                                             padding=padding, norm_layer=norm_layer))
+            channels = out
         for name, block_type, widths in stages:
-            if block_type in REDUCTIONS:
-                self.feature_info.append(stage_info(channels, reduction, self.stage_names[-1]))
-                reduction *= 2
-            block = block_type(channels, **widths, norm_layer=norm_layer)
+            reduces = block_type in REDUCTIONS
+            if reduces:  # a grid reduction starts the next stage
+                tracker.end_stage(channels, self.stage_names[-1])
+            step = tracker.layer(2 if reduces else 1)
+            stride = {"stride": step.stride} if reduces else {}
+            block = block_type(channels, **widths, **stride, norm_layer=norm_layer,
+                               dilation=step.first_dilation)
             self.add_stage(name, block)
             channels = block.out_channels
             if name == AUX_TAP and aux_logits:  # registered here, as in torchvision
                 self.add_aux_head("aux", InceptionV3AuxHead(channels, num_classes, norm_layer),
                                   AUX_TAP)
-        self.feature_info.append(stage_info(channels, reduction, self.stage_names[-1]))
+        tracker.end_stage(channels, self.stage_names[-1])
         self.build_head(channels)
         self.init_weights()
 

@@ -30,6 +30,10 @@ Choices where the paper is silent or loose:
   the pooled features, so ``drop_rate`` defaults to 0.001.
 * Initialisation: truncated normal, standard deviation 0.09 cut at two deviations, for every
   convolution and the classifier, as in the TF-slim release; BN starts at identity.
+
+``output_stride=16`` or ``8`` dilates the last stages (:mod:`lightnets.models.stages`); the
+first layer of a dilated stage keeps the previous dilation, as TF-slim's ``mobilenet_v1``
+does with its ``output_stride``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from torch import nn
 
 from lightnets.layers import ConvNormAct, DepthwiseSeparableConv, make_divisible
 from lightnets.layers.helpers import LayerFactory
-from lightnets.models.base import Classifier, stage_info, trunc_normal_init
+from lightnets.models.base import Classifier, trunc_normal_init
 from lightnets.registry import register_model
 
 # Howard et al. 2017, Table 1: (output channels, stride) of each depthwise-separable layer,
@@ -68,7 +72,8 @@ class MobileNetV1(Classifier):
 
     def __init__(self, layers: list[tuple[int, int]] = LAYERS, width_mult: float = 1.0,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.001,
-                 round_to: int = 1, act_layer: LayerFactory = nn.ReLU) -> None:
+                 round_to: int = 1, act_layer: LayerFactory = nn.ReLU,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
@@ -76,18 +81,19 @@ class MobileNetV1(Classifier):
             raise ValueError(f"round_to must be a positive integer, got {round_to!r}")
         self.width_mult = width_mult
         channels = scale_channels(STEM_CHANNELS, width_mult, round_to)
-        blocks: list[nn.Module] = [ConvNormAct(in_chans, channels, 3, stride=2,
+        tracker = self.track_stages(output_stride)
+        blocks: list[nn.Module] = [ConvNormAct(in_chans, channels, 3,
+                                               stride=tracker.layer(2).stride,
                                                act_layer=act_layer)]
-        reduction = 2
         for out, stride in layers:
             if stride > 1:  # the previous layer ends a stage
-                self.feature_info.append(
-                    stage_info(channels, reduction, f"features.{len(blocks) - 1}"))
-                reduction *= stride
+                tracker.end_stage(channels, f"features.{len(blocks) - 1}")
             out = scale_channels(out, width_mult, round_to)
-            blocks.append(DepthwiseSeparableConv(channels, out, 3, stride, act_layer=act_layer))
+            step = tracker.layer(stride)
+            blocks.append(DepthwiseSeparableConv(channels, out, 3, step.stride,
+                                                 step.first_dilation, act_layer=act_layer))
             channels = out
-        self.feature_info.append(stage_info(channels, reduction, f"features.{len(blocks) - 1}"))
+        tracker.end_stage(channels, f"features.{len(blocks) - 1}")
         self.features = nn.Sequential(*blocks)
         self.build_head(channels)
         self.init_weights()

@@ -5,6 +5,10 @@ At width 1.0 the parameter shapes equal torchvision's ``mobilenet_v2`` (3,504,87
 300.8M MACs at 224x224). As in the official release, channels are rounded to multiples of 8 and
 a width below 1 does not shrink the final 1280-channel convolution. The paper's 6.9M params at
 width 1.4 are reproduced by no implementation; this one has about 6.1M, like the TF release.
+
+``output_stride=16`` or ``8`` dilates the last stages (:mod:`lightnets.models.stages`); the
+first block of a dilated stage keeps the previous dilation, as TF-slim's MobileNets do for
+DeepLab.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from torch import nn
 
 from lightnets.layers import ConvNormAct, InvertedResidual, make_divisible
-from lightnets.models.base import Classifier, he_init, stage_info
+from lightnets.models.base import Classifier, he_init
 from lightnets.registry import register_model
 
 # Sandler et al. 2018, Table 2: expansion t, channels c, repeats n, stride s
@@ -29,27 +33,29 @@ class MobileNetV2(Classifier):
 
     def __init__(self, stages: list[tuple[int, int, int, int]] = STAGES, width_mult: float = 1.0,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 round_to: int = 8) -> None:
+                 round_to: int = 8, output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
         self.width_mult = width_mult
         channels = make_divisible(32 * width_mult, round_to)
         last_channels = make_divisible(1280 * max(1.0, width_mult), round_to)
-        layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3, stride=2,
+        tracker = self.track_stages(output_stride)
+        layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3,
+                                               stride=tracker.layer(2).stride,
                                                act_layer=nn.ReLU6)]
-        reduction = 2
         for expand_ratio, out, repeats, stride in stages:
             out = make_divisible(out * width_mult, round_to)
             if stride > 1:  # the previous layer ends a stage
-                self.feature_info.append(stage_info(channels, reduction, f"features.{len(layers) - 1}"))
-                reduction *= stride
+                tracker.end_stage(channels, f"features.{len(layers) - 1}")
             for i in range(repeats):
+                step = tracker.layer(stride if i == 0 else 1)
                 layers.append(InvertedResidual(channels, out, round(channels * expand_ratio),
-                                               stride if i == 0 else 1, act_layer=nn.ReLU6))
+                                               step.stride, dilation=step.first_dilation,
+                                               act_layer=nn.ReLU6, strided=step.strided))
                 channels = out
         layers.append(ConvNormAct(channels, last_channels, 1, act_layer=nn.ReLU6))
-        self.feature_info.append(stage_info(last_channels, reduction, f"features.{len(layers) - 1}"))
+        tracker.end_stage(last_channels, f"features.{len(layers) - 1}")
         self.features = nn.Sequential(*layers)
         self.build_head(last_channels)
         self.init_weights()

@@ -20,6 +20,11 @@ Where this differs from the paper's text (as torchvision does):
   too. The paper's 0.75x Large (155M MACs / 4.0M params) comes from the TF release, which
   rounds widths differently; 0.75x here gives torchvision's 140M / 3.38M.
 * ``min_input_size`` is 32x32, the total stride (1x1 final map); smaller inputs would also run.
+
+``output_stride=16`` or ``8`` dilates the last stages (:mod:`lightnets.models.stages`). The
+first block of a dilated stage already takes the new dilation, as torchvision's
+``dilated=True`` does (what its DeepLabV3 and LR-ASPP models are built on): at 16 the
+dilations equal torchvision's, so its segmentation weights compute the same function here.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from functools import partial
 from torch import nn
 
 from lightnets.layers import ConvNormAct, InvertedResidual, SqueezeExcite, make_divisible
-from lightnets.models.base import Classifier, he_init, stage_info
+from lightnets.models.base import Classifier, he_init
 from lightnets.registry import register_model
 
 # Howard et al. 2019, Table 1 (Large): kernel, expansion size, out, SE, NL, stride
@@ -61,7 +66,8 @@ class MobileNetV3(Classifier):
     paper = "Howard et al., Searching for MobileNetV3, ICCV 2019"
 
     def __init__(self, blocks: list[Row], head: tuple[int, int], width_mult: float = 1.0,
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> None:
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if not width_mult > 0:
             raise ValueError(f"width_mult must be positive, got {width_mult!r}")
@@ -72,24 +78,25 @@ class MobileNetV3(Classifier):
         norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
         se_layer = partial(SqueezeExcite, rd_ratio=0.25, rd_divisor=8, gate_layer=nn.Hardsigmoid)
         channels = make_divisible(16 * width_mult)
-        layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3, stride=2,
+        tracker = self.track_stages(output_stride, dilate_first=True)
+        layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3,
+                                               stride=tracker.layer(2).stride,
                                                norm_layer=norm_layer, act_layer=nn.Hardswish)]
-        reduction = 2
         for kernel, expansion, out, use_se, nonlinearity, stride in blocks:
             if stride > 1:  # the previous layer ends a stage
-                self.feature_info.append(
-                    stage_info(channels, reduction, f"features.{len(layers) - 1}"))
-                reduction *= stride
+                tracker.end_stage(channels, f"features.{len(layers) - 1}")
             out = make_divisible(out * width_mult)
+            step = tracker.layer(stride)
             layers.append(InvertedResidual(
-                channels, out, make_divisible(expansion * width_mult), stride, kernel,
-                act_layer=ACTIVATIONS[nonlinearity], se_layer=se_layer if use_se else None,
-                norm_layer=norm_layer))
+                channels, out, make_divisible(expansion * width_mult), step.stride, kernel,
+                step.first_dilation, act_layer=ACTIVATIONS[nonlinearity],
+                se_layer=se_layer if use_se else None, norm_layer=norm_layer,
+                strided=step.strided))
             channels = out
         last_conv, hidden = head[0] * channels, make_divisible(head[1] * width_mult)
         layers.append(ConvNormAct(channels, last_conv, 1, norm_layer=norm_layer,
                                   act_layer=nn.Hardswish))
-        self.feature_info.append(stage_info(last_conv, reduction, f"features.{len(layers) - 1}"))
+        tracker.end_stage(last_conv, f"features.{len(layers) - 1}")
         self.features = nn.Sequential(*layers)
         # the paper's head: pool, then a fully-connected layer + hard-swish without BN
         self.build_head(last_conv, nn.Sequential(nn.Linear(last_conv, hidden), nn.Hardswish()),

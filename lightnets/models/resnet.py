@@ -19,6 +19,10 @@ Deviations from the papers, and why:
   The squeeze-excite gate rescales the residual branch before the addition (Fig. 3).
 * The classifier keeps PyTorch's default ``nn.Linear`` initialisation, like torchvision;
   convolutions get He (fan-out) initialisation and norms start at ``(1, 0)``.
+
+``output_stride=16`` or ``8`` dilates the last stages (:mod:`lightnets.models.stages`) exactly
+as torchvision's ``replace_stride_with_dilation`` does: the first block of a dilated stage
+keeps the previous dilation in its 3x3 convolution, the others take the new one.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
+from lightnets.layers.pooling import max_pool
 from lightnets.layers.resnet_blocks import BasicBlock, Bottleneck
 from lightnets.layers.squeeze_excite import SqueezeExcite
-from lightnets.models.base import Classifier, he_init, stage_info
+from lightnets.models.base import Classifier, he_init
 from lightnets.registry import register_model
 
 # He et al. 2016, Table 1: block type and blocks per stage (conv2_x .. conv5_x)
@@ -79,8 +84,7 @@ class ResNet(Classifier):
             self.family, self.paper = "ResNeXt", RESNEXT_PAPER
         if len(layers) != 4 or any(not isinstance(n, int) or n < 1 for n in layers):
             raise ValueError(f"layers must be 4 positive block counts, got {tuple(layers)}")
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+        tracker = self.track_stages(output_stride)
         block_args = dict(groups=groups, base_width=base_width, se_layer=se_layer,
                           norm_layer=norm_layer, act_layer=act_layer)
         if stride_in_1x1:
@@ -88,24 +92,22 @@ class ResNet(Classifier):
                 raise ValueError(f"stride_in_1x1 needs Bottleneck blocks, got {block.__name__}")
             block_args["stride_in_1x1"] = True
 
-        self.stem = ConvNormAct(in_chans, 64, 7, stride=2, norm_layer=norm_layer,
-                                act_layer=act_layer)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.feature_info.append(stage_info(64, 2, "stem"))
-        channels, reduction, dilation = 64, 4, 1
+        self.stem = ConvNormAct(in_chans, 64, 7, stride=tracker.layer(2).stride,
+                                norm_layer=norm_layer, act_layer=act_layer)
+        tracker.end_stage(64, "stem")
+        self.maxpool = max_pool(3, tracker.layer(2).stride, padding=1)
+        channels = 64
         for index, (planes, repeats, stride) in enumerate(zip(STAGE_PLANES, layers,
                                                               STAGE_STRIDES), start=1):
-            first_dilation = dilation
-            if reduction * stride > output_stride:  # dilate instead of striding
-                dilation, stride = dilation * stride, 1
+            step = tracker.layer(stride)
             out_channels = planes * block.expansion
-            blocks = [block(channels, out_channels, stride, dilation=dilation,
-                            first_dilation=first_dilation, **block_args)]
-            blocks += [block(out_channels, out_channels, dilation=dilation, **block_args)
+            blocks = [block(channels, out_channels, step.stride, dilation=step.dilation,
+                            first_dilation=step.first_dilation, **block_args)]
+            blocks += [block(out_channels, out_channels, dilation=step.dilation, **block_args)
                        for _ in range(repeats - 1)]
             self.add_module(f"layer{index}", nn.Sequential(*blocks))
-            channels, reduction = out_channels, reduction * stride
-            self.feature_info.append(stage_info(channels, reduction, f"layer{index}"))
+            channels = out_channels
+            tracker.end_stage(channels, f"layer{index}")
         self.build_head(channels)
         self.init_weights(zero_init_residual)
 
@@ -117,6 +119,10 @@ class ResNet(Classifier):
             for module in self.modules():
                 if hasattr(module, "zero_init_last"):
                     module.zero_init_last()
+
+    def trunk(self) -> list[tuple[str, nn.Module]]:
+        names = ["stem", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+        return [(name, getattr(self, name)) for name in names]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.stem(x))

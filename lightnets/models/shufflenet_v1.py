@@ -36,6 +36,10 @@ Choices the paper leaves open, and deviations:
   (the stem N(0, 0.01)), norms weight 1 and bias 1e-4, classifier N(0, 0.01) and zero bias.
 * ``feature_info`` lists the stem (stride 2), the max pool (4) and stages 2-4 (8, 16, 32);
   ``min_input_size`` is 32x32 (the last stage is then 1x1).
+
+``output_stride=16`` or ``8`` builds the downsampling units of the last stages at stride 1
+(their average-pool shortcut keeps the size) and dilates the depthwise convolutions after them
+(:mod:`lightnets.models.stages`); the first unit of a dilated stage keeps the previous dilation.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import make_divisible
+from lightnets.layers.pooling import max_pool
 from lightnets.layers.shufflenet_units import ShuffleV1Unit
-from lightnets.models.base import Classifier, stage_info
+from lightnets.models.base import Classifier
+from lightnets.models.stages import StageTracker
 from lightnets.registry import register_model
 
 # Zhang et al. 2018, Table 1: output channels of stages 2, 3, 4 per number of groups g
@@ -62,11 +68,14 @@ def stem_width(width_mult: float, groups: int) -> int:
     return max(groups, int(max(STEM_WIDTH * width_mult, MIN_STEM_WIDTH)) // groups * groups)
 
 
-def shufflenet_stem(in_chans: int, channels: int) -> tuple[list[nn.Module], list[dict]]:
+def shufflenet_stem(in_chans: int, channels: int, tracker: StageTracker) -> list[nn.Module]:
     """The stem both ShuffleNets share (V1 Table 1, V2 Table 5): a 3x3/2 conv and a 3x3/2
-    max-pool, with their ``feature_info`` entries (strides 2 and 4)."""
-    layers = [ConvNormAct(in_chans, channels, 3, stride=2), nn.MaxPool2d(3, 2, 1)]
-    return layers, [stage_info(channels, 2, "features.0"), stage_info(channels, 4, "features.1")]
+    max-pool, each ending a stage (strides 2 and 4)."""
+    layers = [ConvNormAct(in_chans, channels, 3, stride=tracker.layer(2).stride)]
+    tracker.end_stage(channels, "features.0")
+    layers.append(max_pool(3, tracker.layer(2).stride, 1))
+    tracker.end_stage(channels, "features.1")
+    return layers
 
 
 def init_shufflenet_weights(model: nn.Module, stem: nn.Module) -> None:
@@ -99,7 +108,8 @@ class ShuffleNetV1(Classifier):
     def __init__(self, groups: int = 3, width_mult: float = 1.0,
                  stage_widths: tuple[int, ...] | None = None,
                  stage_repeats: tuple[int, ...] = STAGE_REPEATS,
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> None:
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if not isinstance(groups, int) or groups < 1:
             raise ValueError(f"groups must be a positive integer, got {groups!r}")
@@ -115,18 +125,19 @@ class ShuffleNetV1(Classifier):
                              f"must have the same length")
         self.groups, self.width_mult = groups, width_mult
         channels = stem_width(width_mult, groups)
-        layers, self.feature_info = shufflenet_stem(in_chans, channels)
-        reduction = 4
+        tracker = self.track_stages(output_stride)
+        layers = shufflenet_stem(in_chans, channels, tracker)
         for index, (width, repeats) in enumerate(zip(stage_widths, stage_repeats)):
             width = make_divisible(width * width_mult, 4 * groups)
             units = []
             for i in range(repeats):
-                units.append(ShuffleV1Unit(channels, width, groups, stride=2 if i == 0 else 1,
-                                           group_first_conv=index > 0 or i > 0))
+                step = tracker.layer(2 if i == 0 else 1)
+                units.append(ShuffleV1Unit(channels, width, groups, stride=step.stride,
+                                           group_first_conv=index > 0 or i > 0,
+                                           dilation=step.first_dilation, strided=step.strided))
                 channels = width
             layers.append(nn.Sequential(*units))
-            reduction *= 2
-            self.feature_info.append(stage_info(channels, reduction, f"features.{len(layers) - 1}"))
+            tracker.end_stage(channels, f"features.{len(layers) - 1}")
         self.features = nn.Sequential(*layers)
         self.build_head(channels)
         init_shufflenet_weights(self, layers[0])

@@ -27,6 +27,10 @@ Deviations and options:
   keeps PyTorch's default initialisation. Only the starting point differs.
 * ``feature_info`` lists the stem (stride 2), the max pool (4), stages 2 and 3 (8, 16) and the
   final 1x1 conv (32); ``min_input_size`` is 32x32.
+
+``output_stride=16`` or ``8`` builds the downsampling units of the last stages at stride 1 and
+dilates the depthwise convolutions after them (:mod:`lightnets.models.stages`); the first unit
+of a dilated stage keeps the previous dilation.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.shufflenet_units import ShuffleV2Unit
-from lightnets.models.base import Classifier, stage_info
+from lightnets.models.base import Classifier
 from lightnets.models.shufflenet_v1 import init_shufflenet_weights, shufflenet_stem
 from lightnets.registry import register_model
 
@@ -55,7 +59,8 @@ class ShuffleNetV2(Classifier):
 
     def __init__(self, width_mult: float = 1.0, widths: tuple[int, ...] | None = None,
                  stage_repeats: tuple[int, ...] = STAGE_REPEATS, official_downsample: bool = False,
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> None:
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if widths is None:  # the paper's widths are a table, not a formula of width_mult
             if width_mult not in WIDTHS:
@@ -68,21 +73,21 @@ class ShuffleNetV2(Classifier):
                              f"({len(stage_repeats)}) and the final conv")
         self.official_downsample = official_downsample
         channels, *stage_widths, last_channels = widths
-        layers, self.feature_info = shufflenet_stem(in_chans, channels)
-        reduction = 4
+        tracker = self.track_stages(output_stride)
+        layers = shufflenet_stem(in_chans, channels, tracker)
         for index, (width, repeats) in enumerate(zip(stage_widths, stage_repeats)):
-            units = [ShuffleV2Unit(channels, width, stride=2,
-                                   keep_input_width=official_downsample)]
-            units += [ShuffleV2Unit(width, width) for _ in range(repeats - 1)]
+            step = tracker.layer(2)
+            units = [ShuffleV2Unit(channels, width, stride=step.stride,
+                                   keep_input_width=official_downsample,
+                                   dilation=step.first_dilation, strided=step.strided)]
+            units += [ShuffleV2Unit(width, width, dilation=step.dilation)
+                      for _ in range(repeats - 1)]
             layers.append(nn.Sequential(*units))
             channels = width
-            reduction *= 2
             if index < len(stage_widths) - 1:  # the last stage shares its stride with conv5
-                self.feature_info.append(stage_info(width, reduction,
-                                                    f"features.{len(layers) - 1}"))
+                tracker.end_stage(width, f"features.{len(layers) - 1}")
         layers.append(ConvNormAct(channels, last_channels, 1))
-        self.feature_info.append(stage_info(last_channels, reduction,
-                                            f"features.{len(layers) - 1}"))
+        tracker.end_stage(last_channels, f"features.{len(layers) - 1}")
         self.features = nn.Sequential(*layers)
         self.build_head(last_channels)
         init_shufflenet_weights(self, layers[0])

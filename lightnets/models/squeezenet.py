@@ -18,6 +18,11 @@ Fire modules whose input and output widths match (fire3, 5, 7, 9); it adds no pa
 ``feature_info`` lists the outputs just before each max-pool and the last Fire module.
 Initialisation follows the reference: Kaiming-uniform convolutions, N(0, 0.01) for the final one,
 zero biases.
+
+The network's own total stride is 16 (three max-pools after a stride-2 convolution), so
+``output_stride=32`` and ``16`` give the same network; ``8`` builds the last max-pool at stride
+1 (3x3, "same" padding) and dilates the Fire modules' 3x3 filters after it
+(:mod:`lightnets.models.stages`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.fire import Fire
-from lightnets.models.base import Classifier, stage_info
+from lightnets.layers.pooling import max_pool
+from lightnets.models.base import Classifier
 from lightnets.registry import register_model
 
 
@@ -65,23 +71,27 @@ class SqueezeNet(Classifier):
              "<0.5MB model size, arXiv 2016")
 
     def __init__(self, config: SqueezeNetConfig = SQUEEZENET1_0, num_classes: int = 1000,
-                 in_chans: int = 3, drop_rate: float = 0.5, simple_bypass: bool = False) -> None:
+                 in_chans: int = 3, drop_rate: float = 0.5, simple_bypass: bool = False,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         self.min_input_size = (config.min_input, config.min_input)
+        tracker = self.track_stages(output_stride)
         layers: list[nn.Module] = [ConvNormAct(in_chans, config.stem_channels, config.stem_kernel,
-                                               stride=2, padding=0, bias=True, norm_layer=None)]
-        channels, reduction = config.stem_channels, 2
+                                               stride=tracker.layer(2).stride, padding=0,
+                                               bias=True, norm_layer=None)]
+        channels = config.stem_channels
         for entry in config.body:
             if entry == "M":
-                self.feature_info.append(stage_info(channels, reduction,
-                                                    f"features.{len(layers) - 1}"))
-                layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
-                reduction *= 2
+                tracker.end_stage(channels, f"features.{len(layers) - 1}")
+                step = tracker.layer(2)
+                layers.append(max_pool(3, step.stride, dilation=step.first_dilation,
+                                       ceil_mode=True))
             else:
-                fire = Fire(channels, *entry, residual=simple_bypass)
+                fire = Fire(channels, *entry, residual=simple_bypass,
+                            dilation=tracker.layer().dilation)
                 layers.append(fire)
                 channels = fire.out_channels
-        self.feature_info.append(stage_info(channels, reduction, f"features.{len(layers) - 1}"))
+        tracker.end_stage(channels, f"features.{len(layers) - 1}")
         self.features = nn.Sequential(*layers)
         self.build_head(channels)
         self.init_weights()

@@ -14,6 +14,12 @@ into convolutions instead).
 ``feature_info`` lists the outputs just before each max-pool (the last convolution of each of the
 five blocks, reductions 1 to 16), the convention shared with AlexNet. Initialisation follows the
 reference implementation: He-normal (fan-out) convolutions, N(0, 0.01) FC layers, zero biases.
+
+``output_stride=16`` or ``8`` builds the last max-pools at stride 1 and dilates the convolutions
+after them (:mod:`lightnets.models.stages`), as DeepLab v1 did with VGG-16 (timm refuses any
+output stride but 32 for VGG). A 2x2/2 pool at stride 1 becomes a 3x3/1 one, DeepLab's pool4
+and pool5, dilated like the convolutions around it; the first pool of a dilated stage keeps the
+previous dilation.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
-from lightnets.models.base import Classifier, he_init, stage_info
+from lightnets.layers.pooling import max_pool
+from lightnets.models.base import Classifier, he_init
 from lightnets.registry import register_model
 
 # Simonyan & Zisserman 2015, Table 1: 3x3 convolution widths, 'M' = 2x2/2 max-pool
@@ -52,18 +59,20 @@ class VGG(Classifier):
     min_input_size = (32, 32)
 
     def __init__(self, config: list[int | str], norm_layer: LayerFactory | None = None,
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
+        tracker = self.track_stages(output_stride)
         layers: list[nn.Module] = []
-        channels, reduction = in_chans, 1
+        channels = in_chans
         for entry in config:
             if entry == "M":
-                self.feature_info.append(stage_info(channels, reduction,
-                                                    f"features.{len(layers) - 1}"))
-                layers.append(nn.MaxPool2d(2, 2))
-                reduction *= 2
+                tracker.end_stage(channels, f"features.{len(layers) - 1}")
+                step = tracker.layer(2)
+                layers.append(max_pool(2, step.stride, dilation=step.first_dilation))
             else:
-                layers.append(ConvNormAct(channels, entry, 3, bias=True, norm_layer=norm_layer))
+                layers.append(ConvNormAct(channels, entry, 3, dilation=tracker.layer().dilation,
+                                          bias=True, norm_layer=norm_layer))
                 channels = entry
         self.features = nn.Sequential(*layers)
         # 7x7 average pool, then FC-ReLU-dropout twice (their own dropout) and the final FC

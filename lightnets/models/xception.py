@@ -21,6 +21,11 @@ Choices where the paper is silent or loose:
 * ``min_input_size`` is 23x23, the smallest size at which every stride-2 layer still halves its
   input (maps 9 -> 5 -> 3 -> 2 -> 1 after the stem); the network runs from 7x7, but below 23
   the last downsampling acts on a 1x1 map.
+
+``output_stride=16`` or ``8`` builds the last downsampling blocks at stride 1 (their max-pools
+keep the size) and dilates every separable convolution after them, as DeepLabV3+ does with its
+Xception (:mod:`lightnets.models.stages`; timm refuses any output stride but 32 here); the
+first block of a dilated stage keeps the previous dilation.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from torch import nn
 
 from lightnets.layers import ConvNormAct, DepthwiseSeparableConv
 from lightnets.layers.xception_block import XceptionBlock
-from lightnets.models.base import Classifier, he_init, stage_info
+from lightnets.models.base import Classifier, he_init
 from lightnets.registry import register_model
 
 # Chollet 2017, Fig. 5: separable-convolution widths of a block, stride (max-pool and strided
@@ -54,25 +59,30 @@ class Xception(Classifier):
     min_input_size = (23, 23)
 
     def __init__(self, blocks: list[tuple[tuple[int, ...], int, int, bool]] = BLOCKS,
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
+        tracker = self.track_stages(output_stride)
         stem_1, stem_2 = STEM_CHANNELS
-        layers: list[nn.Module] = [ConvNormAct(in_chans, stem_1, 3, stride=2, padding=0),
+        layers: list[nn.Module] = [ConvNormAct(in_chans, stem_1, 3,
+                                               stride=tracker.layer(2).stride, padding=0),
                                    ConvNormAct(stem_1, stem_2, 3, padding=0)]
-        channels, reduction = stem_2, 2
+        channels = stem_2
         for widths, stride, repeats, leading_act in blocks:
             if stride > 1:  # the previous layer ends a stage
-                self.feature_info.append(
-                    stage_info(channels, reduction, f"features.{len(layers) - 1}"))
-                reduction *= stride
+                tracker.end_stage(channels, f"features.{len(layers) - 1}")
             for i in range(repeats):
-                layers.append(XceptionBlock(channels, widths, stride if i == 0 else 1,
-                                            leading_act=leading_act))
+                step = tracker.layer(stride if i == 0 else 1)
+                layers.append(XceptionBlock(channels, widths, step.stride,
+                                            leading_act=leading_act,
+                                            dilation=step.first_dilation, strided=step.strided))
                 channels = widths[-1]
         for out in EXIT_CHANNELS:
-            layers.append(DepthwiseSeparableConv(channels, out, 3, dw_norm=False, dw_act=False))
+            layers.append(DepthwiseSeparableConv(channels, out, 3,
+                                                 dilation=tracker.layer().dilation,
+                                                 dw_norm=False, dw_act=False))
             channels = out
-        self.feature_info.append(stage_info(channels, reduction, f"features.{len(layers) - 1}"))
+        tracker.end_stage(channels, f"features.{len(layers) - 1}")
         self.features = nn.Sequential(*layers)
         self.build_head(channels)
         self.init_weights()

@@ -1,0 +1,181 @@
+"""Any segmentation head on any backbone of the zoo.
+
+A :class:`Segmenter` is a classifier's trunk built at an output stride (a
+:class:`lightnets.models.base.FeatureNet` reading the stages the head needs), a head from
+``lightnets.layers`` and, with ``aux_loss=True``, an FCN head on an earlier stage whose loss
+helps training (as torchvision's segmentation models have). ``forward(x)`` returns
+``(N, num_classes, H, W)`` logits, bilinearly upsampled to the input's size;
+``forward(x, return_aux=True)`` returns ``(logits, [aux logits])`` in training mode (an empty
+list otherwise), the mechanism the classifiers use.
+
+Which stages a head reads, by default: the last stage of the trunk, and for DeepLabV3+ and
+LR-ASPP also the first stage at stride 4 (DeepLabV3+: Chen et al. 2018, Sec. 3.1) or stride 8
+(LR-ASPP: Howard et al. 2019, Sec. 6.4); the auxiliary head reads the stage before the last
+(torchvision's ``layer3`` for ResNets). ``low_level`` / ``aux_level`` choose others (an index
+into the backbone's ``feature_info``, or a trunk module's name). The ASPP rates follow the
+last map's true stride (6/12/18 at 16, 12/24/36 at 8) unless given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightnets.layers.aspp import DeepLabV3Head, aspp_rates
+from lightnets.layers.deeplabv3plus import DeepLabV3PlusHead
+from lightnets.layers.fcn_head import FCNHead
+from lightnets.layers.lraspp import LRASPPHead
+from lightnets.models.base import FeatureNet, check_images
+from lightnets.registry import create_model, resolve_name, task_of
+
+DEFAULT_INPUT_SIZE = (3, 520, 520)  # torchvision's evaluation size for its segmentation models
+AUX_LOSS_WEIGHT = 0.5  # torchvision's reference recipe: loss = out + 0.5 * aux
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A head kind: how to build it from the channels of the maps it reads (low-level first,
+    the last map last), which stride its low-level map has (``None``: the last map only), its
+    default output stride and the options it takes."""
+
+    family: str
+    paper: str
+    output_stride: int
+    low_reduction: int | None
+    build: Callable[..., nn.Module]
+    options: tuple[str, ...] = ()
+
+
+HEADS: dict[str, HeadSpec] = {
+    "fcn": HeadSpec(
+        "FCN", "Long et al., Fully Convolutional Networks for Semantic Segmentation, CVPR 2015",
+        8, None, lambda channels, classes: FCNHead(channels[-1], classes)),
+    "deeplabv3": HeadSpec(
+        "DeepLabV3", "Chen et al., Rethinking Atrous Convolution for Semantic Image "
+        "Segmentation, arXiv:1706.05587, 2017", 8, None,
+        lambda channels, classes, rates, separable=False: DeepLabV3Head(
+            channels[-1], classes, rates, separable=separable), ("rates", "separable")),
+    "deeplabv3plus": HeadSpec(
+        "DeepLabV3+", "Chen et al., Encoder-Decoder with Atrous Separable Convolution for "
+        "Semantic Image Segmentation, ECCV 2018", 16, 4,
+        lambda channels, classes, rates, separable=True: DeepLabV3PlusHead(
+            channels[0], channels[-1], classes, rates, separable=separable),
+        ("rates", "separable")),
+    "lraspp": HeadSpec(
+        "LR-ASPP", "Howard et al., Searching for MobileNetV3, ICCV 2019", 16, 8,
+        lambda channels, classes: LRASPPHead(channels[0], channels[-1], classes)),
+}
+
+
+class Segmenter(nn.Module):
+    """``backbone`` (its maps: the head's inputs, then the auxiliary head's), ``head`` reading
+    the first ``head_inputs`` of them, and an optional ``aux_head``. Built by
+    :func:`create_segmenter`."""
+
+    task = "segmentation"
+
+    def __init__(self, backbone: FeatureNet, head: nn.Module, aux_head: nn.Module | None,
+                 head_inputs: int, num_classes: int, spec: HeadSpec) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+        self.aux_head = aux_head
+        self.head_inputs, self.num_classes, self.in_chans = head_inputs, num_classes, \
+            backbone.in_chans
+        self.family, self.paper = f"{spec.family} ({backbone.family})", spec.paper
+        self.output_stride, self.min_input_size = backbone.output_stride, backbone.min_input_size
+        self.default_input_size = (self.in_chans, *DEFAULT_INPUT_SIZE[1:])
+        self.aux_loss_weight = AUX_LOSS_WEIGHT if aux_head is not None else 0.0
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Fail clearly on an input of the wrong rank, channel count or too small a size."""
+        check_images(x, self.in_chans, self.min_input_size, f"{self.family} segmenter")
+
+    def forward(self, x: torch.Tensor, return_aux: bool = False) -> Any:
+        """Logits at the input's size; with ``return_aux=True``, ``(logits, [aux logits])``, the
+        list empty in eval mode or without an auxiliary head."""
+        self.check_input(x)
+        maps = self.backbone(x)
+        logits = upsample(self.head(*maps[:self.head_inputs]), x)
+        if not return_aux:
+            return logits
+        with_aux = self.training and self.aux_head is not None
+        return logits, [upsample(self.aux_head(maps[-1]), x)] if with_aux else []
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Fresh final convolutions (head and auxiliary head) for ``num_classes``."""
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.num_classes = num_classes
+        for head in (self.head, self.aux_head):
+            if head is not None:
+                head.reset_classifier(num_classes)
+
+
+def upsample(logits: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize of ``logits`` to the spatial size of ``like`` (torchvision's choice)."""
+    return F.interpolate(logits, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def create_segmenter(head: str, backbone: str, num_classes: int = 21,
+                     output_stride: int | None = None, aux_loss: bool = False, in_chans: int = 3,
+                     rates: Sequence[int] | None = None, separable: bool | None = None,
+                     low_level: int | str | None = None, aux_level: int | str | None = None,
+                     backbone_args: Mapping[str, Any] | None = None) -> Segmenter:
+    """A ``head`` (``fcn``, ``deeplabv3``, ``deeplabv3plus``, ``lraspp``) on the trunk of any
+    registered classifier ``backbone``, built at ``output_stride`` (default: the head's own,
+    8 for FCN and DeepLabV3, 16 for DeepLabV3+ and LR-ASPP).
+
+    ``aux_loss`` adds an FCN head on the stage before the last; ``rates`` and ``separable`` set
+    the ASPP of the DeepLab heads; ``low_level`` / ``aux_level`` choose the stages the decoder
+    and the auxiliary head read (a ``feature_info`` index or a trunk module's name);
+    ``backbone_args`` go to the backbone's constructor (``width_mult``, ...). The 21 classes
+    by default are Pascal VOC's (20 and the background), as torchvision's."""
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
+    spec = HEADS[head]
+    backbone = resolve_name(backbone)
+    if task_of(backbone) != "classification":
+        raise ValueError(f"backbone {backbone!r} is a {task_of(backbone)} model; expected a "
+                         "classifier of the zoo (see `lightnets list --task classification`)")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    options = {name: value for name, value in (("rates", rates), ("separable", separable))
+               if value is not None}
+    refused = sorted(set(options) - set(spec.options))
+    if refused:
+        raise ValueError(f"the {head} head takes no {', '.join(refused)}")
+    output_stride = spec.output_stride if output_stride is None else output_stride
+    trunk = create_model(backbone, num_classes=0, in_chans=in_chans, output_stride=output_stride,
+                         **dict(backbone_args or {}))
+    stages = len(trunk.feature_info)
+    taps: list[int | str] = [stages - 1]
+    if spec.low_reduction is not None:
+        taps.insert(0, low_stage(trunk.feature_info, spec.low_reduction, backbone)
+                    if low_level is None else low_level)
+    elif low_level is not None:
+        raise ValueError(f"the {head} head reads no low-level features; drop low_level")
+    if aux_loss:
+        taps.append(stages - 2 if aux_level is None else aux_level)
+    elif aux_level is not None:
+        raise ValueError("aux_level places the auxiliary head: it needs aux_loss=True")
+    features = FeatureNet(trunk, taps)
+    head_inputs = len(taps) - 1 if aux_loss else len(taps)
+    if "rates" in spec.options:  # tied to the true stride of the map the ASPP reads
+        options.setdefault("rates", aspp_rates(features.reductions[head_inputs - 1]))
+    head_module = spec.build(features.channels[:head_inputs], num_classes, **options)
+    aux_head = FCNHead(features.channels[-1], num_classes) if aux_loss else None
+    return Segmenter(features, head_module, aux_head, head_inputs, num_classes, spec)
+
+
+def low_stage(feature_info: list[dict[str, Any]], reduction: int, backbone: str) -> int:
+    """The index of the first stage at ``reduction`` (the low-level features a decoder reads)."""
+    for index, entry in enumerate(feature_info):
+        if entry["reduction"] == reduction:
+            return index
+    raise ValueError(f"{backbone} has no stage at stride {reduction} (its stages: "
+                     f"{[entry['reduction'] for entry in feature_info]}); pass low_level=")
