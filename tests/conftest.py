@@ -18,10 +18,11 @@ from lightnets.cli import main
 # -- the zoo --------------------------------------------------------------------------------------
 # each model is built once per worker: xdist_group keeps all tests of one model, in every module,
 # on one worker
-def zoo_params(pattern: str = "*") -> list:
-    """``list_models()`` as pytest params grouped per model for pytest-xdist."""
+def zoo_params(pattern: str = "*", task: str = "classification") -> list:
+    """``list_models(pattern, task=task)`` as pytest params grouped per model for pytest-xdist
+    (the whole-zoo tests of classifiers; segmenters have their own, ``task="segmentation"``)."""
     return [pytest.param(name, marks=pytest.mark.xdist_group(name), id=name)
-            for name in lightnets.list_models(pattern)]
+            for name in lightnets.list_models(pattern, task=task)]
 
 
 @functools.lru_cache(maxsize=1)

@@ -88,3 +88,19 @@ def test_a_variant_name_sets_defaults_that_arguments_override():
         assert {k: v.shape for k, v in changed.items()} == {k: v.shape for k, v in expected.items()}
     with pytest.raises(ValueError, match="does not accept the argument 'widht_mult'"):
         lightnets.create_model("mobilenet_v2", widht_mult=0.5)
+
+
+def test_tasks_and_features_only(scratch_registry):
+    assert registry.task_of("mobilenet_v2") == "classification"
+    assert registry.task_of("lraspp_mobilenet_v3_large") == "segmentation"
+    with pytest.raises(ValueError, match="unknown task 'detection'"):
+        registry.register_model(lambda **kw: None, task="detection")
+
+    @registry.register_model
+    def not_a_classifier(**kwargs):
+        return torch.nn.Conv2d(3, 3, 1)
+
+    with pytest.raises(ValueError, match="not a lightnets Classifier"):
+        lightnets.create_model("not_a_classifier", features_only=True)
+    features = lightnets.create_model("mobilenet_v2_x0_5", features_only=True, out_indices=[-1])
+    assert features.channels == [1280] and not hasattr(features, "classifier")

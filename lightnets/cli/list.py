@@ -1,4 +1,5 @@
-"""``lightnets list [PATTERN]``: the registered models with their family, params and MACs."""
+"""``lightnets list [PATTERN]``: the registered models with their task, family, params and MACs
+(at each model's default input: 224 or 299 for classifiers, 520 for segmenters)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "patterns, with params and MACs at the default input size.")
     parser.add_argument("patterns", nargs="*", default=["*"], metavar="PATTERN",
                         help="shell-style wildcard, e.g. 'mobilenet*' (default: all)")
+    parser.add_argument("--task", choices=("classification", "segmentation"), default=None,
+                        help="only the models of one task (default: all)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--markdown", action="store_true",
-                        help="print a Markdown table with paper, params, MACs and published top-1")
+                        help="print a Markdown table with paper, params, MACs and published "
+                        "top-1 (segmenters: mIoU)")
     parser.set_defaults(func=run)
 
 
@@ -36,9 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from lightnets.profile.model_info import model_info
     from lightnets.registry import aliases_of, list_models, resolve_name
 
-    names = sorted({resolve_name(n) for n in list_models(args.patterns, include_aliases=True)})
+    names = sorted({resolve_name(n) for n in list_models(args.patterns, include_aliases=True,
+                                                         task=args.task)})
     if not names:
-        raise CommandError(f"no model matches {' '.join(args.patterns)!r}; try `lightnets list`")
+        what = f"{args.task} model" if args.task else "model"
+        raise CommandError(f"no {what} matches {' '.join(args.patterns)!r}; try `lightnets list`")
     infos = [model_info(name) for name in names]
     if args.json:
         console.print_json(json.dumps([info.as_dict() for info in infos]))
@@ -47,22 +53,30 @@ def run(args: argparse.Namespace) -> int:
         print(markdown_table(infos))
         return 0
     table = Table(title=f"lightnets models ({len(infos)})")
-    for column, justify in (("name", "left"), ("family", "left"), ("params", "right"),
-                            ("MACs", "right"), ("input", "right"), ("aliases", "left")):
+    for column, justify in (("name", "left"), ("task", "left"), ("family", "left"),
+                            ("params", "right"), ("MACs", "right"), ("input", "right"),
+                            ("aliases", "left")):
         table.add_column(column, justify=justify)
     for info in infos:
-        table.add_row(info.name, info.family, human(info.params), human(info.macs),
+        table.add_row(info.name, info.task, info.family, human(info.params), human(info.macs),
                       "x".join(map(str, info.default_input_size)), ", ".join(aliases_of(info.name)))
     console.print(table)
     return 0
 
 
+# the published accuracy column per task: ImageNet top-1, or mIoU where torchvision published it
+METRICS = {"classification": ("top1", "top-1"), "segmentation": ("miou", "mIoU")}
+
+
 def markdown_table(infos: list) -> str:
-    """The README's model table: one row per model, published top-1 where known."""
-    lines = ["| model | paper | params | MACs | input | published top-1 |",
+    """The README's model tables: one row per model, published top-1 (segmenters: mIoU) where
+    known."""
+    tasks = sorted({info.task for info in infos}, reverse=True)
+    label = " / ".join(METRICS[task][1] for task in tasks)
+    lines = [f"| model | paper | params | MACs | input | published {label} |",
              "|---|---|---:|---:|---:|---:|"]
     for info in infos:
-        top1 = info.reference.get("top1")
+        metric = info.reference.get(METRICS[info.task][0])
         lines.append(f"| `{info.name}` | {info.paper} | {human(info.params)} | {human(info.macs)} "
-                     f"| {info.default_input_size[1]} | {top1 if top1 is not None else '—'} |")
+                     f"| {info.default_input_size[1]} | {metric if metric is not None else '—'} |")
     return "\n".join(lines)

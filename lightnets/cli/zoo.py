@@ -18,6 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size on the CPU; write zoo.csv, zoo.md and zoo.png to --out.")
     parser.add_argument("--pattern", nargs="+", default=["*"], metavar="PATTERN",
                         help="shell-style wildcards, e.g. 'mobilenet*' (default: all)")
+    parser.add_argument("--task", choices=("classification", "segmentation"),
+                        default="classification",
+                        help="which models (default classification: the chart sets top-1 "
+                        "against cost; segmenters are measured at 520x520)")
     parser.add_argument("--out", default="zoo", metavar="DIR",
                         help="output folder (default ./zoo)")
     parser.add_argument("--input-size", type=parse_input_size, default=None, metavar="SIZE",
@@ -41,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from lightnets.profile.zoo import machine_line, plot_zoo, write_csv, write_markdown, zoo_row
     from lightnets.registry import list_models
 
-    names = list_models(args.pattern)
+    names = list_models(args.pattern, task=args.task)
     if not names:
-        raise CommandError(f"no model matches {' '.join(args.pattern)!r}; try `lightnets list`")
+        raise CommandError(f"no {args.task} model matches {' '.join(args.pattern)!r}; try "
+                           "`lightnets list`")
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
         raise CommandError("--batch-size and --repeats must be >= 1, --warmup >= 0")
     if args.threads is not None:

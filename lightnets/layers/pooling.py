@@ -5,7 +5,8 @@ A strided pool keeps its exact form. At stride 1 a pool keeps the map's size: an
 (an even one grows by one, as DeepLab v1 turned VGG-16's 2x2/2 pool4 and pool5 into 3x3/1
 pools; Chen et al., ICLR 2015), dilated like the convolutions around it, padded "same". A
 stride-1 pool that already has that form (Inception's 3x3/1 branch pools) is unchanged.
-``nn.AvgPool2d`` has no dilation, so a dilated average pool is :class:`DilatedAvgPool2d`.
+``nn.MaxPool2d`` pads at most half its kernel and ``nn.AvgPool2d`` has no dilation, so dilated
+pools are :class:`DilatedMaxPool2d` and :class:`DilatedAvgPool2d`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ def _dense_kernel(kernel_size: int) -> int:
 
 
 def max_pool(kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1,
-             ceil_mode: bool = False) -> nn.MaxPool2d:
+             ceil_mode: bool = False) -> nn.Module:
     """``nn.MaxPool2d(kernel_size, stride, padding, ceil_mode=ceil_mode)`` at ``stride > 1``;
     at stride 1 the size-keeping form at ``dilation``."""
     if stride > 1 or (dilation == 1 and 2 * padding == kernel_size - 1):
         return nn.MaxPool2d(kernel_size, stride, padding, ceil_mode=ceil_mode)
     kernel_size = _dense_kernel(kernel_size)
-    return nn.MaxPool2d(kernel_size, 1, dilation * (kernel_size - 1) // 2, dilation)
+    if dilation == 1:
+        return nn.MaxPool2d(kernel_size, 1, (kernel_size - 1) // 2)
+    return DilatedMaxPool2d(kernel_size, dilation)
 
 
 def avg_pool(kernel_size: int, stride: int = 1, padding: int = 0,
@@ -41,6 +44,22 @@ def avg_pool(kernel_size: int, stride: int = 1, padding: int = 0,
     return DilatedAvgPool2d(kernel_size, dilation)
 
 
+class DilatedMaxPool2d(nn.Module):
+    """The maximum of ``kernel_size x kernel_size`` inputs ``dilation`` apart, at stride 1,
+    padded with ``-inf`` so the size is kept and the border sees only real inputs."""
+
+    def __init__(self, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.kernel_size, self.dilation, self.pad = _check_dense(kernel_size, dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, (self.pad,) * 4, value=float("-inf"))
+        return F.max_pool2d(padded, self.kernel_size, 1, 0, self.dilation)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, dilation={self.dilation}"
+
+
 class DilatedAvgPool2d(nn.Module):
     """The mean of ``kernel_size x kernel_size`` inputs ``dilation`` apart, at stride 1, with
     zero padding counted in the mean (``nn.AvgPool2d``'s ``count_include_pad``) so the size is
@@ -48,19 +67,23 @@ class DilatedAvgPool2d(nn.Module):
 
     def __init__(self, kernel_size: int, dilation: int) -> None:
         super().__init__()
-        if kernel_size % 2 == 0 or kernel_size < 1 or dilation < 1:
-            raise ValueError(f"DilatedAvgPool2d needs an odd kernel and a positive dilation, "
-                             f"got {kernel_size} and {dilation}")
-        self.kernel_size, self.dilation = kernel_size, dilation
+        self.kernel_size, self.dilation, self.pad = _check_dense(kernel_size, dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, d = self.kernel_size, self.dilation
-        pad = d * (k - 1) // 2
         height, width = x.shape[-2:]
-        padded = F.pad(x, (pad, pad, pad, pad))
+        padded = F.pad(x, (self.pad,) * 4)
         total = sum(padded[..., i * d:i * d + height, j * d:j * d + width]
                     for i in range(k) for j in range(k))
         return total / (k * k)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, dilation={self.dilation}"
+
+
+def _check_dense(kernel_size: int, dilation: int) -> tuple[int, int, int]:
+    """``(kernel_size, dilation, padding)`` of a size-keeping pool, or a one-line error."""
+    if kernel_size < 1 or kernel_size % 2 == 0 or dilation < 1:
+        raise ValueError(f"a dilated pool needs an odd kernel and a positive dilation, "
+                         f"got {kernel_size} and {dilation}")
+    return kernel_size, dilation, dilation * (kernel_size - 1) // 2

@@ -131,12 +131,15 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None
         raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    target = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
 
     def train() -> None:
         optimizer.zero_grad(set_to_none=True)
         out = model(x)
+        if isinstance(out, dict):  # torchvision's segmenters: {"out": ..., "aux": ...}
+            out = out["out"]
         out = out[0] if isinstance(out, (tuple, list)) else getattr(out, "logits", out)
+        # one class index per image, or per pixel for a segmenter's (N, K, H, W) logits
+        target = torch.zeros(out.shape[:1] + out.shape[2:], dtype=torch.long, device=x.device)
         F.cross_entropy(out, target).backward()
         optimizer.step()
     return train

@@ -70,7 +70,10 @@ OTHER_OPS = {
                 "mean", "sum", "amax", "amin", "max", "min"},
     "elementwise": {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "pow", "rsqrt",
                     "sqrt", "exp", "neg", "reciprocal", "addcmul", "addcdiv", "where", "maximum",
-                    "minimum", "abs", "log", "lerp"},
+                    "minimum", "abs", "log", "lerp",
+                    # bilinear resampling (segmenters' logits, ASPP's image pooling): a few
+                    # multiply-adds per output element, not a convolution
+                    "upsample_bilinear2d", "_upsample_bilinear2d_aa"},
     "copy": {"cat", "stack", "clone", "copy_", "_to_copy", "constant_pad_nd", "reflection_pad2d",
              "replication_pad2d", "index_select", "gather", "upsample_nearest2d", "fill_",
              "zero_", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like"},

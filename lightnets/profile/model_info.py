@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any
 
 from lightnets.profile.counter import count_complexity
-from lightnets.registry import aliases_of, list_models, meta_model, resolve_name
+from lightnets.registry import aliases_of, list_models, meta_model, resolve_name, task_of
 
 
 @cache
@@ -52,6 +52,7 @@ class ModelInfo:
     macs: int | None
     aliases: list[str] = field(default_factory=list)
     reference: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +72,8 @@ def model_info(name: str, measure: bool = False) -> ModelInfo:
     return ModelInfo(name=name, family=getattr(model, "family", type(model).__name__),
                      paper=getattr(model, "paper", ""),
                      default_input_size=tuple(getattr(model, "default_input_size", (3, 224, 224))),
-                     params=params, macs=macs, aliases=aliases_of(name), reference=reference(name))
+                     params=params, macs=macs, aliases=aliases_of(name), reference=reference(name),
+                     task=task_of(name))
 
 
 def golden_path() -> str:

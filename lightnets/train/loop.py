@@ -106,6 +106,10 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         raise ValueError(f"model_args cannot set {', '.join(fixed)}: the data decides them "
                          "(use --in-chans for the channels)")
     shape_only = meta_model(config.model, **config.model_args)
+    task = getattr(shape_only, "task", "classification")
+    if task != "classification":
+        raise ValueError(f"{config.model} is a {task} model; lightnets train trains "
+                         "classifiers (segmentation training is not built yet)")
     # Auxiliary classifiers (GoogLeNet, Inception v3) are built off by default, like
     # torchvision's; training switches them on, as their papers train, unless told otherwise.
     if ("aux_logits" in inspect.signature(type(shape_only)).parameters

@@ -26,6 +26,18 @@ def test_list_pattern_shows_table(capsys):
     assert "3.50M" in out and "300.77M" in out and "MobileNetV2" in out
 
 
+def test_list_by_task(capsys):
+    assert main(["list", "--task", "segmentation", "lraspp*"]) == 0
+    out = capsys.readouterr().out
+    assert "lraspp_mobilenet_v3_large" in out and "segmentation" in out and "3.22M" in out
+    assert "2.09G" in out and "3x520x520" in out
+    assert main(["list", "--task", "classification", "lraspp*"]) == 2
+    assert "no classification model matches" in capsys.readouterr().err
+    assert main(["list", "--markdown", "--task", "segmentation", "lraspp_mobilenet_v3_*"]) == 0
+    out = capsys.readouterr().out
+    assert "published mIoU" in out and "| 57.9 |" in out
+
+
 def test_list_json(capsys):
     assert main(["list", "mobilenet_v2_x1_0", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

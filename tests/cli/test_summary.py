@@ -30,3 +30,13 @@ def test_summary_table_and_options(run_cli):
     assert "features.0" not in out  # depth 1 stops at the children of the model
     status, _, err = run_cli("summary", "mobilenet_v2", "--input-size", "8")
     assert status == 2 and "at least 32x32" in err
+
+
+def test_summary_of_a_segmenter_is_at_520(run_cli):
+    status, out, _ = run_cli("summary", "lraspp_mobilenet_v3_large", "--json", "--depth", "1")
+    assert status == 0
+    totals = json.loads(out)
+    assert totals["input_size"] == [3, 520, 520] and totals["params"] == 3_221_538
+    assert totals["macs"] == pytest.approx(2.086e9, rel=1e-3)  # torchvision's published 2.086G
+    assert totals["ops"]["elementwise"] > 0  # the bilinear upsampling is counted, apart
+    assert {layer["name"] for layer in totals["layers"]} >= {"backbone", "head"}

@@ -27,4 +27,4 @@ def test_zoo_without_bench_and_bad_pattern(run_cli, tmp_path):
     row = next(csv.DictReader(open(tmp_path / "zoo.csv")))
     assert row["latency_ms"] == "" and int(row["params"]) == 1519112
     status, _, err = run_cli("zoo", "--pattern", "nothing*", "--out", str(tmp_path))
-    assert status == 2 and "no model matches" in err
+    assert status == 2 and "no classification model matches" in err

@@ -10,7 +10,7 @@ import torch
 import lightnets
 from lightnets.profile import count_complexity
 from lightnets.profile.model_info import golden, reference
-from lightnets.registry import meta_model
+from lightnets.registry import meta_model, task_of
 from tests.conftest import cached_model, small_input, zoo_params
 
 ZOO = zoo_params()
@@ -36,6 +36,7 @@ def test_forward_backward(name):
 @pytest.mark.parametrize("name", ZOO)
 def test_eval_forward_and_aux_mechanism(name):
     model = cached_model(name).eval()
+    assert model.task == task_of(name) == "classification"
     x = small_input(model, batch=1)
     with torch.no_grad():
         logits = model(x)
@@ -145,6 +146,6 @@ def test_exports_with_dynamic_batch(name):
 @pytest.mark.parametrize("name", ZOO)
 def test_model_info(name):
     info = lightnets.model_info(name)
-    assert info.family and info.paper
+    assert info.family and info.paper and info.task == "classification"
     assert info.params == golden(name)["params"]
     assert info.default_input_size[1] >= 224

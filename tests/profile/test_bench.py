@@ -13,6 +13,7 @@ from lightnets.registry import meta_model, peers_of
 def test_torchvision_peers_have_our_parameter_shapes(name):
     ours, peer = meta_model(name), build_peer("torchvision", name, "meta")
     assert [p.shape for p in ours.parameters()] == [p.shape for p in peer.parameters()]
+    assert [b.shape for b in ours.buffers()] == [b.shape for b in peer.buffers()]
 
 
 def test_models_without_counterpart_are_refused():
