@@ -51,6 +51,26 @@ def grads_flow(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def check_aux_outputs(model: nn.Module, x: torch.Tensor, count: int, shape: tuple) -> None:
+    """The auxiliary-output mechanism of the zoo: in training mode a plain call gives the logits
+    alone and ``return_aux=True`` adds ``count`` outputs of ``shape``, every parameter learning
+    from the weighted loss; in eval mode the list is empty and the logits the same."""
+    model.train()
+    assert model(x).shape == shape  # plain call: logits alone, even when training
+    logits, aux = model(x, return_aux=True)
+    assert logits.shape == shape and [a.shape for a in aux] == [shape] * count
+    weight = model.aux_loss_weight
+    (logits.logsumexp(1).mean() + weight * sum(a.logsumexp(1).mean() for a in aux)).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"parameters without gradient: {missing[:5]}"
+    model.eval()
+    with torch.no_grad():
+        plain = model(x)
+        logits, aux = model(x, return_aux=True)
+    assert aux == []
+    torch.testing.assert_close(logits, plain)
+
+
 def randomise(module: nn.Module) -> None:
     """Non-trivial weights and BN statistics, so that a mismatch cannot hide behind identity BN."""
     torch.manual_seed(0)

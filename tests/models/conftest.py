@@ -9,7 +9,7 @@ from torch import nn
 
 import lightnets
 from lightnets.layers.inception import GoogLeNetAuxHead, InceptionV3AuxHead
-from tests.conftest import copy_by_order, randomise
+from tests.conftest import check_aux_outputs, copy_by_order, randomise
 
 
 def assert_torchvision_shapes(ours: nn.Module, theirs: nn.Module, buffers: bool = True) -> None:
@@ -99,24 +99,7 @@ class InceptionChecks:
         torch.manual_seed(0)
         model = lightnets.create_model(self.name, num_classes=6, aux_logits=True).train()
         assert model.aux_loss_weight == weight
-        x = torch.randn(2, 3, size, size)
-        assert model(x).shape == (2, 6)  # plain call: logits alone, even when training
-        logits, aux = model(x, return_aux=True)
-        assert logits.shape == (2, 6) and len(aux) == count
-        assert all(a.shape == (2, 6) for a in aux)
-        loss = logits.logsumexp(1).sum() + weight * sum(a.logsumexp(1).sum() for a in aux)
-        loss.backward()
-        missing = [n for n, p in model.named_parameters() if p.grad is None]
-        assert not missing, f"parameters without gradient: {missing[:5]}"
-        assert all(p.grad is not None for n in model.aux_head_names
-                   for p in getattr(model, n).parameters())
-
-        model.eval()
-        with torch.no_grad():
-            plain = model(x)
-            logits, aux = model(x, return_aux=True)
-        assert aux == []
-        torch.testing.assert_close(logits, plain)
+        check_aux_outputs(model, torch.randn(2, 3, size, size), count, (2, 6))
 
     def test_reset_classifier_resets_aux_heads(self):
         count, size = self.aux_count, self.aux_size

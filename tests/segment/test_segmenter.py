@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 
 import lightnets
 from lightnets.layers.aspp import ASPP
 from lightnets.segment import create_segmenter
-from tests.conftest import copy_by_order, randomise
+from tests.conftest import check_aux_outputs
+from tests.segment.conftest import torchvision_twins
 
 
 @pytest.mark.parametrize("head, backbone, output_stride", [
@@ -53,11 +53,7 @@ def test_default_stages_rates_and_torchvision_choices():
 # benchmarks/output_stride_sweep.py --torchvision
 @pytest.mark.parametrize("name", ["lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"])
 def test_same_function_as_torchvision_with_its_weights(name):
-    aux = {} if name.startswith("lraspp") else {"aux_loss": True}
-    theirs = torchvision.models.get_model(name, weights=None, weights_backbone=None, **aux)
-    randomise(theirs)
-    ours = lightnets.create_model(name)
-    copy_by_order(theirs, ours)
+    ours, theirs = torchvision_twins(name)
     x = torch.randn(2, 3, 67, 83)
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(x), theirs.eval()(x)["out"], rtol=1e-4,
@@ -67,20 +63,9 @@ def test_same_function_as_torchvision_with_its_weights(name):
 def test_aux_output_mechanism_and_reset():
     torch.manual_seed(0)
     model = create_segmenter("deeplabv3plus", "mobilenet_v2_x0_25", num_classes=4,
-                             aux_loss=True).train()
+                             aux_loss=True)
     x = torch.randn(2, 3, 65, 49)
-    assert model(x).shape == (2, 4, 65, 49)  # a plain call: the logits alone
-    logits, aux = model(x, return_aux=True)
-    assert logits.shape == (2, 4, 65, 49) and [a.shape for a in aux] == [(2, 4, 65, 49)]
-    (logits.logsumexp(1).mean() + model.aux_loss_weight * aux[0].logsumexp(1).mean()).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None]
-    assert not missing, f"parameters without gradient: {missing[:5]}"
-    model.eval()
-    with torch.no_grad():
-        plain = model(x)
-        logits, aux = model(x, return_aux=True)
-    assert aux == []
-    torch.testing.assert_close(logits, plain)
+    check_aux_outputs(model, x, 1, (2, 4, 65, 49))
     model.reset_classifier(7)
     assert model(x).shape == (2, 7, 65, 49) and model.num_classes == 7
     assert model.aux_head.classifier.out_channels == 7
