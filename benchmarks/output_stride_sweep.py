@@ -9,10 +9,10 @@ scale, between the dilated trunk's last map sampled every ``32 / output_stride``
 strided trunk's map (0 up to rounding where the strided layers are "same"-padded and no
 squeeze-excite averages the map). With ``--torchvision``: torchvision's six segmentation models
 and lightnets' namesakes given the same random weights, eval outputs compared. ``--plot PATH``
-draws the MACs of one model per family at each output stride::
+draws the MACs of one model per family at each output stride (``docs/output_stride_cost.png``)::
 
     python benchmarks/output_stride_sweep.py                      # all classifiers, seconds
-    python benchmarks/output_stride_sweep.py --exact --torchvision --plot stride_cost.png
+    python benchmarks/output_stride_sweep.py --exact --torchvision --plot docs/output_stride_cost.png
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ from tests.conftest import randomise  # noqa: E402
 from tests.segment.conftest import torchvision_twins  # noqa: E402
 
 STRIDES = (32, 16, 8)
+REPRESENTATIVES = ["alexnet", "vgg16", "googlenet", "inception_v3", "xception", "resnet50",
+                   "se_resnet50", "squeezenet1_1", "mobilenet_v1_x1_0", "mobilenet_v2_x1_0",
+                   "mobilenet_v3_large", "shufflenet_v1_g3_x1_0", "shufflenet_v2_x1_0",
+                   "ghostnet_x1_0"]  # one model per family in the plot
 TORCHVISION = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
                "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
 
@@ -102,17 +106,20 @@ def plot(records: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    families: dict[str, dict] = {}
-    for record in records:  # the first variant of each family
-        families.setdefault(lightnets.model_info(record["model"]).family, record)
-    names = [r["model"] for r in families.values()]
+    shown = [r for r in records if r["model"] in REPRESENTATIVES] or records
+    names = [r["model"] for r in shown]
     fig, ax = plt.subplots(figsize=(11, 4.5))
     width = 0.27
     for offset, output_stride in enumerate(STRIDES):
-        values = [r[output_stride]["macs"] / 1e9 for r in families.values()]
+        values = [r[output_stride]["macs"] / 1e9 for r in shown]
         ax.bar([i + (offset - 1) * width for i in range(len(names))], values, width,
                label=f"output stride {output_stride}")
+    for i, r in enumerate(shown):  # the cost of output stride 8 against 32
+        ax.annotate(f"{r[8]['macs'] / r[32]['macs']:.1f}x", (i + width, r[8]["macs"] / 1e9),
+                    ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
+    ticks = [0.1, 0.3, 1, 3, 10, 30, 100]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_ylabel("GMACs at the default input (log)")
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_title("The cost of density: the same parameters, dilated instead of strided")
