@@ -9,8 +9,9 @@ __version__ = "0.2.0"
 
 from lightnets import features  # noqa: E402,F401
 from lightnets import models as _models  # noqa: E402,F401  (importing registers the zoo)
+from lightnets import weights  # noqa: E402,F401  (importing lets create_model load files)
 from lightnets.profile import model_info, summary  # noqa: E402
 from lightnets.registry import create_model, list_models, register_model  # noqa: E402
 
 __all__ = ["__version__", "create_model", "features", "list_models", "model_info",
-           "register_model", "summary"]
+           "register_model", "summary", "weights"]

@@ -5,7 +5,14 @@ of the package.
 peer libraries' names for the same architecture) and raises on a duplicate, as torchvision's
 registry does. ``create_model`` calls it; ``meta_model`` does so on the meta device (shapes
 only); ``list_models`` filters names with shell-style wildcards; ``peers_of`` tells which
-torchvision or timm model is the same network.
+torchvision or timm model is the same network, and how its checkpoints load into ours
+(:class:`PeerWeights`, declared in the family file beside the builder).
+
+``create_model(name, checkpoint_path=...)`` loads a file as well. Reading files is the job of
+:mod:`lightnets.weights`, four floors up, which this module must not import; so the weights
+package registers its loader here when it is imported (:func:`register_checkpoint_loader`),
+the way family modules register builders, and importing ``lightnets`` imports it. Both
+``lightnets.create_model`` and ``lightnets.registry.create_model`` are this one function.
 
 A variant's name sets its defaults (``mobilenet_v2_x0_5`` is MobileNetV2 at ``width_mult=0.5``)
 and every constructor argument can still be passed to change them; the checkpoint records the
@@ -14,6 +21,7 @@ arguments, so a model is always rebuilt exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +36,7 @@ Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _ALIASES: dict[str, str] = {}
 _PEERS: dict[str, dict[str, Peer]] = {}
+_CHECKPOINT_LOADER: list[Callable[..., nn.Module]] = []  # set by lightnets.weights
 
 PEER_LIBRARIES = ("torchvision", "timm")
 
@@ -37,25 +46,53 @@ class UnknownModelError(ValueError):
 
 
 @dataclass(frozen=True)
-class Peer:
-    """A peer library's implementation of the same architecture: its model ``name`` and the
-    arguments its builder needs to equal ours (same parameters, e.g. GoogLeNet without its
-    auxiliary heads)."""
+class PeerWeights:
+    """How a peer library's checkpoints of the twin load into ours (:mod:`lightnets.weights`).
 
-    library: str
+    ``keys``: rules renaming the peer's state-dict keys to ours, ``(pattern, replacement)``
+    regular expressions applied to every key in turn (``re.sub``, first occurrence); the
+    renamed keys must then be exactly the model's, with the same shapes, or the load fails.
+    ``reshaped``: our keys whose tensor is the peer's reshaped (a 1x1 convolution on a pooled
+    map read as a fully-connected layer). ``options``: our constructor arguments that
+    reproduce the peer's network exactly (timm's ReLU6 MobileNet V1). ``flags``: boolean
+    constructor arguments set when a renamed key matches the pattern (auxiliary heads present in
+    the file). ``preprocess``: the evaluation preprocessing of the peer's pretrained weights
+    where only the peer library holds it (timm's ``pretrained_cfg``, which lightnets does not
+    import: ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``; unset fields
+    take timm's defaults). ``pretrained_kwargs``: the peer builder's arguments for the form its
+    pretrained checkpoints take (torchvision's GoogLeNet: ``transform_input=True`` and
+    auxiliary heads), used by the parity tests and benchmark."""
+
+    keys: Sequence[tuple[str, str]] = ()
+    reshaped: Sequence[str] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    flags: Mapping[str, str] = field(default_factory=dict)
+    preprocess: Mapping[str, Any] = field(default_factory=dict)
+    pretrained_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A peer library's implementation of the same architecture: its model ``name``, the
+    arguments its builder needs to equal ours (same parameters, e.g. GoogLeNet without its
+    auxiliary heads), and how its checkpoints load into ours (``weights``; ``None``: they do
+    not). ``library`` is filled in by :func:`register_model` from the ``peers`` key."""
+
     name: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    weights: PeerWeights | None = None
+    library: str = ""
 
 
-PeerSpec = str | tuple[str, Mapping[str, Any]]
+PeerSpec = str | tuple[str, Mapping[str, Any]] | Peer
 
 
 def register_model(fn: Builder | None = None, *, aliases: Sequence[str] = (),
                    peers: Mapping[str, PeerSpec] | None = None) -> Any:
     """Register a model builder under its function name; use bare or as
     ``@register_model(aliases=["mobilenet_v2"], peers={"torchvision": "mobilenet_v2",
-    "timm": "mobilenetv2_100"})``. A peer is the peer's model name, or ``(name, kwargs)`` when
-    its builder needs arguments to be the same network."""
+    "timm": "mobilenetv2_100"})``. A peer is the peer's model name, ``(name, kwargs)`` when
+    its builder needs arguments to be the same network, or a :class:`Peer` (with ``weights``)."""
     unknown = sorted(set(peers or {}) - set(PEER_LIBRARIES))
     if unknown:
         raise ValueError(f"unknown peer library {unknown}; expected {', '.join(PEER_LIBRARIES)}")
@@ -67,12 +104,19 @@ def register_model(fn: Builder | None = None, *, aliases: Sequence[str] = (),
         _BUILDERS[builder.__name__] = builder
         for alias in aliases:
             _ALIASES[alias] = builder.__name__
-        _PEERS[builder.__name__] = {
-            library: Peer(library, spec) if isinstance(spec, str) else
-            Peer(library, spec[0], dict(spec[1])) for library, spec in (peers or {}).items()}
+        _PEERS[builder.__name__] = {library: _peer(library, spec)
+                                    for library, spec in (peers or {}).items()}
         return builder
 
     return add if fn is None else add(fn)
+
+
+def _peer(library: str, spec: PeerSpec) -> Peer:
+    if isinstance(spec, Peer):
+        return dataclasses.replace(spec, library=library)
+    if isinstance(spec, str):
+        return Peer(spec, library=library)
+    return Peer(spec[0], dict(spec[1]), library=library)
 
 
 def resolve_name(name: str) -> str:
@@ -97,9 +141,27 @@ def peers_of(name: str) -> dict[str, Peer]:
     return dict(_PEERS[resolve_name(name)])
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def register_checkpoint_loader(loader: Callable[..., nn.Module]) -> None:
+    """Install the function behind ``create_model(..., checkpoint_path=...)``; called once, by
+    :mod:`lightnets.weights` when it is imported."""
+    _CHECKPOINT_LOADER[:] = [loader]
+
+
+def create_model(name: str, checkpoint_path: str | None = None, source: str | None = None,
+                 strict: bool = True, **kwargs: Any) -> nn.Module:
     """Build a registered model. Every model accepts ``num_classes``, ``in_chans`` and
-    ``drop_rate``; family-specific options (``width_mult``, ``groups``, ...) pass through."""
+    ``drop_rate``; family-specific options (``width_mult``, ``groups``, ...) pass through.
+
+    ``checkpoint_path``: a lightnets checkpoint, a torchvision or timm state dict or a Hugging
+    Face-style folder to load (see :func:`lightnets.weights.load_pretrained`), detected from its
+    keys or forced by ``source``; ``strict=False`` skips what does not fit and says so."""
+    if checkpoint_path is not None:
+        if not _CHECKPOINT_LOADER:
+            raise RuntimeError("loading checkpoints needs lightnets.weights; import lightnets")
+        return _CHECKPOINT_LOADER[0](name, checkpoint_path, source=source, strict=strict,
+                                     **kwargs)
+    if source is not None:
+        raise ValueError(f"source={source!r} applies to a checkpoint_path; none was given")
     builder = _BUILDERS[resolve_name(name)]
     try:
         return builder(**kwargs)

@@ -18,6 +18,10 @@ The default form keeps PyTorch's default initialisation, as torchvision does. ``
 lists the outputs just before each max-pool (conv1, conv2, conv5), as in VGG: with unpadded
 3x3/2 pooling these reductions (4, 8, 16) stay true down to the minimum input of 63x63, where the
 pooled maps are 7, 3 and 1 pixels.
+
+Pretrained weights (:mod:`lightnets.weights`): torchvision's ``features`` number each
+convolution, ReLU and pool, ours each convolution block and pool; the index rules follow from
+the layer table (:func:`features_keys`), the head keeps its indices.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.models.base import Classifier, stage_info
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # out channels, kernel, stride, padding, groups, local response norm, 3x3/2 max-pool after
 # torchvision's single-tower network (Krizhevsky 2014)
@@ -90,7 +94,24 @@ class AlexNet(Classifier):
                 nn.init.constant_(module.bias, 1.0 if id(module) in biased_one else 0.0)
 
 
-@register_model(peers={"torchvision": "alexnet"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+def features_keys(layers: list[tuple]) -> list[tuple[str, str]]:
+    """torchvision's ``features.i`` (conv, ReLU, [pool], each its own index) to ours (one block
+    per convolution, then [LRN], [pool])."""
+    rules, theirs, ours = [], 0, 0
+    for *_, local_norm, pool in layers:
+        rules.append((rf"^features\.{theirs}\.(\w+)$", rf"features.{ours}.conv.\1"))
+        theirs += 2 + pool
+        ours += 1 + local_norm + pool
+    return rules
+
+
+# torchvision's classifier: Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear
+TORCHVISION_KEYS = [*features_keys(SINGLE_TOWER), (r"^classifier\.([14])\.", r"head_hidden.\1."),
+                    (r"^classifier\.6\.", "classifier.")]
+
+
+@register_model(peers={"torchvision": Peer("alexnet", weights=PeerWeights(TORCHVISION_KEYS))})
 def alexnet(two_tower: bool = False, **kwargs) -> AlexNet:
     """torchvision's AlexNet; ``two_tower=True`` gives the 2012 paper's network."""
     kwargs.setdefault("paper_init", two_tower)
