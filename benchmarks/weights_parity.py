@@ -3,11 +3,13 @@
 
 For each pair the peer is built at random initialisation in the form its pretrained checkpoints
 take (``PeerWeights.pretrained_kwargs``: torchvision's GoogLeNet with ``transform_input=True``
-and its auxiliary heads...), its weights, BatchNorm statistics and affine parameters randomised
-(so that a wrong mapping cannot hide behind identity BatchNorm), and written as torchvision
-writes (``.pth``) or as timm does (``pytorch_model.bin`` and ``model.safetensors``). Both
-models run in eval mode on the same random batch; the table gives the largest |difference| of
-the logits relative to their largest |value|. Needs timm (the ``dev`` extra)::
+and its auxiliary heads...), randomised (:func:`randomise`: so that a wrong mapping cannot hide
+behind identity BatchNorm, and the logits depend on the input through every layer), and
+written as torchvision writes (``.pth``) or as timm does (``pytorch_model.bin`` and
+``model.safetensors``). Both models run in eval mode on the same random batch; the table gives
+the largest |difference| of the logits relative to their largest |value|, beside how much the
+logits change for another input (``sensitivity``: a mapping error anywhere would show at about
+that scale). Needs timm (the ``dev`` extra)::
 
     python benchmarks/weights_parity.py                 # every pair (VGG-19 and ResNet-152 too)
     python benchmarks/weights_parity.py 'resnet*' --markdown
@@ -31,7 +33,6 @@ if str(ROOT) not in sys.path:  # run as a script: the tests' helpers are importa
 
 import lightnets  # noqa: E402
 from lightnets.registry import Peer, list_models, meta_model, peers_of  # noqa: E402
-from tests.conftest import randomise  # noqa: E402
 
 # the formats each library writes its checkpoints in
 FORMATS = {"torchvision": ("pth",), "timm": ("bin", "safetensors")}
@@ -44,10 +45,44 @@ def twin_pairs(patterns: str | list[str] = "*") -> list[tuple[str, str]]:
             for library, peer in peers_of(name).items() if peer.weights is not None]
 
 
+@torch.no_grad()
+def randomise(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
+    """Random weights at He scale (variance 2 / fan-in), biases and BatchNorm shifts N(0, 0.1),
+    BatchNorm scales U(0.5, 1.5); BatchNorm statistics measured on ``x`` (so activations stay
+    alive through the whole depth, where arbitrary statistics leave the deeper layers'
+    outputs constant), then scattered: means moved by up to a tenth of a deviation, variances
+    scaled by 0.5-2x."""
+    generator = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    scales = {id(m.weight) for m in norms if m.weight is not None}
+    for parameter in model.parameters():
+        if parameter.dim() > 1:
+            parameter.normal_(0, (2 / parameter[0].numel()) ** 0.5, generator=generator)
+        elif id(parameter) in scales:
+            parameter.uniform_(0.5, 1.5, generator=generator)
+        else:
+            parameter.normal_(0, 0.1, generator=generator)
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the batch
+    model.eval()
+    for norm in norms:
+        norm.train()
+    model(x)
+    model.eval()
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+        size = norm.running_mean.shape
+        norm.running_mean.add_(0.1 * torch.randn(size, generator=generator)
+                               * norm.running_var.sqrt())
+        norm.running_var.mul_(2 ** (2 * torch.rand(size, generator=generator) - 1))
+
+
 def peer_model(name: str, library: str, seed: int = 0) -> nn.Module:
     """The peer's model of ``name`` in its pretrained form, at random initialisation (built on
-    the meta device and filled: no time spent in its own initialisation), BatchNorm randomised,
-    in eval mode."""
+    the meta device and filled: no time spent in its own initialisation), randomised
+    (:func:`randomise`), in eval mode."""
     peer: Peer = peers_of(name)[library]
     kwargs = {**peer.kwargs, **peer.weights.pretrained_kwargs}
     with torch.device("meta"):
@@ -60,13 +95,10 @@ def peer_model(name: str, library: str, seed: int = 0) -> nn.Module:
 
             model = torchvision.models.get_model(peer.name, weights=None, **kwargs)
     model = model.to_empty(device="cpu")
-    randomise(model)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for key, buffer in model.named_buffers():
-            if key.endswith("num_batches_tracked"):
-                buffer.zero_()
-    return model.eval()
+    if library == "timm" and getattr(model, "aux_logits", False):
+        model.aux_logits = False  # timm's Inception v3 runs its auxiliary head in eval mode too
+    randomise(model, input_for(name, batch=4, seed=seed + 2), seed)
+    return model
 
 
 def write_peer(model: nn.Module, library: str, fmt: str, folder: Path) -> Path:
@@ -85,11 +117,11 @@ def write_peer(model: nn.Module, library: str, fmt: str, folder: Path) -> Path:
     return path
 
 
-def input_for(name: str, library: str, batch: int = 2, seed: int = 1) -> torch.Tensor:
-    """A random batch at about twice the model's smallest input (at least 64 px), below 256 px
-    (timm's VGG head equals ours only while the last map is at most 7x7)."""
+def input_for(name: str, batch: int = 2, seed: int = 1) -> torch.Tensor:
+    """A random batch a little above the model's smallest input, at least 64 px (below 256 px:
+    timm's VGG head equals ours only while the last map is at most 7x7)."""
     model = meta_model(name)
-    side = min(max(2 * max(model.min_input_size), 64), 224)
+    side = max(max(model.min_input_size) + 16, 64)
     torch.manual_seed(seed)
     return torch.randn(batch, model.in_chans, side, side)
 
@@ -105,13 +137,12 @@ def compare(name: str, library: str, folder: Path, formats: tuple[str, ...] | No
             ) -> list[dict]:
     """Write the peer in each format, load each with lightnets, compare the logits."""
     peer = peer_model(name, library)
-    x = input_for(name, library)
+    x = input_for(name)
+    expected = peer(x)
+    sensitivity = relative_difference(peer(input_for(name, seed=3)), expected)[0]
     rows = []
     for fmt in formats or FORMATS[library]:
         path = write_peer(peer, library, fmt, folder / f"{name}-{library}-{fmt}")
-        if library == "timm" and getattr(peer, "aux_logits", False):
-            peer.aux_logits = False  # timm's Inception v3 runs its auxiliary head in eval mode too
-        expected = peer(x)
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the notes on assumed preprocessing
@@ -120,7 +151,7 @@ def compare(name: str, library: str, folder: Path, formats: tuple[str, ...] | No
         relative, scale = relative_difference(ours(x), expected)
         rows.append({"model": name, "library": library, "peer": peers_of(name)[library].name,
                      "format": fmt, "source": ours.pretrained.source, "relative": relative,
-                     "scale": scale, "input": tuple(x.shape[1:]), "load_seconds": load_seconds,
+                     "scale": scale, "sensitivity": sensitivity, "input": tuple(x.shape[1:]), "load_seconds": load_seconds,
                      "options": {k: v for k, v in ours.pretrained.model_args.items()
                                  if k not in ("num_classes", "in_chans")}})
         path.unlink()
@@ -152,12 +183,12 @@ def main() -> None:
                   f"{'x'.join(map(str, row['input']))} | {row['relative']:.2e} |")
     else:
         print(f"{'lightnets model':20s} {'peer':34s} {'format':12s} {'input':10s} "
-              f"{'max rel diff':>12s} {'scale':>9s} {'load s':>7s}  options")
+              f"{'max rel diff':>12s} {'sensitivity':>11s} {'load s':>7s}  options")
         for row in rows:
             print(f"{row['model']:20s} {row['library'] + ' ' + row['peer']:34s} "
                   f"{row['format']:12s} {'x'.join(map(str, row['input'])):10s} "
-                  f"{row['relative']:12.2e} {row['scale']:9.3g} {row['load_seconds']:7.2f}  "
-                  f"{row['options'] or ''}")
+                  f"{row['relative']:12.2e} {row['sensitivity']:11.2e} "
+                  f"{row['load_seconds']:7.2f}  {row['options'] or ''}")
     print(f"{len(rows)} loads of {len(pairs)} pairs in {time.perf_counter() - started:.0f} s; "
           f"worst max relative difference {worst:.2e} (tolerance {TOLERANCE:.0e}); "
           f"{len(failed)} above it")

@@ -101,13 +101,19 @@ def as_source(name: str, source: str, weights: PeerWeights, state: dict[str, tor
 
 def choose(candidates: list[Candidate], weights_file: WeightsFile, name: str, strict: bool,
            notes: list[str]) -> Candidate:
-    """The candidate that fits; of several, timm's for Hugging Face-style files (``.bin``,
-    ``.safetensors``) and torchvision's otherwise (their key names can be the same)."""
+    """The candidate that fits. Of several (torchvision's and timm's key names can be the
+    same): torchvision's for a file named as one of its releases, else timm's for Hugging
+    Face-style files (``.bin``, ``.safetensors``) and torchvision's for the others, said in a
+    note."""
     fitting = [c for c in candidates if c.fit.ok]
     path = weights_file.path
     if len(fitting) > 1:
+        sources = [c.source for c in fitting]
+        if "torchvision" in sources and torchvision_weights(
+                peers_of(name)["torchvision"].name, path)[1]:
+            return fitting[sources.index("torchvision")]
         prefer = "timm" if path.suffix in (".bin", ".safetensors") else "torchvision"
-        chosen = next((c for c in fitting if c.source == prefer), fitting[0])
+        chosen = fitting[sources.index(prefer)] if prefer in sources else fitting[0]
         others = ", ".join(c.source for c in fitting if c is not chosen)
         notes.append(f"{path.name} fits both {chosen.source} and {others}; read as "
                      f"{chosen.source}'s (pass source= to choose)")
