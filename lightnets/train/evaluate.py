@@ -106,6 +106,8 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
         raise ValueError(f"{info.path!r} does not record its data; pass --data")
     bundle = build_data(data, info.preprocess, augment=False,
                         val_fraction=config.get("val_fraction", 0.2), seed=config.get("seed", 0))
+    if state is not None:
+        state.check_matches(num_classes=bundle.num_classes)
     if loaded.num_classes != bundle.num_classes:
         raise ValueError(f"{info.path!r} predicts {loaded.num_classes} classes, {data!r} has "
                          f"{bundle.num_classes}")

@@ -42,14 +42,10 @@ def open_weights(path: str | Path) -> WeightsFile:
     path = Path(path).expanduser()
     config = None
     if path.is_dir():
-        if (path / "config.json").is_file():
-            config = read_config(path / "config.json")
-            found = [path / name for name in HF_WEIGHTS if (path / name).is_file()]
-            if not found:
-                raise ValueError(f"folder {str(path)!r} has a config.json but neither "
-                                 f"{' nor '.join(HF_WEIGHTS)}")
-            path = found[0]
-        else:  # a lightnets run folder
+        found = [path / name for name in HF_WEIGHTS if (path / name).is_file()]
+        if found and (path / "config.json").is_file():
+            config, path = read_config(path / "config.json"), found[0]
+        else:  # a lightnets run folder (its config.json is the training configuration)
             path = checkpoint_path(path, prefer="best")
     elif not path.is_file():
         raise ValueError(f"weights file {str(path)!r} not found")

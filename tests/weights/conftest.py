@@ -1,15 +1,10 @@
-"""Weights test helpers: one torch thread (convolutions crawl when more threads spin than there
-are free cores, as under ``pytest -n 2`` on two)."""
+"""Weights test helpers: every test on one torch thread (``tests.conftest.one_thread``)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(threads)
