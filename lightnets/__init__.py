@@ -10,9 +10,10 @@ __version__ = "0.2.0"
 
 from lightnets import features  # noqa: E402,F401
 from lightnets import models as _models  # noqa: E402,F401  (importing registers the zoo)
+from lightnets import weights  # noqa: E402,F401  (importing lets create_model load files)
 from lightnets.profile import model_info, summary  # noqa: E402
 from lightnets.registry import create_model, list_models, register_model  # noqa: E402
 from lightnets.segment import create_segmenter  # noqa: E402  (importing registers segmenters)
 
 __all__ = ["__version__", "create_model", "create_segmenter", "features", "list_models",
-           "model_info", "register_model", "summary"]
+           "model_info", "register_model", "summary", "weights"]

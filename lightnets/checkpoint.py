@@ -7,11 +7,19 @@ deployment needs beside them (the evaluation preprocessing, the class names), an
 training run, the state that resumes it exactly (optimiser, scheduler, gradient scaler, epoch,
 RNG states, configuration, metrics so far). :class:`Checkpoint` is that layout; it is written
 atomically, so a run killed mid-write leaves the previous file intact.
+
+A path ending in ``.safetensors`` holds the same checkpoint as a safetensors file (what
+``lightnets convert`` writes): the weights as tensors, the model's name and arguments,
+preprocessing, class names and metrics as JSON in its metadata; the training state stays in
+``.pt`` files, which alone resume a run. :func:`read_weights_file` is the one reader of both
+kinds, and of any other state-dict file (:mod:`lightnets.weights` reads torchvision's and
+timm's through it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +28,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightnets.optional import MissingDependencyError, require
 from lightnets.registry import create_model, resolve_name
 
 FORMAT = "lightnets.checkpoint.v1"
+SAFETENSORS = ".safetensors"
+# what a .safetensors checkpoint keeps beside the weights, as JSON in its metadata
+SAFETENSORS_FIELDS = ("model_name", "model_args", "preprocess", "class_names", "config", "epoch",
+                      "best_top1", "history")
 
 
 @dataclass
@@ -114,7 +127,10 @@ def save_checkpoint(checkpoint: Checkpoint | dict[str, Any], path: str | Path) -
     payload = checkpoint.to_dict() if isinstance(checkpoint, Checkpoint) else checkpoint
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(payload, temporary)
+        if path.suffix == SAFETENSORS:
+            _save_safetensors(payload, temporary)
+        else:
+            torch.save(payload, temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -125,9 +141,45 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
     """Read a lightnets checkpoint (a file, or ``<prefer>.pt`` of a run folder) on the CPU,
     refusing anything but tensors and plain data."""
     path = checkpoint_path(path, prefer)
+    return Checkpoint.from_dict(read_weights_file(path), str(path))
+
+
+def read_weights_file(path: str | Path) -> Any:
+    """What a weights file holds, on the CPU, without running pickled code: for a ``.pt`` /
+    ``.pth`` / ``.bin`` file what ``torch.load(..., weights_only=True)`` returns; for a
+    ``.safetensors`` file its tensors, or for a lightnets one the checkpoint dictionary."""
+    path = Path(path)
     try:
-        values = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # the unpickler raises several kinds
+        if path.suffix == SAFETENSORS:
+            return _load_safetensors(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except MissingDependencyError:
+        raise
+    except Exception as error:  # the unpickler and safetensors raise several kinds
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot read checkpoint {str(path)!r}: {reason}") from None
-    return Checkpoint.from_dict(values, str(path))
+
+
+def _save_safetensors(payload: dict[str, Any], path: Path) -> None:
+    """The weights as tensors, the fields of :data:`SAFETENSORS_FIELDS` as JSON metadata."""
+    safetensors = require("safetensors.torch", "writing .safetensors checkpoints")
+    metadata = {"format": FORMAT}
+    for name in SAFETENSORS_FIELDS:
+        try:
+            metadata[name] = json.dumps(payload.get(name))
+        except TypeError as error:
+            raise ValueError(f"checkpoint field {name} cannot be stored in a .safetensors file "
+                             f"({error}); save it as .pt") from None
+    tensors = {key: tensor.detach().contiguous() for key, tensor in payload["model"].items()}
+    safetensors.save_file(tensors, str(path), metadata=metadata)
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    safetensors = require("safetensors", "reading .safetensors files")
+    with safetensors.safe_open(str(path), framework="pt") as opened:
+        metadata = opened.metadata() or {}
+        tensors = {key: opened.get_tensor(key) for key in opened.keys()}
+    if metadata.get("format") != FORMAT:
+        return tensors
+    values = {name: json.loads(metadata[name]) for name in SAFETENSORS_FIELDS if name in metadata}
+    return {"format": FORMAT, **values, "model": tensors}

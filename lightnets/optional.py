@@ -12,6 +12,7 @@ _PACKAGES = {
     "onnxruntime": ("onnxruntime", "export"),
     "onnxscript": ("onnxscript", "export"),
     "openvino": ("openvino", "openvino"),
+    "safetensors": ("safetensors", "weights"),
     "sklearn": ("scikit-learn", "train"),
 }
 

@@ -6,7 +6,15 @@ peer libraries' names for the same architecture and the model's task) and raises
 duplicate, as torchvision's registry does. ``create_model`` calls it (``features_only=True``
 turns a classifier into its multi-scale trunk, timm's convention); ``meta_model`` does so on
 the meta device (shapes only); ``list_models`` filters names with shell-style wildcards and by
-task; ``peers_of`` tells which torchvision or timm model is the same network.
+task; ``peers_of`` tells which torchvision or timm model is the same network, and how its
+checkpoints load into ours (:class:`PeerWeights`, declared in the family file beside the
+builder).
+
+``create_model(name, checkpoint_path=...)`` loads a file as well. Reading files is the job of
+:mod:`lightnets.weights`, four floors up, which this module must not import; so the weights
+package registers its loader here when it is imported (:func:`register_checkpoint_loader`),
+the way family modules register builders, and importing ``lightnets`` imports it. Both
+``lightnets.create_model`` and ``lightnets.registry.create_model`` are this one function.
 
 A variant's name sets its defaults (``mobilenet_v2_x0_5`` is MobileNetV2 at ``width_mult=0.5``)
 and every constructor argument can still be passed to change them; the checkpoint records the
@@ -15,6 +23,7 @@ arguments, so a model is always rebuilt exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +39,7 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _ALIASES: dict[str, str] = {}
 _PEERS: dict[str, dict[str, Peer]] = {}
 _TASKS: dict[str, str] = {}
+_CHECKPOINT_LOADER: list[Callable[..., nn.Module]] = []  # set by lightnets.weights
 
 PEER_LIBRARIES = ("torchvision", "timm")
 TASKS = ("classification", "segmentation")
@@ -40,17 +50,45 @@ class UnknownModelError(ValueError):
 
 
 @dataclass(frozen=True)
-class Peer:
-    """A peer library's implementation of the same architecture: its model ``name`` and the
-    arguments its builder needs to equal ours (same parameters, e.g. GoogLeNet without its
-    auxiliary heads)."""
+class PeerWeights:
+    """How a peer library's checkpoints of the twin load into ours (:mod:`lightnets.weights`).
 
-    library: str
+    ``keys``: rules renaming the peer's state-dict keys to ours, ``(pattern, replacement)``
+    regular expressions applied to every key in turn (``re.sub``, first occurrence); the
+    renamed keys must then be exactly the model's, with the same shapes, or the load fails.
+    ``reshaped``: our keys whose tensor is the peer's reshaped (a 1x1 convolution on a pooled
+    map read as a fully-connected layer). ``options``: our constructor arguments that
+    reproduce the peer's network exactly (timm's ReLU6 MobileNet V1). ``flags``: boolean
+    constructor arguments set when a renamed key matches the pattern (auxiliary heads present in
+    the file). ``preprocess``: the evaluation preprocessing of the peer's pretrained weights
+    where only the peer library holds it (timm's ``pretrained_cfg``, which lightnets does not
+    import: ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``; unset fields
+    take timm's defaults). ``pretrained_kwargs``: the peer builder's arguments for the form its
+    pretrained checkpoints take (torchvision's GoogLeNet: ``transform_input=True`` and
+    auxiliary heads), used by the parity tests and benchmark."""
+
+    keys: Sequence[tuple[str, str]] = ()
+    reshaped: Sequence[str] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    flags: Mapping[str, str] = field(default_factory=dict)
+    preprocess: Mapping[str, Any] = field(default_factory=dict)
+    pretrained_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A peer library's implementation of the same architecture: its model ``name``, the
+    arguments its builder needs to equal ours (same parameters, e.g. GoogLeNet without its
+    auxiliary heads), and how its checkpoints load into ours (``weights``; ``None``: they do
+    not). ``library`` is filled in by :func:`register_model` from the ``peers`` key."""
+
     name: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    weights: PeerWeights | None = None
+    library: str = ""
 
 
-PeerSpec = str | tuple[str, Mapping[str, Any]]
+PeerSpec = str | tuple[str, Mapping[str, Any]] | Peer
 
 
 def register_model(fn: Builder | None = None, *, aliases: Sequence[str] = (),
@@ -58,9 +96,10 @@ def register_model(fn: Builder | None = None, *, aliases: Sequence[str] = (),
                    task: str = "classification") -> Any:
     """Register a model builder under its function name; use bare or as
     ``@register_model(aliases=["mobilenet_v2"], peers={"torchvision": "mobilenet_v2",
-    "timm": "mobilenetv2_100"})``. A peer is the peer's model name, or ``(name, kwargs)`` when
-    its builder needs arguments to be the same network. ``task`` is what the model predicts
-    (its class attribute ``task`` says the same; a test keeps the two equal)."""
+    "timm": "mobilenetv2_100"})``. A peer is the peer's model name, ``(name, kwargs)`` when
+    its builder needs arguments to be the same network, or a :class:`Peer` (with ``weights``).
+    ``task`` is what the model predicts (its class attribute ``task`` says the same; a test
+    keeps the two equal)."""
     unknown = sorted(set(peers or {}) - set(PEER_LIBRARIES))
     if unknown:
         raise ValueError(f"unknown peer library {unknown}; expected {', '.join(PEER_LIBRARIES)}")
@@ -74,13 +113,20 @@ def register_model(fn: Builder | None = None, *, aliases: Sequence[str] = (),
         _BUILDERS[builder.__name__] = builder
         for alias in aliases:
             _ALIASES[alias] = builder.__name__
-        _PEERS[builder.__name__] = {
-            library: Peer(library, spec) if isinstance(spec, str) else
-            Peer(library, spec[0], dict(spec[1])) for library, spec in (peers or {}).items()}
+        _PEERS[builder.__name__] = {library: _peer(library, spec)
+                                    for library, spec in (peers or {}).items()}
         _TASKS[builder.__name__] = task
         return builder
 
     return add if fn is None else add(fn)
+
+
+def _peer(library: str, spec: PeerSpec) -> Peer:
+    if isinstance(spec, Peer):
+        return dataclasses.replace(spec, library=library)
+    if isinstance(spec, str):
+        return Peer(spec, library=library)
+    return Peer(spec[0], dict(spec[1]), library=library)
 
 
 def resolve_name(name: str) -> str:
@@ -110,35 +156,58 @@ def task_of(name: str) -> str:
     return _TASKS[resolve_name(name)]
 
 
-def create_model(name: str, features_only: bool = False,
+def register_checkpoint_loader(loader: Callable[..., nn.Module]) -> None:
+    """Install the function behind ``create_model(..., checkpoint_path=...)``; called once, by
+    :mod:`lightnets.weights` when it is imported."""
+    _CHECKPOINT_LOADER[:] = [loader]
+
+
+def create_model(name: str, checkpoint_path: str | None = None, source: str | None = None,
+                 strict: bool = True, features_only: bool = False,
                  out_indices: Sequence[int] | None = None, **kwargs: Any) -> nn.Module:
     """Build a registered model. Every model accepts ``num_classes``, ``in_chans`` and
     ``drop_rate``, every classifier ``output_stride`` (32, 16 or 8); family-specific options
     (``width_mult``, ``groups``, ...) pass through.
 
+    ``checkpoint_path``: a lightnets checkpoint, a torchvision or timm state dict or a Hugging
+    Face-style folder to load (see :func:`lightnets.weights.load_pretrained`), detected from its
+    keys or forced by ``source``; ``strict=False`` skips what does not fit and says so.
+
     ``features_only=True`` returns the classifier's trunk without its head, whose forward gives
     the list of stage maps selected by ``out_indices`` (indices into ``feature_info``; default
     all), as timm's ``features_only`` does."""
-    builder = _BUILDERS[resolve_name(name)]
+    if source is not None and checkpoint_path is None:
+        raise ValueError(f"source={source!r} applies to a checkpoint_path; none was given")
     if out_indices is not None and not features_only:
         raise ValueError("out_indices selects stage maps: it needs features_only=True")
+    if features_only and _TASKS[resolve_name(name)] != "classification":
+        raise ValueError(f"features_only needs a classifier's trunk; {name} is a "
+                         f"{_TASKS[resolve_name(name)]} model")
+    if checkpoint_path is not None:
+        if not _CHECKPOINT_LOADER:
+            raise RuntimeError("loading checkpoints needs lightnets.weights; import lightnets")
+        model = _CHECKPOINT_LOADER[0](name, checkpoint_path, source=source, strict=strict,
+                                      **kwargs)
+    else:
+        model = _build(name, features_only, **kwargs)
+    if features_only and not hasattr(model, "to_features"):
+        raise ValueError(f"{name} is not a lightnets Classifier: features_only needs its "
+                         "trunk stages")
+    return model.to_features(out_indices) if features_only else model
+
+
+def _build(name: str, features_only: bool = False, **kwargs: Any) -> nn.Module:
+    builder = _BUILDERS[resolve_name(name)]
     if features_only:
-        if _TASKS[resolve_name(name)] != "classification":
-            raise ValueError(f"features_only needs a classifier's trunk; {name} is a "
-                             f"{_TASKS[resolve_name(name)]} model")
         kwargs.setdefault("num_classes", 0)  # the head is dropped: build no classifier
     try:
-        model = builder(**kwargs)
+        return builder(**kwargs)
     except TypeError as error:
         phrase = "unexpected keyword argument"
         if phrase in str(error):
             bad = str(error).split(phrase)[-1].strip()
             raise ValueError(f"{name} does not accept the argument {bad}") from None
         raise
-    if features_only and not hasattr(model, "to_features"):
-        raise ValueError(f"{name} is not a lightnets Classifier: features_only needs its "
-                         "trunk stages")
-    return model.to_features(out_indices) if features_only else model
 
 
 def meta_model(name: str, **kwargs: Any) -> nn.Module:

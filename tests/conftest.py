@@ -32,6 +32,16 @@ def cached_model(name: str, num_classes: int = 7) -> torch.nn.Module:
     return lightnets.create_model(name, num_classes=num_classes)
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: convolutions crawl when more threads spin than there are
+    free cores (``pytest -n 2`` on two cores runs four)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def small_input(model: torch.nn.Module, batch: int = 2, scale: int = 1) -> torch.Tensor:
     """A random batch at the model's smallest supported size (times ``scale``)."""
     height, width = model.min_input_size

@@ -1,7 +1,7 @@
-"""The package's floors: imports point down (``cli -> export -> train -> profile, data ->
-checkpoint, features, segment -> models -> layers -> registry``), never sideways between two packages
-on the same floor, never in a circle; library code imports the package at the top of its
-modules (lazy imports only in ``cli/``, for start-up time, and for optional dependencies)."""
+"""The package's floors: imports point down (``cli -> export -> train -> profile, weights ->
+checkpoint, features, segment, data -> models -> layers -> registry``), never sideways between
+two packages on the same floor, never in a circle; library code imports the package at the top
+of its modules (lazy imports only in ``cli/``, for start-up time, and for optional dependencies)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ FLOORS = {
     "registry": 0, "hardware": 0, "optional": 0,
     "layers": 1,
     "models": 2,
-    "checkpoint": 3, "features": 3, "segment": 3,
-    "profile": 4, "data": 4,
+    "checkpoint": 3, "features": 3, "segment": 3, "data": 3,
+    "profile": 4, "weights": 4,
     "train": 5,
     "export": 6,
     "cli": 7, "__main__": 8,

@@ -34,6 +34,22 @@ def parse_input_size(text: str) -> tuple[int, ...]:
     return dims
 
 
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint CKPT`` (a lightnets checkpoint or run folder), or ``--weights PATH`` of
+    ``--model NAME`` (torchvision or timm weights, a Hugging Face folder, or a lightnets file),
+    with ``--source`` to say which library they come from."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", metavar="CKPT",
+                       help="lightnets checkpoint file, or a run folder (its best.pt)")
+    which.add_argument("--weights", metavar="PATH", help="pretrained weights of --model: a "
+                       "torchvision or timm file (.pth, .bin, .safetensors), a Hugging Face-style "
+                       "folder (config.json + weights) or a lightnets file")
+    parser.add_argument("--model", metavar="NAME", help="the registered model the --weights are "
+                        "for (a lightnets file or a Hugging Face folder names it)")
+    parser.add_argument("--source", choices=("lightnets", "torchvision", "timm"),
+                        help="the library the --weights come from (default: detected)")
+
+
 def progress_bar(total: int, enabled: bool = True) -> Any:
     """A rich progress bar on stderr (a no-op context yielding ``None`` when disabled)."""
     if not enabled:

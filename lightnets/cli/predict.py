@@ -1,12 +1,14 @@
 """``lightnets predict --checkpoint CKPT IMAGE [IMAGE ...]``: the top-k classes of each image
-with their probabilities, preprocessed as in training (stored in the checkpoint)."""
+with their probabilities, preprocessed as in training (stored in the checkpoint);
+``--model NAME --weights PATH`` does the same for torchvision or timm weights (ImageNet's class
+names for 1000-class ones)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from lightnets.cli._common import console
+from lightnets.cli._common import add_weights_arguments, console, warnings_as_lines
 from lightnets.export.backends import BACKENDS
 
 
@@ -14,8 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict", help="classify image files with a checkpoint",
         description="Print the top-k classes and probabilities of each image.")
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
-                        help="checkpoint file, or a run folder (its best.pt)")
+    add_weights_arguments(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
@@ -29,8 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lightnets.export import predict
 
-    predictions = predict(args.checkpoint, args.images, top_k=args.top_k, device=args.device,
-                          backend=args.backend)
+    with warnings_as_lines():  # e.g. the preprocessing assumed for a torchvision file
+        predictions = predict(args.checkpoint or args.weights, args.images, top_k=args.top_k,
+                              device=args.device, backend=args.backend, model=args.model,
+                              source=args.source)
     if args.json:
         print(json.dumps([p.as_dict() for p in predictions]))
         return 0

@@ -72,6 +72,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               help="recompute BatchNorm statistics over N training batches "
                               "before each validation (default: 20 for models whose BatchNorm "
                               "averages slowly, e.g. MobileNetV3; else 0)")
+    finetune = parser.add_argument_group("fine-tuning from pretrained weights")
+    finetune.add_argument("--pretrained", metavar="PATH", help="start from these weights: a "
+                          "lightnets checkpoint, a torchvision or timm file (.pth, .bin, "
+                          ".safetensors) or a Hugging Face-style folder; the classifier is "
+                          "replaced for the data's classes, the preprocessing follows the weights")
+    finetune.add_argument("--pretrained-source", choices=("lightnets", "torchvision", "timm"),
+                          help="where the weights come from (default: detected from the keys)")
+    finetune.add_argument("--freeze-backbone-epochs", type=int, metavar="N",
+                          help="train only the new classifier for the first N epochs (default 0)")
     distill = parser.add_argument_group("knowledge distillation (Hinton et al. 2015)")
     distill.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint or run folder")
     distill.add_argument("--distill-alpha", type=float, metavar="X",

@@ -62,20 +62,30 @@ def data_kind(data: str) -> str:
     return "cifar" if find_cifar(path) else "folder"
 
 
-def default_preprocess(kind: str, input_size: int, in_chans: int) -> dict[str, Any]:
+def default_preprocess(kind: str, input_size: int, in_chans: int,
+                       pretrained: dict[str, Any] | None = None) -> dict[str, Any]:
     """The evaluation preprocessing for a data kind: digits are resized to the input size
-    whole; CIFAR is resized to it; photographs are resized to size/0.875 and centre-cropped."""
+    whole; CIFAR is resized to it; photographs are resized to size/0.875 and centre-cropped.
+    Fine-tuning from weights whose preprocessing is ``pretrained``: their normalisation and
+    interpolation, and for photographs their ratio of resize to crop."""
     if in_chans not in (1, 3):
         raise ValueError(f"in_chans must be 1 or 3 for image data, got {in_chans}")
     if input_size < 8:
         raise ValueError(f"input_size must be at least 8, got {input_size}")
     if kind == "digits":
-        return make_preprocess(input_size, in_chans, [input_size, input_size],
-                               DIGITS_MEAN, DIGITS_STD)
-    if kind == "cifar":
-        return make_preprocess(input_size, in_chans, input_size, CIFAR_MEAN, CIFAR_STD)
-    return make_preprocess(input_size, in_chans, round(input_size / 0.875),
-                           IMAGENET_MEAN, IMAGENET_STD)
+        resize, mean, std = [input_size, input_size], DIGITS_MEAN, DIGITS_STD
+    elif kind == "cifar":
+        resize, mean, std = input_size, CIFAR_MEAN, CIFAR_STD
+    else:
+        resize, mean, std = round(input_size / 0.875), IMAGENET_MEAN, IMAGENET_STD
+    if pretrained is None:
+        return make_preprocess(input_size, in_chans, resize, mean, std)
+    if kind == "folder":
+        crop = pretrained["resize"]
+        ratio = (crop if isinstance(crop, int) else crop[0]) / pretrained["input_size"]
+        resize = round(input_size * ratio)
+    return make_preprocess(input_size, in_chans, resize, pretrained["mean"], pretrained["std"],
+                           pretrained.get("interpolation", "bilinear"))
 
 
 def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,

@@ -1,8 +1,9 @@
 """Preprocessing and light augmentation, built from torchvision's transforms v2.
 
 The evaluation pipeline is described by a small plain dictionary, ``preprocess`` (input size,
-resize, channels, mean, std), which checkpoints store: eval and predict rebuild from it exactly
-what training used.
+resize, channels, mean, std and the resize interpolation), which checkpoints store: eval and
+predict rebuild from it exactly what training used. Dictionaries written before the
+interpolation was recorded resize bilinearly, as they always did.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -18,15 +19,29 @@ CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 DIGITS_MEAN, DIGITS_STD = (0.3058,), (0.3764,)
 
 
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+
 def make_preprocess(input_size: int, in_chans: int, resize: int | list[int],
-                    mean: tuple[float, ...], std: tuple[float, ...]) -> dict[str, Any]:
+                    mean: tuple[float, ...], std: tuple[float, ...],
+                    interpolation: str = "bilinear") -> dict[str, Any]:
     """The evaluation preprocessing as plain data: resize (an int resizes the shorter side, a
-    pair resizes exactly), centre-crop to ``input_size``, convert to ``in_chans``, normalise."""
+    pair resizes exactly) with ``interpolation``, centre-crop to ``input_size``, convert to
+    ``in_chans``, normalise."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got "
+                         f"{interpolation!r}")
     if len(mean) != in_chans:  # grey statistics for RGB input and the reverse
         mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
     return {"input_size": int(input_size), "in_chans": int(in_chans),
             "resize": resize if isinstance(resize, int) else [int(s) for s in resize],
-            "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+            "mean": [float(m) for m in mean], "std": [float(s) for s in std],
+            "interpolation": interpolation}
+
+
+def interpolation(preprocess: dict[str, Any]) -> InterpolationMode:
+    """The resize interpolation of a ``preprocess`` dictionary (bilinear when unrecorded)."""
+    return InterpolationMode(preprocess.get("interpolation", "bilinear"))
 
 
 def preprocess_input_size(preprocess: dict[str, Any]) -> tuple[int, int, int]:
@@ -45,7 +60,7 @@ def eval_transform(preprocess: dict[str, Any]) -> v2.Compose:
     return v2.Compose([
         v2.ToImage(),
         to_channels(preprocess["in_chans"]),
-        v2.Resize(preprocess["resize"], antialias=True),
+        v2.Resize(preprocess["resize"], interpolation(preprocess), antialias=True),
         v2.CenterCrop(preprocess["input_size"]),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(preprocess["mean"], preprocess["std"]),
@@ -58,16 +73,17 @@ def train_transform(preprocess: dict[str, Any], kind: str, augment: bool = True)
     flips for CIFAR, random-resized crops and flips for photographs in folders."""
     if not augment:
         return eval_transform(preprocess)
-    size = preprocess["input_size"]
+    size, mode = preprocess["input_size"], interpolation(preprocess)
     if kind == "digits":
-        geometry = [v2.Resize(preprocess["resize"], antialias=True),
+        geometry = [v2.Resize(preprocess["resize"], mode, antialias=True),
                     v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))]
     elif kind == "cifar":
-        geometry = [v2.Resize(preprocess["resize"], antialias=True), v2.CenterCrop(size),
+        geometry = [v2.Resize(preprocess["resize"], mode, antialias=True), v2.CenterCrop(size),
                     v2.RandomCrop(size, padding=size // 8, padding_mode="reflect"),
                     v2.RandomHorizontalFlip()]
     else:
-        geometry = [v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True),
+        geometry = [v2.RandomResizedCrop(size, scale=(0.35, 1.0), interpolation=mode,
+                                         antialias=True),
                     v2.RandomHorizontalFlip()]
     return v2.Compose([
         v2.ToImage(),

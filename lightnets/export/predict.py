@@ -1,6 +1,8 @@
 """Prediction: the top-k classes of image files, with the preprocessing the checkpoint stores
 (the same resize, crop, channels and normalisation as evaluation during training), the model run
-by one of the inference backends (:mod:`lightnets.export.backends`)."""
+by one of the inference backends (:mod:`lightnets.export.backends`). Pretrained torchvision or
+timm weights predict the same way, with the source's preprocessing and, for the 1000 ImageNet
+classes, their names (:mod:`lightnets.weights`)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lightnets.checkpoint import load_checkpoint
 from lightnets.data.transforms import eval_transform, preprocess_input_size
 from lightnets.export.backends import create_backend
 from lightnets.export.fuse import fuse
 from lightnets.train.runtime import pick_device
+from lightnets.weights import load_pretrained
 
 
 @dataclass
@@ -64,21 +66,26 @@ def predict_runner(model: nn.Module, backend: str, preprocess: dict[str, Any],
 
 @torch.no_grad()
 def predict(checkpoint: str | Path, images: list[str | Path | Image.Image], top_k: int = 5,
-            device: str = "auto", batch_size: int = 64, backend: str = "eager"
-            ) -> list[Prediction]:
+            device: str = "auto", batch_size: int = 64, backend: str = "eager",
+            model: str | None = None, source: str | None = None) -> list[Prediction]:
     """Top-``top_k`` classes with probabilities for each image (paths or PIL images), the
-    model run by inference ``backend`` (BatchNorm folded, channels-last where it helps)."""
+    model run by inference ``backend`` (BatchNorm folded, channels-last where it helps).
+    ``checkpoint`` is a lightnets checkpoint or run folder, or torchvision / timm weights of
+    the registered ``model`` (``source`` as in :func:`lightnets.weights.load_pretrained`)."""
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if not images:
         raise ValueError("no images given")
-    state = load_checkpoint(checkpoint, prefer="best")
-    state.require("to predict", "preprocess", "class_names")
-    preprocess, names = state.preprocess, state.class_names
+    loaded = load_pretrained(model, checkpoint, source)
+    info = loaded.pretrained
+    if info.checkpoint is not None:
+        info.checkpoint.require("to predict", "preprocess")
+    preprocess = info.preprocess
+    names = info.class_names or [str(i) for i in range(loaded.num_classes)]
     transform = eval_transform(preprocess)
     # the backends other than eager run on the CPU: "auto" means the CPU for them
     chosen = pick_device("cpu" if device == "auto" and backend != "eager" else device)
-    model = predict_runner(state.build_model().eval(), backend, preprocess, chosen)
+    model = predict_runner(loaded.eval(), backend, preprocess, chosen)
     k = min(top_k, len(names))
     results: list[Prediction] = []
     for start in range(0, len(images), batch_size):

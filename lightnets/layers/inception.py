@@ -10,6 +10,8 @@
   filter bank, Fig. 7).
 * The auxiliary classifiers: :class:`GoogLeNetAuxHead` (2015, Sec. 5) and
   :class:`InceptionV3AuxHead` (2016, Sec. 4 and Fig. 8).
+* :class:`TransformInput`: torchvision's ``transform_input``, which its pretrained GoogLeNet and
+  Inception v3 weights (ported from TensorFlow, trained on ``(x - 0.5) / 0.5`` inputs) need.
 
 Every convolution is a :class:`ConvNormAct` with BatchNorm (eps 0.001, as in the releases) and
 ReLU; ``norm_layer=None`` gives biased convolutions without normalisation (GoogLeNet as published).
@@ -35,6 +37,33 @@ from lightnets.layers.separable import SpatiallySeparableConv
 
 inception_norm: LayerFactory = partial(nn.BatchNorm2d, eps=1e-3)
 """BatchNorm with the epsilon of the Inception releases (0.001)."""
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class TransformInput(nn.Module):
+    """Turns an input normalised with ImageNet's mean and std into ``(x - 0.5) / 0.5``, per
+    channel ``x * std / 0.5 + (mean - 0.5) / 0.5``, as torchvision's ``transform_input``. For
+    one channel the statistics are the RGB averages (what grey preprocessing uses): a grey
+    image then gets exactly the input the 3-channel network would see for it."""
+
+    def __init__(self, in_chans: int = 3) -> None:
+        super().__init__()
+        if in_chans not in (1, 3):
+            raise ValueError(f"transform_input needs 1 or 3 input channels, got {in_chans}")
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        if in_chans == 1:
+            mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+        # plain floats, not buffers: nothing to load, and a model built on the meta device
+        # has nothing left to materialise
+        self.scale = [s / 0.5 for s in std]
+        self.shift = [(m - 0.5) / 0.5 for m in mean]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        shift = torch.tensor(self.shift, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return x * scale + shift
 
 
 class ParallelBranches(nn.Module):

@@ -23,6 +23,10 @@ pooled maps are 7, 3 and 1 pixels.
 dilates the convolutions after them (:mod:`lightnets.models.stages`); the first pool of a
 dilated stage keeps the previous dilation. The unpadded pools become "same"-padded ones there,
 so each map keeps its size, half a window from where the strided pool's outputs sat.
+
+Pretrained weights (:mod:`lightnets.weights`): torchvision's ``features`` number each
+convolution, ReLU and pool, ours each convolution block and pool; the index rules follow from
+the layer table (:func:`features_keys`), the head keeps its indices.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from torch import nn
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.pooling import max_pool
 from lightnets.models.base import Classifier
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # out channels, kernel, stride, padding, groups, local response norm, 3x3/2 max-pool after
 # torchvision's single-tower network (Krizhevsky 2014)
@@ -101,7 +105,24 @@ class AlexNet(Classifier):
                 nn.init.constant_(module.bias, 1.0 if id(module) in biased_one else 0.0)
 
 
-@register_model(peers={"torchvision": "alexnet"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+def features_keys(layers: list[tuple]) -> list[tuple[str, str]]:
+    """torchvision's ``features.i`` (conv, ReLU, [pool], each its own index) to ours (one block
+    per convolution, then [LRN], [pool])."""
+    rules, theirs, ours = [], 0, 0
+    for *_, local_norm, pool in layers:
+        rules.append((rf"^features\.{theirs}\.(\w+)$", rf"features.{ours}.conv.\1"))
+        theirs += 2 + pool
+        ours += 1 + local_norm + pool
+    return rules
+
+
+# torchvision's classifier: Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear
+TORCHVISION_KEYS = [*features_keys(SINGLE_TOWER), (r"^classifier\.([14])\.", r"head_hidden.\1."),
+                    (r"^classifier\.6\.", "classifier.")]
+
+
+@register_model(peers={"torchvision": Peer("alexnet", weights=PeerWeights(TORCHVISION_KEYS))})
 def alexnet(two_tower: bool = False, **kwargs) -> AlexNet:
     """torchvision's AlexNet; ``two_tower=True`` gives the 2012 paper's network."""
     kwargs.setdefault("paper_init", two_tower)

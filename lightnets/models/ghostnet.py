@@ -21,6 +21,10 @@ total stride (1x1 final map).
 refuses any output stride but 32 for GhostNet): every depthwise convolution after a removed
 stride is dilated, the Ghost modules' cheap ones included, and the first block of a dilated
 stage keeps the previous dilation up to its strided depthwise convolution.
+
+Pretrained weights (:mod:`lightnets.weights`): timm's ``ghostnet_100`` (the release's names:
+``primary_conv``, ``cheap_operation``, ``conv_dw`` / ``bn_dw``, ``blocks.{stage}.{i}``) loads
+by the rules at the bottom; its 1280-wide layer is a 1x1 convolution, reshaped into ours.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from torch import nn
 from lightnets.layers import ConvNormAct, SqueezeExcite, make_divisible
 from lightnets.layers.ghost import GhostBottleneck
 from lightnets.models.base import Classifier
-from lightnets.registry import register_model
+from lightnets.models.mobilenet_v2 import TIMM_STEM, timm_block_keys
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # Han et al. 2020, Table 1: expansion size, out, SE, stride; kernel from the official release
 STAGES = [(16, 16, False, 1, 3), (48, 24, False, 2, 3), (72, 24, False, 1, 3),
@@ -86,6 +91,24 @@ class GhostNet(Classifier):
                         HEAD[1])
 
 
-@register_model(aliases=["ghostnet"], peers={"timm": "ghostnet_100"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+# the release groups the rows into stages of 1, 1, 1, 1, 1, 1, 5, 1 and 4 blocks, then the 1x1 conv
+TIMM_STAGES = [1, 1, 1, 1, 1, 1, 5, 1, 4, 1]
+LAST = sum(TIMM_STAGES)
+TIMM_KEYS = [*TIMM_STEM, *timm_block_keys(TIMM_STAGES),
+             (rf"^features\.{LAST}\.conv\.", f"features.{LAST}.conv."),
+             (rf"^features\.{LAST}\.bn1\.", f"features.{LAST}.norm."),
+             (r"\.primary_conv\.0\.", ".primary.conv."), (r"\.primary_conv\.1\.", ".primary.norm."),
+             (r"\.cheap_operation\.0\.", ".cheap.conv."), (r"\.cheap_operation\.1\.", ".cheap.norm."),
+             (r"\.conv_dw\.", ".depthwise.conv."), (r"\.bn_dw\.", ".depthwise.norm."),
+             (r"\.se\.conv_reduce\.", ".se.fc1."), (r"\.se\.conv_expand\.", ".se.fc2."),
+             # the projection shortcut: depthwise conv, BN, pointwise conv, BN
+             (r"\.shortcut\.0\.", ".shortcut.0.conv."), (r"\.shortcut\.1\.", ".shortcut.0.norm."),
+             (r"\.shortcut\.2\.", ".shortcut.1.conv."), (r"\.shortcut\.3\.", ".shortcut.1.norm."),
+             (r"^conv_head\.", "head_hidden.0.")]
+
+
+@register_model(aliases=["ghostnet"], peers={"timm": Peer("ghostnet_100", weights=PeerWeights(
+    TIMM_KEYS, reshaped=("head_hidden.0.weight",)))})
 def ghostnet_x1_0(width_mult: float = 1.0, **kwargs) -> GhostNet:
     return GhostNet(STAGES, width_mult=width_mult, **kwargs)

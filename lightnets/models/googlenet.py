@@ -29,6 +29,12 @@ is shared with Inception v3.
 one becomes 3x3) and dilates the Inception modules after them, their 3x3/5x5 filters and pool
 branches (:mod:`lightnets.models.stages`); the first pool of a dilated stage keeps the previous
 dilation.
+
+``transform_input=True`` re-normalises ImageNet-normalised inputs to ``(x - 0.5) / 0.5`` first
+(:class:`lightnets.layers.inception.TransformInput`), as torchvision's pretrained GoogLeNet does;
+its weights load with it (:mod:`lightnets.weights`; the rules renaming torchvision's keys,
+``branch1..4``, ``bn``, ``fc``, are at the bottom). Its file holds the auxiliary heads, which
+are then built too (untrained there, as torchvision warns).
 """
 
 from __future__ import annotations
@@ -40,10 +46,10 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
-from lightnets.layers.inception import GoogLeNetAuxHead, InceptionModule, inception_norm
+from lightnets.layers.inception import GoogLeNetAuxHead, InceptionModule, TransformInput, inception_norm
 from lightnets.layers.pooling import max_pool
 from lightnets.models.base import AuxClassifierNet, trunc_normal_init
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # Szegedy et al. 2015, Table 1: name, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj;
 # ("maxpoolN", k) is a k x k stride-2 max-pool (2x2 before inception5a as in torchvision)
@@ -75,7 +81,8 @@ class GoogLeNet(AuxClassifierNet):
     def __init__(self, stages: list[tuple] = STAGES, large_kernel_size: int = 3,
                  aux_logits: bool = False, norm_layer: LayerFactory | None = inception_norm,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 aux_drop_rate: float = 0.7, output_stride: int = 32) -> None:
+                 aux_drop_rate: float = 0.7, transform_input: bool = False,
+                 output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         tracker = self.track_stages(output_stride)
         conv = partial(ConvNormAct, norm_layer=norm_layer)
@@ -85,6 +92,8 @@ class GoogLeNet(AuxClassifierNet):
             return max_pool(kernel_size, step.stride, dilation=step.first_dilation,
                             ceil_mode=True)
 
+        if transform_input:
+            self.add_stage("transform_input", TransformInput(in_chans))
         self.add_stage("conv1", conv(in_chans, 64, 7, stride=tracker.layer(2).stride))
         tracker.end_stage(64, "conv1")
         self.add_stage("maxpool1", pool(3))
@@ -116,8 +125,20 @@ class GoogLeNet(AuxClassifierNet):
         trunc_normal_init(self, std=0.01, cutoff=2)
 
 
-@register_model(peers={"torchvision": ("googlenet", {"aux_logits": False,
-                                                     "init_weights": True})})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+# torchvision's names: branch1..4 for our conv1x1 / conv3x3 / conv5x5 / pool branches, bn, fc
+TORCHVISION_KEYS = [(r"\.bn\.", ".norm."), (r"\.branch1\.", ".branches.conv1x1."),
+                    (r"\.branch2\.", ".branches.conv3x3."),
+                    (r"\.branch3\.", ".branches.conv5x5."),
+                    (r"\.branch4\.", ".branches.pool."), (r"^fc\.", "classifier.")]
+TORCHVISION_WEIGHTS = PeerWeights(
+    TORCHVISION_KEYS, options={"transform_input": True}, flags={"aux_logits": r"^aux1\."},
+    pretrained_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False})
+
+
+@register_model(peers={"torchvision": Peer("googlenet", {"aux_logits": False,
+                                                         "init_weights": True},
+                                           TORCHVISION_WEIGHTS)})
 def googlenet(**kwargs: Any) -> GoogLeNet:
     """torchvision's GoogLeNet; ``large_kernel_size=5`` (and ``norm_layer=None``) for the
     paper's."""

@@ -27,6 +27,13 @@ stride 1 and dilates every module after them (:mod:`lightnets.models.stages`; ti
 output stride but 32 here). Their unpadded stride-2 convolutions and pools become "same"-padded
 stride-1 ones, so every branch keeps the size; the reduction of a dilated stage keeps the
 previous dilation.
+
+``transform_input=True`` re-normalises ImageNet-normalised inputs to ``(x - 0.5) / 0.5`` first
+(:class:`lightnets.layers.inception.TransformInput`), as torchvision's pretrained Inception v3
+does. torchvision and timm name its tensors alike (``Conv2d_1a_3x3``, ``Mixed_5b.branch1x1``,
+``AuxLogits``, ``fc``; the rules are at the bottom); timm feeds the same weights
+``(x - 0.5) / 0.5`` directly (its preprocessing's mean and std are 0.5), so its files load
+without ``transform_input``: an image gets the same logits either way.
 """
 
 from __future__ import annotations
@@ -38,10 +45,10 @@ from torch import nn
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.inception import (InceptionA, InceptionB, InceptionC, InceptionD, InceptionE,
-                                        InceptionV3AuxHead, inception_norm)
+                                        InceptionV3AuxHead, TransformInput, inception_norm)
 from lightnets.layers.pooling import max_pool
 from lightnets.models.base import AuxClassifierNet, trunc_normal_init
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # Szegedy et al. 2016, Table 1 (stem), as released: name, out channels, kernel, stride, padding;
 # ("maxpoolN", None, 3, 2, 0) is a 3x3/2 max-pool
@@ -81,10 +88,12 @@ class InceptionV3(AuxClassifierNet):
     def __init__(self, stages: list[tuple[str, type[nn.Module], dict[str, int]]] = STAGES,
                  aux_logits: bool = False, norm_layer: LayerFactory | None = inception_norm,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5,
-                 output_stride: int = 32) -> None:
+                 transform_input: bool = False, output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         tracker = self.track_stages(output_stride)
         channels = in_chans
+        if transform_input:
+            self.add_stage("transform_input", TransformInput(in_chans))
         for name, out, kernel, stride, padding in STEM:
             if out is None:  # a max-pool ends the stage
                 tracker.end_stage(channels, self.stage_names[-1])
@@ -118,9 +127,42 @@ class InceptionV3(AuxClassifierNet):
             getattr(self, name).init_weights()
 
 
-@register_model(peers={"torchvision": ("inception_v3", {"aux_logits": False,
-                                                        "init_weights": True}),
-                       "timm": "inception_v3"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+# the released network's branch names (TF-slim's, kept by torchvision and timm) -> ours
+RELEASE_BRANCHES = {
+    "branch1x1": "conv1x1", "branch5x5_1": "conv5x5.0", "branch5x5_2": "conv5x5.1",
+    "branch3x3": "conv3x3", "branch3x3_1": "conv3x3.0", "branch3x3_2": "conv3x3.1",
+    "branch3x3_2a": "conv3x3.1.branches.conv1x3", "branch3x3_2b": "conv3x3.1.branches.conv3x1",
+    "branch3x3dbl_1": "double3x3.0", "branch3x3dbl_2": "double3x3.1",
+    "branch3x3dbl_3": "double3x3.2", "branch3x3dbl_3a": "double3x3.2.branches.conv1x3",
+    "branch3x3dbl_3b": "double3x3.2.branches.conv3x1",
+    "branch7x7_1": "conv7x7.0", "branch7x7_2": "conv7x7.1.first",
+    "branch7x7_3": "conv7x7.1.second",
+    "branch7x7dbl_1": "double7x7.0", "branch7x7dbl_2": "double7x7.1.first",
+    "branch7x7dbl_3": "double7x7.1.second", "branch7x7dbl_4": "double7x7.2.first",
+    "branch7x7dbl_5": "double7x7.2.second",
+    "branch7x7x3_1": "conv7x7x3.0", "branch7x7x3_2": "conv7x7x3.1.first",
+    "branch7x7x3_3": "conv7x7x3.1.second", "branch7x7x3_4": "conv7x7x3.2",
+    "branch_pool": "pool.1"}
+RELEASE_STEM = {"Conv2d_1a_3x3": "conv1a", "Conv2d_2a_3x3": "conv2a", "Conv2d_2b_3x3": "conv2b",
+                "Conv2d_3b_1x1": "conv3b", "Conv2d_4a_3x3": "conv4a"}
+RELEASE_KEYS = [
+    *[(rf"^{theirs}\.", f"{ours}.") for theirs, ours in RELEASE_STEM.items()],
+    *[(rf"\.{theirs}\.", f".branches.{ours}.") for theirs, ours in RELEASE_BRANCHES.items()],
+    (r"^Mixed_", "mixed"), (r"^AuxLogits\.conv0\.", "aux.conv1x1."),
+    (r"^AuxLogits\.conv1\.", "aux.conv5x5."), (r"^AuxLogits\.fc\.", "aux.fc."),
+    (r"\.bn\.", ".norm."), (r"^fc\.", "classifier.")]
+FLAGS = {"aux_logits": r"^aux\."}  # the released files hold the auxiliary head
+
+
+@register_model(peers={
+    "torchvision": Peer("inception_v3", {"aux_logits": False, "init_weights": True}, PeerWeights(
+        RELEASE_KEYS, options={"transform_input": True}, flags=FLAGS, pretrained_kwargs={
+            "aux_logits": True, "transform_input": True, "init_weights": False})),
+    # timm's default tag, tv_in1k, is torchvision's weights fed (x - 0.5) / 0.5
+    "timm": Peer("inception_v3", weights=PeerWeights(
+        RELEASE_KEYS, flags=FLAGS, pretrained_kwargs={"aux_logits": True},
+        preprocess={"input_size": (3, 299, 299), "mean": (0.5,) * 3, "std": (0.5,) * 3}))})
 def inception_v3(**kwargs: Any) -> InceptionV3:
     """torchvision's Inception v3 (299x299 inputs)."""
     return InceptionV3(STAGES, **kwargs)

@@ -25,7 +25,10 @@ Choices where the paper is silent or loose:
   :func:`make_divisible`, as MobileNetV2 does, for other multipliers.
 * Table 1 lists the last depthwise layer with stride 2, but its input and output are both 7x7:
   a known typo; it has stride 1 here (as in the release), so the total stride is 32.
-* Activation: ReLU as in the paper (the TF release uses ReLU6; pass ``act_layer=nn.ReLU6``).
+* Activation: ReLU as in the paper (the TF release uses ReLU6; pass ``act_layer="relu6"`` or
+  ``nn.ReLU6``). timm's ``mobilenetv1_100`` uses ReLU6 too: its weights load with
+  ``act_layer="relu6"`` (:mod:`lightnets.weights`; the rules renaming its keys are at the
+  bottom).
 * Dropout: the paper uses little regularisation and names none; the TF release keeps 99.9% of
   the pooled features, so ``drop_rate`` defaults to 0.001.
 * Initialisation: truncated normal, standard deviation 0.09 cut at two deviations, for every
@@ -43,7 +46,8 @@ from torch import nn
 from lightnets.layers import ConvNormAct, DepthwiseSeparableConv, make_divisible
 from lightnets.layers.helpers import LayerFactory
 from lightnets.models.base import Classifier, trunc_normal_init
-from lightnets.registry import register_model
+from lightnets.models.mobilenet_v2 import TIMM_STEM, timm_block_keys
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # Howard et al. 2017, Table 1: (output channels, stride) of each depthwise-separable layer,
 # after a 32-channel 3x3 stride-2 stem
@@ -51,6 +55,7 @@ LAYERS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
           (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
 STEM_CHANNELS = 32
 INIT_STD = 0.09  # TF-slim mobilenet_v1 weights_initializer
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 
 
 def scale_channels(channels: int, width_mult: float, round_to: int = 1) -> int:
@@ -72,9 +77,14 @@ class MobileNetV1(Classifier):
 
     def __init__(self, layers: list[tuple[int, int]] = LAYERS, width_mult: float = 1.0,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.001,
-                 round_to: int = 1, act_layer: LayerFactory = nn.ReLU,
+                 round_to: int = 1, act_layer: LayerFactory | str = "relu",
                  output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
+        if isinstance(act_layer, str):  # a name keeps the checkpoint's arguments plain data
+            if act_layer not in ACTIVATIONS:
+                raise ValueError(f"act_layer must be one of {', '.join(ACTIVATIONS)} or a "
+                                 f"module class, got {act_layer!r}")
+            act_layer = ACTIVATIONS[act_layer]
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
         if not isinstance(round_to, int) or round_to < 1:
@@ -104,7 +114,18 @@ class MobileNetV1(Classifier):
         trunc_normal_init(self, std=INIT_STD, cutoff=2 * INIT_STD)
 
 
-@register_model(aliases=["mobilenet_v1"], peers={"timm": "mobilenetv1_100"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+# timm's depthwise-separable blocks, grouped in stages of 1, 2, 2, 6 and 2: conv_dw / bn1, conv_pw
+# / bn2; no head convolution
+TIMM_KEYS = [*TIMM_STEM, *timm_block_keys([1, 2, 2, 6, 2]),
+             (r"\.conv_dw\.", ".depthwise.conv."), (r"\.bn1\.", ".depthwise.norm."),
+             (r"\.conv_pw\.", ".pointwise.conv."), (r"\.bn2\.", ".pointwise.norm.")]
+TIMM_WEIGHTS = PeerWeights(TIMM_KEYS, options={"act_layer": "relu6"},  # tag ra4_e3600_r224_in1k
+                           preprocess={"mean": (0.5,) * 3, "std": (0.5,) * 3})
+
+
+@register_model(aliases=["mobilenet_v1"],
+                peers={"timm": Peer("mobilenetv1_100", weights=TIMM_WEIGHTS)})
 def mobilenet_v1_x1_0(width_mult: float = 1.0, **kwargs) -> MobileNetV1:
     return MobileNetV1(LAYERS, width_mult=width_mult, **kwargs)
 

@@ -25,6 +25,12 @@ Where this differs from the paper's text (as torchvision does):
 first block of a dilated stage already takes the new dilation, as torchvision's
 ``dilated=True`` does (what its DeepLabV3 and LR-ASPP models are built on): at 16 the
 dilations equal torchvision's, so its segmentation weights compute the same function here.
+
+``bn_eps`` sets BatchNorm's epsilon: 0.001 (the reference's, torchvision's) by default; timm's
+``mobilenetv3_*_100`` were trained with PyTorch's default 1e-5, so their weights load with
+``bn_eps=1e-5`` (:mod:`lightnets.weights`). timm's hidden head layer is a 1x1 convolution on
+the pooled map with bias, ours the equivalent fully-connected layer: the kernel is reshaped.
+The renaming rules of both twins are at the bottom.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ from torch import nn
 
 from lightnets.layers import ConvNormAct, InvertedResidual, SqueezeExcite, make_divisible
 from lightnets.models.base import Classifier, he_init
-from lightnets.registry import register_model
+from lightnets.models.mobilenet_v2 import (TIMM_FIRST_BLOCK, TIMM_INVERTED_RESIDUAL, TIMM_STEM,
+                                           timm_block_keys)
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # Howard et al. 2019, Table 1 (Large): kernel, expansion size, out, SE, NL, stride
 LARGE = [(3, 16, 16, False, "RE", 1), (3, 64, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1),
@@ -67,7 +75,7 @@ class MobileNetV3(Classifier):
 
     def __init__(self, blocks: list[Row], head: tuple[int, int], width_mult: float = 1.0,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 output_stride: int = 32) -> None:
+                 bn_eps: float = 0.001, output_stride: int = 32) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if not width_mult > 0:
             raise ValueError(f"width_mult must be positive, got {width_mult!r}")
@@ -75,7 +83,7 @@ class MobileNetV3(Classifier):
         if unknown:
             raise ValueError(f"unknown non-linearity {sorted(unknown)}; expected 'RE' or 'HS'")
         self.width_mult = width_mult
-        norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+        norm_layer = partial(nn.BatchNorm2d, eps=bn_eps, momentum=0.01)
         se_layer = partial(SqueezeExcite, rd_ratio=0.25, rd_divisor=8, gate_layer=nn.Hardsigmoid)
         channels = make_divisible(16 * width_mult)
         tracker = self.track_stages(output_stride, dilate_first=True)
@@ -109,11 +117,55 @@ class MobileNetV3(Classifier):
         he_init(self)
 
 
-@register_model(peers={"torchvision": "mobilenet_v3_large", "timm": "mobilenetv3_large_100"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+def torchvision_keys(blocks: list[Row]) -> list[tuple[str, str]]:
+    """torchvision's ``features.i.block.j``: the expansion (absent where the expansion size is
+    the input width), depthwise, squeeze-excite and projection layers in order, each conv-BN
+    layer as ``j.0`` / ``j.1``."""
+    rules = [(r"^features\.0\.0\.", "features.0.conv."), (r"^features\.0\.1\.", "features.0.norm.")]
+    channels = 16
+    for index, (_, expansion, out, use_se, _, _) in enumerate(blocks, start=1):
+        parts = [*(["expand"] if expansion != channels else []), "depthwise",
+                 *(["se"] if use_se else []), "project"]
+        for j, part in enumerate(parts):
+            if part == "se":
+                rules.append((rf"^features\.{index}\.block\.{j}\.", f"features.{index}.se."))
+                continue
+            rules += [(rf"^features\.{index}\.block\.{j}\.0\.", f"features.{index}.{part}.conv."),
+                      (rf"^features\.{index}\.block\.{j}\.1\.", f"features.{index}.{part}.norm.")]
+        channels = out
+    last = len(blocks) + 1
+    return [*rules, (rf"^features\.{last}\.0\.", f"features.{last}.conv."),
+            (rf"^features\.{last}\.1\.", f"features.{last}.norm."),
+            (r"^classifier\.0\.", "head_hidden.0."), (r"^classifier\.3\.", "classifier.")]
+
+
+def timm_keys(stage_repeats: list[int]) -> list[tuple[str, str]]:
+    """timm's names: its stages of blocks (the last stage the 1x1 conv: ``conv`` / ``bn1``) and
+    ``conv_head``, the hidden head layer."""
+    last = sum(stage_repeats)
+    return [*TIMM_STEM, *timm_block_keys(stage_repeats),
+            (rf"^features\.{last}\.conv\.", f"features.{last}.conv."),
+            (rf"^features\.{last}\.bn1\.", f"features.{last}.norm."),
+            (r"^conv_head\.", "head_hidden.0."), *TIMM_FIRST_BLOCK, *TIMM_INVERTED_RESIDUAL]
+
+
+def twins(name: str, blocks: list[Row], timm: str, timm_stages: list[int]) -> dict[str, Peer]:
+    return {"torchvision": Peer(name, weights=PeerWeights(torchvision_keys(blocks))),
+            "timm": Peer(timm, weights=PeerWeights(timm_keys(timm_stages),
+                                                   reshaped=("head_hidden.0.weight",),
+                                                   options={"bn_eps": 1e-5}))}
+
+
+# timm's arch_def groups the rows into stages: 1, 2, 3, 4, 2, 3 blocks, then the 1x1 conv
+@register_model(peers=twins("mobilenet_v3_large", LARGE, "mobilenetv3_large_100",
+                            [1, 2, 3, 4, 2, 3, 1]))
 def mobilenet_v3_large(width_mult: float = 1.0, **kwargs) -> MobileNetV3:
     return MobileNetV3(LARGE, LARGE_HEAD, width_mult=width_mult, **kwargs)
 
 
-@register_model(peers={"torchvision": "mobilenet_v3_small", "timm": "mobilenetv3_small_100"})
+# timm's arch_def: 1, 2, 3, 2, 3 blocks, then the 1x1 conv
+@register_model(peers=twins("mobilenet_v3_small", SMALL, "mobilenetv3_small_100",
+                            [1, 2, 3, 2, 3, 1]))
 def mobilenet_v3_small(width_mult: float = 1.0, **kwargs) -> MobileNetV3:
     return MobileNetV3(SMALL, SMALL_HEAD, width_mult=width_mult, **kwargs)

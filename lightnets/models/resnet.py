@@ -19,6 +19,14 @@ Deviations from the papers, and why:
   The squeeze-excite gate rescales the residual branch before the addition (Fig. 3).
 * The classifier keeps PyTorch's default ``nn.Linear`` initialisation, like torchvision;
   convolutions get He (fan-out) initialisation and norms start at ``(1, 0)``.
+* ``stem_pool="ceil"``: the stem's 3x3/2 max-pool unpadded and rounding up, as in the Caffe
+  release of SENet (timm's ``legacy_seresnet50``), instead of padded by one (torchvision). The
+  map sizes are the same at 224x224, not the values at its borders.
+
+Pretrained weights (:mod:`lightnets.weights`): torchvision's and timm's ResNets and ResNeXts
+share their key names (``conv1``, ``bn1``, ``layerN.i.convJ`` / ``bnJ``, ``downsample.0/1``,
+``fc``) and load as they are; timm's ``legacy_seresnet50`` (``layer0``, ``se_module``,
+``last_linear``) loads into ``se_resnet50(stem_pool="ceil")``. The rules are at the bottom.
 
 ``output_stride=16`` or ``8`` dilates the last stages (:mod:`lightnets.models.stages`) exactly
 as torchvision's ``replace_stride_with_dilation`` does: the first block of a dilated stage
@@ -39,7 +47,7 @@ from lightnets.layers.pooling import max_pool
 from lightnets.layers.resnet_blocks import BasicBlock, Bottleneck
 from lightnets.layers.squeeze_excite import SqueezeExcite
 from lightnets.models.base import Classifier, he_init
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # He et al. 2016, Table 1: block type and blocks per stage (conv2_x .. conv5_x)
 DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
@@ -74,7 +82,7 @@ class ResNet(Classifier):
                  in_chans: int = 3, drop_rate: float = 0.0, groups: int = 1,
                  base_width: int = 64, stride_in_1x1: bool = False,
                  se_layer: LayerFactory | None = None, zero_init_residual: bool = False,
-                 output_stride: int = 32,
+                 output_stride: int = 32, stem_pool: str = "padded",
                  norm_layer: LayerFactory = nn.BatchNorm2d,
                  act_layer: LayerFactory = nn.ReLU) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
@@ -95,7 +103,9 @@ class ResNet(Classifier):
         self.stem = ConvNormAct(in_chans, 64, 7, stride=tracker.layer(2).stride,
                                 norm_layer=norm_layer, act_layer=act_layer)
         tracker.end_stage(64, "stem")
-        self.maxpool = max_pool(3, tracker.layer(2).stride, padding=1)
+        if stem_pool not in STEM_POOLS:
+            raise ValueError(f"stem_pool must be one of {', '.join(STEM_POOLS)}, got {stem_pool!r}")
+        self.maxpool = max_pool(3, tracker.layer(2).stride, **STEM_POOLS[stem_pool])
         channels = 64
         for index, (planes, repeats, stride) in enumerate(zip(STAGE_PLANES, layers,
                                                               STAGE_STRIDES), start=1):
@@ -129,49 +139,75 @@ class ResNet(Classifier):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
+# -- stem pools and pretrained weights (lightnets.weights) ----------------------------------------
+# the stem's 3x3/2 max-pool: padded by one (torchvision, timm) or unpadded and rounding up (Caffe)
+STEM_POOLS = {"padded": {"padding": 1}, "ceil": {"ceil_mode": True}}  # max_pool(3, 2, **options)
+# torchvision's and timm's key names (the same): stem conv1/bn1, blocks convJ/bnJ, downsample.0/1
+RESNET_KEYS = [(r"^conv1\.", "stem.conv."), (r"^bn1\.", "stem.norm."),
+               (r"^(layer\d\.\d+)\.conv(\d)\.", r"\1.conv\2.conv."),
+               (r"^(layer\d\.\d+)\.bn(\d)\.", r"\1.conv\2.norm."),
+               (r"^(layer\d\.\d+)\.downsample\.0\.", r"\1.downsample.conv."),
+               (r"^(layer\d\.\d+)\.downsample\.1\.", r"\1.downsample.norm."),
+               (r"^fc\.", "classifier.")]
+TIMM_RESNET = PeerWeights(RESNET_KEYS, preprocess={"crop_pct": 0.95})  # tags a1_in1k, a1h_in1k
+# timm's legacy SENet (Cadene's port of the Caffe release): layer0, se_module, last_linear
+LEGACY_SENET_KEYS = [(r"^layer0\.conv1\.", "stem.conv."), (r"^layer0\.bn1\.", "stem.norm."),
+                     (r"\.se_module\.", ".se."), (r"^last_linear\.", "classifier."),
+                     *RESNET_KEYS[2:6]]
+
+
+def twins(torchvision: str, timm: str, timm_weights: PeerWeights = TIMM_RESNET) -> dict:
+    """The ``peers`` of a ResNet whose torchvision and timm names are given."""
+    return {"torchvision": Peer(torchvision, weights=PeerWeights(RESNET_KEYS)),
+            "timm": Peer(timm, weights=timm_weights)}
+
+
 def _resnet(depth: int, **kwargs) -> ResNet:
     block, layers = DEPTHS[depth]
     return ResNet(block, layers, **kwargs)
 
 
-@register_model(peers={"torchvision": "resnet18", "timm": "resnet18"})
+@register_model(peers=twins("resnet18", "resnet18"))
 def resnet18(**kwargs) -> ResNet:
     return _resnet(18, **kwargs)
 
 
-@register_model(peers={"torchvision": "resnet34", "timm": "resnet34"})
+@register_model(peers=twins("resnet34", "resnet34"))
 def resnet34(**kwargs) -> ResNet:
     return _resnet(34, **kwargs)
 
 
-@register_model(peers={"torchvision": "resnet50", "timm": "resnet50"})
+@register_model(peers=twins("resnet50", "resnet50"))
 def resnet50(**kwargs) -> ResNet:
     return _resnet(50, **kwargs)
 
 
-@register_model(peers={"torchvision": "resnet101", "timm": "resnet101"})
+@register_model(peers=twins("resnet101", "resnet101"))
 def resnet101(**kwargs) -> ResNet:
     return _resnet(101, **kwargs)
 
 
-@register_model(peers={"torchvision": "resnet152", "timm": "resnet152"})
+@register_model(peers=twins("resnet152", "resnet152"))
 def resnet152(**kwargs) -> ResNet:
     return _resnet(152, **kwargs)
 
 
 # Xie et al. 2017, Table 1: cardinality 32, bottleneck width 4d (50 layers) / 8d (torchvision's 101)
-@register_model(peers={"torchvision": "resnext50_32x4d", "timm": "resnext50_32x4d"})
+@register_model(peers=twins("resnext50_32x4d", "resnext50_32x4d"))
 def resnext50_32x4d(groups: int = 32, base_width: int = 4, **kwargs) -> ResNet:
     return _resnet(50, groups=groups, base_width=base_width, **kwargs)
 
 
-@register_model(peers={"torchvision": "resnext101_32x8d", "timm": "resnext101_32x8d"})
+# timm's default tag for it is torchvision's weights (tv_in1k): torchvision's preprocessing
+@register_model(peers=twins("resnext101_32x8d", "resnext101_32x8d", PeerWeights(
+    RESNET_KEYS, preprocess={"interpolation": "bilinear"})))
 def resnext101_32x8d(groups: int = 32, base_width: int = 8, **kwargs) -> ResNet:
     return _resnet(101, groups=groups, base_width=base_width, **kwargs)
 
 
 # Hu et al. 2018, Table 1: SE-ResNet-50 with reduction ratio r = 16, the paper's strided 1x1
-@register_model(peers={"timm": "legacy_seresnet50"})
+@register_model(peers={"timm": Peer("legacy_seresnet50", weights=PeerWeights(
+    LEGACY_SENET_KEYS, options={"stem_pool": "ceil"}, preprocess={"interpolation": "bilinear"}))})
 def se_resnet50(se_reduction: int = 16, stride_in_1x1: bool = True, **kwargs) -> ResNet:
     if not isinstance(se_reduction, int) or se_reduction < 1:
         raise ValueError(f"se_reduction must be a positive integer, got {se_reduction!r}")

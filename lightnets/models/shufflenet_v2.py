@@ -31,6 +31,10 @@ Deviations and options:
 ``output_stride=16`` or ``8`` builds the downsampling units of the last stages at stride 1 and
 dilates the depthwise convolutions after them (:mod:`lightnets.models.stages`); the first unit
 of a dilated stage keeps the previous dilation.
+
+Pretrained weights (:mod:`lightnets.weights`): torchvision's names (``conv1``, ``stageN``,
+``branch1`` for our shortcut branch, ``branch2`` for the main one, ``conv5``, ``fc``) are renamed
+by the rules at the bottom; the tensors are the same.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.shufflenet_units import ShuffleV2Unit
 from lightnets.models.base import Classifier
 from lightnets.models.shufflenet_v1 import init_shufflenet_weights, shufflenet_stem
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # Ma et al. 2018, Table 5: output channels of conv1, stages 2-4 and conv5, per width
 WIDTHS = {0.5: (24, 48, 96, 192, 1024), 1.0: (24, 116, 232, 464, 1024),
@@ -93,21 +97,39 @@ class ShuffleNetV2(Classifier):
         init_shufflenet_weights(self, layers[0])
 
 
-@register_model(peers={"torchvision": "shufflenet_v2_x0_5"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+# torchvision's Sequential indices inside a unit: branch1 = dw conv, BN, 1x1 conv, BN, ReLU;
+# branch2 = 1x1 conv, BN, ReLU, dw conv, BN, 1x1 conv, BN, ReLU
+TORCHVISION_KEYS = [
+    (r"^conv1\.0\.", "features.0.conv."), (r"^conv1\.1\.", "features.0.norm."),
+    (r"^stage(\d)\.", r"features.\1."), (r"^conv5\.0\.", "features.5.conv."),
+    (r"^conv5\.1\.", "features.5.norm."), (r"^fc\.", "classifier."),
+    (r"\.branch1\.0\.", ".shortcut.0.conv."), (r"\.branch1\.1\.", ".shortcut.0.norm."),
+    (r"\.branch1\.2\.", ".shortcut.1.conv."), (r"\.branch1\.3\.", ".shortcut.1.norm."),
+    (r"\.branch2\.0\.", ".main.0.conv."), (r"\.branch2\.1\.", ".main.0.norm."),
+    (r"\.branch2\.3\.", ".main.1.conv."), (r"\.branch2\.4\.", ".main.1.norm."),
+    (r"\.branch2\.5\.", ".main.2.conv."), (r"\.branch2\.6\.", ".main.2.norm.")]
+
+
+def twins(name: str) -> dict[str, Peer]:
+    return {"torchvision": Peer(name, weights=PeerWeights(TORCHVISION_KEYS))}
+
+
+@register_model(peers=twins("shufflenet_v2_x0_5"))
 def shufflenet_v2_x0_5(width_mult: float = 0.5, **kwargs) -> ShuffleNetV2:
     return ShuffleNetV2(width_mult, **kwargs)
 
 
-@register_model(aliases=["shufflenet_v2"], peers={"torchvision": "shufflenet_v2_x1_0"})
+@register_model(aliases=["shufflenet_v2"], peers=twins("shufflenet_v2_x1_0"))
 def shufflenet_v2_x1_0(width_mult: float = 1.0, **kwargs) -> ShuffleNetV2:
     return ShuffleNetV2(width_mult, **kwargs)
 
 
-@register_model(peers={"torchvision": "shufflenet_v2_x1_5"})
+@register_model(peers=twins("shufflenet_v2_x1_5"))
 def shufflenet_v2_x1_5(width_mult: float = 1.5, **kwargs) -> ShuffleNetV2:
     return ShuffleNetV2(width_mult, **kwargs)
 
 
-@register_model(peers={"torchvision": "shufflenet_v2_x2_0"})
+@register_model(peers=twins("shufflenet_v2_x2_0"))
 def shufflenet_v2_x2_0(width_mult: float = 2.0, **kwargs) -> ShuffleNetV2:
     return ShuffleNetV2(width_mult, **kwargs)

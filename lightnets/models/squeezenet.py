@@ -23,6 +23,10 @@ The network's own total stride is 16 (three max-pools after a stride-2 convoluti
 ``output_stride=32`` and ``16`` give the same network; ``8`` builds the last max-pool at stride
 1 (3x3, "same" padding) and dilates the Fire modules' 3x3 filters after it
 (:mod:`lightnets.models.stages`).
+
+Pretrained weights (:mod:`lightnets.weights`): torchvision's ``features`` give the first ReLU an
+index of its own, so every later index is one more than ours; the rules follow from the
+configuration (:func:`features_keys`).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.fire import Fire
 from lightnets.layers.pooling import max_pool
 from lightnets.models.base import Classifier
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 
 class SqueezeNetConfig(NamedTuple):
@@ -125,11 +129,27 @@ class SqueezeNet(Classifier):
                 nn.init.zeros_(module.bias)
 
 
-@register_model(peers={"torchvision": "squeezenet1_0"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+def features_keys(config: SqueezeNetConfig) -> list[tuple[str, str]]:
+    """torchvision's keys to ours: the first convolution, then each Fire module one index on
+    (torchvision's first ReLU is ``features.1``); the classifier's are the same."""
+    rules = [(r"^features\.0\.(\w+)$", r"features.0.conv.\1")]
+    for ours, entry in enumerate(config.body, start=1):
+        if entry != "M":
+            rules.append((rf"^features\.{ours + 1}\.(squeeze|expand1x1|expand3x3)\.",
+                          rf"features.{ours}.\1.conv."))
+    return rules
+
+
+def twins(name: str, config: SqueezeNetConfig) -> dict[str, Peer]:
+    return {"torchvision": Peer(name, weights=PeerWeights(features_keys(config)))}
+
+
+@register_model(peers=twins("squeezenet1_0", SQUEEZENET1_0))
 def squeezenet1_0(**kwargs) -> SqueezeNet:
     return SqueezeNet(SQUEEZENET1_0, **kwargs)
 
 
-@register_model(peers={"torchvision": "squeezenet1_1"})
+@register_model(peers=twins("squeezenet1_1", SQUEEZENET1_1))
 def squeezenet1_1(**kwargs) -> SqueezeNet:
     return SqueezeNet(SQUEEZENET1_1, **kwargs)

@@ -20,6 +20,14 @@ after them (:mod:`lightnets.models.stages`), as DeepLab v1 did with VGG-16 (timm
 output stride but 32 for VGG). A 2x2/2 pool at stride 1 becomes a 3x3/1 one, DeepLab's pool4
 and pool5, dilated like the convolutions around it; the first pool of a dilated stage keeps the
 previous dilation.
+
+Pretrained weights (:mod:`lightnets.weights`): torchvision's and timm's ``features`` number
+every convolution, BatchNorm, ReLU and pool, where ours number convolution blocks and pools;
+the index rules follow from the configuration table (:func:`features_keys`). timm's head is
+"convolutional" (``pre_logits``: a 7x7 convolution, then a 1x1 one): the same layers as our
+fully-connected ones, reshaped, and the same function while the last feature map is at most
+7x7 (inputs below 256 px, the 224 px of the pretrained weights included); on larger maps timm
+slides the 7x7 layer and averages its outputs where we pool to 7x7 first.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.pooling import max_pool
 from lightnets.models.base import Classifier, he_init
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # Simonyan & Zisserman 2015, Table 1: 3x3 convolution widths, 'M' = 2x2/2 max-pool
 CONFIGS: dict[str, list[int | str]] = {
@@ -87,41 +95,74 @@ class VGG(Classifier):
         he_init(self)
 
 
-@register_model(peers={"torchvision": "vgg11"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+def features_keys(config: list[int | str], batch_norm: bool) -> list[tuple[str, str]]:
+    """torchvision's ``features.i`` (conv, [BN], ReLU, and pools, each its own index) to ours
+    (one block per convolution or pool)."""
+    rules, theirs = [], 0
+    for ours, entry in enumerate(config):
+        if entry == "M":
+            theirs += 1
+            continue
+        rules.append((rf"^features\.{theirs}\.(\w+)$", rf"features.{ours}.conv.\1"))
+        if batch_norm:
+            rules.append((rf"^features\.{theirs + 1}\.(\w+)$", rf"features.{ours}.norm.\1"))
+        theirs += 3 if batch_norm else 2
+    return rules
+
+
+# torchvision's classifier: Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear
+TORCHVISION_HEAD = [(r"^classifier\.0\.", "head_hidden.0."), (r"^classifier\.3\.", "head_hidden.3."),
+                    (r"^classifier\.6\.", "classifier.")]
+# timm's: pre_logits.fc1 (7x7 conv), pre_logits.fc2 (1x1 conv), head.fc
+TIMM_HEAD = [(r"^pre_logits\.fc1\.", "head_hidden.0."), (r"^pre_logits\.fc2\.", "head_hidden.3."),
+             (r"^head\.fc\.", "classifier.")]
+
+
+def twins(name: str, config: list[int | str], batch_norm: bool) -> dict[str, Peer]:
+    """The ``peers`` of a VGG: torchvision's and timm's model of the same name."""
+    features = features_keys(config, batch_norm)
+    return {"torchvision": Peer(name, weights=PeerWeights([*features, *TORCHVISION_HEAD])),
+            "timm": Peer(name, weights=PeerWeights(
+                [*features, *TIMM_HEAD], reshaped=("head_hidden.0.weight", "head_hidden.3.weight"),
+                preprocess={"interpolation": "bilinear"}))}  # timm's tag: torchvision's weights
+
+
+@register_model(peers=twins("vgg11", CONFIGS["A"], batch_norm=False))
 def vgg11(**kwargs) -> VGG:
     return VGG(CONFIGS["A"], **kwargs)
 
 
-@register_model(peers={"torchvision": "vgg13"})
+@register_model(peers=twins("vgg13", CONFIGS["B"], batch_norm=False))
 def vgg13(**kwargs) -> VGG:
     return VGG(CONFIGS["B"], **kwargs)
 
 
-@register_model(peers={"torchvision": "vgg16"})
+@register_model(peers=twins("vgg16", CONFIGS["D"], batch_norm=False))
 def vgg16(**kwargs) -> VGG:
     return VGG(CONFIGS["D"], **kwargs)
 
 
-@register_model(peers={"torchvision": "vgg19"})
+@register_model(peers=twins("vgg19", CONFIGS["E"], batch_norm=False))
 def vgg19(**kwargs) -> VGG:
     return VGG(CONFIGS["E"], **kwargs)
 
 
-@register_model(peers={"torchvision": "vgg11_bn"})
+@register_model(peers=twins("vgg11_bn", CONFIGS["A"], batch_norm=True))
 def vgg11_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
     return VGG(CONFIGS["A"], norm_layer=norm_layer, **kwargs)
 
 
-@register_model(peers={"torchvision": "vgg13_bn"})
+@register_model(peers=twins("vgg13_bn", CONFIGS["B"], batch_norm=True))
 def vgg13_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
     return VGG(CONFIGS["B"], norm_layer=norm_layer, **kwargs)
 
 
-@register_model(peers={"torchvision": "vgg16_bn"})
+@register_model(peers=twins("vgg16_bn", CONFIGS["D"], batch_norm=True))
 def vgg16_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
     return VGG(CONFIGS["D"], norm_layer=norm_layer, **kwargs)
 
 
-@register_model(peers={"torchvision": "vgg19_bn"})
+@register_model(peers=twins("vgg19_bn", CONFIGS["E"], batch_norm=True))
 def vgg19_bn(norm_layer: LayerFactory | None = nn.BatchNorm2d, **kwargs) -> VGG:
     return VGG(CONFIGS["E"], norm_layer=norm_layer, **kwargs)

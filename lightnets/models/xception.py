@@ -26,6 +26,12 @@ Choices where the paper is silent or loose:
 keep the size) and dilates every separable convolution after them, as DeepLabV3+ does with its
 Xception (:mod:`lightnets.models.stages`; timm refuses any output stride but 32 here); the
 first block of a dilated stage keeps the previous dilation.
+
+Pretrained weights (:mod:`lightnets.weights`): timm's ``legacy_xception`` (Cadene's port of the
+Keras release) names each block's layers by their place in one sequence (``rep.K``: ReLU,
+separable conv, BN, ...) and lists the shortcut (``skip``, ``skipbn``) first; the rules at the
+bottom follow from the block table. Padding and pooling are the same as ours (symmetric, one
+pixel, for the 3x3/2 max-pools; the stem unpadded).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from torch import nn
 from lightnets.layers import ConvNormAct, DepthwiseSeparableConv
 from lightnets.layers.xception_block import XceptionBlock
 from lightnets.models.base import Classifier, he_init
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 # Chollet 2017, Fig. 5: separable-convolution widths of a block, stride (max-pool and strided
 # 1x1 shortcut), repeats, and whether the block starts with a ReLU
@@ -93,6 +99,37 @@ class Xception(Classifier):
         he_init(self)
 
 
-@register_model(peers={"timm": "legacy_xception"})
+# -- pretrained weights (lightnets.weights) -------------------------------------------------------
+def timm_keys(blocks: list[tuple[tuple[int, ...], int, int, bool]]) -> list[tuple[str, str]]:
+    """timm's ``legacy_xception``: conv1/bn1, conv2/bn2, ``block1..12`` (``rep.K``, every
+    separable convolution ``conv1`` + ``pointwise`` followed by its BN, after a ReLU except in
+    the first block; ``skip`` / ``skipbn``), conv3/bn3, conv4/bn4 (separable), fc."""
+    rules = [(r"^conv1\.", "features.0.conv."), (r"^bn1\.", "features.0.norm."),
+             (r"^conv2\.", "features.1.conv."), (r"^bn2\.", "features.1.norm.")]
+    index = 2
+    for widths, _, repeats, leading_act in blocks:
+        for _ in range(repeats):
+            block = f"block{index - 1}"
+            rules += [(rf"^{block}\.skip\.", f"features.{index}.shortcut.conv."),
+                      (rf"^{block}\.skipbn\.", f"features.{index}.shortcut.norm.")]
+            for unit in range(len(widths)):
+                k = 3 * unit + leading_act  # ReLU, SeparableConv2d, BatchNorm2d per unit
+                ours = f"features.{index}.units.{unit}.conv"
+                rules += [(rf"^{block}\.rep\.{k}\.conv1\.", f"{ours}.depthwise.conv."),
+                          (rf"^{block}\.rep\.{k}\.pointwise\.", f"{ours}.pointwise.conv."),
+                          (rf"^{block}\.rep\.{k + 1}\.", f"{ours}.pointwise.norm.")]
+            index += 1
+    for number in (3, 4):  # the exit flow's separable convolutions
+        rules += [(rf"^conv{number}\.conv1\.", f"features.{index}.depthwise.conv."),
+                  (rf"^conv{number}\.pointwise\.", f"features.{index}.pointwise.conv."),
+                  (rf"^bn{number}\.", f"features.{index}.pointwise.norm.")]
+        index += 1
+    return [*rules, (r"^fc\.", "classifier.")]
+
+
+@register_model(peers={"timm": Peer("legacy_xception", weights=PeerWeights(
+    timm_keys(BLOCKS),  # tag tf_in1k: the Keras release's preprocessing
+    preprocess={"input_size": (3, 299, 299), "crop_pct": 0.8975, "mean": (0.5,) * 3,
+                "std": (0.5,) * 3}))})
 def xception(**kwargs) -> Xception:
     return Xception(BLOCKS, **kwargs)

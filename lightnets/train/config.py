@@ -50,6 +50,10 @@ class TrainConfig:
     #                                        training batches before each validation; None:
     #                                        20 for models with slow BatchNorm (precise_bn.py)
     # knowledge distillation (Hinton et al. 2015)
+    # fine-tuning from pretrained weights (lightnets.weights)
+    pretrained: str | None = None        # lightnets checkpoint, torchvision/timm file or folder
+    pretrained_source: str | None = None  # lightnets, torchvision or timm; None: detected
+    freeze_backbone_epochs: int = 0      # train only the new classifier for this many epochs
     teacher: str | None = None           # checkpoint of the teacher
     distill_alpha: float = 0.7           # weight of the KL term; 1 - alpha on the labels
     distill_temperature: float = 4.0
@@ -138,6 +142,10 @@ def check_config(config: TrainConfig) -> None:
             f"grad_clip must be positive, got {config.grad_clip}")
     require(config.precise_bn_batches is None or config.precise_bn_batches >= 0,
             f"precise_bn_batches must be >= 0, got {config.precise_bn_batches}")
+    require(config.freeze_backbone_epochs >= 0,
+            f"freeze_backbone_epochs must be >= 0, got {config.freeze_backbone_epochs}")
+    require(not config.freeze_backbone_epochs or config.pretrained,
+            "freeze_backbone_epochs needs pretrained weights (--pretrained)")
     for name in ("limit_train_batches", "limit_val_batches", "workers"):
         value = getattr(config, name)
         require(value is None or value >= (0 if name == "workers" else 1),

@@ -1,9 +1,11 @@
 """Evaluation: top-1, top-5, cross-entropy, per-class accuracy and the confusion matrix, for a
 model on a loader (:func:`evaluate_model`, used by the training loop) or for a checkpoint on a
-data source (:func:`evaluate`, behind ``lightnets eval``)."""
+data source (:func:`evaluate`, behind ``lightnets eval``), a lightnets checkpoint or the
+pretrained weights of another library (:mod:`lightnets.weights`)."""
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lightnets.checkpoint import load_checkpoint
 from lightnets.data import build_data, default_workers, make_loader
 from lightnets.train.runtime import pick_device
+from lightnets.weights import PretrainedNote, load_pretrained
 
 
 @dataclass
@@ -81,27 +83,44 @@ def evaluate_model(model: nn.Module, loader: DataLoader, num_classes: int,
 
 def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val",
              batch_size: int = 256, device: str = "auto", workers: int | None = None,
-             limit_batches: int | None = None) -> EvalResult:
+             limit_batches: int | None = None, model: str | None = None,
+             source: str | None = None) -> EvalResult:
     """Evaluate a checkpoint (file or run folder: its ``best.pt``) on ``data`` (default: the
-    data it was trained on), with the preprocessing stored in the checkpoint."""
+    data it was trained on), with the preprocessing stored in the checkpoint; or the
+    torchvision / timm weights of the registered ``model`` with theirs. Weights without class
+    names of their own (ImageNet's, or none) take the data's class folders in sorted order,
+    ImageNet's standard order for its synset folders; so do converted checkpoints, which
+    record no training data."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be train or val, got {split!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    state = load_checkpoint(checkpoint, prefer="best")
-    state.require("to evaluate", "preprocess", "class_names")
-    config = state.config
+    loaded = load_pretrained(model, checkpoint, source)
+    info = loaded.pretrained
+    state = info.checkpoint
+    if state is not None:
+        state.require("to evaluate", "preprocess")
+    config = state.config if state is not None else {}  # a training run's; none if converted
     data = data or config.get("data")
     if not data:
-        raise ValueError(f"checkpoint {state.path!r} does not record its data; pass --data")
-    bundle = build_data(data, state.preprocess, augment=False,
+        raise ValueError(f"{info.path!r} does not record its data; pass --data")
+    bundle = build_data(data, info.preprocess, augment=False,
                         val_fraction=config.get("val_fraction", 0.2), seed=config.get("seed", 0))
-    state.check_matches(num_classes=bundle.num_classes)
-    if bundle.classes != state.class_names:
+    if state is not None:
+        state.check_matches(num_classes=bundle.num_classes)
+    if loaded.num_classes != bundle.num_classes:
+        raise ValueError(f"{info.path!r} predicts {loaded.num_classes} classes, {data!r} has "
+                         f"{bundle.num_classes}")
+    if config and bundle.classes != state.class_names:  # a run trained on these names
         raise ValueError(f"the classes of {data!r} ({', '.join(bundle.classes[:5])}, ...) differ "
                          f"from the checkpoint's ({', '.join(state.class_names[:5])}, ...)")
+    if info.class_names and bundle.classes != info.class_names:
+        warnings.warn(f"{data!r}'s {bundle.num_classes} class folders are taken in sorted "
+                      f"order ({', '.join(bundle.classes[:3])}, ...) as the classes of the "
+                      f"weights ({', '.join(info.class_names[:3])}, ...)", PretrainedNote,
+                      stacklevel=2)
     chosen = pick_device(device)
-    model = state.build_model().to(chosen)
+    model = loaded.to(chosen)
     dataset = bundle.val if split == "val" else bundle.train
     workers = default_workers(bundle.kind) if workers is None else workers
     loader = make_loader(dataset, batch_size, chosen, workers)

@@ -33,10 +33,12 @@ from lightnets.train import report
 from lightnets.train.config import TrainConfig, resolve_config, resumed_config
 from lightnets.train.distill import distillation_loss, load_teacher
 from lightnets.train.evaluate import evaluate_model
+from lightnets.train.finetune import backbone_parameters, freeze_backbone
 from lightnets.train.optim import build_optimizer, build_scheduler
 from lightnets.train.precise_bn import has_slow_batchnorm, recompute_batchnorm_stats
 from lightnets.train.rng import capture_rng, restore_rng
 from lightnets.train.runtime import Runtime, pick_amp, setup_runtime
+from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 
 # batches precise BN averages over, where the model's BatchNorm is slow (see precise_bn.py)
 PRECISE_BN_BATCHES = 20
@@ -105,6 +107,15 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     if fixed:
         raise ValueError(f"model_args cannot set {', '.join(fixed)}: the data decides them "
                          "(use --in-chans for the channels)")
+    # Pretrained weights are read before the data: their preprocessing sets the data's, and the
+    # constructor options that reproduce them join the model arguments (so a resume, which
+    # does not read them again, rebuilds the same network).
+    pretrained: SourceWeights | None = None
+    if config.pretrained and resume_from is None:
+        pretrained = read_pretrained(config.pretrained, config.model, config.pretrained_source,
+                                     **config.model_args)
+        config = dataclasses.replace(config, model_args={**pretrained.options,
+                                                         **config.model_args})
     shape_only = meta_model(config.model, **config.model_args)
     task = getattr(shape_only, "task", "classification")
     if task != "classification":
@@ -115,13 +126,17 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     if ("aux_logits" in inspect.signature(type(shape_only)).parameters
             and "aux_logits" not in config.model_args):
         config = dataclasses.replace(config, model_args={**config.model_args, "aux_logits": True})
-    config = resolve_config(config, kind, shape_only.default_input_size[-1])
+    config = resolve_config(config, kind, pretrained.preprocess["input_size"] if pretrained
+                            else shape_only.default_input_size[-1])
     runtime.amp_dtype = pick_amp(config.amp, device, config.input_size)  # now the size is known
     min_size = max(shape_only.min_input_size)
     if config.input_size < min_size:
         raise ValueError(f"{config.model} needs inputs of at least {min_size}x{min_size}; "
                          f"got --input-size {config.input_size}")
-    preprocess = default_preprocess(kind, config.input_size, config.in_chans)
+    preprocess = default_preprocess(kind, config.input_size, config.in_chans,
+                                    pretrained.preprocess if pretrained else None)
+    if resume_from is not None and config.pretrained:  # what the first run derived from them
+        preprocess = resume_from.preprocess
     data = build_data(config.data, preprocess, config.augment, config.val_fraction,
                       config.seed, warn=is_main)
     batch_size = config.batch_size // runtime.world_size  # per process
@@ -147,7 +162,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     # -- model, teacher, optimiser, schedule, gradient scaler -------------------------------
     model_args = {**config.model_args, "num_classes": data.num_classes,
                   "in_chans": config.in_chans}
-    model = create_model(config.model, **model_args).to(device)
+    model = (build_pretrained(pretrained, **model_args) if pretrained
+             else create_model(config.model, **model_args)).to(device)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     if config.precise_bn_batches is None:
@@ -179,8 +195,12 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             torch.manual_seed(seed + 1_000_003 * start_epoch)
         else:
             restore_rng(resume_from.rng)
+    backbone = (backbone_parameters(model, config.model, config.model_args)
+                if config.freeze_backbone_epochs else [])
+    # a frozen backbone gets no gradients: DistributedDataParallel must not wait for them
     train_model = (DistributedDataParallel(model, device_ids=[device.index]
-                                           if device.type == "cuda" else None)
+                                           if device.type == "cuda" else None,
+                                           find_unused_parameters=config.freeze_backbone_epochs > 0)
                    if runtime.distributed else model)
 
     # -- run folder (chosen by rank 0, shared with the others) -------------------------------
@@ -208,8 +228,10 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             "amp": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "off",
             "channels_last": runtime.channels_last, "preprocess": preprocess,
             "train_images": len(data.train), "val_images": len(data.val)})
-        console.print(f"training {config.model} ({sum(p.numel() for p in model.parameters()):,} "
-                      f"params) on {config.data}: {len(data.train)} train / {len(data.val)} val "
+        start = f" from {config.pretrained}" if config.pretrained else ""
+        console.print(f"training {config.model}{start} "
+                      f"({sum(p.numel() for p in model.parameters()):,} params) on {config.data}: "
+                      f"{len(data.train)} train / {len(data.val)} val "
                       f"images, {data.num_classes} classes, {config.input_size}x"
                       f"{config.input_size}x{config.in_chans}; {config.epochs} epochs of "
                       f"{steps_per_epoch} steps on {device} x{runtime.world_size} -> {run_dir}",
@@ -223,6 +245,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         if sampler is not None:
             sampler.set_epoch(epoch)
         train_model.train()
+        frozen = epoch < config.freeze_backbone_epochs  # only the new classifier learns
+        freeze_backbone(model, backbone, frozen)
         # running sums on this process: loss * images, correct predictions, images
         tally = torch.zeros(3, dtype=torch.float64, device=device)
         with report.epoch_progress(console, show) as progress:
@@ -281,7 +305,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         # evaluation on the validation split, each process on its shard of it, in full
         # precision like `lightnets eval`, so the logged top-1 is the checkpoint's own; slow
         # BatchNorm averages are first recomputed from the current weights (precise_bn.py)
-        if config.precise_bn_batches:
+        if config.precise_bn_batches and not frozen:
             batches = itertools.islice(train_loader, min(config.precise_bn_batches,
                                                          steps_per_epoch))
             recompute_batchnorm_stats(model, (images.to(device, memory_format=memory_format)

@@ -129,6 +129,8 @@ def test_nan_loss_on_the_command_line_is_one_line(tmp_path, monkeypatch, capsys)
     (["train", "--model-arg", "num_classes=3"], "cannot set num_classes"),
     (["train", "--amp", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
     (["eval", "--checkpoint", "/no/such.pt"], "not found"),
+    (["train", "--freeze-backbone-epochs", "1"], "needs pretrained weights"),
+    (["train", "--pretrained", "/no/such.pth"], "not found"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, expected, tmp_path, capsys):
     if argv[0] == "train":

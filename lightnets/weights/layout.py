@@ -1,0 +1,86 @@
+"""The model's side of a load: the tensors a zoo model has, and which of them form its
+classifier and its first convolution, the two parts whose shapes follow ``num_classes`` and
+``in_chans``.
+
+One build on the meta device (no memory, no values) gives all of it: the classifier is what
+``reset_classifier`` replaces (the auxiliary heads' final layers too), the first convolution is
+the first to run on the input. The shapes for other class and channel counts follow without
+building again: a classifier tensor's first dimension is the class count (and it is absent
+for 0 classes), the first convolution kernel's second dimension the channel count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightnets.registry import meta_model
+
+BUILD_CLASSES, BUILD_CHANS = 1000, 3
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A model's tensors (key -> shape, at 1000 classes and 3 channels), its classifier's keys
+    and its first convolution's kernel key."""
+
+    shapes: dict[str, torch.Size]
+    classifier: frozenset[str]
+    first_conv: str
+
+    def at(self, num_classes: int, in_chans: int) -> dict[str, torch.Size]:
+        """The tensors of the same network for ``num_classes`` and ``in_chans``."""
+        shapes = {}
+        for key, shape in self.shapes.items():
+            if key in self.classifier:
+                if not num_classes:
+                    continue  # no classifier: an identity
+                shape = torch.Size((num_classes, *shape[1:]))
+            if key == self.first_conv:
+                shape = torch.Size((shape[0], in_chans, *shape[2:]))
+            shapes[key] = shape
+        return shapes
+
+    def classes_and_chans(self, state: dict[str, torch.Tensor]) -> tuple[int, int]:
+        """The class count and input channels a state dict (in our keys) was made for: 0
+        classes when it has no classifier, 3 channels when it lacks the first convolution."""
+        classes = [state[key].shape[0] for key in sorted(self.classifier)
+                   if key in state and state[key].dim()]
+        conv = state.get(self.first_conv)
+        return (classes[0] if classes else 0), (conv.shape[1] if conv is not None
+                                                and conv.dim() == 4 else BUILD_CHANS)
+
+
+_LAYOUTS: dict[tuple[str, str], Layout] = {}
+
+
+def layout_of(name: str, **args: Any) -> Layout:
+    """The :class:`Layout` of model ``name`` built with ``args`` (remembered per arguments)."""
+    cache_key = (name, repr(sorted(args.items())))
+    if cache_key in _LAYOUTS:
+        return _LAYOUTS[cache_key]
+    model = meta_model(name, **args, num_classes=BUILD_CLASSES, in_chans=BUILD_CHANS)
+    shapes = {key: tensor.shape for key, tensor in model.state_dict().items()}
+    first = first_convolution(model)
+    with torch.device("meta"):
+        model.reset_classifier(BUILD_CLASSES + 1)
+    changed = {key for key, tensor in model.state_dict().items() if shapes.get(key) != tensor.shape}
+    _LAYOUTS[cache_key] = Layout(shapes, frozenset(changed), first)
+    return _LAYOUTS[cache_key]
+
+
+def first_convolution(model: nn.Module) -> str:
+    """The state-dict key of the kernel of the first convolution to run on the input."""
+    names = {module: name for name, module in model.named_modules()}
+    order: list[str] = []
+    hooks = [module.register_forward_pre_hook(lambda m, _: order.append(names[m]))
+             for module in names if isinstance(module, nn.Conv2d)]
+    try:
+        model.forward_features(torch.empty(1, *model.default_input_size, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return f"{order[0]}.weight"
