@@ -7,7 +7,7 @@ import argparse
 import json
 
 from lightnets.cli._common import console
-from lightnets.export.backends import BACKENDS
+from lightnets.export.backends import BACKENDS, backend_requirements
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,15 +15,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="classify image files with a checkpoint",
         description="Print the top-k classes and probabilities of each image.")
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
-                        help="checkpoint file, or a run folder (its best.pt)")
+                        help="checkpoint file, a run folder (its best.pt), or an exported "
+                        "model (.onnx, .int8.onnx, .pt2, .torchscript with its sidecar)")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--backend", choices=BACKENDS, default="eager",
                         help="inference backend: the fused model in eager PyTorch (default), "
-                        "torch.compile, ONNX Runtime or OpenVINO (the last three on the CPU)")
+                        "torch.compile, ONNX Runtime or OpenVINO (the last three on the CPU); "
+                        "an exported file runs as its sidecar says (ONNX: onnxruntime or "
+                        "openvino)")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, requires=lambda args: backend_requirements([args.backend]))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,5 +39,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for prediction in predictions:
         ranked = "  ".join(f"{name} {probability:.1%}" for name, _, probability in prediction.top)
-        console.print(f"{prediction.image}: {ranked}", highlight=False, soft_wrap=True)
+        console.print(f"{prediction.image}: {ranked}", highlight=False, soft_wrap=True,
+                      markup=False)
     return 0

@@ -71,7 +71,10 @@ class Classifier(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
-        """Fail clearly on an input of the wrong rank, channel count or too small a size."""
+        """Fail clearly on an input of the wrong rank, channel count, size or dtype."""
+        if not x.is_floating_point():  # e.g. uint8 pixels straight from an image decoder
+            raise ValueError(f"{type(self).__name__} expects a floating-point input (images "
+                             f"scaled and normalised as in preprocessing), got {x.dtype}")
         if x.dim() != 4 or x.shape[1] != self.in_chans:
             raise ValueError(f"{type(self).__name__} expects input of shape "
                              f"(N, {self.in_chans}, H, W), got {tuple(x.shape)}")
