@@ -96,7 +96,7 @@ class Checkpoint:
                 raise ValueError(f"checkpoint {where} is damaged: its {name} is a "
                                  f"{type(values[name]).__name__}, expected a {expected}")
         preprocess = values.get("preprocess")
-        lacking = [key for key in PREPROCESS_KEYS if preprocess is not None and key not in preprocess]
+        lacking = [] if preprocess is None else [k for k in PREPROCESS_KEYS if k not in preprocess]
         if lacking:
             raise ValueError(f"checkpoint {where} is damaged: its preprocess lacks "
                              f"{', '.join(lacking)}")

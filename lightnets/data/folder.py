@@ -1,11 +1,12 @@
 """Image folders, read with torchvision's ``ImageFolder``.
 
-Two layouts: split folders, ``ROOT/train/<class>/*`` with ``ROOT/val/<class>/*`` (or ``valid/``,
-``validation/``; without one, ``test/`` validates, and a lone ``train/`` is split), or one
-``ROOT/<class>/*`` tree that is split per class by a seeded fraction. Split folders are recognised
-by name (:data:`SPLIT_NAMES`, any case) and never taken for classes. Every file is decoded once at start-up (JPEGs at
-reduced scale, which is cheap) so unreadable or corrupt files are skipped before training, never
-mid-epoch; the caller warns once, naming them. Empty or mis-shaped folders raise ``ValueError``.
+Two layouts: split folders, ``ROOT/train/<class>/*`` with ``ROOT/val/<class>/*`` (or
+``valid/``, ``validation/``; without one, ``test/`` validates, and a lone ``train/`` is split),
+or one ``ROOT/<class>/*`` tree that is split per class by a seeded fraction. Split folders are
+recognised by name (:data:`SPLIT_NAMES`, any case) and never taken for classes. Every file is
+decoded once at start-up (JPEGs at reduced scale, which is cheap) so unreadable or corrupt files
+are skipped before training, never mid-epoch; the caller warns once, naming them. Empty or
+mis-shaped folders raise ``ValueError``.
 """
 
 from __future__ import annotations
