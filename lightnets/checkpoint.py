@@ -14,13 +14,20 @@ preprocessing, class names and metrics as JSON in its metadata; the training sta
 ``.pt`` files, which alone resume a run. :func:`read_weights_file` is the one reader of both
 kinds, and of any other state-dict file (:mod:`lightnets.weights` reads torchvision's and
 timm's through it).
+
+A file that is not a checkpoint is named for what it is (an exported model, a text file, a file
+holding pickled code, ...) in one place, :func:`describe_file`, so no command repeats PyTorch's
+own advice to load it unsafely.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
-import os
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightnets.files import write_atomic
 from lightnets.optional import MissingDependencyError, require
 from lightnets.registry import create_model, resolve_name
 
@@ -36,6 +44,25 @@ SAFETENSORS = ".safetensors"
 # what a .safetensors checkpoint keeps beside the weights, as JSON in its metadata
 SAFETENSORS_FIELDS = ("model_name", "model_args", "preprocess", "class_names", "config", "epoch",
                       "best_top1", "history")
+EXPECTED = "expected a .pt file written by `lightnets train` (last.pt or best.pt)"
+EXPORTED = "an exported model, which `lightnets predict` and `lightnets eval` run"
+PICKLED = ("a PyTorch file holding pickled Python objects, which a weights-only load refuses "
+           "because unpickling them could run code")
+# field -> the types it may hold (None: the field may be absent)
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "model_name": (str,), "model_args": (dict,), "model": (dict,),
+    "preprocess": (dict, type(None)), "class_names": (list, type(None)), "config": (dict,),
+    "epoch": (int,), "best_top1": (int, float), "history": (list,),
+    "optimizer": (dict, type(None)), "scheduler": (dict, type(None)),
+    "scaler": (dict, type(None)), "rng": (dict, type(None)),
+}
+PREPROCESS_KEYS = ("input_size", "in_chans", "resize", "mean", "std")
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line of text (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass
@@ -75,6 +102,16 @@ class Checkpoint:
         if missing:
             raise ValueError(f"checkpoint {where} lacks {', '.join(missing)}; it cannot rebuild "
                              "its model")
+        for name, types in FIELD_TYPES.items():
+            if name in values and not isinstance(values[name], types):
+                expected = " or ".join(t.__name__ for t in types if t is not type(None))
+                raise ValueError(f"checkpoint {where} is damaged: its {name} is a "
+                                 f"{type(values[name]).__name__}, expected a {expected}")
+        preprocess = values.get("preprocess")
+        lacking = [] if preprocess is None else [k for k in PREPROCESS_KEYS if k not in preprocess]
+        if lacking:
+            raise ValueError(f"checkpoint {where} is damaged: its preprocess lacks "
+                             f"{', '.join(lacking)}")
         return cls(**{k: v for k, v in values.items() if k in known}, path=path)
 
     def require(self, purpose: str, *names: str) -> None:
@@ -84,15 +121,26 @@ class Checkpoint:
             raise ValueError(f"checkpoint {self.path!r} lacks {', '.join(missing)}, needed "
                              f"{purpose}")
 
+    def restore(self, part: str, load: Callable[[Any], Any]) -> None:
+        """Load this checkpoint's ``part`` (``"model"``, ``"optimizer"``, ``"rng"``...) with
+        ``load``; a state that does not fit is one line naming the file and the part."""
+        try:
+            load(getattr(self, part))
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            detail = (f"no {error.args[0]!r} entry" if isinstance(error, KeyError) and error.args
+                      else first_line(error))
+            raise ValueError(f"the {part} state in checkpoint {self.path!r} does not fit this "
+                             f"run ({detail}); the file is damaged or from another "
+                             "configuration") from None
+
     def build_model(self) -> nn.Module:
         """Rebuild the model from its registered name and arguments and load its weights."""
         model = create_model(self.model_name, **self.model_args)
         try:
             model.load_state_dict(self.model)
         except RuntimeError as error:
-            first = str(error).splitlines()[0]
             raise ValueError(f"weights in {self.path or 'the checkpoint'!r} do not fit "
-                             f"{self.model_name}: {first}") from None
+                             f"{self.model_name}: {first_line(error)}") from None
         return model
 
     def check_matches(self, model_name: str | None = None, num_classes: int | None = None,
@@ -123,44 +171,105 @@ def checkpoint_path(path: str | Path, prefer: str = "best") -> Path:
 def save_checkpoint(checkpoint: Checkpoint | dict[str, Any], path: str | Path) -> Path:
     """Write to a temporary file beside ``path`` and rename it into place, so a run killed
     mid-write leaves the previous checkpoint intact."""
-    path = Path(path)
     payload = checkpoint.to_dict() if isinstance(checkpoint, Checkpoint) else checkpoint
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # serialised in memory first: torch.save reports a full disk as an opaque RuntimeError,
+    # a plain write reports it as the OSError it is
+    if Path(path).suffix == SAFETENSORS:
+        return write_atomic(path, safetensors_bytes(payload))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return write_atomic(path, buffer.getbuffer())
+
+
+def exported_archive(path: Path) -> str | None:
+    """The phrase for a ``.pt2`` or TorchScript zip archive, else ``None``. Checked before
+    ``torch.load``, which would hand a TorchScript file to ``torch.jit.load``."""
     try:
-        if path.suffix == SAFETENSORS:
-            _save_safetensors(payload, temporary)
-        else:
-            torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if any(name.endswith("archive_format") or "/models/" in name for name in names):
+        return f"a torch.export archive (.pt2, {EXPORTED})"
+    if any("/code/" in name for name in names):
+        return f"a TorchScript file ({EXPORTED})"
+    return None
+
+
+def describe_file(path: str | Path) -> str:
+    """What a file that is no readable checkpoint is, as a phrase ("an ONNX model", "a text
+    file", ...), from its first bytes and, for zip archives, their member names."""
+    path = Path(path)
+    with open(path, "rb") as file:
+        head = file.read(4096)
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK"):  # torch.save, torch.export and TorchScript all write zip files
+        if not zipfile.is_zipfile(path):
+            return "a truncated or corrupt zip archive"
+        return exported_archive(path) or PICKLED
+    sidecar = path.with_name(path.name + ".json")
+    if path.suffix == ".onnx" or (head[:1] == b"\x08" and b"onnx" in head.lower()):
+        kind = "an ONNX model"
+        if sidecar.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                precision = json.loads(sidecar.read_text()).get("precision", "fp32")
+                kind = f"{'a' if precision.startswith('b') else 'an'} {precision} ONNX model"
+        return f"{kind} ({EXPORTED})"
+    if head.startswith(b"\x80"):  # a pickle stream: torch.save's legacy format
+        return PICKLED
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 4:  # not merely a character cut at the end of the head
+            return "not a PyTorch file (unknown binary content)"
+    try:
+        values = json.loads(path.read_text())
+    except (ValueError, OSError):
+        return "a text file"
+    if isinstance(values, dict) and str(values.get("format", "")).startswith("lightnets.sidecar"):
+        return f"the JSON sidecar of {values.get('artefact', 'an exported model')}"
+    return "a JSON file"
 
 
 def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
     """Read a lightnets checkpoint (a file, or ``<prefer>.pt`` of a run folder) on the CPU,
     refusing anything but tensors and plain data."""
     path = checkpoint_path(path, prefer)
-    return Checkpoint.from_dict(read_weights_file(path), str(path))
+    return Checkpoint.from_dict(read_weights_file(path, EXPECTED, "a lightnets checkpoint"),
+                                str(path))
 
 
-def read_weights_file(path: str | Path) -> Any:
+def read_weights_file(path: str | Path, expected: str = "expected a weights file (.pt, .pth, "
+                      ".bin or .safetensors)", kind: str = "a weights file") -> Any:
     """What a weights file holds, on the CPU, without running pickled code: for a ``.pt`` /
     ``.pth`` / ``.bin`` file what ``torch.load(..., weights_only=True)`` returns; for a
-    ``.safetensors`` file its tensors, or for a lightnets one the checkpoint dictionary."""
+    ``.safetensors`` file its tensors, or for a lightnets one the checkpoint dictionary. A file
+    that cannot be read is named for what it is (:func:`describe_file`), not being ``kind``,
+    and the error says what was ``expected``."""
     path = Path(path)
-    try:
-        if path.suffix == SAFETENSORS:
+    if path.suffix == SAFETENSORS:
+        try:
             return _load_safetensors(path)
+        except (MissingDependencyError, ValueError):
+            raise
+        except Exception as error:  # noqa: BLE001 - safetensors raises several kinds
+            raise ValueError(f"cannot read checkpoint {str(path)!r}: {first_line(error)}"
+                             ) from None
+    what = exported_archive(path)
+    try:
+        if what:
+            raise ValueError(what)
         return torch.load(path, map_location="cpu", weights_only=True)
-    except MissingDependencyError:
-        raise
-    except Exception as error:  # the unpickler and safetensors raise several kinds
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"cannot read checkpoint {str(path)!r}: {reason}") from None
+    except Exception:  # noqa: BLE001 - on foreign bytes the unpickler raises any kind
+        what = what or describe_file(path)
+        if not what.startswith("not "):
+            what += f", not {kind}"
+        raise ValueError(f"cannot read checkpoint {str(path)!r}: it is {what}; {expected}"
+                         ) from None
 
 
-def _save_safetensors(payload: dict[str, Any], path: Path) -> None:
+def safetensors_bytes(payload: dict[str, Any]) -> bytes:
     """The weights as tensors, the fields of :data:`SAFETENSORS_FIELDS` as JSON metadata."""
     safetensors = require("safetensors.torch", "writing .safetensors checkpoints")
     metadata = {"format": FORMAT}
@@ -171,7 +280,7 @@ def _save_safetensors(payload: dict[str, Any], path: Path) -> None:
             raise ValueError(f"checkpoint field {name} cannot be stored in a .safetensors file "
                              f"({error}); save it as .pt") from None
     tensors = {key: tensor.detach().contiguous() for key, tensor in payload["model"].items()}
-    safetensors.save_file(tensors, str(path), metadata=metadata)
+    return safetensors.save(tensors, metadata=metadata)
 
 
 def _load_safetensors(path: Path) -> dict[str, Any]:

@@ -1,9 +1,16 @@
-"""Optional dependencies (ONNX, ONNX Runtime, OpenVINO, scikit-learn, ...), imported on demand
-with a one-line error naming what is missing and the lightnets extra that installs it."""
+"""Optional dependencies (ONNX, ONNX Runtime, OpenVINO, scikit-learn, matplotlib, ...), imported
+on demand with a one-line error naming what is missing and the lightnets extra that installs it.
+
+A command checks what it needs before it starts (:func:`require_all`); a by-product such as a
+plot checks once whether it can be made (:func:`by_product`) and is left out, with one warning,
+when it cannot, so the numbers are never lost for want of a picture.
+"""
 
 from __future__ import annotations
 
 import importlib
+import warnings
+from collections.abc import Iterable
 from types import ModuleType
 
 # import name -> (pip requirement, lightnets extra that brings it or None)
@@ -14,6 +21,8 @@ _PACKAGES = {
     "openvino": ("openvino", "openvino"),
     "safetensors": ("safetensors", "weights"),
     "sklearn": ("scikit-learn", "train"),
+    "matplotlib": ("matplotlib", "train"),
+    "timm": ("timm", None),
 }
 
 
@@ -21,16 +30,47 @@ class MissingDependencyError(ValueError):
     """An optional package a feature needs is not installed."""
 
 
+class MissingByProductWarning(UserWarning):
+    """A by-product (a plot) is left out because an optional package is not installed."""
+
+
+def install_hint(modules: Iterable[str]) -> str:
+    """The pip command installing ``modules``: the lightnets extras that bring them, and the
+    plain requirements of those no extra brings."""
+    extras, plain = [], []
+    for module in modules:
+        requirement, extra = _PACKAGES.get(module.split(".")[0], (module.split(".")[0], None))
+        if extra and extra not in extras:
+            extras.append(extra)
+        elif not extra and requirement not in plain:
+            plain.append(requirement)
+    parts = [f"'lightnets[{','.join(extras)}]'"] if extras else []
+    return "pip install " + " ".join(parts + plain)
+
+
+def missing(modules: Iterable[str]) -> list[str]:
+    """Those of ``modules`` that cannot be imported, in order, without repeats."""
+    return [module for module in dict.fromkeys(modules) if not available(module)]
+
+
+def require_all(needs: Iterable[tuple[str, str]]) -> None:
+    """Check every ``(module, purpose)`` at once; one :class:`MissingDependencyError` names all
+    that are missing, what needs them and how to install them."""
+    needs = list(needs)
+    absent = missing(module for module, _ in needs)
+    if absent:
+        purposes = list(dict.fromkeys(purpose for module, purpose in needs if module in absent))
+        names = list(dict.fromkeys(_PACKAGES.get(m.split(".")[0], (m.split(".")[0],))[0]
+                                   for m in absent))
+        verb = "is" if len(names) == 1 else "are"
+        raise MissingDependencyError(f"{' and '.join(purposes)} needs {', '.join(names)}, which "
+                                     f"{verb} not installed ({install_hint(absent)})")
+
+
 def require(module: str, purpose: str) -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependencyError` saying ``purpose`` needs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        top = module.split(".")[0]
-        requirement, extra = _PACKAGES.get(top, (top, None))
-        how = f"pip install 'lightnets[{extra}]'" if extra else f"pip install {requirement}"
-        raise MissingDependencyError(f"{purpose} needs {requirement}, which is not installed "
-                                     f"({how})") from None
+    require_all([(module, purpose)])
+    return importlib.import_module(module)
 
 
 def available(module: str) -> bool:
@@ -40,3 +80,13 @@ def available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def by_product(module: str, what: str) -> bool:
+    """Whether ``what`` (e.g. ``"curves.png"``) can be made; when ``module`` is missing, warn
+    once that it is left out and how to get it, and return False."""
+    if available(module):
+        return True
+    warnings.warn(f"{what} left out: {_PACKAGES.get(module, (module,))[0]} is not installed "
+                  f"({install_hint([module])})", MissingByProductWarning, stacklevel=2)
+    return False

@@ -18,7 +18,9 @@ the way family modules register builders, and importing ``lightnets`` imports it
 
 A variant's name sets its defaults (``mobilenet_v2_x0_5`` is MobileNetV2 at ``width_mult=0.5``)
 and every constructor argument can still be passed to change them; the checkpoint records the
-arguments, so a model is always rebuilt exactly.
+arguments, so a model is always rebuilt exactly. ``create_model`` checks each argument against
+the type its builder or constructor declares (``width_mult='abc'``, ``groups=2.5`` or a NaN are
+one-line errors, not a ``TypeError`` deep inside a family file).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import math
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -151,6 +156,47 @@ def peers_of(name: str) -> dict[str, Peer]:
     return dict(_PEERS[resolve_name(name)])
 
 
+# the simple types an argument is checked against, and how an error names them
+_SIMPLE_TYPES = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
+
+
+def declared_types(builder: Callable[..., nn.Module]) -> dict[str, Any]:
+    """Argument name -> declared type, from the builder and the constructor of the class it
+    returns (the builder's own declarations win)."""
+    hints: dict[str, Any] = {}
+    try:
+        returned = typing.get_type_hints(builder).get("return")
+        if isinstance(returned, type):
+            hints.update(typing.get_type_hints(returned.__init__))
+        hints.update(typing.get_type_hints(builder))
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: no check
+        pass
+    hints.pop("return", None)
+    return hints
+
+
+def argument_problem(value: Any, declared: Any) -> str | None:
+    """What ``value`` should be instead, or ``None`` when it fits ``declared``. Only simple
+    types are checked (and that a string is not given where none is expected)."""
+    union = typing.get_origin(declared) in (typing.Union, types.UnionType)
+    options = typing.get_args(declared) if union else (declared,)
+    simple = [option for option in options if option in _SIMPLE_TYPES]
+    if value is None and type(None) in options:
+        return None
+    if isinstance(value, float) and not math.isfinite(value) and float in simple:
+        return "a finite number"
+    for option in simple:
+        if isinstance(value, option) and (option is bool or not isinstance(value, bool)):
+            return None
+        if option is float and isinstance(value, int) and not isinstance(value, bool):
+            return None
+    if simple and len(simple) == len([o for o in options if o is not type(None)]):
+        return " or ".join(_SIMPLE_TYPES[option] for option in simple)
+    if isinstance(value, str) and str not in options:
+        return f"a {getattr(declared, '__name__', str(declared))} (not a string)"
+    return None
+
+
 def task_of(name: str) -> str:
     """What a registered model predicts: ``"classification"`` or ``"segmentation"``."""
     return _TASKS[resolve_name(name)]
@@ -167,7 +213,8 @@ def create_model(name: str, checkpoint_path: str | None = None, source: str | No
                  out_indices: Sequence[int] | None = None, **kwargs: Any) -> nn.Module:
     """Build a registered model. Every model accepts ``num_classes``, ``in_chans`` and
     ``drop_rate``, every classifier ``output_stride`` (32, 16 or 8); family-specific options
-    (``width_mult``, ``groups``, ...) pass through.
+    (``width_mult``, ``groups``, ...) pass through, checked against the types they are declared
+    with.
 
     ``checkpoint_path``: a lightnets checkpoint, a torchvision or timm state dict or a Hugging
     Face-style folder to load (see :func:`lightnets.weights.load_pretrained`), detected from its
@@ -200,6 +247,11 @@ def _build(name: str, features_only: bool = False, **kwargs: Any) -> nn.Module:
     builder = _BUILDERS[resolve_name(name)]
     if features_only:
         kwargs.setdefault("num_classes", 0)  # the head is dropped: build no classifier
+    declared = declared_types(builder)
+    for key, value in kwargs.items():
+        problem = argument_problem(value, declared[key]) if key in declared else None
+        if problem:
+            raise ValueError(f"{name}: {key} must be {problem}, got {value!r}")
     try:
         return builder(**kwargs)
     except TypeError as error:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -23,13 +27,14 @@ def test_checkpoint_holds_everything_as_plain_data(digits_run):
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint({"epoch": 1}, path)
+    real_write = Path.write_bytes
 
-    def broken_save(payload, target):
-        open(target, "wb").write(b"half a checkpo")
-        raise OSError("disk full")
+    def disk_fills_up(self, data):  # half the bytes land, then the disk is full
+        real_write(self, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(Path, "write_bytes", disk_fills_up)
+    with pytest.raises(OSError, match=f"cannot write {path}: No space left on device"):
         save_checkpoint({"epoch": 2}, path)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"epoch": 1}

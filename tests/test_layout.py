@@ -15,7 +15,7 @@ import lightnets
 PACKAGE = Path(lightnets.__file__).parent
 # the top-level module or sub-package -> its floor; README.md's Layout section says the same
 FLOORS = {
-    "registry": 0, "hardware": 0, "optional": 0,
+    "registry": 0, "hardware": 0, "optional": 0, "files": 0,
     "layers": 1,
     "models": 2,
     "checkpoint": 3, "features": 3, "segment": 3, "data": 3,

@@ -1,6 +1,11 @@
 """The ``lightnets`` command. Each sub-command is a module of this package defining
-``register(subparsers)`` (adds its parser and sets ``func``); modules are found automatically,
-so a new sub-command is one new file. What they share is in ``_common``."""
+``register(subparsers)`` (adds its parser and sets ``func``, and ``requires`` where it needs
+optional packages); modules are found automatically, so a new sub-command is one new file. What
+they share is in ``_common``.
+
+Every failure a user can cause ends here as one line, ``error: ...``, and exit status 2: bad
+values (``ValueError``, ``CommandError``), missing optional packages (checked before the command
+starts) and files that cannot be read or written (``OSError``)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import pkgutil
 import sys
 
 import lightnets
-from lightnets.cli._common import CommandError, err_console
+from lightnets.cli._common import CommandError, err_console, print_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,10 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if getattr(args, "requires", None):  # optional packages, before any work starts
+            from lightnets.optional import require_all
+
+            require_all(args.requires(args))
         return int(args.func(args) or 0)
-    except (CommandError, ValueError, FileNotFoundError, KeyError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    except (CommandError, ValueError, OSError) as error:
+        print_error(error)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

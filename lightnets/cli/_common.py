@@ -1,6 +1,9 @@
-"""What the sub-commands share: the consoles, the one-line error type, the input-size argument
-type, a progress bar and warnings printed as single lines. Private to ``lightnets.cli`` (the
-sub-command discovery skips modules whose name starts with ``_``)."""
+"""What the sub-commands share: the consoles, the one-line error type and its printer, the
+input-size argument type, a progress bar and warnings printed as single lines. Private to
+``lightnets.cli`` (the sub-command discovery skips modules whose name starts with ``_``).
+
+Messages are printed with their rich markup escaped: a message quoting
+``pip install 'lightnets[train]'`` or a file named ``[1].png`` prints as written."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 # A pipe or CI log gets wide lines rather than names cut to fit 80 columns.
@@ -20,6 +24,21 @@ err_console = Console(stderr=True, width=None if Console(stderr=True).is_termina
 
 class CommandError(Exception):
     """A user-facing failure: printed as one line, exit status 2."""
+
+
+def error_text(error: BaseException) -> str:
+    """The one-line text of a user-facing error; an ``OSError`` from the system names its file
+    and the reason (``runs/x: Permission denied``)."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def print_error(error: BaseException) -> None:
+    """``error: <text>`` on stderr, as one line whatever the width."""
+    err_console.print(f"[bold red]error:[/] {escape(error_text(error))}", highlight=False,
+                      soft_wrap=True)
 
 
 def parse_input_size(text: str) -> tuple[int, ...]:
@@ -63,5 +82,5 @@ def warnings_as_lines() -> Iterator[None]:
     """Print each warning raised inside as one clean line on stderr (e.g. skipped images)."""
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *rest, **kw: err_console.print(
-            f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+            f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
         yield

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from lightnets.cli._common import CommandError, console, err_console, parse_input_size, progress_bar
-from lightnets.export.backends import BACKENDS
+from lightnets.export.backends import BACKENDS, backend_requirements
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     output.add_argument("--json", action="store_true", help="print JSON only on stdout")
     output.add_argument("--csv", nargs="?", const="-", default=None, metavar="PATH",
                         help="write CSV to PATH (or stdout when no PATH is given)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, requires=lambda args: backend_requirements(args.backend or []))
 
 
 def pair_ratios(results: list[Any]) -> dict[int, float]:

@@ -1,12 +1,17 @@
 """``lightnets eval --checkpoint CKPT [--data DATA]``: top-1, top-5, loss, per-class accuracy
-and a confusion-matrix PNG, with the preprocessing stored in the checkpoint;
-``--model NAME --weights PATH --data DATA`` evaluates torchvision or timm weights with theirs."""
+and a confusion-matrix PNG, with the preprocessing stored in the checkpoint (or, for an exported
+file, in its sidecar); ``--model NAME --weights PATH --data DATA`` evaluates torchvision or timm
+weights with theirs. The numbers are printed whatever happens to the picture: an explicit
+``--confusion`` path is checked before the evaluation starts, the default one beside the
+checkpoint is left out with a warning when it cannot be written or drawn."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
+from typing import Any
 
 from lightnets.cli._common import add_weights_arguments, console, warnings_as_lines
 
@@ -29,31 +34,75 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "in the current folder)")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON object (top1, top5 as fractions; loss; per_class)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, requires=requirements)
+
+
+def requirements(args: argparse.Namespace) -> list[tuple[str, str]]:
+    from lightnets.data import data_requirements
+
+    return data_requirements(args.data)
+
+
+def confusion_target(args: argparse.Namespace, folder: Path) -> Path | None:
+    """Where the confusion matrix goes: ``--confusion`` (checked now, an error when it cannot
+    be written), else in ``folder`` (the checkpoint's) when that can be written and drawn."""
+    from lightnets.files import WriteError, check_writable_file
+    from lightnets.optional import by_product
+
+    if args.confusion:
+        check_writable_file(args.confusion, "--confusion")
+        return Path(args.confusion) if by_product("matplotlib", args.confusion) else None
+    png = folder / f"confusion-{args.split}.png"
+    try:
+        check_writable_file(png, "the confusion matrix")
+    except WriteError as error:
+        warnings.warn(f"confusion matrix left out: {error}", stacklevel=2)
+        return None
+    return png if by_product("matplotlib", str(png)) else None
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from lightnets.checkpoint import checkpoint_path
+    from lightnets.export.predict import evaluate_exported, is_exported
     from lightnets.train import evaluate, save_confusion_png
 
     path = (checkpoint_path(args.checkpoint, prefer="best") if args.checkpoint
             else Path(args.weights).expanduser())
     with warnings_as_lines():
-        result = evaluate(path, data=args.data, split=args.split, batch_size=args.batch_size,
-                          device=args.device, workers=args.workers,
-                          limit_batches=args.limit_batches, model=args.model, source=args.source)
-    folder = path.parent if args.checkpoint else Path()  # weights may sit in a read-only cache
-    png = Path(args.confusion) if args.confusion else folder / f"confusion-{args.split}.png"
-    save_confusion_png(result, png, title=f"{path.name}: top-1 {result.top1:.2%} on "
-                       f"{result.count} {args.split} images")
+        # weights may sit in a read-only cache: their matrix goes to the current folder
+        png = confusion_target(args, path.parent if args.checkpoint else Path())
+        if is_exported(path):
+            result = evaluate_exported(path, data=args.data, split=args.split,
+                                       batch_size=args.batch_size, workers=args.workers,
+                                       limit_batches=args.limit_batches)
+        else:
+            result = evaluate(path, data=args.data, split=args.split,
+                              batch_size=args.batch_size, device=args.device,
+                              workers=args.workers, limit_batches=args.limit_batches,
+                              model=args.model, source=args.source)
+    failure = None  # the numbers are printed even when the picture cannot be written
+    if png is not None:
+        try:
+            save_confusion_png(result, png, title=f"{path.name}: top-1 {result.top1:.2%} on "
+                               f"{result.count} {args.split} images")
+        except OSError as error:
+            failure, png = error, None
+    show(args, path, result, png)
+    if failure is not None:
+        raise failure
+    return 0
+
+
+def show(args: argparse.Namespace, path: Path, result: Any, png: Path | None) -> None:
+    """The per-class table and the summary line, or the JSON object."""
+    from rich.table import Table
+
     if args.json:
         print(json.dumps({"top1": result.top1, "top5": result.top5, "loss": result.loss,
                           "count": result.count,
                           "per_class": dict(zip(result.classes, result.per_class)),
-                          "confusion_png": str(png), "checkpoint": str(path)}))
-        return 0
+                          "confusion_png": str(png) if png else None, "checkpoint": str(path)}))
+        return
     if len(result.classes) <= 100:
         table = Table(title="per-class accuracy")
         for column in ("class", "images", "accuracy"):
@@ -62,6 +111,6 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(name, str(sum(row)), f"{accuracy:.2%}")
         console.print(table)
     console.print(f"{path}: top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss "
-                  f"{result.loss:.4f}  on {result.count} {args.split} images; confusion "
-                  f"matrix: {png}", highlight=False, soft_wrap=True)
-    return 0
+                  f"{result.loss:.4f}  on {result.count} {args.split} images"
+                  + (f"; confusion matrix: {png}" if png else ""),
+                  highlight=False, soft_wrap=True, markup=False)

@@ -45,7 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="then time eager PyTorch (the model as trained) against the "
                         "exported file at these batch sizes (default 1)")
     parser.add_argument("--json", action="store_true", help="print the sidecar as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, requires=requirements)
+
+
+def requirements(args: argparse.Namespace) -> list[tuple[str, str]]:
+    from lightnets.export import FORMATS
+    from lightnets.export.artefact import export_requirements
+
+    return export_requirements(args.format) if args.format in FORMATS else []
 
 
 def run(args: argparse.Namespace) -> int:

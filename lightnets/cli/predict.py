@@ -9,7 +9,7 @@ import argparse
 import json
 
 from lightnets.cli._common import add_weights_arguments, console, warnings_as_lines
-from lightnets.export.backends import BACKENDS
+from lightnets.export.backends import BACKENDS, backend_requirements
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,9 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--backend", choices=BACKENDS, default="eager",
                         help="inference backend: the fused model in eager PyTorch (default), "
-                        "torch.compile, ONNX Runtime or OpenVINO (the last three on the CPU)")
+                        "torch.compile, ONNX Runtime or OpenVINO (the last three on the CPU); "
+                        "an exported file runs as its sidecar says (ONNX: onnxruntime or "
+                        "openvino)")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, requires=lambda args: backend_requirements([args.backend]))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,5 +41,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for prediction in predictions:
         ranked = "  ".join(f"{name} {probability:.1%}" for name, _, probability in prediction.top)
-        console.print(f"{prediction.image}: {ranked}", highlight=False, soft_wrap=True)
+        console.print(f"{prediction.image}: {ranked}", highlight=False, soft_wrap=True,
+                      markup=False)
     return 0

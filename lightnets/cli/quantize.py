@@ -54,7 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--latency-batch", type=int, nargs="+", default=[1, 32], metavar="N",
                         help="batch sizes to time fp32 against the reduced model (default 1 32)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, requires=requirements)
+
+
+def requirements(args: argparse.Namespace) -> list[tuple[str, str]]:
+    from lightnets.export.quantize import quantize_requirements
+
+    return quantize_requirements(args.precision, args.backend, args.calib_data)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -110,7 +110,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="no progress bar or per-epoch lines")
     run.add_argument("--json", action="store_true", default=False,
                      help="print the final result as JSON")
-    parser.set_defaults(func=run_command)
+    parser.set_defaults(func=run_command, requires=requirements)
+
+
+def requirements(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The digits need scikit-learn (a resumed run reads its data from the checkpoint)."""
+    from lightnets.data import data_requirements
+
+    return [] if getattr(args, "resume", None) else data_requirements(getattr(args, "data",
+                                                                              "digits"))
 
 
 def config_from_args(args: argparse.Namespace):

@@ -7,7 +7,8 @@ import argparse
 import os
 import sys
 
-from lightnets.cli._common import CommandError, console, err_console, parse_input_size, progress_bar
+from lightnets.cli._common import (CommandError, console, err_console, parse_input_size,
+                                   progress_bar, warnings_as_lines)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from lightnets.files import check_writable
+    from lightnets.optional import by_product
     from lightnets.profile.bench import measure_peak_gflops
     from lightnets.profile.zoo import machine_line, plot_zoo, write_csv, write_markdown, zoo_row
     from lightnets.registry import list_models
@@ -53,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--batch-size and --repeats must be >= 1, --warmup >= 0")
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
-    os.makedirs(args.out, exist_ok=True)
+    check_writable(args.out, "--out folder")  # before measuring, not after
+    paths = {kind: os.path.join(args.out, f"zoo.{kind}") for kind in ("csv", "md", "png")}
+    with warnings_as_lines():
+        if not by_product("matplotlib", paths["png"]):
+            del paths["png"]
     measure = not args.no_bench
     peak = measure_peak_gflops(args.peak_size) if measure and args.peak_size else None
     steps_per_model = 2 * (args.warmup + args.repeats) if measure else 1
@@ -71,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
                                 on_step=(lambda: progress.advance(task)) if progress else None))
             if progress and not measure:
                 progress.advance(task)
-    paths = {kind: os.path.join(args.out, f"zoo.{kind}") for kind in ("csv", "md", "png")}
     write_csv(rows, paths["csv"])
     write_markdown(rows, paths["md"], peak)
-    plot_zoo(rows, paths["png"], f"lightnets zoo ({machine_line(peak)})")
+    if "png" in paths:
+        plot_zoo(rows, paths["png"], f"lightnets zoo ({machine_line(peak)})")
     console.print(f"{len(rows)} models: " + ", ".join(paths.values()), highlight=False)
     return 0

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lightnets.data.cifar import cifar_datasets, find_cifar
 from lightnets.data.digits import CLASS_NAMES as DIGITS_CLASSES
 from lightnets.data.digits import digits_datasets
-from lightnets.data.folder import folder_datasets
+from lightnets.data.folder import folder_datasets, folder_images
 from lightnets.data.transforms import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD,
                                        IMAGENET_MEAN, IMAGENET_STD, eval_transform,
                                        make_preprocess, train_transform)
@@ -60,6 +60,11 @@ def data_kind(data: str) -> str:
         raise ValueError(f"--data {data!r} is a file; expected 'digits', an image folder or a "
                          "CIFAR-10/100 folder")
     return "cifar" if find_cifar(path) else "folder"
+
+
+def data_requirements(data: str | None) -> list[tuple[str, str]]:
+    """``(package, purpose)`` for the optional packages reading ``data`` needs."""
+    return [("sklearn", "--data digits")] if data == "digits" else []
 
 
 def default_preprocess(kind: str, input_size: int, in_chans: int,
@@ -105,11 +110,32 @@ def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
     else:
         train, val, classes, skipped = folder_datasets(data, train_tf, val_tf, val_fraction, seed)
     if skipped and warn:
-        shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10
-                                           else "")
-        warnings.warn(f"skipped {len(skipped)} unreadable image file(s): {shown}",
-                      UnreadableImagesWarning, stacklevel=2)
+        warn_skipped(skipped)
     return DataBundle(kind, train, val, classes, preprocess, skipped)
+
+
+def warn_skipped(skipped: list[str]) -> None:
+    """One warning counting and naming (the first ten) unreadable image files."""
+    shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10
+                                       else "")
+    warnings.warn(f"skipped {len(skipped)} unreadable image file(s): {shown}",
+                  UnreadableImagesWarning, stacklevel=3)
+
+
+def unsplit_images(data: str, preprocess: dict[str, Any]) -> Dataset:
+    """The images of ``data`` with the evaluation ``preprocess``, for what needs images but no
+    validation split (int8 calibration): the training split of digits and CIFAR, else every
+    readable image of the folder (:func:`lightnets.data.folder.folder_images`)."""
+    kind = data_kind(data)
+    transform = eval_transform(preprocess)
+    if kind == "digits":
+        return digits_datasets(transform, transform)[0]
+    if kind == "cifar":
+        return cifar_datasets(data, transform, transform)[0]
+    images, skipped = folder_images(data, transform)
+    if skipped:
+        warn_skipped(skipped)
+    return images
 
 
 def default_workers(kind: str) -> int:
@@ -127,5 +153,6 @@ def make_loader(dataset: Dataset, batch_size: int, device: torch.device, workers
 
 
 __all__ = ["DATA_KINDS", "DataBundle", "UnreadableImagesWarning", "build_data", "data_kind",
+           "data_requirements",
            "default_preprocess", "default_workers", "eval_transform", "make_loader",
-           "train_transform"]
+           "train_transform", "unsplit_images"]

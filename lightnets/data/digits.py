@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lightnets.optional import require
+
 CLASS_NAMES = [str(digit) for digit in range(10)]
 
 
@@ -35,12 +37,7 @@ class TensorImageDataset(Dataset):
 
 def digits_split() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """``(train_images, train_labels), (val_images, val_labels)``, images ``(N, 1, 8, 8)``."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise ValueError("--data digits needs scikit-learn: pip install 'lightnets[train]'"
-                         ) from None
-    digits = load_digits()
+    digits = require("sklearn.datasets", "--data digits").load_digits()
     images = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
     labels = torch.from_numpy(digits.target.astype(np.int64))
     is_val = torch.zeros(len(labels), dtype=torch.bool)

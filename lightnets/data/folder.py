@@ -1,9 +1,12 @@
 """Image folders, read with torchvision's ``ImageFolder``.
 
-Two layouts: ``ROOT/train/<class>/*`` with ``ROOT/val/<class>/*``, or one ``ROOT/<class>/*`` tree
-that is split per class by a seeded fraction. Every file is decoded once at start-up (JPEGs at
-reduced scale, which is cheap) so unreadable or corrupt files are skipped before training, never
-mid-epoch; the caller warns once, naming them. Empty or mis-shaped folders raise ``ValueError``.
+Two layouts: split folders, ``ROOT/train/<class>/*`` with ``ROOT/val/<class>/*`` (or
+``valid/``, ``validation/``; without one, ``test/`` validates, and a lone ``train/`` is split),
+or one ``ROOT/<class>/*`` tree that is split per class by a seeded fraction. Split folders are
+recognised by name (:data:`SPLIT_NAMES`, any case) and never taken for classes. Every file is
+decoded once at start-up (JPEGs at reduced scale, which is cheap) so unreadable or corrupt files
+are skipped before training, never mid-epoch; the caller warns once, naming them. Empty or
+mis-shaped folders raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+TRAIN_NAMES, VAL_NAMES, TEST_NAMES = ("train",), ("val", "valid", "validation"), ("test",)
+SPLIT_NAMES = TRAIN_NAMES + VAL_NAMES + TEST_NAMES
 
 
 def readable_image(path: str) -> bool:
@@ -101,28 +107,60 @@ def seeded_split(targets: list[int], val_fraction: float, seed: int) -> tuple[li
     return sorted(train), sorted(val)
 
 
+def split_folders(root: Path) -> tuple[Path | None, Path | None]:
+    """``(train, validation)`` split folders of ``root``: ``(None, None)`` for a class-folder
+    tree, ``(train, None)`` for a lone ``train/``. A validation folder is ``val/``, ``valid/`` or
+    ``validation/``, else ``test/``; split folders mixed with other folders, a split without
+    ``train/``, or two validation folders are errors."""
+    folders = {p.name.lower(): p for p in root.iterdir()
+               if p.is_dir() and not p.name.startswith(".")}
+    splits = {name: folders[name] for name in SPLIT_NAMES if name in folders}
+    if not splits:
+        return None, None
+    named = ", ".join(f"{p.name}/" for p in splits.values())
+    others = sorted(p.name for key, p in folders.items() if key not in splits)
+    if others:
+        raise ValueError(f"image folder {str(root)!r} mixes split folders ({named}) with other "
+                         f"folders ({', '.join(others)}); expected either split folders "
+                         "(train/ with val/) or class folders only")
+    if "train" not in splits:
+        raise ValueError(f"image folder {str(root)!r} has {named} but no train/ folder")
+    vals = [splits[name] for name in VAL_NAMES if name in splits]
+    if len(vals) > 1:
+        raise ValueError(f"image folder {str(root)!r} has two validation folders "
+                         f"({', '.join(f'{p.name}/' for p in vals)}); keep one")
+    if not vals and "test" in splits:
+        vals = [splits["test"]]
+    return splits["train"], (vals[0] if vals else None)
+
+
 def folder_datasets(root: str | Path, train_transform: Callable, val_transform: Callable,
                     val_fraction: float = 0.2, seed: int = 0
                     ) -> tuple[Dataset, Dataset, list[str], list[str]]:
     """``(train, val, class_names, skipped_files)`` for an image folder in either layout."""
     root = Path(root)
     skipped: list[str] = []
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        train_classes, val_classes = class_folders(root / "train"), class_folders(root / "val")
+    train_dir, val_dir = split_folders(root) if root.is_dir() else (None, None)
+    if val_dir and val_dir.name.lower() in TEST_NAMES:
+        warnings.warn(f"{str(root)!r} has no val/ folder: validating on {val_dir.name}/",
+                      stacklevel=3)
+    if train_dir and val_dir:
+        train_classes, val_classes = class_folders(train_dir), class_folders(val_dir)
         if train_classes != val_classes:
             only_train = sorted(set(train_classes) - set(val_classes))
             only_val = sorted(set(val_classes) - set(train_classes))
-            raise ValueError(f"train/ and val/ of {str(root)!r} have different class folders "
-                             f"(only in train: {only_train or '-'}; "
-                             f"only in val: {only_val or '-'})")
-        train = CheckedImageFolder(root / "train", train_transform, skipped)
-        val = CheckedImageFolder(root / "val", val_transform, skipped)
-        check_classes(train, root / "train")
+            raise ValueError(f"{train_dir.name}/ and {val_dir.name}/ of {str(root)!r} have "
+                             f"different class folders (only in {train_dir.name}: "
+                             f"{only_train or '-'}; only in {val_dir.name}: {only_val or '-'})")
+        train = CheckedImageFolder(train_dir, train_transform, skipped)
+        val = CheckedImageFolder(val_dir, val_transform, skipped)
+        check_classes(train, train_dir)
         if len(val) == 0:
-            raise ValueError(f"{str(root / 'val')!r} holds no readable image")
+            raise ValueError(f"{str(val_dir)!r} holds no readable image")
         return train, val, train.classes, skipped
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    root = train_dir or root  # a lone train/ is the class-folder tree to split
     class_folders(root)
     tree = CheckedImageFolder(root, train_transform, skipped)
     check_classes(tree, root)
@@ -132,3 +170,19 @@ def folder_datasets(root: str | Path, train_transform: Callable, val_transform: 
     if not val_indices:
         raise ValueError(f"image folder {str(root)!r} is too small to hold out a validation split")
     return Subset(tree, train_indices), Subset(val_tree, val_indices), tree.classes, skipped
+
+
+def folder_images(root: str | Path, transform: Callable) -> tuple[Dataset, list[str]]:
+    """``(images, skipped_files)``: every readable image of an image folder, unsplit (its
+    ``train/`` split folder, or the whole class-folder tree, any number of classes), for what
+    needs images but no validation split, such as int8 calibration."""
+    root = Path(root)
+    train_dir, _ = split_folders(root)
+    root = train_dir or root
+    class_folders(root)
+    skipped: list[str] = []
+    images = CheckedImageFolder(root, transform, skipped)
+    if len(images) == 0:
+        raise ValueError(f"image folder {str(root)!r} holds no readable image (extensions: "
+                         f"{', '.join(IMG_EXTENSIONS)})")
+    return images, skipped

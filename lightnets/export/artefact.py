@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lightnets.export.fuse import fuse, remaining_batchnorms
-from lightnets.export.onnx import DEFAULT_OPSET, export_onnx, onnx_session, run_session
-from lightnets.optional import require
+from lightnets.export.onnx import (DEFAULT_OPSET, ONNX_EXPORT_PACKAGES, export_onnx, onnx_session,
+                                   run_session)
+from lightnets.files import check_writable_file, write_error
+from lightnets.optional import require_all
 from lightnets.export.sidecar import Sidecar, runtime_versions, write_sidecar
 from lightnets.export.source import ModelSource
 from lightnets.export.torch_formats import export_pt2, export_torchscript, load_torch_artefact
@@ -29,6 +31,14 @@ class ExportResult:
     sidecar: Sidecar
     verification: Verification
     export_seconds: float
+
+
+def export_requirements(format: str, real_inputs: bool = True) -> list[tuple[str, str]]:
+    """``(package, purpose)`` for what an export to ``format`` needs: the ONNX exporter and ONNX
+    Runtime, which runs the check; scikit-learn, whose digit scans are the real images."""
+    needs = ([(package, "ONNX export") for package in ONNX_EXPORT_PACKAGES]
+             + [("onnxruntime", "checking an ONNX export")] if format == "onnx" else [])
+    return needs + ([("sklearn", "checking an export on real images")] if real_inputs else [])
 
 
 def check_format(format: str) -> str:
@@ -63,9 +73,7 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     """Export ``source`` (fused first unless ``fuse_model=False``) to ``format``, verify the
     written file against the unfused eager model and write the sidecar. A failed check removes
     the artefact and raises :class:`VerificationError`."""
-    check_format(format)
-    if format == "onnx":  # the check runs the file in ONNX Runtime: fail before exporting
-        require("onnxruntime", "checking an ONNX export")
+    require_all(export_requirements(check_format(format), real_inputs))  # before any work
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if not tolerance > 0:
@@ -73,14 +81,19 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     path = Path(output) if output is not None else default_output(source, format)
     if path.is_dir():
         path = path / (source.name + FORMATS[format])
+    check_writable_file(path, f"the {format} file")
     model = fuse(source.model) if fuse_model else source.model.eval()
     started = time.perf_counter()
-    if format == "onnx":
-        export_onnx(model, path, source.input_size, dynamic_batch, batch_size, opset)
-    elif format == "pt2":
-        export_pt2(model, path, source.input_size, dynamic_batch, batch_size)
-    else:
-        export_torchscript(model, path, source.input_size, 2 if dynamic_batch else batch_size)
+    try:
+        if format == "onnx":
+            export_onnx(model, path, source.input_size, dynamic_batch, batch_size, opset)
+        elif format == "pt2":
+            export_pt2(model, path, source.input_size, dynamic_batch, batch_size)
+        else:
+            export_torchscript(model, path, source.input_size, 2 if dynamic_batch else batch_size)
+    except OSError as error:  # e.g. the disk filled up
+        path.unlink(missing_ok=True)
+        raise write_error(f"cannot write {path}", error) from None
     seconds = time.perf_counter() - started
 
     # a fixed-batch artefact only takes its own batch size; a dynamic one is run at others
@@ -101,6 +114,8 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
         model_args=source.model_args, input_size=list(source.input_size),
         dynamic_batch=dynamic_batch, preprocess=source.preprocess,
         class_names=source.class_names, checkpoint=source.checkpoint, fused=fuse_model,
+        data={key: source.training[key] for key in ("data", "val_fraction", "seed")
+              if key in source.training},
         verification=verification.as_dict(), versions=runtime_versions())
     if format == "onnx":
         sidecar.versions["opset"] = str(opset)

@@ -7,6 +7,10 @@ channels-last memory is used where it was measured to help (see ``CHANNELS_LAST`
 never changed silently: asking for bf16 on a CPU without native bf16 arithmetic (AVX512-BF16 or
 AMX on x86, the BF16 extension on Arm) raises unless emulation is allowed explicitly, and a
 backend that cannot run bf16 at all says so.
+
+An exported file is run through its sidecar (:func:`backend_from_file`), and only after one
+probe run has shown that the file takes the input the sidecar describes and gives one output
+per class it names.
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ from torch import nn
 
 from lightnets.export.artefact import artefact_runner
 from lightnets.export.fuse import fuse, remaining_batchnorms
-from lightnets.export.onnx import export_onnx, onnx_session, run_session
-from lightnets.optional import available, require
-from lightnets.export.sidecar import Sidecar, read_sidecar
+from lightnets.export.onnx import ONNX_EXPORT_PACKAGES, export_onnx, onnx_session, run_session
+from lightnets.export.sidecar import Sidecar, read_sidecar, sidecar_path
 from lightnets.export.verify import Runner
 from lightnets.hardware import native_bf16
+from lightnets.optional import available, install_hint, missing, require
 
 BACKENDS = ("eager", "compile", "onnxruntime", "openvino")
+# backend -> the optional packages it runs on (the ONNX-based ones export the model first)
+BACKEND_PACKAGES = {"eager": (), "compile": (),
+                    "onnxruntime": ("onnxruntime", *ONNX_EXPORT_PACKAGES),
+                    "openvino": ("openvino", *ONNX_EXPORT_PACKAGES)}
 PRECISIONS = ("fp32", "bf16")
 # Channels-last helps torch's CPU convolutions (oneDNN) at inference; see the module docstring
 # of benchmarks/deploy_vs_onnxruntime.py for the measurements behind these defaults.
@@ -176,12 +184,19 @@ _FACTORIES = {"eager": _eager, "compile": _compile, "onnxruntime": _onnxruntime,
 
 def available_backends() -> dict[str, str | None]:
     """Each backend -> ``None`` when it can run here, else the reason it cannot."""
-    reasons: dict[str, str | None] = {"eager": None, "compile": None}
-    reasons["onnxruntime"] = None if available("onnxruntime") and available("onnxscript") else \
-        "needs onnxruntime and onnxscript (pip install 'lightnets[export]')"
-    reasons["openvino"] = None if available("openvino") else \
-        "needs openvino (pip install 'lightnets[openvino]')"
+    reasons: dict[str, str | None] = {}
+    for name, packages in BACKEND_PACKAGES.items():
+        absent = missing(packages)
+        reasons[name] = (f"needs {' and '.join(absent)} ({install_hint(absent)})"
+                         if absent else None)
     return reasons
+
+
+def backend_requirements(names: list[str]) -> list[tuple[str, str]]:
+    """``(package, purpose)`` for each optional package the named backends need ("all" needs
+    none: it takes those that can run)."""
+    return [(package, f"backend {name}") for name in names
+            for package in BACKEND_PACKAGES.get(name, ())]
 
 
 def create_backend(model: nn.Module, name: str, input_size: tuple[int, int, int],
@@ -228,11 +243,41 @@ def artefact_backend(path: str | Path, format: str, precision: str = "fp32",
                      f"not {backend}")
 
 
+def check_sidecar(backend: Backend, sidecar: Sidecar, path: str | Path) -> None:
+    """Run the file once on a batch of the shape its sidecar describes: a sidecar that does not
+    fit its file (channels, input size, number of class names against outputs) is a one-line
+    ``ValueError`` naming both, before any image is classified with wrong labels."""
+    where = f"{str(path)!r} and its sidecar {str(sidecar_path(path))!r}"
+    shape = list(sidecar.input_size) if len(sidecar.input_size) == 4 else [1, *sidecar.input_size]
+    chans, crop = sidecar.preprocess.get("in_chans"), sidecar.preprocess.get("input_size")
+    crop = [crop, crop] if isinstance(crop, int) else list(crop or [])
+    if chans != shape[1] or crop != shape[2:]:
+        raise ValueError(f"{where} disagree: the preprocessing makes {chans}x"
+                         f"{'x'.join(map(str, crop))} images, the input size is "
+                         f"{'x'.join(map(str, shape[1:]))}")
+    try:
+        outputs = backend(torch.zeros(shape))
+    except Exception as error:  # noqa: BLE001 - every runtime words it differently
+        detail = " ".join(str(error).split())[:300] or type(error).__name__
+        raise ValueError(f"{where} disagree: the file does not take a "
+                         f"{'x'.join(map(str, shape))} input ({detail})") from None
+    names = sidecar.class_names
+    if names is not None and tuple(outputs.shape) != (shape[0], len(names)):
+        raise ValueError(f"{where} disagree: the file gives outputs of shape "
+                         f"{tuple(outputs.shape)}, the sidecar names {len(names)} classes")
+
+
 def backend_from_file(path: str | Path, backend: str | None = None,
                       threads: int | None = None) -> tuple[Backend, Sidecar]:
     """An exported artefact with its sidecar, ready to run as the sidecar says:
     ``(backend, sidecar)``. ``backend`` defaults to the one the sidecar's accuracy was measured
-    in (see :func:`artefact_backend`)."""
+    in (see :func:`artefact_backend`). The sidecar is checked against the file first
+    (:func:`check_sidecar`)."""
     sidecar = read_sidecar(path)
-    return artefact_backend(path, sidecar.artefact_format, sidecar.precision,
-                            backend or sidecar.backend, threads), sidecar
+    if Path(sidecar.artefact).name != Path(path).name:
+        raise ValueError(f"the sidecar {str(sidecar_path(path))!r} describes "
+                         f"{sidecar.artefact!r}, not {Path(path).name!r}")
+    run = artefact_backend(path, sidecar.artefact_format, sidecar.precision,
+                           backend or sidecar.backend, threads)
+    check_sidecar(run, sidecar, path)
+    return run, sidecar

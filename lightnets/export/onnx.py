@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightnets.optional import require
+from lightnets.optional import require, require_all
 
 DEFAULT_OPSET = 18
+ONNX_EXPORT_PACKAGES = ("onnx", "onnxscript")  # what torch.onnx.export(dynamo=True) needs
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
@@ -48,8 +49,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
     """Write ``model`` (in eval mode) as an ONNX file taking ``input`` of shape
     ``(batch, *input_size)`` and returning ``logits``; the batch is symbolic when
     ``dynamic_batch``, else fixed at ``batch_size``."""
-    require("onnxscript", "ONNX export")
-    require("onnx", "ONNX export")
+    require_all((package, "ONNX export") for package in ONNX_EXPORT_PACKAGES)
     path = Path(path)
     model = without_inplace(model).eval()
     example = torch.randn(2 if dynamic_batch else batch_size, *input_size)

@@ -30,13 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightnets.data import build_data, data_kind
-from lightnets.export.artefact import export_model
-from lightnets.export.backends import artefact_backend, check_precision
+from lightnets.data import build_data, data_requirements, unsplit_images
+from lightnets.export.artefact import export_model, export_requirements
+from lightnets.export.backends import artefact_backend, backend_requirements, check_precision
 from lightnets.export.fuse import fuse
 from lightnets.export.onnx import onnx_session, run_session
-from lightnets.optional import available, require
+from lightnets.optional import available, require, require_all
 from lightnets.export.sidecar import write_sidecar
+from lightnets.files import check_writable_file, write_atomic
 from lightnets.export.source import from_checkpoint
 from lightnets.export.timing import time_callables
 from lightnets.export.torch_formats import export_pt2
@@ -55,6 +56,17 @@ def default_backend(precision: str) -> str:
     if available("openvino"):
         return "openvino"
     return "onnxruntime" if precision == "int8" else "eager"
+
+
+def quantize_requirements(precision: str, backend: str | None,
+                          calib_data: str | None) -> list[tuple[str, str]]:
+    """``(package, purpose)`` for what quantizing needs: the fp32 ONNX export and its check,
+    ONNX Runtime's quantizer for int8, the backend measuring it, the calibration data."""
+    backend = backend or default_backend(precision)
+    return (export_requirements("onnx")
+            + ([("onnxruntime", "int8 quantization")] if precision == "int8" else [])
+            + (backend_requirements([backend]) if backend == "openvino" else [])
+            + data_requirements(calib_data))
 
 
 class AccuracyGateError(ValueError):
@@ -205,14 +217,11 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     allowed = INT8_BACKENDS if precision == "int8" else BF16_BACKENDS
     if backend not in allowed:
         raise ValueError(f"{precision} runs in {' or '.join(allowed)}, not {backend!r}")
-    if backend == "openvino":
-        require("openvino", f"{precision} in openvino")
+    require_all(quantize_requirements(precision, backend, calib_data))
     if precision == "bf16":
         check_precision(backend, "bf16", allow_emulated_bf16)
     elif not calib_data:
         raise ValueError("int8 quantization needs calibration data (--calib-data)")
-    else:
-        data_kind(calib_data)  # a bad path fails now, not after the export
     source = from_checkpoint(checkpoint)
     training = source.training
     seed, fraction = training.get("seed", 0), training.get("val_fraction", 0.2)
@@ -227,18 +236,18 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
         reduce_range = not native_int8_dot()
     suffix = {("int8", "onnx"): ".int8.onnx", ("bf16", "onnx"): ".bf16.onnx",
               ("bf16", "pt2"): ".bf16.pt2"}[precision, ARTEFACT_FORMATS[backend]]
-    path = Path(output) if output else Path(source.checkpoint).with_suffix(suffix)
+    path = check_writable_file(Path(output) if output else
+                               Path(source.checkpoint).with_suffix(suffix), "the quantized model")
+    # calibration images need no validation split: read them all before any export
+    images = (evenly_spaced(unsplit_images(calib_data, source.preprocess), calib_size)
+              if precision == "int8" else torch.empty(0))
 
     with tempfile.TemporaryDirectory() as folder:
         say("exporting and checking the fp32 ONNX model...")
         fp32 = export_model(source, "onnx", Path(folder) / "fp32.onnx")
         fp32_session = onnx_session(fp32.path)
         fp32_run: Runner = lambda x: run_session(fp32_session, x)  # noqa: E731
-        images = torch.empty(0)
         if precision == "int8":
-            calib = build_data(calib_data, source.preprocess, augment=False,
-                               val_fraction=fraction, seed=seed, warn=False).train
-            images = evenly_spaced(calib, calib_size)
             say(f"calibrating on {len(images)} images ({method}) and quantizing...")
             reduced_path = quantize_onnx(fp32.path, Path(folder) / "reduced.onnx", images,
                                          per_channel, method, reduce_range)
@@ -263,10 +272,7 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                 f"{precision} model not written: top-1 dropped {report.drop_points:.2f} points, "
                 f"more than the allowed {max_drop:.2f} (raise --max-drop or pass --force)",
                 report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")  # a crash never leaves half a file
-        partial.write_bytes(Path(reduced_path).read_bytes())
-        partial.replace(path)
+        write_atomic(path, Path(reduced_path).read_bytes())  # a crash never leaves half a file
     report.written = str(path)
     calibration = {"data": calib_data, "images": len(images), "method": method,
                    "per_channel": per_channel, "reduce_range": reduce_range}

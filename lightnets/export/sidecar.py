@@ -2,7 +2,9 @@
 
 ``model.onnx`` gets ``model.onnx.json`` holding the model name and arguments, the input shape
 (batch symbolic or fixed), the preprocessing (resize, centre crop, mean, std), the class names,
-the numeric precision the artefact computes in, and the result of the export check.
+the numeric precision the artefact computes in, the data it was trained on, and the result of
+the export check. :func:`lightnets.export.backends.backend_from_file` checks a sidecar against
+the file it describes before trusting it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lightnets.files import write_atomic
 
 SIDECAR_FORMAT = "lightnets.sidecar.v1"
 
@@ -32,6 +36,7 @@ class Sidecar:
     input_name: str = "input"
     output_name: str = "logits"
     checkpoint: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # data, val_fraction, seed of training
     fused: bool = True
     verification: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, Any] = field(default_factory=dict)
@@ -63,9 +68,7 @@ def runtime_versions() -> dict[str, str]:
 
 def write_sidecar(sidecar: Sidecar, artefact: str | Path) -> Path:
     """Write ``sidecar`` beside ``artefact``; returns the JSON file's path."""
-    path = sidecar_path(artefact)
-    path.write_text(json.dumps(sidecar.as_dict(), indent=2) + "\n")
-    return path
+    return write_atomic(sidecar_path(artefact), json.dumps(sidecar.as_dict(), indent=2) + "\n")
 
 
 def read_sidecar(artefact_or_json: str | Path) -> Sidecar:

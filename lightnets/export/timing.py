@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 
 from lightnets.export.backends import (BACKENDS, Backend, BackendUnavailableError,
-                                       available_backends, create_backend)
+                                       available_backends, check_precision, create_backend)
 from lightnets.export.onnx import export_onnx, onnx_session, run_session
 from lightnets.export.verify import Runner
 from lightnets.profile.bench import build_peer
@@ -111,20 +112,36 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
                    repeats: int = 10, allow_emulated_bf16: bool = False,
                    log: Callable[[str], None] | None = None) -> list[BackendTiming]:
     """Time registered model ``name`` behind each backend (and the ``peers`` rows, where
-    torchvision has the architecture) at each batch size. A backend that cannot run here is
-    reported through ``log`` and left out. Speed-ups are against the first peer row."""
+    torchvision has the architecture) at each batch size. A backend asked for by name that
+    cannot run here raises :class:`BackendUnavailableError` before any timing; ``all`` takes
+    those that can and reports the others through ``log``. Speed-ups are against the first
+    peer row."""
     name = resolve_name(name)
+    everything = "all" in backends
+    say = log or (lambda message: None)
+    for backend_name, reason in available_backends().items():
+        if reason and (everything or backend_name in backends):
+            if not everything:
+                raise BackendUnavailableError(f"backend {backend_name} {reason}")
+            say(f"leaving out {backend_name}: {reason}")
+    chosen = expand_backends(backends)
+    if not everything:
+        with warnings.catch_warnings():  # (the warning of emulated bf16 comes when it runs)
+            warnings.simplefilter("ignore")
+            for backend_name in chosen:
+                check_precision(backend_name, precision, allow_emulated_bf16)
     model = create_model(name).eval()
     size = tuple(input_size or model.default_input_size)
-    say = log or (lambda message: None)
     runs: dict[str, tuple[str, str, Runner]] = {}  # row -> (precision, notes, runner)
-    for backend_name in expand_backends(backends):
+    for backend_name in chosen:
         say(f"preparing {backend_name} ({precision})...")
         try:
             backend: Backend = create_backend(model, backend_name, size, precision,
                                               allow_emulated_bf16=allow_emulated_bf16)
         except BackendUnavailableError as error:
-            say(f"skipping {backend_name}: {error}")
+            if not everything:
+                raise
+            say(f"leaving out {backend_name}: {error}")
             continue
         runs[backend_name] = (backend.precision, ", ".join(backend.notes), backend)
     if "torchvision" in peers_of(name):

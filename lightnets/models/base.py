@@ -101,7 +101,7 @@ class Classifier(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
-        """Fail clearly on an input of the wrong rank, channel count or too small a size."""
+        """Fail clearly on an input of the wrong rank, channel count, size or dtype."""
         check_images(x, self.in_chans, self.min_input_size, type(self).__name__)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,8 +123,11 @@ class Classifier(nn.Module):
 
 def check_images(x: torch.Tensor, in_chans: int, min_input_size: tuple[int, int],
                  owner: str) -> None:
-    """A one-line error unless ``x`` is an ``(N, in_chans, H, W)`` batch of at least
-    ``min_input_size``; ``owner`` names the model in the message."""
+    """A one-line error unless ``x`` is a floating-point ``(N, in_chans, H, W)`` batch of at
+    least ``min_input_size``; ``owner`` names the model in the message."""
+    if not x.is_floating_point():  # e.g. uint8 pixels straight from an image decoder
+        raise ValueError(f"{owner} expects a floating-point input (images scaled and "
+                         f"normalised as in preprocessing), got {x.dtype}")
     if x.dim() != 4 or x.shape[1] != in_chans:
         raise ValueError(f"{owner} expects input of shape (N, {in_chans}, H, W), "
                          f"got {tuple(x.shape)}")

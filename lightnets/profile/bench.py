@@ -10,7 +10,6 @@ can run in the same process, alternating with ours every repeat so drift hits bo
 
 from __future__ import annotations
 
-import importlib
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lightnets.models.base import normalize_input_size
+from lightnets.optional import require
 from lightnets.profile.counter import count_complexity
 from lightnets.registry import PEER_LIBRARIES, create_model, peers_of, resolve_name
 
@@ -37,11 +37,7 @@ def build_peer(peer: str, name: str, device: str | torch.device = "cpu") -> nn.M
     if spec is None:
         raise ValueError(f"no {peer} counterpart for {name} (the family file's "
                          "register_model(peers=...) lists them)")
-    try:
-        library = importlib.import_module(peer)
-    except ImportError:
-        raise ValueError(f"--vs {peer} needs the {peer} package, which is not installed "
-                         f"(pip install {peer})") from None
+    library = require(peer, f"--vs {peer}")
     with torch.device(device):
         if peer == "timm":
             return library.create_model(spec.name, pretrained=False, **spec.kwargs)

@@ -5,12 +5,14 @@ Markdown and a chart (latency vs MACs, accuracy vs MACs)."""
 from __future__ import annotations
 
 import csv
+import io
 import platform
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from lightnets.files import write_atomic
 from lightnets.profile.bench import benchmark
 from lightnets.profile.model_info import model_info, reference
 from lightnets.profile.model_summary import format_bytes, format_count, summary
@@ -53,10 +55,11 @@ def machine_line(peak_gflops: float | None) -> str:
 
 
 def write_csv(rows: list[dict[str, Any]], path: str) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
 
 
 def _cell(value: Any, kind: str = "") -> str:
@@ -86,8 +89,7 @@ def write_markdown(rows: list[dict[str, Any]], path: str, peak_gflops: float | N
                  _cell(row["latency_p90_ms"]), _cell(row["images_per_s"]), _cell(row["gflops"]),
                  _cell(row["efficiency"], "percent"), _cell(row["top1"])]
         lines.append("| " + " | ".join(cells) + " |")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 def plot_zoo(rows: list[dict[str, Any]], path: str, title: str = "") -> None:
@@ -141,5 +143,7 @@ def plot_zoo(rows: list[dict[str, Any]], path: str, title: str = "") -> None:
                       ncol=min(len(legend), 8), fontsize=8)
     figure.suptitle(title or "lightnets zoo: cost vs latency and accuracy")
     figure.tight_layout(rect=(0, 0.07, 1, 0.96))
-    figure.savefig(path, dpi=130)
-    plt.close(figure)
+    try:
+        write_atomic(path, lambda temporary: figure.savefig(temporary, format="png", dpi=130))
+    finally:
+        plt.close(figure)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lightnets.checkpoint import Checkpoint
@@ -22,6 +23,9 @@ DATA_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+# What a resumed run may change: where it runs and what it shows, and its length (only longer).
+# Everything else shapes the optimisation the stored state belongs to, so it stays the run's.
+RESUME_MAY_CHANGE = ("epochs", "device", "amp", "channels_last", "workers", "progress")
 
 
 @dataclass
@@ -84,34 +88,68 @@ class TrainConfig:
         return cls(**values)
 
 
+def same_setting(name: str, value: Any, stored: Any) -> bool:
+    """Whether a requested setting is the stored one (paths compared once resolved)."""
+    if value == stored:
+        return True
+    if name in ("data", "teacher") and isinstance(value, str) and isinstance(stored, str):
+        return Path(value).expanduser().resolve() == Path(stored).expanduser().resolve()
+    return False
+
+
 def resumed_config(requested: TrainConfig, checkpoint: Checkpoint) -> TrainConfig:
-    """The checkpoint's configuration, overridden by the fields ``requested`` sets to other
-    than their defaults (e.g. more epochs); where it runs and what it shows (device, workers,
-    progress) always come from ``requested``. The model must stay the same."""
+    """The checkpoint's configuration with the changes ``requested`` may make on resume
+    (:data:`RESUME_MAY_CHANGE`; a field counts as requested when it differs from its default).
+    Any other change is refused with one line naming it: the stored optimiser, schedule and
+    data order belong to the stored settings, and ``config.json`` must say what ran. More
+    ``epochs`` than stored recompute the schedule for the longer total (the learning rate
+    continues from where the longer schedule is at this step); fewer than done are refused."""
     stored = TrainConfig.from_dict(checkpoint.config)
     defaults = TrainConfig()
-    changes = {f.name: getattr(requested, f.name) for f in dataclasses.fields(TrainConfig)
-               if getattr(requested, f.name) != getattr(defaults, f.name)
-               or f.name in ("device", "workers", "progress")}
-    if "model" in changes:
-        checkpoint.check_matches(model_name=changes["model"], what="--resume checkpoint")
+    asked = {f.name: getattr(requested, f.name) for f in dataclasses.fields(TrainConfig)
+             if f.name != "resume" and getattr(requested, f.name) != getattr(defaults, f.name)}
+    if "model" in asked:
+        checkpoint.check_matches(model_name=asked.pop("model"), what="--resume checkpoint")
+    if {"name", "runs_dir"} & set(asked):
+        raise ValueError("--resume continues the run in its own folder; drop --name and "
+                         "--runs-dir (or start a new run)")
+    refused = [f"{name} {getattr(stored, name)!r} -> {value!r}" for name, value in asked.items()
+               if name not in RESUME_MAY_CHANGE and not same_setting(name, value,
+                                                                     getattr(stored, name))]
+    if refused:
+        raise ValueError(f"--resume continues {checkpoint.path} with the settings it was "
+                         f"started with; it cannot change {', '.join(refused)} (it may change "
+                         f"only {', '.join(RESUME_MAY_CHANGE)}); start a new run to train "
+                         "differently")
+    epochs = asked.get("epochs", stored.epochs)
+    if epochs < checkpoint.epoch:
+        raise ValueError(f"--epochs {epochs} is fewer than the {checkpoint.epoch} epochs "
+                         f"{checkpoint.path} has done; pass more to train longer, or leave "
+                         "it out to finish the run")
+    changes = {name: getattr(requested, name) for name in RESUME_MAY_CHANGE
+               if name in asked or name in ("device", "workers", "progress")}
     return dataclasses.replace(stored, **changes)
 
 
 def resolve_config(config: TrainConfig, kind: str, model_input_size: int) -> TrainConfig:
-    """A copy with every ``None`` default filled in for the data ``kind``, checked."""
+    """A copy with every ``None`` default filled in for the data ``kind``, checked. A default
+    warm-up as long as the run or longer is cut to half the run (a warm-up asked for is
+    checked instead: it must end before the run does)."""
     defaults = dict(DATA_DEFAULTS[kind])
     if defaults["input_size"] is None:
         defaults["input_size"] = model_input_size
     filled = {name: getattr(config, name) if getattr(config, name) is not None else value
               for name, value in defaults.items()}
+    if config.warmup_epochs is None and filled["warmup_epochs"] >= filled["epochs"] >= 1:
+        filled["warmup_epochs"] = filled["epochs"] / 2
     resolved = dataclasses.replace(config, **filled)
     check_config(resolved)
     return resolved
 
 
 def check_config(config: TrainConfig) -> None:
-    """One-line ``ValueError`` for the first out-of-range field."""
+    """One-line ``ValueError`` for the first out-of-range field, or fields that contradict
+    each other."""
     def require(ok: bool, message: str) -> None:
         if not ok:
             raise ValueError(message)
@@ -123,6 +161,9 @@ def check_config(config: TrainConfig) -> None:
             f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
     require(config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}")
     require(config.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {config.warmup_epochs}")
+    require(config.warmup_epochs < config.epochs or config.warmup_epochs == 0,
+            f"warmup_epochs ({config.warmup_epochs:g}) must be fewer than epochs "
+            f"({config.epochs}): the learning rate would never reach {config.lr:g}")
     require(0 <= config.momentum < 1, f"momentum must be in [0, 1), got {config.momentum}")
     require(0 <= config.label_smoothing < 1,
             f"label_smoothing must be in [0, 1), got {config.label_smoothing}")

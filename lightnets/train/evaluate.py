@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lightnets.data import build_data, default_workers, make_loader
+from lightnets.files import write_atomic
 from lightnets.train.runtime import pick_device
 from lightnets.weights import PretrainedNote, load_pretrained
 
@@ -38,15 +39,20 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, loader: DataLoader, num_classes: int,
-                   device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
-                   channels_last: bool = False, limit_batches: int | None = None,
+def evaluate_model(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], loader: DataLoader,
+                   num_classes: int, device: torch.device | str = "cpu",
+                   amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+                   limit_batches: int | None = None,
                    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
                    classes: list[str] | None = None) -> EvalResult:
-    """Evaluate ``model`` (switched to eval mode) on ``loader``. ``reduce`` sums the tallies
+    """Evaluate ``model`` (a module, switched to eval mode, or any callable from images to
+    logits, such as an exported file's backend) on ``loader``. ``reduce`` sums the tallies
     over processes when each holds a shard of the data."""
+    if limit_batches is not None and limit_batches < 1:
+        raise ValueError(f"limit_batches must be at least 1, got {limit_batches}")
     device = torch.device(device)
-    model.eval()
+    if isinstance(model, nn.Module):
+        model.eval()
     k = min(5, num_classes)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     top1 = torch.zeros((), dtype=torch.int64, device=device)
@@ -155,5 +161,4 @@ def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") ->
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title or f"top-1 {result.top1:.2%} on {result.count} images")
-    figure.savefig(path, dpi=100)
-    return Path(path)
+    return write_atomic(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))

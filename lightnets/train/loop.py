@@ -9,6 +9,7 @@ the RNG states, and the data order and augmentation derive from them alone.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import itertools
@@ -28,6 +29,7 @@ from torch.utils.data import DistributedSampler, Subset
 
 from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from lightnets.data import build_data, data_kind, default_preprocess, default_workers, make_loader
+from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model
 from lightnets.train import report
 from lightnets.train.config import TrainConfig, resolve_config, resumed_config
@@ -85,14 +87,13 @@ def train(config: TrainConfig, overwrite: bool = False, console: Console | None 
 
     # -- runtime: device, precision, processes ----------------------------------------------
     runtime = setup_runtime(config.device, config.amp, config.channels_last)
-    try:
-        return _train(config, runtime, resume_from, overwrite, console or Console())
-    finally:
-        runtime.close()
+    with contextlib.ExitStack() as cleanup:  # the process group, then the run folder's lock
+        cleanup.callback(runtime.close)
+        return _train(config, runtime, resume_from, overwrite, console or Console(), cleanup)
 
 
 def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None,
-           overwrite: bool, console: Console) -> TrainResult:
+           overwrite: bool, console: Console, cleanup: contextlib.ExitStack) -> TrainResult:
     """The loop proper, once the runtime (and process group) is set up."""
     device, is_main = runtime.device, runtime.is_main
     show = config.progress and is_main
@@ -100,6 +101,23 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
+
+    # -- run folder: chosen and locked by rank 0 before any long work, shared with the others
+    choice: list[str | None] = [None, None]  # the folder, or why there is none
+    failure: Exception | None = None
+    if is_main:
+        try:
+            resume_dir = Path(resume_from.path).parent if resume_from is not None else None
+            choice[0] = str(cleanup.enter_context(report.claimed_run_dir(
+                config.runs_dir, config.name, config.model, config.data, overwrite, resume_dir)))
+        except (ValueError, OSError) as error:
+            failure, choice[1] = error, str(error)
+    if runtime.distributed:  # every process stops on rank 0's error, none waits forever
+        dist.broadcast_object_list(choice, src=0)
+    if choice[1]:
+        raise failure or ValueError(choice[1])
+    run_dir = Path(choice[0])
+    plots = is_main and by_product("matplotlib", f"{run_dir / 'curves.png'}")
 
     # -- data: per-data defaults, datasets, loaders -----------------------------------------
     kind = data_kind(config.data)
@@ -185,16 +203,17 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     if resume_from is not None:
         resume_from.check_matches(config.model, data.num_classes, config.in_chans,
                                   what="--resume checkpoint")
-        model.load_state_dict(resume_from.model)
-        optimizer.load_state_dict(resume_from.optimizer)
-        scheduler.load_state_dict(resume_from.scheduler)
-        scaler.load_state_dict(resume_from.scaler)
+        resume_from.restore("model", model.load_state_dict)
+        resume_from.restore("optimizer", optimizer.load_state_dict)
+        resume_from.restore("scheduler", scheduler.load_state_dict)
+        if resume_from.scaler or not scaler.is_enabled():  # else fp16 starts with a fresh scaler
+            resume_from.restore("scaler", scaler.load_state_dict)
         start_epoch, best_top1 = resume_from.epoch, resume_from.best_top1
         history = list(resume_from.history)
         if runtime.distributed:  # one stored state cannot serve every process: re-seed
             torch.manual_seed(seed + 1_000_003 * start_epoch)
         else:
-            restore_rng(resume_from.rng)
+            resume_from.restore("rng", restore_rng)
     backbone = (backbone_parameters(model, config.model, config.model_args)
                 if config.freeze_backbone_epochs else [])
     # a frozen backbone gets no gradients: DistributedDataParallel must not wait for them
@@ -203,25 +222,12 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                                            find_unused_parameters=config.freeze_backbone_epochs > 0)
                    if runtime.distributed else model)
 
-    # -- run folder (chosen by rank 0, shared with the others) -------------------------------
-    choice: list[str | None] = [None, None]  # the folder, or why there is none
-    if resume_from is not None:
-        choice[0] = str(Path(resume_from.path).parent)
-    elif is_main:
-        try:
-            choice[0] = str(report.choose_run_dir(config.runs_dir, config.name, config.model,
-                                                  config.data, overwrite))
-        except ValueError as error:
-            choice[1] = str(error)
-    if runtime.distributed:  # every process stops on rank 0's error, none waits forever
-        dist.broadcast_object_list(choice, src=0)
-    if choice[1]:
-        raise ValueError(choice[1])
-    run_dir = Path(choice[0])
+    # -- run folder: the resolved configuration, what really runs ----------------------------
     config = dataclasses.replace(config, name=run_dir.name, runs_dir=str(run_dir.parent),
                                  resume=None)
     if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite and resume_from is None:
+            report.remove_run_files(run_dir)
         report.write_config(run_dir, config.to_dict(), {
             "num_classes": data.num_classes, "class_names": data.classes,
             "world_size": runtime.world_size, "device": str(device),
@@ -234,8 +240,13 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                       f"{len(data.train)} train / {len(data.val)} val "
                       f"images, {data.num_classes} classes, {config.input_size}x"
                       f"{config.input_size}x{config.in_chans}; {config.epochs} epochs of "
-                      f"{steps_per_epoch} steps on {device} x{runtime.world_size} -> {run_dir}",
+                      f"{steps_per_epoch} steps on {device} x{runtime.world_size} -> {run_dir}"
+                      + (f" (resuming after epoch {start_epoch})" if resume_from else ""),
                       highlight=False, soft_wrap=True)
+        if resume_from is not None and start_epoch >= config.epochs:
+            console.print(f"{run_dir} has trained all its {config.epochs} epochs; nothing left "
+                          f"to do (pass --epochs above {config.epochs} to train longer)",
+                          highlight=False, soft_wrap=True)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
     # -- epochs ------------------------------------------------------------------------------
@@ -335,7 +346,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             if improved:
                 save_checkpoint(checkpoint, best_path)
             report.write_metrics(run_dir, history)
-            report.plot_curves(run_dir, history, f"{config.model} on {Path(config.data).name}")
+            if plots:
+                report.plot_curves(run_dir, history, f"{config.model} on {Path(config.data).name}")
             if config.progress:
                 console.print(report.epoch_line(row, config.epochs), highlight=False,
                               soft_wrap=True)

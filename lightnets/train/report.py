@@ -1,13 +1,16 @@
 """What a run shows and leaves behind: the per-epoch progress bar, and in the run folder the
 resolved configuration (``config.json``), the metrics table (``metrics.csv``) and the loss and
-accuracy curves (``curves.png``). Files are replaced atomically: a killed run leaves whole ones."""
+accuracy curves (``curves.png``). Files are replaced atomically: a killed run leaves whole ones.
+The training process holds the run folder's lock (:func:`lightnets.files.lock_folder`) while
+it runs, so a second run into the same folder stops at once, naming the first."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +18,19 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
+from lightnets.files import FolderInUseError, lock_folder, write_atomic
+
 RUN_FILES = ("last.pt", "best.pt", "config.json", "metrics.csv", "curves.png")
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_top1", "val_top5",
                   "epoch_seconds", "images_per_second"]
 
 
-def choose_run_dir(runs_dir: str, name: str | None, model: str, data: str,
-                   overwrite: bool = False) -> Path:
-    """``runs_dir/name``; without a name the first free ``<model>-<data>[-N]``. A named folder
-    that already holds a run is an error unless ``overwrite`` (its run files are removed)."""
+def choose_run_dir(runs_dir: str, name: str | None, model: str, data: str) -> Path:
+    """``runs_dir/name``; without a name the first ``<model>-<data>[-N]`` that does not exist
+    yet (the caller creates it under its lock)."""
     runs = Path(runs_dir)
     if name:
-        run_dir = runs / name
-        if (run_dir / "last.pt").exists():
-            if not overwrite:
-                raise ValueError(f"{run_dir} already holds a run; continue it with --resume "
-                                 f"{run_dir}, or pass --overwrite or another --name")
-            for filename in RUN_FILES:
-                (run_dir / filename).unlink(missing_ok=True)
-        return run_dir
+        return runs / name
     stem = f"{model}-{'digits' if data == 'digits' else Path(data).name}"
     run_dir, number = runs / stem, 1
     while run_dir.exists():
@@ -42,10 +39,40 @@ def choose_run_dir(runs_dir: str, name: str | None, model: str, data: str,
     return run_dir
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(text.encode() if isinstance(text, str) else text)
-    os.replace(temporary, path)
+def check_new_run(run_dir: Path, overwrite: bool) -> None:
+    """A folder that already holds a run is an error unless ``overwrite``."""
+    if (run_dir / "last.pt").exists() and not overwrite:
+        raise ValueError(f"{run_dir} already holds a run; continue it with --resume "
+                         f"{run_dir}, or pass --overwrite or another --name")
+
+
+@contextlib.contextmanager
+def claimed_run_dir(runs_dir: str, name: str | None, model: str, data: str,
+                    overwrite: bool = False, resume_dir: Path | None = None) -> Iterator[Path]:
+    """The run folder (``resume_dir``, ``runs_dir/name`` or the first free
+    ``<model>-<data>[-N]``), created and locked by this process for the ``with`` block. A
+    folder another run holds is an error naming it, and so is a finished run's folder unless
+    ``overwrite``; an unnamed run that loses a race for a name takes the next one."""
+    claim = contextlib.ExitStack()
+    for attempt in range(100):
+        run_dir = resume_dir or choose_run_dir(runs_dir, name, model, data)
+        try:
+            claim.enter_context(lock_folder(run_dir, "training run", "wait for it to end, or "
+                                            "pass another --name"))
+            break
+        except FolderInUseError:
+            if resume_dir or name or attempt == 99:
+                raise
+    with claim:
+        if resume_dir is None:
+            check_new_run(run_dir, overwrite)
+        yield run_dir
+
+
+def remove_run_files(run_dir: Path) -> None:
+    """The files of an earlier run, before an ``overwrite`` run writes its own."""
+    for filename in RUN_FILES:
+        (run_dir / filename).unlink(missing_ok=True)
 
 
 def write_config(run_dir: Path, config: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -63,7 +90,8 @@ def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
 
 
 def plot_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> None:
-    """Loss (train and validation) and accuracy (train and validation top-1) per epoch."""
+    """Loss (train and validation) and accuracy (train and validation top-1) per epoch (needs
+    matplotlib: check :func:`lightnets.optional.by_product` first)."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     epochs = [row["epoch"] for row in history]

@@ -55,7 +55,7 @@ def test_bench_vs_missing_timm_is_one_line(run_cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)  # as if not installed (the dev extra has it)
     status, out, err = run_cli("bench", "mobilenet_v2", *TINY_BENCH, "--vs", "timm")
     assert status == 2 and not out
-    assert "timm package" in err and len(err.strip().splitlines()) == 1
+    assert "--vs timm needs timm" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bench_errors(run_cli):

@@ -162,3 +162,21 @@ def test_evenly_spaced_covers_the_dataset():
     picked = evenly_spaced(dataset, 5).flatten().numpy()
     assert np.array_equal(picked, np.linspace(0, 99, 5).round())
     assert len(evenly_spaced(dataset, 500)) == 100
+
+
+def test_calibration_images_are_read_before_the_export(digits_checkpoint, tmp_path,
+                                                       monkeypatch):
+    from lightnets.export import quantize
+    from tests.conftest import make_image_tree
+
+    def no_export(*args, **kwargs):
+        raise RuntimeError("the export started")
+
+    monkeypatch.setattr(quantize, "export_model", no_export)
+    (tmp_path / "empty" / "digit").mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds no readable image"):
+        quantize.quantize_checkpoint(digits_checkpoint, str(tmp_path / "empty"))
+    # two images, one class: nothing to hold out, and calibration needs nothing held out
+    tree = make_image_tree(tmp_path / "two", per_class=1, size=8)
+    with pytest.raises(RuntimeError, match="the export started"):
+        quantize.quantize_checkpoint(digits_checkpoint, str(tree))

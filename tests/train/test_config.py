@@ -18,3 +18,15 @@ def test_config_defaults_per_data_and_unknown_fields():
         TrainConfig.from_dict({"model": "x", "lerning_rate": 1})
     with pytest.raises(ValueError, match="label_smoothing"):
         resolve_config(TrainConfig(label_smoothing=1.5), "digits", 224)
+
+
+def test_settings_are_checked_against_each_other():
+    with pytest.raises(ValueError, match=r"warmup_epochs \(100\) must be fewer than epochs \(1\)"):
+        resolve_config(TrainConfig(warmup_epochs=100, epochs=1), "digits", 224)
+    with pytest.raises(ValueError, match=r"warmup_epochs \(3\) must be fewer than epochs \(3\)"):
+        resolve_config(TrainConfig(warmup_epochs=3, epochs=3), "digits", 224)
+    # the default warm-up (1 epoch for the digits, 2 for folders) is cut to fit a short run
+    assert resolve_config(TrainConfig(epochs=1), "digits", 224).warmup_epochs == 0.5
+    assert resolve_config(TrainConfig(epochs=2), "folder", 224).warmup_epochs == 1.0
+    assert resolve_config(TrainConfig(epochs=3), "folder", 224).warmup_epochs == 2.0
+    assert resolve_config(TrainConfig(epochs=1, warmup_epochs=0), "digits", 224).warmup_epochs == 0

@@ -22,3 +22,9 @@ def test_eval_json_and_table(digits_run, capsys, tmp_path):
     assert "per-class accuracy" in out and "top-1" in out
     assert (digits_run / "confusion-val.png").exists()
     (digits_run / "confusion-val.png").unlink()  # keep the run folder as the other tests expect
+
+
+@DIGITS_RUN
+def test_eval_limit_batches_zero_says_what_is_wrong(digits_run, capsys):
+    assert main(["eval", "--checkpoint", str(digits_run), "--limit-batches", "0"]) == 2
+    assert capsys.readouterr().err == "error: limit_batches must be at least 1, got 0\n"

@@ -1,0 +1,73 @@
+"""Every ```python block of README.md runs as written.
+
+The blocks run in order in one namespace, as one session (a later example may use a model an
+earlier one built), in a temporary working folder holding the files the examples name
+(:data:`EXAMPLE_FILES`). Blocks added to the README are picked up with no change here; an
+example that needs a new file adds it to :data:`EXAMPLE_FILES`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lightnets.data.digits import digits_split
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+
+
+def digit_png(digit: int) -> Callable[[Path], None]:
+    """Writes the first validation scan of ``digit`` as an 8x8 grey PNG."""
+    def write(path: Path) -> None:
+        _, (images, labels) = digits_split()
+        index = int((labels == digit).nonzero()[0, 0])
+        pixels = (images[index, 0].numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(pixels, "L").save(path)
+    return write
+
+
+# file name -> writer: the files the README's examples (Python and shell) refer to
+EXAMPLE_FILES = {"digit_0.png": digit_png(0), "digit_5.png": digit_png(5)}
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """``(line, code)`` of each ```python block, ``line`` being that of its first code line."""
+    return [(text.count("\n", 0, match.start(1)) + 1, match.group(1))
+            for match in FENCE.finditer(text)]
+
+
+def run_blocks(blocks: list[tuple[int, str]], source: str = "README.md") -> dict:
+    """Execute the blocks in order in one namespace; a failing block raises ``AssertionError``
+    naming its line, with the error's type and message."""
+    namespace: dict = {"__name__": "__readme__"}
+    for line, code in blocks:
+        compiled = compile("\n" * (line - 1) + code, source, "exec")  # tracebacks: README lines
+        try:
+            exec(compiled, namespace)  # noqa: S102 - the project's own documentation
+        except Exception as error:  # noqa: BLE001 - any failure of an example is a failure
+            raise AssertionError(f"the {source} example at line {line} fails: "
+                                 f"{type(error).__name__}: {error}") from error
+    return namespace
+
+
+def test_the_blocks_are_found_with_their_lines():
+    text = "intro\n```python\nx = 1\n```\n```bash\nls\n```\n\n```python\ny = x + 1\n```\n"
+    assert python_blocks(text) == [(3, "x = 1\n"), (10, "y = x + 1\n")]
+    assert run_blocks(python_blocks(text))["y"] == 2
+    with pytest.raises(AssertionError, match=r"line 3 fails: NameError: name 'z' is not"):
+        run_blocks([(3, "z + 1\n")])
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    blocks = python_blocks(README.read_text())
+    assert len(blocks) >= 4, "README.md lost its Python examples"
+    monkeypatch.chdir(tmp_path)  # examples that train write runs/ here
+    for name, write in EXAMPLE_FILES.items():
+        write(tmp_path / name)
+    run_blocks(blocks)
