@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lightnets.checkpoint import checkpoint_path, load_checkpoint
+from lightnets.checkpoint import checkpoint_path
 from lightnets.data import build_data, make_loader
 from lightnets.data.transforms import eval_transform, preprocess_input_size
 from lightnets.export.artefact import FORMATS
