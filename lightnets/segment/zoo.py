@@ -72,38 +72,27 @@ def lraspp_mobilenet_v3_large(low_level: int | str | None = "features.4",
     return create_segmenter("lraspp", "mobilenet_v3_large", low_level=low_level, **kwargs)
 
 
-# -- LR-ASPP on the other light backbones ---------------------------------------------------------
-@register_model(task="segmentation")
-def lraspp_mobilenet_v3_small(**kwargs: Any) -> Segmenter:
-    return create_segmenter("lraspp", "mobilenet_v3_small", **kwargs)
+# -- DeepLabV3+ (Chen et al. 2018: separable ASPP and decoder, output stride 16) and LR-ASPP on
+# the other light backbones: name -> (head, backbone) ----------------------------------------
+PAIRS = {
+    "lraspp_mobilenet_v3_small": ("lraspp", "mobilenet_v3_small"),
+    "lraspp_mobilenet_v2": ("lraspp", "mobilenet_v2_x1_0"),
+    "lraspp_shufflenet_v2_x1_0": ("lraspp", "shufflenet_v2_x1_0"),
+    "lraspp_ghostnet_x1_0": ("lraspp", "ghostnet_x1_0"),
+    "deeplabv3plus_mobilenet_v2": ("deeplabv3plus", "mobilenet_v2_x1_0"),
+    "deeplabv3plus_resnet50": ("deeplabv3plus", "resnet50"),
+    "deeplabv3plus_xception": ("deeplabv3plus", "xception"),
+}
 
 
-@register_model(task="segmentation")
-def lraspp_mobilenet_v2(**kwargs: Any) -> Segmenter:
-    return create_segmenter("lraspp", "mobilenet_v2_x1_0", **kwargs)
+def _register_pair(name: str, head: str, backbone: str) -> None:
+    def build(**kwargs: Any) -> Segmenter:
+        return create_segmenter(head, backbone, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"The {head} head on {backbone}."
+    register_model(task="segmentation")(build)
 
 
-@register_model(task="segmentation")
-def lraspp_shufflenet_v2_x1_0(**kwargs: Any) -> Segmenter:
-    return create_segmenter("lraspp", "shufflenet_v2_x1_0", **kwargs)
-
-
-@register_model(task="segmentation")
-def lraspp_ghostnet_x1_0(**kwargs: Any) -> Segmenter:
-    return create_segmenter("lraspp", "ghostnet_x1_0", **kwargs)
-
-
-# -- DeepLabV3+ (Chen et al. 2018): separable ASPP and decoder, output stride 16 -----------------
-@register_model(task="segmentation")
-def deeplabv3plus_mobilenet_v2(**kwargs: Any) -> Segmenter:
-    return create_segmenter("deeplabv3plus", "mobilenet_v2_x1_0", **kwargs)
-
-
-@register_model(task="segmentation")
-def deeplabv3plus_resnet50(**kwargs: Any) -> Segmenter:
-    return create_segmenter("deeplabv3plus", "resnet50", **kwargs)
-
-
-@register_model(task="segmentation")
-def deeplabv3plus_xception(**kwargs: Any) -> Segmenter:
-    return create_segmenter("deeplabv3plus", "xception", **kwargs)
+for _name, (_head, _backbone) in PAIRS.items():
+    _register_pair(_name, _head, _backbone)
