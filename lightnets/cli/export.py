@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from lightnets.cli._common import CommandError, console, parse_input_size
+from lightnets.cli._common import CommandError, console, parse_input_size, warnings_as_lines
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--model", metavar="NAME", help="registered model (initial weights)")
     source.add_argument("--checkpoint", metavar="CKPT",
                         help="training checkpoint, or a run folder (its best.pt)")
+    parser.add_argument("--weights", metavar="PATH", help="with --model: its pretrained weights "
+                        "(a torchvision or timm file, a Hugging Face-style folder), exported "
+                        "with their preprocessing and class names")
     parser.add_argument("--format", default="onnx", metavar="FORMAT",
                         help="onnx (default), torchscript or pt2")
     parser.add_argument("--output", metavar="PATH", help="file to write (default: <model>.onnx "
@@ -61,10 +64,14 @@ def run(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise CommandError(f"unsupported format {args.format!r}; expected one of "
                            f"{', '.join(FORMATS)}")
-    if args.checkpoint and args.num_classes is not None:
-        raise CommandError("--num-classes applies to --model; a checkpoint fixes its classes")
+    if (args.checkpoint or args.weights) and args.num_classes is not None:
+        raise CommandError("--num-classes applies to --model alone; weights fix their classes")
+    if args.weights and args.checkpoint:
+        raise CommandError("--weights goes with --model; a checkpoint holds its own weights")
     extra = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    source = load_source(args.model, args.checkpoint, args.input_size, **extra)
+    with warnings_as_lines():  # the notes on the weights read
+        source = load_source(args.model, args.checkpoint or args.weights, args.input_size,
+                             **extra)
     result = export_model(source, args.format, args.output, args.dynamic_batch, args.batch_size,
                           args.fuse, args.opset, args.tolerance)
     if args.json:

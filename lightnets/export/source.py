@@ -1,9 +1,10 @@
-"""What an export starts from: a registered model (random weights) or a training checkpoint,
-with the metadata a deployed model needs beside its weights (input size, preprocessing, class
-names).
+"""What an export starts from: a registered model (random weights), a training checkpoint, or
+the pretrained weights of another library (torchvision, timm), with the metadata a deployed
+model needs beside its weights (input size, preprocessing, class names).
 
-Checkpoints are read with :func:`lightnets.checkpoint.load_checkpoint` (never unpickling code),
-which rebuilds the model from its name and arguments and carries its preprocessing and classes.
+Files are read with :func:`lightnets.weights.load_pretrained` (never unpickling code), which
+rebuilds the model from its name and arguments (a lightnets checkpoint's, or those reproducing
+the other library's network) and carries its preprocessing and classes.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 from torch import nn
 
-from lightnets.checkpoint import load_checkpoint
 from lightnets.data.transforms import preprocess_input_size
 from lightnets.models.base import normalize_input_size
 from lightnets.registry import create_model, resolve_name
+from lightnets.weights import load_pretrained
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -71,15 +72,17 @@ def from_name(name: str, input_size: int | tuple[int, ...] | None = None,
     return ModelSource(model, name, dict(model_args), size, imagenet_preprocess(size))
 
 
-def from_checkpoint(path: str | Path, input_size: int | tuple[int, ...] | None = None
-                    ) -> ModelSource:
+def from_checkpoint(path: str | Path, input_size: int | tuple[int, ...] | None = None,
+                    model: str | None = None) -> ModelSource:
     """A trained model from a lightnets checkpoint (file or run folder: its ``best.pt``),
-    with the preprocessing and class names it was trained with."""
-    state = load_checkpoint(path, prefer="best")
-    state.require("to export", "preprocess")
-    preprocess = copy.deepcopy(state.preprocess)
-    model = state.build_model().eval()
-    name, model_args = resolve_name(state.model_name), dict(state.model_args)
+    with the preprocessing and class names it was trained with; or the torchvision / timm
+    weights of the registered ``model``, with theirs."""
+    loaded = load_pretrained(model, path).eval()
+    info, state = loaded.pretrained, loaded.pretrained.checkpoint
+    if state is not None:
+        state.require("to export", "preprocess")
+    preprocess = copy.deepcopy(info.preprocess)
+    name, model_args, model = info.model_name, dict(info.model_args), loaded
     trained = preprocess_input_size(preprocess)
     size = normalize_input_size(input_size, trained)
     _check_size(model, size)
@@ -89,21 +92,21 @@ def from_checkpoint(path: str | Path, input_size: int | tuple[int, ...] | None =
         preprocess["resize"] = (round(resize * ratio) if isinstance(resize, int)
                                 else [round(s * ratio) for s in resize])
         preprocess["input_size"] = size[1] if size[1] == size[2] else [size[1], size[2]]
-    metrics = {"epoch": state.epoch, "best_top1": state.best_top1}
-    return ModelSource(model, name, model_args, size, preprocess,
-                       list(state.class_names or []) or None, state.path, metrics,
-                       dict(state.config))
+    metrics = {"epoch": state.epoch, "best_top1": state.best_top1} if state else {}
+    return ModelSource(model, name, model_args, size, preprocess, info.class_names, info.path,
+                       metrics, dict(state.config) if state else {})
 
 
 def load_source(model: str | None = None, checkpoint: str | Path | None = None,
                 input_size: int | tuple[int, ...] | None = None, **model_args: Any) -> ModelSource:
-    """Exactly one of ``model`` (a registered name) or ``checkpoint``."""
-    if (model is None) == (checkpoint is None):
-        raise ValueError("give exactly one of a model name (--model) or a checkpoint "
-                         "(--checkpoint)")
+    """A registered ``model``, a lightnets ``checkpoint``, or both: ``checkpoint`` then holds
+    pretrained weights of ``model`` (torchvision's, timm's)."""
+    if model is None and checkpoint is None:
+        raise ValueError("give a model name (--model), a checkpoint (--checkpoint) or both "
+                         "(--model with --weights)")
     if checkpoint is not None:
         if model_args:
             raise ValueError(f"a checkpoint fixes the model's arguments; cannot also set "
                              f"{', '.join(sorted(model_args))}")
-        return from_checkpoint(checkpoint, input_size)
+        return from_checkpoint(checkpoint, input_size, model)
     return from_name(model, input_size, **model_args)

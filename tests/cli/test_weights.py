@@ -59,3 +59,18 @@ def test_eval_of_weights_takes_the_class_folders_in_order(torchvision_files, tmp
     assert status == 2 and "predicts 1000 classes" in err and "has 3" in err
     status, _, err = run_cli("predict", "--weights", str(torchvision_files / "three.pth"), "x.png")
     assert status == 2 and "pass the lightnets model name (--model)" in err
+
+
+def test_export_of_weights_carries_their_preprocessing_and_names(torchvision_files, tmp_path,
+                                                                  run_cli):
+    output = tmp_path / "mbv2.onnx"
+    status, out, err = run_cli("export", "--model", "mobilenet_v2_x0_25", "--weights",
+                               str(torchvision_files / "imagenet.pth"), "--output", str(output),
+                               "--json")
+    assert status == 0, err
+    sidecar = json.loads(out)
+    assert sidecar["preprocess"]["resize"] == 232 and sidecar["input_size"][-1] == 224
+    names = torchvision.models.MobileNet_V2_Weights.DEFAULT.meta["categories"]
+    assert sidecar["class_names"] == list(names)
+    status, _, err = run_cli("export", "--checkpoint", str(output), "--weights", str(output))
+    assert status == 2 and "--weights goes with --model" in err

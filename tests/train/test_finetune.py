@@ -12,8 +12,8 @@ import torchvision
 
 from lightnets.checkpoint import load_checkpoint
 from lightnets.cli import main
-from lightnets.train import TrainConfig, loop, train
-from tests.train.conftest import tiny_config
+from lightnets.train import TrainConfig, train
+from tests.train.conftest import tiny_config, train_killed_after_first_epoch
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +32,7 @@ def test_frozen_backbone_then_resume_equals_an_uninterrupted_run(converted, tmp_
                                                                  monkeypatch):
     config = tiny_config(tmp_path, pretrained=str(converted), freeze_backbone_epochs=1)
     train(dataclasses.replace(config, name="straight"))
-    real_save = loop.save_checkpoint
-
-    def save_then_die(payload, path):  # killed right after the first epoch's checkpoint
-        real_save(payload, path)
-        if path.name == "last.pt":
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(dataclasses.replace(config, name="killed"))
-    monkeypatch.undo()
+    train_killed_after_first_epoch(dataclasses.replace(config, name="killed"), monkeypatch)
 
     source = load_checkpoint(converted).model
     frozen = load_checkpoint(tmp_path / "killed" / "last.pt")

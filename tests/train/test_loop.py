@@ -18,7 +18,7 @@ from lightnets.cli import main
 from lightnets.models.base import Classifier, stage_info
 from lightnets.train import NonFiniteLossError, TrainConfig, loop, train
 from tests.conftest import DIGITS_RUN, TINY_TRAIN, add_corrupt_files, make_image_tree
-from tests.train.conftest import tiny_config
+from tests.train.conftest import tiny_config, train_killed_after_first_epoch
 
 
 @DIGITS_RUN
@@ -65,17 +65,7 @@ def test_resume_ends_with_the_same_weights(tmp_path, monkeypatch):
     config = tiny_config(tmp_path)
     train(dataclasses.replace(config, name="straight"))
 
-    real_save = loop.save_checkpoint
-
-    def save_then_die(payload, path):  # killed right after the first epoch's checkpoint
-        real_save(payload, path)
-        if path.name == "last.pt":
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(dataclasses.replace(config, name="killed"))
-    monkeypatch.undo()
+    train_killed_after_first_epoch(dataclasses.replace(config, name="killed"), monkeypatch)
     assert load_checkpoint(tmp_path / "killed" / "last.pt").epoch == 1
     train(TrainConfig(resume=str(tmp_path / "killed")))
 
