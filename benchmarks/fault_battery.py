@@ -156,11 +156,13 @@ def faults() -> dict[str, str]:
             ["eval", "--checkpoint", name, "--limit-batches", "1"], pick=None)
     results["predict --checkpoint model.onnx"] = run(
         ["predict", "--checkpoint", "model.onnx", "digit.png"])
-    results["--resume, checkpoint lacking preprocess.mean"] = run(
-        "import shutil, torch\nshutil.copytree('runs/base', 'runs/nopre')\n"
-        "c = torch.load('runs/nopre/last.pt', weights_only=True)\ndel c['preprocess']['mean']\n"
-        "torch.save(c, 'runs/nopre/last.pt')\nfrom lightnets.cli import main\n"
-        "sys.exit(main(['train', '--resume', 'runs/nopre', '--epochs', '3', '--no-progress']))\n")
+    for part, entry in [("preprocess", "mean"), ("rng", "torch")]:  # a damaged checkpoint
+        results[f"--resume, checkpoint lacking {part}.{entry}"] = run(
+            f"import shutil, torch\nshutil.copytree('runs/base', 'runs/no_{part}')\n"
+            f"c = torch.load('runs/no_{part}/last.pt', weights_only=True)\n"
+            f"del c[{part!r}][{entry!r}]\ntorch.save(c, 'runs/no_{part}/last.pt')\n"
+            "from lightnets.cli import main\nsys.exit(main(['train', '--resume', "
+            f"'runs/no_{part}', '--epochs', '3', '--no-progress']))\n")
 
     # model arguments and inputs
     results["--model-arg width_mult=abc"] = run(
