@@ -13,6 +13,7 @@ _PACKAGES = {
     "onnxscript": ("onnxscript", "export"),
     "openvino": ("openvino", "openvino"),
     "sklearn": ("scikit-learn", "train"),
+    "torch_pruning": ("torch-pruning", "prune"),
 }
 
 

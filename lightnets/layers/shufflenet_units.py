@@ -10,7 +10,7 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
-from lightnets.layers.shuffle import ChannelShuffle, channel_shuffle
+from lightnets.layers.shuffle import ChannelShuffle
 
 
 class ShuffleV1Unit(nn.Module):
@@ -101,6 +101,7 @@ class ShuffleV2Unit(nn.Module):
             ConvNormAct(main_in, mid, 1, norm_layer=norm_layer, act_layer=act_layer),
             ConvNormAct(mid, mid, 3, stride, groups=mid, norm_layer=norm_layer, act_layer=None),
             ConvNormAct(mid, main_out, 1, norm_layer=norm_layer, act_layer=act_layer))
+        self.shuffle = ChannelShuffle(2)  # a module, so pruning can find it (lightnets.prune)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.split_input:
@@ -108,4 +109,4 @@ class ShuffleV2Unit(nn.Module):
         else:
             shortcut_in = main_in = x
         out = torch.cat((self.shortcut(shortcut_in), self.main(main_in)), 1)
-        return channel_shuffle(out, 2)
+        return self.shuffle(out)
