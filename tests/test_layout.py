@@ -1,5 +1,5 @@
-"""The package's floors: imports point down (``cli -> export -> train -> profile, data ->
-checkpoint, features -> models -> layers -> registry``), never sideways between two packages
+"""The package's floors: imports point down (``cli -> prune -> export -> train -> profile, data
+-> checkpoint, features -> models -> layers -> registry``), never sideways between two packages
 on the same floor, never in a circle; library code imports the package at the top of its
 modules (lazy imports only in ``cli/``, for start-up time, and for optional dependencies)."""
 
@@ -15,14 +15,15 @@ import lightnets
 PACKAGE = Path(lightnets.__file__).parent
 # the top-level module or sub-package -> its floor; README.md's Layout section says the same
 FLOORS = {
-    "registry": 0, "hardware": 0, "optional": 0,
+    "registry": 0, "hardware": 0, "optional": 0, "channel_plan": 0,
     "layers": 1,
     "models": 2,
     "checkpoint": 3, "features": 3,
     "profile": 4, "data": 4,
     "train": 5,
     "export": 6,
-    "cli": 7, "__main__": 8,
+    "prune": 7,
+    "cli": 8, "__main__": 9,
 }
 
 
