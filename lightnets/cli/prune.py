@@ -51,12 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--iterative", type=int, default=1, metavar="STEPS",
                         help="reach the target in STEPS steps, fine-tuning after each "
                         "(default 1)")
-    parser.add_argument("--finetune-epochs", type=int, default=5, metavar="N",
-                        help="fine-tuning epochs in total, shared over the steps (default 5; "
+    parser.add_argument("--finetune-epochs", type=int, default=8, metavar="N",
+                        help="fine-tuning epochs in total, shared over the steps (default 8; "
                         "0: none)")
     parser.add_argument("--lr", type=float, metavar="X",
-                        help="fine-tuning peak learning rate (default: a tenth of the "
-                        "checkpoint's)")
+                        help="fine-tuning peak learning rate (default: half the checkpoint's, "
+                        "no warm-up, cosine decay)")
     parser.add_argument("--data", help="fine-tuning and validation data (default: the "
                         "checkpoint's)")
     parser.add_argument("--distill", action="store_true",

@@ -46,8 +46,8 @@ class PruneConfig:
     method: str = "l1"                    # l1, bn-scale or taylor (importance.py)
     allocation: str = "global"            # global or uniform (allocate.py)
     iterative: int = 1                    # steps to reach the target, fine-tuning after each
-    finetune_epochs: int = 5              # in total, shared out over the steps
-    lr: float | None = None               # fine-tuning peak lr; None: a tenth of the training lr
+    finetune_epochs: int = 8              # in total, shared out over the steps
+    lr: float | None = None               # fine-tuning peak lr; None: half the training lr
     data: str | None = None               # None: the data the checkpoint was trained on
     distill: bool = False                 # fine-tune with the unpruned model as teacher
     round_to: int = 8                     # keep channel counts multiples of this where possible
@@ -154,7 +154,9 @@ def prune_checkpoint(config: PruneConfig, console: Console | None = None,
     epochs = step_epochs(config.finetune_epochs, config.iterative)
     steps: list[StepReport] = []
     skipped: dict[str, int] = {}
-    lr = config.lr or (stored.lr / 10 if stored.lr else None)
+    # half the training lr, no warm-up: measured on the digits, MobileNetV2 at 50% of its MACs
+    # recovered to 96.90% in 5 epochs at a tenth, to its unpruned 98.59% in 8 epochs at half
+    lr = config.lr or (stored.lr / 2 if stored.lr else None)
     for index in range(config.iterative):
         number = index + 1
         if config.target_macs is not None:
