@@ -39,11 +39,16 @@ def select_channels(scores: dict[str, torch.Tensor], ratio: float, allocation: s
     if allocation == "uniform":
         wanted = {name: math.floor(ratio * len(score)) for name, score in scores.items()}
     else:
+        # exactly the lowest ``count`` of the network: a threshold would take every channel
+        # tied with it (taylor scores many channels 0), far more than asked
         everything = torch.cat(list(scores.values()))
         count = math.floor(ratio * len(everything))
-        threshold = everything.kthvalue(count).values if count else -math.inf
-        wanted = {name: int((score <= threshold).sum()) for name, score in scores.items()}
-    return {name: score.argsort()[:removal_count(len(score), wanted[name], round_to)].tolist()
+        owner = torch.repeat_interleave(torch.arange(len(scores)),
+                                        torch.tensor([len(score) for score in scores.values()]))
+        chosen = owner[everything.argsort(stable=True)[:count]].bincount(minlength=len(scores))
+        wanted = dict(zip(scores, chosen.tolist()))
+    return {name: score.argsort(stable=True)[:removal_count(len(score), wanted[name],
+                                                            round_to)].tolist()
             for name, score in scores.items()}
 
 

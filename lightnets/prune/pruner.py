@@ -55,17 +55,17 @@ def prune_model(model: nn.Module, method: str = "l1", target_macs: int | None = 
     scores = channel_scores(graph, method, batches)
     if target_macs is not None:
         shadow = copy.deepcopy(model).to("meta")
-        trials = 13  # the first, at the largest ratio, and 12 bisection steps
+        trials, done = 13, 0  # the first, at the largest ratio, and 12 bisection steps
 
         def macs_at(trial_ratio: float) -> int:
+            nonlocal done
             trial = copy.deepcopy(shadow)
             PruningGraph(trial).prune(select_channels(scores, trial_ratio, allocation, round_to))
-            macs_at.done += 1
+            done += 1
             if on_trial:
-                on_trial(macs_at.done, trials)
+                on_trial(done, trials)
             return count_complexity(trial, size).macs
 
-        macs_at.done = 0
         ratio = search_ratio(macs_at, target_macs, steps=trials - 1)
     removals = select_channels(scores, ratio, allocation, round_to)
     graph.prune(removals)

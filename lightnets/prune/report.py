@@ -118,7 +118,8 @@ def plot_sweep(reports: list[PruneReport], path: str | Path) -> Path:
     axes = figure.add_subplot()
     fractions = [100 * report.macs_fraction for report in reports]
     before = reports[0].top1_before
-    axes.axhline(100 * before, color="grey", linestyle="--", label=f"unpruned {before:.2%}")
+    axes.axhline(100 * before, color="grey", linestyle="--", linewidth=1)
+    axes.plot([100], [100 * before], "k*", markersize=10, label=f"unpruned {before:.2%}")
     axes.plot(fractions, [100 * report.top1_pruned for report in reports], "o--",
               label="after pruning")
     axes.plot(fractions, [100 * report.top1_final for report in reports], "o-",
@@ -130,7 +131,7 @@ def plot_sweep(reports: list[PruneReport], path: str | Path) -> Path:
              title=f"{reports[0].model}: {reports[0].method} pruning, {reports[0].allocation}",
              xlim=(0, 105))
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    axes.legend(loc="center right")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     write_atomic(Path(path), buffer.getvalue())

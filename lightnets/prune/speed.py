@@ -43,9 +43,10 @@ def compare_latency(original: nn.Module, pruned: nn.Module, input_size: tuple[in
     """One :class:`Latency` per backend that runs here and batch size."""
     say = log or (lambda message: None)
     runners = {}
+    reasons = available_backends()
     for name in backends:
-        if available_backends()[name] is not None:
-            say(f"skipping {name}: {available_backends()[name]}")
+        if reasons[name] is not None:
+            say(f"skipping {name}: {reasons[name]}")
             continue
         say(f"preparing {name} (fp32) for both models...")
         try:

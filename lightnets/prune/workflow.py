@@ -10,6 +10,7 @@ checkpoint whose ``pruning`` entry holds the channel plan that rebuilds it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -144,11 +145,13 @@ def prune_checkpoint(config: PruneConfig, console: Console | None = None,
         return evaluate_model(network, val_loader, bundle.num_classes, device,
                               limit_batches=config.limit_val_batches).top1
 
-    before = top1(original)
+    scored = evaluate_model(original, val_loader, bundle.num_classes, device,
+                            limit_batches=config.limit_val_batches)
+    before = scored.top1
     original_cost = count_complexity(original, input_size)
     say(f"{source.model_name} ({original_cost.params:,} params, "
         f"{original_cost.macs / 1e6:.2f}M MACs at {'x'.join(map(str, input_size))}): top-1 "
-        f"{before:.2%} on {len(bundle.val)} validation images")
+        f"{before:.2%} on {scored.count} validation images")
 
     # -- prune, fine-tune, repeat -------------------------------------------------------------
     epochs = step_epochs(config.finetune_epochs, config.iterative)
@@ -165,7 +168,7 @@ def prune_checkpoint(config: PruneConfig, console: Console | None = None,
         else:  # the same share of what is left at every step reaches the ratio at the end
             fraction, target = None, None
             ratio = 1 - (1 - config.ratio) ** (1 / config.iterative)
-        batches = ([next(iter(taylor_loader)) for _ in range(config.taylor_batches)]
+        batches = (list(itertools.islice(taylor_loader, config.taylor_batches))
                    if config.method == "taylor" else None)
         step = prune_model(model, config.method, target, ratio, config.allocation,
                            config.round_to, input_size, batches,
@@ -218,9 +221,7 @@ def prune_checkpoint(config: PruneConfig, console: Console | None = None,
     final = count_complexity(model, input_size)
     report = PruneReport(source.model_name, str(source.path), str(output), config.method,
                          config.allocation, input_size, original_cost.params,
-                         original_cost.macs, final.params, final.macs, before,
-                         len(bundle.val) if config.limit_val_batches is None
-                         else min(len(bundle.val), config.limit_val_batches * 2 * batch),
+                         original_cost.macs, final.params, final.macs, before, scored.count,
                          steps, skipped, latency_size if latency else None, latency)
     write_json(report, output.with_suffix(".json"))
     return report

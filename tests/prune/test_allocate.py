@@ -22,6 +22,12 @@ def test_global_takes_the_lowest_scores_of_the_whole_network():
     assert select_channels(scores, 0.5, "global") == {"a": [0, 1, 2], "b": []}
 
 
+def test_global_takes_exactly_the_share_asked_when_scores_tie():
+    # taylor scores every channel no gradient reached 0: a threshold would take all eight
+    scores = {"a": torch.zeros(4), "b": torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 2.0])}
+    assert select_channels(scores, 0.3, "global") == {"a": [0, 1, 2], "b": []}
+
+
 def test_removal_count_caps_and_rounds():
     assert removal_count(10, 10, 1) == 9          # never the whole group
     assert removal_count(100, 95, 1) == 90        # at most 90%

@@ -75,3 +75,12 @@ def test_prune_refuses_bad_requests_before_any_work(digits_run, capsys):
     with pytest.raises(SystemExit):
         main(["prune", "--checkpoint", checkpoint, "--target-macs", "1.5"])
     assert "expected a fraction between 0 and 1" in capsys.readouterr().err
+
+
+@DIGITS_RUN
+def test_bench_times_a_pruned_checkpoint(pruned_run, capsys):
+    assert main(["bench", str(pruned_run), "--repeats", "1", "--warmup", "0", "--input-size",
+                 "32", "--peak-size", "0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["results"][0]
+    assert result["model"].startswith("mobilenet_v2_x0_25 (pruned, ")
+    assert result["params"] == json.loads(pruned_run.with_suffix(".json").read_text())["params"]
