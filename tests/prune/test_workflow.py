@@ -84,3 +84,19 @@ def test_bench_times_a_pruned_checkpoint(pruned_run, capsys):
     result = json.loads(capsys.readouterr().out)["results"][0]
     assert result["model"].startswith("mobilenet_v2_x0_25 (pruned, ")
     assert result["params"] == json.loads(pruned_run.with_suffix(".json").read_text())["params"]
+
+
+@DIGITS_RUN
+def test_predict_and_quantize_take_the_pruned_checkpoint(pruned_run, tmp_path, capsys):
+    from tests.export.test_predict import digit_png
+
+    path, _, _ = digit_png(tmp_path, 0)
+    assert main(["predict", "--checkpoint", str(pruned_run), "--json", "--top-k", "3",
+                 path]) == 0
+    assert len(json.loads(capsys.readouterr().out)[0]["top"]) == 3
+    output = tmp_path / "pruned.int8.onnx"
+    assert main(["quantize", "--checkpoint", str(pruned_run), "--calib-data", "digits",
+                 "--calib-size", "64", "--max-drop", "100", "--latency-batch", "1",
+                 "--backend", "onnxruntime", "--output", str(output), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["precision"] == "int8" and report["val_images"] == 355 and output.is_file()
