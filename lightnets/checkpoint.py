@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightnets.channel_plan import apply_channel_plan
 from lightnets.files import write_atomic
 from lightnets.optional import MissingDependencyError, require
 from lightnets.registry import create_model, resolve_name
@@ -82,6 +83,8 @@ class Checkpoint:
     scheduler: dict[str, Any] | None = None
     scaler: dict[str, Any] | None = None
     rng: dict[str, Any] | None = None
+    # a pruned model: its "channel_plan" (lightnets.channel_plan) and how it was pruned
+    pruning: dict[str, Any] | None = None
     path: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,11 +137,14 @@ class Checkpoint:
                              "configuration") from None
 
     def build_model(self) -> nn.Module:
-        """Rebuild the model from its registered name and arguments and load its weights."""
+        """Rebuild the model from its registered name and arguments (and, if pruned, its
+        channel plan) and load its weights."""
         model = create_model(self.model_name, **self.model_args)
         try:
+            if self.pruning:
+                apply_channel_plan(model, self.pruning["channel_plan"], self.model)
             model.load_state_dict(self.model)
-        except RuntimeError as error:
+        except (RuntimeError, ValueError, KeyError) as error:
             raise ValueError(f"weights in {self.path or 'the checkpoint'!r} do not fit "
                              f"{self.model_name}: {first_line(error)}") from None
         return model

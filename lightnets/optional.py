@@ -23,6 +23,7 @@ _PACKAGES = {
     "sklearn": ("scikit-learn", "train"),
     "matplotlib": ("matplotlib", "train"),
     "timm": ("timm", None),
+    "torch_pruning": ("torch-pruning", "prune"),
 }
 
 

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "architecture runs interleaved with ours and the latency ratio is printed. With --backend, "
         "lightnets' inference backends (eager, compile, onnxruntime, openvino) are timed side "
         "by side with torchvision's eager model.")
-    parser.add_argument("names", nargs="+", metavar="NAME", help="registered model names")
+    parser.add_argument("names", nargs="+", metavar="NAME",
+                        help="registered model names, or checkpoints (files or run folders: "
+                        "their trained, e.g. pruned, models)")
     parser.add_argument("--mode", choices=("infer", "train"), default="infer",
                         help="infer: forward under inference_mode; train: forward + backward + "
                         "SGD step (default infer)")
@@ -55,11 +57,29 @@ def pair_ratios(results: list[Any]) -> dict[int, float]:
             if results[i].impl == "lightnets" and results[i + 1].impl != "lightnets"}
 
 
+def load_models(names: list[str]) -> list[tuple[str, str, Any]]:
+    """``(registered name, label, model or None)`` per NAME: a checkpoint path gives its
+    model, labelled by the file."""
+    from pathlib import Path
+
+    from lightnets.checkpoint import load_checkpoint
+    from lightnets.registry import resolve_name
+
+    models = []
+    for name in names:
+        if Path(name).exists():
+            state = load_checkpoint(name, prefer="best")
+            label = f"{state.model_name} ({'pruned, ' if state.pruning else ''}{state.path})"
+            models.append((resolve_name(state.model_name), label, state.build_model().eval()))
+        else:
+            models.append((resolve_name(name), resolve_name(name), None))
+    return models
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from lightnets.profile.bench import benchmark, build_peer, measure_peak_gflops
-    from lightnets.registry import resolve_name
 
     if min(args.batch_size) < 1 or args.repeats < 1 or args.warmup < 0:
         raise CommandError("--batch-size and --repeats must be >= 1, --warmup >= 0")
@@ -71,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
         if args.csv:
             raise CommandError("--backend prints a table or --json, not --csv")
         return run_backend_bench(args)
-    names = [resolve_name(name) for name in args.names]
+    models = load_models(args.names)
     if args.vs:  # fail before any timing when a peer is missing
-        for name in names:
+        for name, _, _ in models:
             build_peer(args.vs, name, "meta")
     impls = 2 if args.vs else 1
-    total = len(names) * len(args.batch_size) * impls * (args.warmup + args.repeats)
+    total = len(models) * len(args.batch_size) * impls * (args.warmup + args.repeats)
     results = []
     with progress_bar(total, sys.stderr.isatty()) as progress:
         peak = None
@@ -85,16 +105,19 @@ def run(args: argparse.Namespace) -> int:
                 err_console.print(f"measuring the fp32 matmul peak ({args.peak_size}^2)...")
             peak = measure_peak_gflops(args.peak_size, device=args.device)
         task = progress.add_task("bench", total=total) if progress else None
-        for name in names:
+        for name, label, model in models:
             for batch_size in args.batch_size:
                 if progress:
-                    progress.update(task, description=f"{name} b{batch_size}")
+                    progress.update(task, description=f"{label} b{batch_size}")
                 else:
-                    err_console.print(f"timing {name} at batch {batch_size}...", highlight=False)
-                results += benchmark(
+                    err_console.print(f"timing {label} at batch {batch_size}...",
+                                      highlight=False)
+                timed = benchmark(
                     name, batch_size, args.input_size, args.mode, args.warmup, args.repeats,
                     args.device, args.channels_last, args.vs, peak,
-                    on_step=(lambda: progress.advance(task)) if progress else None)
+                    on_step=(lambda: progress.advance(task)) if progress else None, model=model)
+                timed[0].model = label
+                results += timed
     ratios = pair_ratios(results)
     records = [result.as_dict() for result in results]
     for index, ratio in ratios.items():
@@ -175,16 +198,19 @@ def run_backend_bench(args: Any) -> int:
     if getattr(args, "vs", None) not in (None, "torchvision"):
         raise ValueError("--backend compares with torchvision; drop --vs timm")
     results = []
-    for name in args.names:
+    for name, label, model in load_models(args.names):
         size = None
         if args.input_size is not None:
-            default = create_model(name, num_classes=0).default_input_size
+            default = (model or create_model(name, num_classes=0)).default_input_size
             size = normalize_input_size(tuple(args.input_size), default)
-        results += bench_backends(
+        timed = bench_backends(
             name, args.backend, args.batch_size, size, args.precision,
             warmup=args.warmup, repeats=args.repeats,
             allow_emulated_bf16=args.allow_emulated_bf16,
-            log=lambda message: err_console.print(message, highlight=False))
+            log=lambda message: err_console.print(message, highlight=False), model=model)
+        for row in timed:
+            row.model = label if row.backend in BACKENDS else row.model
+        results += timed
     if args.json:
         print(json.dumps({"threads": torch.get_num_threads(),
                           "results": [row.as_dict() for row in results]}))

@@ -110,12 +110,14 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
                    input_size: tuple[int, int, int] | None = None, precision: str = "fp32",
                    peers: tuple[str, ...] = ("torchvision-eager",), warmup: int = 3,
                    repeats: int = 10, allow_emulated_bf16: bool = False,
-                   log: Callable[[str], None] | None = None) -> list[BackendTiming]:
+                   log: Callable[[str], None] | None = None,
+                   model: torch.nn.Module | None = None) -> list[BackendTiming]:
     """Time registered model ``name`` behind each backend (and the ``peers`` rows, where
     torchvision has the architecture) at each batch size. A backend asked for by name that
     cannot run here raises :class:`BackendUnavailableError` before any timing; ``all`` takes
     those that can and reports the others through ``log``. Speed-ups are against the first
-    peer row."""
+    peer row.
+    ``model``: time this instance of ``name`` (e.g. a checkpoint's) instead of a fresh one."""
     name = resolve_name(name)
     everything = "all" in backends
     say = log or (lambda message: None)
@@ -130,7 +132,7 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
             warnings.simplefilter("ignore")
             for backend_name in chosen:
                 check_precision(backend_name, precision, allow_emulated_bf16)
-    model = create_model(name).eval()
+    model = (create_model(name) if model is None else model).eval()
     size = tuple(input_size or model.default_input_size)
     runs: dict[str, tuple[str, str, Runner]] = {}  # row -> (precision, notes, runner)
     for backend_name in chosen:

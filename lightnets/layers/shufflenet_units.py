@@ -111,6 +111,7 @@ class ShuffleV2Unit(nn.Module):
             ConvNormAct(mid, mid, 3, stride, dilation, groups=mid, norm_layer=norm_layer,
                         act_layer=None),
             ConvNormAct(mid, main_out, 1, norm_layer=norm_layer, act_layer=act_layer))
+        self.shuffle = ChannelShuffle(2)  # a module, so pruning can find it (lightnets.prune)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.split_input:
@@ -118,4 +119,4 @@ class ShuffleV2Unit(nn.Module):
         else:
             shortcut_in = main_in = x
         out = torch.cat((self.shortcut(shortcut_in), self.main(main_in)), 1)
-        return channel_shuffle(out, 2)
+        return self.shuffle(out)

@@ -145,20 +145,23 @@ def benchmark(name: str, batch_size: int = 1, input_size: int | tuple[int, ...] 
               mode: str = "infer", warmup: int = 5, repeats: int = 20, device: str = "cpu",
               channels_last: bool = False, vs: str | None = None,
               peak_gflops: float | None = None,
-              on_step: Callable[[], None] | None = None) -> list[BenchResult]:
+              on_step: Callable[[], None] | None = None,
+              model: nn.Module | None = None) -> list[BenchResult]:
     """Time registered model ``name`` (and, with ``vs``, the peer's same architecture,
     alternating every repeat). Returns ``[ours]`` or ``[ours, peer]``. ``on_step`` is called
-    after every step, warm-up included (for a progress display)."""
+    after every step, warm-up included (for a progress display). ``model``: time this instance
+    of ``name`` (e.g. a checkpoint's, pruned) instead of a fresh one."""
     if batch_size < 1 or warmup < 0 or repeats < 1:
         raise ValueError(f"need batch_size >= 1, warmup >= 0, repeats >= 1; got {batch_size}, "
                          f"{warmup}, {repeats}")
     name = resolve_name(name)
     device = torch.device(device)
-    models = {"lightnets": create_model(name).to(device)}
+    models = {"lightnets": (create_model(name) if model is None else model).to(device)}
     size = normalize_input_size(input_size, models["lightnets"].default_input_size)
     if vs:
         models[vs] = build_peer(vs, name, device)
-    counts = {"lightnets": count_complexity(name, size)}  # on meta copies: no memory, no time
+    # on meta copies: no memory, no time
+    counts = {"lightnets": count_complexity(name if model is None else model, size)}
     if vs:
         counts[vs] = count_complexity(build_peer(vs, name, "meta"), size)
     if vs and counts[vs].params != counts["lightnets"].params:

@@ -71,6 +71,8 @@ class TrainConfig:
     name: str | None = None              # run folder name; None: '<model>-<data>[-N]'
     runs_dir: str = "runs"
     resume: str | None = None            # checkpoint or run folder to continue
+    init_from: str | None = None         # start from this checkpoint's model and weights (how
+    #                                      `lightnets prune` fine-tunes a pruned model)
     limit_train_batches: int | None = None  # for smoke tests: batches per epoch
     limit_val_batches: int | None = None
     progress: bool = True                # rich progress bar and per-epoch lines

@@ -180,8 +180,18 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     # -- model, teacher, optimiser, schedule, gradient scaler -------------------------------
     model_args = {**config.model_args, "num_classes": data.num_classes,
                   "in_chans": config.in_chans}
-    model = (build_pretrained(pretrained, **model_args) if pretrained
-             else create_model(config.model, **model_args)).to(device)
+    if config.init_from and pretrained:
+        raise ValueError("init_from and --pretrained both give the starting weights; pass one")
+    init = load_checkpoint(config.init_from, prefer="last") if config.init_from else None
+    if init is not None:  # e.g. a pruned model, rebuilt from its channel plan
+        init.check_matches(config.model, data.num_classes, config.in_chans, what="init_from")
+        model_args = dict(init.model_args)
+        model = init.build_model()
+    elif pretrained:
+        model = build_pretrained(pretrained, **model_args)
+    else:
+        model = create_model(config.model, **model_args)
+    model = model.to(device)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     if config.precise_bn_batches is None:
@@ -341,7 +351,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                 preprocess=preprocess, class_names=data.classes, config=config.to_dict(),
                 epoch=epoch + 1, best_top1=best_top1, history=history,
                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                scaler=scaler.state_dict(), rng=capture_rng())
+                scaler=scaler.state_dict(), rng=capture_rng(),
+                pruning=init.pruning if init else None)
             save_checkpoint(checkpoint, last_path)
             if improved:
                 save_checkpoint(checkpoint, best_path)
