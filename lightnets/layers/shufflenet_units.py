@@ -11,7 +11,7 @@ from torch import nn
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.pooling import avg_pool
-from lightnets.layers.shuffle import ChannelShuffle, channel_shuffle
+from lightnets.layers.shuffle import ChannelShuffle
 
 
 class ShuffleV1Unit(nn.Module):
