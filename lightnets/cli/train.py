@@ -83,7 +83,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runtime.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"),
                          help="mixed precision (auto: bf16/fp16 on CUDA, bf16 on CPUs with it)")
     runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                         help="channels-last memory format (default: on CUDA only)")
+                         help="channels-last memory format (default: on CUDA, and on CPUs for "
+                         "inputs of 64 px or more)")
+    runtime.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                         help="torch.compile the training step (default off: on 2 CPU cores "
+                         "its compile time outweighed its gain)")
     runtime.add_argument("--workers", type=int, metavar="N", help="data-loading processes")
     runtime.add_argument("--seed", type=int, metavar="N", help="default 0")
     run = parser.add_argument_group("run folder")

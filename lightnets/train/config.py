@@ -56,7 +56,8 @@ class TrainConfig:
     # runtime
     device: str = "auto"                 # 'cpu', 'cuda', 'cuda:N' or 'auto'
     amp: str = "auto"                    # 'auto', 'off', 'bf16' or 'fp16'
-    channels_last: bool | None = None    # None: on CUDA only (slower for these nets on CPU)
+    channels_last: bool | None = None    # None: by device and input size (runtime.py)
+    compile: bool = False                # torch.compile the training forward and backward
     workers: int | None = None           # DataLoader processes; None: 0 for digits, else <= 4
     seed: int = 0
     # bookkeeping
@@ -83,12 +84,12 @@ class TrainConfig:
 def resumed_config(requested: TrainConfig, checkpoint: Checkpoint) -> TrainConfig:
     """The checkpoint's configuration, overridden by the fields ``requested`` sets to other
     than their defaults (e.g. more epochs); where it runs and what it shows (device, workers,
-    progress) always come from ``requested``. The model must stay the same."""
+    compile, progress) always come from ``requested``. The model must stay the same."""
     stored = TrainConfig.from_dict(checkpoint.config)
     defaults = TrainConfig()
     changes = {f.name: getattr(requested, f.name) for f in dataclasses.fields(TrainConfig)
                if getattr(requested, f.name) != getattr(defaults, f.name)
-               or f.name in ("device", "workers", "progress")}
+               or f.name in ("device", "workers", "compile", "progress")}
     if "model" in changes:
         checkpoint.check_matches(model_name=changes["model"], what="--resume checkpoint")
     return dataclasses.replace(stored, **changes)

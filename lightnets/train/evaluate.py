@@ -15,8 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lightnets.checkpoint import load_checkpoint
-from lightnets.data import build_data, default_workers, make_loader
-from lightnets.train.runtime import pick_device
+from lightnets.data import build_data, default_workers, make_loader, normalize_transform
+from lightnets.train.runtime import pick_channels_last, pick_device
 
 
 @dataclass
@@ -35,14 +35,17 @@ class EvalResult:
         return asdict(self)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_model(model: nn.Module, loader: DataLoader, num_classes: int,
                    device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
                    channels_last: bool = False, limit_batches: int | None = None,
                    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                   classes: list[str] | None = None) -> EvalResult:
+                   classes: list[str] | None = None,
+                   normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
+                   ) -> EvalResult:
     """Evaluate ``model`` (switched to eval mode) on ``loader``. ``reduce`` sums the tallies
-    over processes when each holds a shard of the data."""
+    over processes when each holds a shard of the data; ``normalize`` finishes the
+    preprocessing of each batch on the device, when the loader stops before it."""
     device = torch.device(device)
     model.eval()
     k = min(5, num_classes)
@@ -56,6 +59,8 @@ def evaluate_model(model: nn.Module, loader: DataLoader, num_classes: int,
         if limit_batches is not None and batch >= limit_batches:
             break
         images = images.to(device, non_blocking=True, memory_format=memory_format)
+        if normalize is not None:
+            images = normalize(images)
         labels = labels.to(device, non_blocking=True)
         with autocast:
             logits = model(images)
@@ -95,18 +100,24 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
     if not data:
         raise ValueError(f"checkpoint {state.path!r} does not record its data; pass --data")
     bundle = build_data(data, state.preprocess, augment=False,
-                        val_fraction=config.get("val_fraction", 0.2), seed=config.get("seed", 0))
+                        val_fraction=config.get("val_fraction", 0.2), seed=config.get("seed", 0),
+                        normalize=False)
     state.check_matches(num_classes=bundle.num_classes)
     if bundle.classes != state.class_names:
         raise ValueError(f"the classes of {data!r} ({', '.join(bundle.classes[:5])}, ...) differ "
                          f"from the checkpoint's ({', '.join(state.class_names[:5])}, ...)")
     chosen = pick_device(device)
-    model = state.build_model().to(chosen)
+    # the memory format training validated in, so the figures match the run's to the last digit
+    channels_last = pick_channels_last(config.get("channels_last"), chosen,
+                                       state.preprocess["input_size"])
+    model = state.build_model().to(chosen, memory_format=torch.channels_last if channels_last
+                                   else torch.contiguous_format)
     dataset = bundle.val if split == "val" else bundle.train
     workers = default_workers(bundle.kind) if workers is None else workers
     loader = make_loader(dataset, batch_size, chosen, workers)
-    return evaluate_model(model, loader, bundle.num_classes, chosen,
-                          limit_batches=limit_batches, classes=bundle.classes)
+    return evaluate_model(model, loader, bundle.num_classes, chosen, None, channels_last,
+                          limit_batches, classes=bundle.classes,
+                          normalize=normalize_transform(state.preprocess))
 
 
 def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") -> Path:

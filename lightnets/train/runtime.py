@@ -100,11 +100,26 @@ def pick_amp(mode: str, device: torch.device, input_side: int | None = None
     return torch.bfloat16 if native_bf16()[0] and large_enough else None
 
 
+# Channels-last memory format on the CPU from this input side up. TODO figures
+MIN_CPU_CHANNELS_LAST_SIDE = 64
+
+
+def pick_channels_last(requested: bool | None, device: torch.device,
+                       input_side: int | None = None) -> bool:
+    """``requested`` when given; by default on for CUDA, and on CPUs for inputs of at least
+    ``MIN_CPU_CHANNELS_LAST_SIDE``."""
+    if requested is not None:
+        return bool(requested)
+    if device.type == "cuda":
+        return True
+    return input_side is None or input_side >= MIN_CPU_CHANNELS_LAST_SIDE
+
+
 def setup_runtime(device: str = "auto", amp: str = "auto",
                   channels_last: bool | None = None) -> Runtime:
     """The runtime of this process; joins the process group when ``WORLD_SIZE`` > 1. Its
-    autocast dtype is a first choice (bad requests fail here, before any data is read); the
-    training loop refines it once the input size is known."""
+    autocast dtype and memory format are a first choice (bad requests fail here, before any
+    data is read); the training loop refines them once the input size is known."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -115,6 +130,5 @@ def setup_runtime(device: str = "auto", amp: str = "auto",
             torch.cuda.set_device(chosen)
         dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
         owns = True
-    if channels_last is None:  # measured: helps convolutions on GPUs, slows them on CPUs
-        channels_last = chosen.type == "cuda"
-    return Runtime(chosen, pick_amp(amp, chosen), channels_last, rank, world_size, owns)
+    return Runtime(chosen, pick_amp(amp, chosen), pick_channels_last(channels_last, chosen),
+                   rank, world_size, owns)

@@ -19,3 +19,11 @@ def test_cpu_autocast_only_where_it_helps(monkeypatch):
     assert runtime.pick_amp("auto", cpu, 224) is None
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         runtime.pick_amp("fp16", cpu)
+
+
+def test_channels_last_by_device_and_size_unless_asked():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    side = runtime.MIN_CPU_CHANNELS_LAST_SIDE
+    assert runtime.pick_channels_last(None, cpu, side) and runtime.pick_channels_last(None, cuda, 8)
+    assert not runtime.pick_channels_last(None, cpu, side - 1)
+    assert runtime.pick_channels_last(True, cpu, 8) and not runtime.pick_channels_last(False, cuda)
