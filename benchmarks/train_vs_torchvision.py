@@ -166,8 +166,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads for both loops (default: torch's choice)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     console = Console(width=None if Console().is_terminal else 140)
     with tempfile.TemporaryDirectory(prefix="train_vs_torchvision-") as scratch:
         root = args.data or write_digits_folder(Path(scratch) / "digits-256")

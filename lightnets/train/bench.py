@@ -12,7 +12,7 @@ from torch import nn
 
 from lightnets.train.config import TrainConfig
 from lightnets.train.optim import build_optimizer, fused_by_default
-from lightnets.train.runtime import pick_amp, pick_channels_last
+from lightnets.train.runtime import pick_precision_and_layout
 from lightnets.train.step import TrainStep
 
 
@@ -21,10 +21,9 @@ def trainer_step(model: nn.Module, images: torch.Tensor
     """The trainer's step of ``model`` on ``images`` (SGD with momentum, as the peer's plain
     step, at a small learning rate so that repeats stay finite), whether it runs channels-last,
     and its settings in words (a :data:`lightnets.profile.bench.StepFactory`)."""
-    device, side = images.device, images.shape[-1]
-    defaults = TrainConfig()
-    amp_dtype = pick_amp(defaults.amp, device, side)
-    channels_last = pick_channels_last(defaults.channels_last, device, side)
+    device, defaults = images.device, TrainConfig()
+    amp_dtype, channels_last = pick_precision_and_layout(
+        defaults.amp, defaults.channels_last, device, model, tuple(images.shape[1:]))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format).train()
     images = images.contiguous(memory_format=memory_format)

@@ -56,7 +56,8 @@ class TrainConfig:
     # runtime
     device: str = "auto"                 # 'cpu', 'cuda', 'cuda:N' or 'auto'
     amp: str = "auto"                    # 'auto', 'off', 'bf16' or 'fp16'
-    channels_last: bool | None = None    # None: by device and input size (runtime.py)
+    channels_last: bool | None = None    # None: by device, model and size (runtime.py); the
+    #                                      run records the choice
     compile: bool = False                # torch.compile the training forward and backward
     workers: int | None = None           # DataLoader processes; None: 0 for digits, else <= 4
     seed: int = 0

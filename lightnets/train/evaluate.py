@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from lightnets.checkpoint import load_checkpoint
 from lightnets.data import build_data, default_workers, make_loader, normalize_transform
-from lightnets.train.runtime import pick_channels_last, pick_device
+from lightnets.train.runtime import pick_device
 
 
 @dataclass
@@ -108,8 +108,8 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
                          f"from the checkpoint's ({', '.join(state.class_names[:5])}, ...)")
     chosen = pick_device(device)
     # the memory format training validated in, so the figures match the run's to the last digit
-    channels_last = pick_channels_last(config.get("channels_last"), chosen,
-                                       state.preprocess["input_size"])
+    # (runs that recorded none predate the choice: they validated NCHW on the CPU)
+    channels_last = bool(config.get("channels_last"))
     model = state.build_model().to(chosen, memory_format=torch.channels_last if channels_last
                                    else torch.contiguous_format)
     dataset = bundle.val if split == "val" else bundle.train

@@ -36,7 +36,7 @@ from lightnets.train.evaluate import evaluate_model
 from lightnets.train.optim import build_optimizer, build_scheduler
 from lightnets.train.precise_bn import has_slow_batchnorm, recompute_batchnorm_stats
 from lightnets.train.rng import capture_rng, restore_rng
-from lightnets.train.runtime import Runtime, pick_amp, pick_channels_last, setup_runtime
+from lightnets.train.runtime import Runtime, pick_precision_and_layout, setup_runtime
 from lightnets.train.step import TrainStep
 
 # batches precise BN averages over, where the model's BatchNorm is slow (see precise_bn.py)
@@ -115,9 +115,12 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             and "aux_logits" not in config.model_args):
         config = dataclasses.replace(config, model_args={**config.model_args, "aux_logits": True})
     config = resolve_config(config, kind, shape_only.default_input_size[-1])
-    # precision and memory format, now that the input size is known
-    runtime.amp_dtype = pick_amp(config.amp, device, config.input_size)
-    runtime.channels_last = pick_channels_last(config.channels_last, device, config.input_size)
+    # precision and memory format for this model at this size (the memory format recorded, so
+    # that `lightnets eval` and a resumed run use it too)
+    runtime.amp_dtype, runtime.channels_last = pick_precision_and_layout(
+        config.amp, config.channels_last, device, shape_only,
+        (shape_only.in_chans, config.input_size, config.input_size))
+    config = dataclasses.replace(config, channels_last=runtime.channels_last)
     min_size = max(shape_only.min_input_size)
     if config.input_size < min_size:
         raise ValueError(f"{config.model} needs inputs of at least {min_size}x{min_size}; "

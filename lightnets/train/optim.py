@@ -25,8 +25,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 @functools.cache
 def fused_by_default(device: torch.device) -> bool:
     """Whether optimisers run fused on ``device``: one kernel updating every tensor, instead of
-    PyTorch's CPU default of a Python loop over them (TODO figures). Where this PyTorch has no
-    fused kernels for the device, the loop it is."""
+    PyTorch's CPU default of a loop over them. One update of MobileNetV2, ResNet-18 or
+    ShuffleNet V2 measured 1.6-1.9x faster fused for SGD and 3.2-4.8x for AdamW (foreach:
+    0.9-1.1x; benchmarks/train_step_sweep.py --optimizers). Where this PyTorch has no fused
+    kernels for the device, PyTorch chooses."""
     probe = torch.zeros(1, device=device, requires_grad=True)
     try:
         torch.optim.SGD([probe], lr=0.1, fused=True)
