@@ -36,9 +36,7 @@ from rich.table import Table
 from lightnets import create_model
 from lightnets.hardware import native_bf16
 from lightnets.profile.bench import time_interleaved
-from lightnets.train.optim import build_optimizer
-from lightnets.train.runtime import pick_precision_and_layout
-from lightnets.train.step import TrainStep
+from lightnets.train.bench import trainer_step
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 FORMATS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
@@ -119,19 +117,8 @@ def compile_row(name: str, side: int, args: argparse.Namespace) -> list[str]:
     steps = {}
     for compiled in (False, True):
         torch.manual_seed(0)
-        model = create_model(name, num_classes=10)
-        amp, channels_last = pick_precision_and_layout("auto", None, torch.device("cpu"), model,
-                                                       (3, side, side))
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        model = model.to(memory_format=memory_format).train()
-        images = torch.randn(args.batch_size, 3, side, side).contiguous(
-            memory_format=memory_format)
-        labels = torch.randint(0, 10, (args.batch_size,))
-        step = TrainStep(torch.compile(model) if compiled else model,
-                         build_optimizer(model, "sgd", 1e-4, 5e-5), amp_dtype=amp,
-                         label_smoothing=0.1)
-        steps[compiled] = lambda step=step, images=images, labels=labels: step.update(
-            step.forward(images, labels)[1])
+        images = torch.randn(args.batch_size, 3, side, side)
+        steps[compiled] = trainer_step(create_model(name, num_classes=10), images, compiled)[0]
     start = time.perf_counter()
     steps[True]()  # compiles forward and backward
     compile_s = time.perf_counter() - start

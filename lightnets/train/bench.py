@@ -16,11 +16,12 @@ from lightnets.train.runtime import pick_precision_and_layout
 from lightnets.train.step import TrainStep
 
 
-def trainer_step(model: nn.Module, images: torch.Tensor
+def trainer_step(model: nn.Module, images: torch.Tensor, compiled: bool = False
                  ) -> tuple[Callable[[], None], bool, str]:
     """The trainer's step of ``model`` on ``images`` (SGD with momentum, as the peer's plain
     step, at a small learning rate so that repeats stay finite), whether it runs channels-last,
-    and its settings in words (a :data:`lightnets.profile.bench.StepFactory`)."""
+    and its settings in words (a :data:`lightnets.profile.bench.StepFactory`). ``compiled``: the
+    step of ``torch.compile(model)``, as ``lightnets train --compile`` runs it."""
     device, defaults = images.device, TrainConfig()
     amp_dtype, channels_last = pick_precision_and_layout(
         defaults.amp, defaults.channels_last, device, model, tuple(images.shape[1:]))
@@ -29,13 +30,14 @@ def trainer_step(model: nn.Module, images: torch.Tensor
     images = images.contiguous(memory_format=memory_format)
     labels = torch.zeros(len(images), dtype=torch.long, device=device)
     optimizer = build_optimizer(model, "sgd", lr=1e-4, weight_decay=5e-5)
-    step = TrainStep(model, optimizer, amp_dtype=amp_dtype,
+    step = TrainStep(torch.compile(model) if compiled else model, optimizer, amp_dtype=amp_dtype,
                      label_smoothing=defaults.label_smoothing)
 
     def run() -> None:
         step.update(step.forward(images, labels)[1])
 
-    precision = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(amp_dtype, "fp32")
+    precision = {torch.bfloat16: "bf16 autocast",
+                 torch.float16: "fp16 autocast"}.get(amp_dtype, "fp32")
     layout = "channels-last" if channels_last else "NCHW"
     fused = "fused " if fused_by_default(device) else ""
     return run, channels_last, f"{precision}, {layout}, {fused}SGD"

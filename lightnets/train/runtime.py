@@ -77,12 +77,14 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-# The CPU defaults, from benchmarks/train_step_sweep.py (batch 32; the README's "Training speed"
-# holds the table): bf16 autocast pays off once the convolutions are large enough for the bf16
-# matrix units to outrun the casts around them; measured in MACs per image at the input size,
-# the break-even lay between 98M (MobileNetV2 at 128 px: bf16 0.76x) and 148M (ResNet-18 at
-# 64 px: 1.23x) TODO; below, every model trained slower in bf16 (0.5-0.9x).
-MIN_CPU_AUTOCAST_MACS = 140_000_000
+# The CPU defaults, from benchmarks/train_step_sweep.py (batch 32, 1 thread, CPU time; the
+# README's "Training speed" holds the figures): bf16 autocast pays off once the convolutions are
+# large enough for the bf16 matrix units to outrun the casts around them. Measured in MACs per
+# image at the input size, against the fp32 step in its best memory format: MobileNetV2 at
+# 128 px (99M) 0.76x, ResNet-18 at 48 px (98M) 1.03x, ShuffleNet V2 at 224 px (145M) 0.97x;
+# ResNet-18 at 64 px (149M) 1.23x, MobileNetV2 at 160 px (154M) 1.29x, at 224 px (301M) 1.20x,
+# ResNet-18 at 224 px 3.4x.
+MIN_CPU_AUTOCAST_MACS = 146_000_000
 
 
 def pick_amp(mode: str, device: torch.device, macs_per_image: int | None = None
