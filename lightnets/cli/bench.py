@@ -25,8 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="registered model names, or checkpoints (files or run folders: "
                         "their trained, e.g. pruned, models)")
     parser.add_argument("--mode", choices=("infer", "train"), default="infer",
-                        help="infer: forward under inference_mode; train: forward + backward + "
-                        "SGD step (default infer)")
+                        help="infer: forward under inference_mode; train: the training step "
+                        "(forward, loss, backward, SGD update), lightnets' with the trainer's "
+                        "defaults for the device and input size, the peer's plain: fp32, "
+                        "default optimiser (default infer)")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[1], metavar="N",
                         help="one or more batch sizes (default 1)")
     parser.add_argument("--input-size", type=parse_input_size, default=None, metavar="SIZE",
@@ -34,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--channels-last", action="store_true",
-                        help="channels-last memory format for model and input")
+                        help="channels-last memory format for model and input (in train mode "
+                        "for the peer: lightnets' step chooses its own)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     parser.add_argument("--repeats", type=int, default=20, help="timed steps (default 20)")
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from lightnets.profile.bench import benchmark, build_peer, measure_peak_gflops
+    from lightnets.train.bench import trainer_step
 
     if min(args.batch_size) < 1 or args.repeats < 1 or args.warmup < 0:
         raise CommandError("--batch-size and --repeats must be >= 1, --warmup >= 0")
@@ -115,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
                 timed = benchmark(
                     name, batch_size, args.input_size, args.mode, args.warmup, args.repeats,
                     args.device, args.channels_last, args.vs, peak,
-                    on_step=(lambda: progress.advance(task)) if progress else None, model=model)
+                    on_step=(lambda: progress.advance(task)) if progress else None, model=model,
+                    our_step=trainer_step if args.mode == "train" else None)
                 timed[0].model = label
                 results += timed
     ratios = pair_ratios(results)
@@ -151,22 +156,23 @@ def print_table(results: list[Any], ratios: dict[int, float], peak: float | None
 
     first = results[0]
     title = (f"{first.mode} on {first.device}, {first.threads} threads"
-             f"{', channels-last' if first.channels_last else ''}"
              f"{f'; fp32 matmul peak {peak:.1f} GFLOP/s' if peak else ''}")
     table = Table(title=title)
-    for column in ("model", "impl", "batch", "input", "median ms", "p90 ms", "images/s",
-                   "GFLOP/s", "% of peak"):
-        table.add_column(column, justify="left" if column in ("model", "impl") else "right")
+    for column in ("model", "impl", "settings", "batch", "input", "median ms", "p90 ms",
+                   "images/s", "GFLOP/s", "% of peak"):
+        table.add_column(column, justify="left" if column in ("model", "impl", "settings")
+                         else "right")
     for result in results:
         efficiency = result.efficiency
-        table.add_row(result.model, result.impl, str(result.batch_size),
+        table.add_row(result.model, result.impl, result.settings, str(result.batch_size),
                       "x".join(map(str, result.input_size[1:])), f"{result.median_ms:.2f}",
                       f"{result.p90_ms:.2f}", f"{result.images_per_s:.1f}",
                       f"{result.gflops:.1f}", f"{100 * efficiency:.1f}" if efficiency else "")
     console.print(table)
     for index, ratio in ratios.items():
         ours, peer = results[index], results[index + 1]
-        verdict = "lightnets faster" if ratio < 1 else "peer faster" if ratio > 1 else "equal"
+        verdict = (f"lightnets {1 / ratio:.2f}x faster" if ratio < 1
+                   else f"{peer.impl} {ratio:.2f}x faster" if ratio > 1 else "equal")
         console.print(f"{ours.model} batch {ours.batch_size}: lightnets {ours.median_ms:.2f} ms, "
                       f"{peer.impl} {peer.median_ms:.2f} ms, ratio lightnets/{peer.impl} "
                       f"{ratio:.3f} ({verdict})", highlight=False)

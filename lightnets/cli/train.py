@@ -90,9 +90,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runtime = parser.add_argument_group("runtime")
     runtime.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
     runtime.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"),
-                         help="mixed precision (auto: bf16/fp16 on CUDA, bf16 on CPUs with it)")
+                         help="mixed precision (auto: bf16/fp16 on CUDA; bf16 on CPUs with it "
+                         "for models of 146M MACs per image or more)")
     runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                         help="channels-last memory format (default: on CUDA only)")
+                         help="channels-last memory format (default: on CUDA; on CPUs for "
+                         "models with grouped convolutions or under bf16)")
+    runtime.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                         help="torch.compile the training step (default off: on 2 CPU cores "
+                         "its compile time outweighed its gain)")
     runtime.add_argument("--workers", type=int, metavar="N", help="data-loading processes")
     runtime.add_argument("--seed", type=int, metavar="N", help="default 0")
     run = parser.add_argument_group("run folder")

@@ -23,7 +23,7 @@ from lightnets.data.digits import digits_datasets
 from lightnets.data.folder import folder_datasets, folder_images
 from lightnets.data.transforms import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD,
                                        IMAGENET_MEAN, IMAGENET_STD, eval_transform,
-                                       make_preprocess, train_transform)
+                                       make_preprocess, normalize_transform, train_transform)
 
 DATA_KINDS = ("digits", "cifar", "folder")
 
@@ -94,13 +94,16 @@ def default_preprocess(kind: str, input_size: int, in_chans: int,
 
 
 def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
-               val_fraction: float = 0.2, seed: int = 0, warn: bool = True) -> DataBundle:
+               val_fraction: float = 0.2, seed: int = 0, warn: bool = True,
+               normalize: bool = True) -> DataBundle:
     """Train and validation datasets for ``data`` with the given evaluation ``preprocess``
     (see :func:`default_preprocess`); training adds light augmentation when ``augment``.
     Unreadable image files are skipped with one warning naming them (``warn=False``: silent,
-    still listed in ``skipped``)."""
+    still listed in ``skipped``). ``normalize=False``: the images come before their last step,
+    :func:`normalize_transform`, which the caller applies to each batch."""
     kind = data_kind(data)
-    train_tf, val_tf = train_transform(preprocess, kind, augment), eval_transform(preprocess)
+    train_tf = train_transform(preprocess, kind, augment, normalize)
+    val_tf = eval_transform(preprocess, normalize)
     skipped: list[str] = []
     if kind == "digits":
         train, val = digits_datasets(train_tf, val_tf)
@@ -155,4 +158,4 @@ def make_loader(dataset: Dataset, batch_size: int, device: torch.device, workers
 __all__ = ["DATA_KINDS", "DataBundle", "UnreadableImagesWarning", "build_data", "data_kind",
            "data_requirements",
            "default_preprocess", "default_workers", "eval_transform", "make_loader",
-           "train_transform", "unsplit_images"]
+           "normalize_transform", "train_transform", "unsplit_images"]

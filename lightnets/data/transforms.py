@@ -55,24 +55,36 @@ def to_channels(in_chans: int) -> v2.Transform:
     return v2.Grayscale(num_output_channels=1) if in_chans == 1 else v2.RGB()
 
 
-def eval_transform(preprocess: dict[str, Any]) -> v2.Compose:
-    """PIL image or tensor in, normalised float tensor of ``(in_chans, size, size)`` out."""
+def normalize_transform(preprocess: dict[str, Any]) -> v2.Compose:
+    """The last step of the preprocessing: to float (uint8 scaled to [0, 1]) and normalised.
+    Works on one image or a batch; the trainer applies it to whole batches (see below)."""
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(preprocess["mean"], preprocess["std"])])
+
+
+def eval_transform(preprocess: dict[str, Any], normalize: bool = True) -> v2.Compose:
+    """PIL image or tensor in, normalised float tensor of ``(in_chans, size, size)`` out;
+    ``normalize=False`` stops before :func:`normalize_transform` (uint8 for decoded files)."""
     return v2.Compose([
         v2.ToImage(),
         to_channels(preprocess["in_chans"]),
         v2.Resize(preprocess["resize"], interpolation(preprocess), antialias=True),
         v2.CenterCrop(preprocess["input_size"]),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(preprocess["mean"], preprocess["std"]),
+        *([normalize_transform(preprocess)] if normalize else []),
     ])
 
 
-def train_transform(preprocess: dict[str, Any], kind: str, augment: bool = True) -> v2.Compose:
+def train_transform(preprocess: dict[str, Any], kind: str, augment: bool = True,
+                    normalize: bool = True) -> v2.Compose:
     """Evaluation preprocessing plus light augmentation suited to the data ``kind``:
     small affine jitter for digits (no flips: a mirrored 2 is no digit), padded random crops and
-    flips for CIFAR, random-resized crops and flips for photographs in folders."""
+    flips for CIFAR, random-resized crops and flips for photographs in folders.
+
+    The trainer passes ``normalize=False``: decoded images stay uint8 through augmentation,
+    collation and the hand-over from the loader processes (a quarter of float32's bytes), and
+    become normalised floats on the device, a whole batch at once."""
     if not augment:
-        return eval_transform(preprocess)
+        return eval_transform(preprocess, normalize)
     size, mode = preprocess["input_size"], interpolation(preprocess)
     if kind == "digits":
         geometry = [v2.Resize(preprocess["resize"], mode, antialias=True),
@@ -89,6 +101,5 @@ def train_transform(preprocess: dict[str, Any], kind: str, augment: bool = True)
         v2.ToImage(),
         to_channels(preprocess["in_chans"]),
         *geometry,
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(preprocess["mean"], preprocess["std"]),
+        *([normalize_transform(preprocess)] if normalize else []),
     ])

@@ -60,6 +60,7 @@ class BenchResult:
     macs_per_image: int
     times_ms: list[float]
     peak_gflops: float | None = None
+    settings: str = ""  # how the step ran: precision, memory format, optimiser
 
     @property
     def median_ms(self) -> float:
@@ -114,8 +115,20 @@ def measure_peak_gflops(size: int = 2048, repeats: int = 5, device: str = "cpu")
     return 2 * size**3 / best / 1e9
 
 
+# Our own step for a mode, in place of make_step's: (model, input) -> (the step, whether it runs
+# channels-last, its settings in words). ``lightnets.train.bench.trainer_step`` is one.
+StepFactory = Callable[[nn.Module, torch.Tensor], tuple[Callable[[], None], bool, str]]
+
+
+def plain_settings(mode: str, channels_last: bool) -> str:
+    """What :func:`make_step` runs, in words."""
+    layout = "channels-last" if channels_last else "NCHW"
+    return f"fp32, {layout}" + (", SGD" if mode == "train" else "")
+
+
 def make_step(model: nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None]:
-    """One timed unit: inference forward, or forward + backward + SGD step."""
+    """One timed unit: inference forward, or forward + backward + SGD step (the plain step:
+    full precision, PyTorch's default optimiser implementation)."""
     if mode == "infer":
         model.eval()
 
@@ -141,16 +154,42 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None
     return train
 
 
+def time_interleaved(steps: dict[str, Callable[[], Any]], warmup: int, repeats: int,
+                     device: str | torch.device = "cpu",
+                     on_step: Callable[[], None] | None = None,
+                     clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """Milliseconds of each step over ``repeats`` rounds after ``warmup`` untimed ones. Every
+    round runs each step once, in reversed order every other round, so that a change of load
+    on a shared machine hits every step alike. ``clock``: wall time by default;
+    ``time.process_time`` at one thread gives the CPU time, which others' load leaves alone."""
+    sync = _synchronizer(torch.device(device))
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    order = list(steps)
+    for index in range(warmup + repeats):
+        for name in order if index % 2 == 0 else order[::-1]:
+            sync()
+            start = clock()
+            steps[name]()
+            sync()
+            if index >= warmup:
+                times[name].append(1e3 * (clock() - start))
+            if on_step:
+                on_step()
+    return times
+
+
 def benchmark(name: str, batch_size: int = 1, input_size: int | tuple[int, ...] | None = None,
               mode: str = "infer", warmup: int = 5, repeats: int = 20, device: str = "cpu",
               channels_last: bool = False, vs: str | None = None,
               peak_gflops: float | None = None,
               on_step: Callable[[], None] | None = None,
-              model: nn.Module | None = None) -> list[BenchResult]:
+              model: nn.Module | None = None, our_step: StepFactory | None = None
+              ) -> list[BenchResult]:
     """Time registered model ``name`` (and, with ``vs``, the peer's same architecture,
     alternating every repeat). Returns ``[ours]`` or ``[ours, peer]``. ``on_step`` is called
     after every step, warm-up included (for a progress display). ``model``: time this instance
-    of ``name`` (e.g. a checkpoint's, pruned) instead of a fresh one."""
+    of ``name`` (e.g. a checkpoint's, pruned) instead of a fresh one. ``our_step`` times ours
+    with its own step (and memory format) instead of the plain one the peer gets."""
     if batch_size < 1 or warmup < 0 or repeats < 1:
         raise ValueError(f"need batch_size >= 1, warmup >= 0, repeats >= 1; got {batch_size}, "
                          f"{warmup}, {repeats}")
@@ -171,22 +210,16 @@ def benchmark(name: str, batch_size: int = 1, input_size: int | tuple[int, ...] 
     torch.manual_seed(0)
     x = torch.randn(batch_size, *size, device=device).contiguous(memory_format=memory_format)
     steps = {impl: make_step(model.to(memory_format=memory_format), x, mode)
-             for impl, model in models.items()}
-    sync = _synchronizer(device)
-    times: dict[str, list[float]] = {impl: [] for impl in models}
-    order = list(steps)
-    for index in range(warmup + repeats):
-        for impl in order if index % 2 == 0 else order[::-1]:
-            sync()
-            start = time.perf_counter()
-            steps[impl]()
-            sync()
-            if index >= warmup:
-                times[impl].append(1e3 * (time.perf_counter() - start))
-            if on_step:
-                on_step()
+             for impl, model in models.items() if impl != "lightnets" or our_step is None}
+    layouts = {impl: channels_last for impl in models}
+    settings = {impl: plain_settings(mode, channels_last) for impl in models}
+    if our_step is not None:
+        steps["lightnets"], layouts["lightnets"], settings["lightnets"] = our_step(
+            models["lightnets"], x.contiguous())
+    times = time_interleaved({impl: steps[impl] for impl in models}, warmup, repeats, device,
+                             on_step)
     return [BenchResult(model=name, impl=impl, mode=mode, batch_size=batch_size,
                         input_size=size, device=str(device), threads=torch.get_num_threads(),
-                        channels_last=channels_last, params=counts[impl].params,
+                        channels_last=layouts[impl], params=counts[impl].params,
                         macs_per_image=counts[impl].macs, times_ms=times[impl],
-                        peak_gflops=peak_gflops) for impl in models]
+                        peak_gflops=peak_gflops, settings=settings[impl]) for impl in models]

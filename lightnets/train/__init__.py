@@ -7,7 +7,7 @@ preprocessing. Prediction runs deployed models and lives in :mod:`lightnets.expo
 
 from lightnets.train.config import TrainConfig
 from lightnets.train.evaluate import EvalResult, evaluate, evaluate_model, save_confusion_png
-from lightnets.train.loop import NonFiniteLossError, TrainResult, train
+from lightnets.train.loop import NonFiniteLossError, TrainResult, train, train_epochs
 
 __all__ = ["EvalResult", "NonFiniteLossError", "TrainConfig", "TrainResult", "evaluate",
-           "evaluate_model", "save_confusion_png", "train"]
+           "evaluate_model", "save_confusion_png", "train", "train_epochs"]

@@ -25,7 +25,7 @@ OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # What a resumed run may change: where it runs and what it shows, and its length (only longer).
 # Everything else shapes the optimisation the stored state belongs to, so it stays the run's.
-RESUME_MAY_CHANGE = ("epochs", "device", "amp", "channels_last", "workers", "progress")
+RESUME_MAY_CHANGE = ("epochs", "device", "amp", "channels_last", "compile", "workers", "progress")
 
 
 @dataclass
@@ -64,7 +64,9 @@ class TrainConfig:
     # runtime
     device: str = "auto"                 # 'cpu', 'cuda', 'cuda:N' or 'auto'
     amp: str = "auto"                    # 'auto', 'off', 'bf16' or 'fp16'
-    channels_last: bool | None = None    # None: on CUDA only (slower for these nets on CPU)
+    channels_last: bool | None = None    # None: by device, model and size (runtime.py); the
+    #                                      run records the choice
+    compile: bool = False                # torch.compile the training forward and backward
     workers: int | None = None           # DataLoader processes; None: 0 for digits, else <= 4
     seed: int = 0
     # bookkeeping
@@ -129,7 +131,7 @@ def resumed_config(requested: TrainConfig, checkpoint: Checkpoint) -> TrainConfi
                          f"{checkpoint.path} has done; pass more to train longer, or leave "
                          "it out to finish the run")
     changes = {name: getattr(requested, name) for name in RESUME_MAY_CHANGE
-               if name in asked or name in ("device", "workers", "progress")}
+               if name in asked or name in ("device", "workers", "compile", "progress")}
     return dataclasses.replace(stored, **changes)
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lightnets.data import build_data, default_workers, make_loader
+from lightnets.data import build_data, default_workers, make_loader, normalize_transform
 from lightnets.files import write_atomic
 from lightnets.train.runtime import pick_device
 from lightnets.weights import PretrainedNote, load_pretrained
@@ -38,16 +38,19 @@ class EvalResult:
         return asdict(self)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_model(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], loader: DataLoader,
                    num_classes: int, device: torch.device | str = "cpu",
                    amp_dtype: torch.dtype | None = None, channels_last: bool = False,
                    limit_batches: int | None = None,
                    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                   classes: list[str] | None = None) -> EvalResult:
+                   classes: list[str] | None = None,
+                   normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
+                   ) -> EvalResult:
     """Evaluate ``model`` (a module, switched to eval mode, or any callable from images to
     logits, such as an exported file's backend) on ``loader``. ``reduce`` sums the tallies
-    over processes when each holds a shard of the data."""
+    over processes when each holds a shard of the data; ``normalize`` finishes the
+    preprocessing of each batch on the device, when the loader stops before it."""
     if limit_batches is not None and limit_batches < 1:
         raise ValueError(f"limit_batches must be at least 1, got {limit_batches}")
     device = torch.device(device)
@@ -64,6 +67,8 @@ def evaluate_model(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], lo
         if limit_batches is not None and batch >= limit_batches:
             break
         images = images.to(device, non_blocking=True, memory_format=memory_format)
+        if normalize is not None:
+            images = normalize(images)
         labels = labels.to(device, non_blocking=True)
         with autocast:
             logits = model(images)
@@ -111,7 +116,8 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
     if not data:
         raise ValueError(f"{info.path!r} does not record its data; pass --data")
     bundle = build_data(data, info.preprocess, augment=False,
-                        val_fraction=config.get("val_fraction", 0.2), seed=config.get("seed", 0))
+                        val_fraction=config.get("val_fraction", 0.2), seed=config.get("seed", 0),
+                        normalize=False)
     if state is not None:
         state.check_matches(num_classes=bundle.num_classes)
     if loaded.num_classes != bundle.num_classes:
@@ -126,12 +132,17 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
                       f"weights ({', '.join(info.class_names[:3])}, ...)", PretrainedNote,
                       stacklevel=2)
     chosen = pick_device(device)
-    model = loaded.to(chosen)
+    # the memory format training validated in, so the figures match the run's to the last digit
+    # (runs that recorded none, and other weights, validate NCHW)
+    channels_last = bool(config.get("channels_last"))
+    model = loaded.to(chosen, memory_format=torch.channels_last if channels_last
+                      else torch.contiguous_format)
     dataset = bundle.val if split == "val" else bundle.train
     workers = default_workers(bundle.kind) if workers is None else workers
     loader = make_loader(dataset, batch_size, chosen, workers)
-    return evaluate_model(model, loader, bundle.num_classes, chosen,
-                          limit_batches=limit_batches, classes=bundle.classes)
+    return evaluate_model(model, loader, bundle.num_classes, chosen, None, channels_last,
+                          limit_batches, classes=bundle.classes,
+                          normalize=normalize_transform(info.preprocess))
 
 
 def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") -> Path:

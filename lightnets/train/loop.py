@@ -15,31 +15,32 @@ import inspect
 import itertools
 import random
 import time
-from contextlib import nullcontext
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, Subset
 
 from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from lightnets.data import build_data, data_kind, default_preprocess, default_workers, make_loader
+from lightnets.data import (build_data, data_kind, default_preprocess, default_workers,
+                            make_loader, normalize_transform)
 from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model
 from lightnets.train import report
 from lightnets.train.config import TrainConfig, resolve_config, resumed_config
-from lightnets.train.distill import distillation_loss, load_teacher
+from lightnets.train.distill import load_teacher
 from lightnets.train.evaluate import evaluate_model
 from lightnets.train.finetune import backbone_parameters, freeze_backbone
 from lightnets.train.optim import build_optimizer, build_scheduler
 from lightnets.train.precise_bn import has_slow_batchnorm, recompute_batchnorm_stats
 from lightnets.train.rng import capture_rng, restore_rng
-from lightnets.train.runtime import Runtime, pick_amp, setup_runtime
+from lightnets.train.runtime import Runtime, pick_precision_and_layout, setup_runtime
+from lightnets.train.step import TrainStep
 from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 
 # batches precise BN averages over, where the model's BatchNorm is slow (see precise_bn.py)
@@ -62,22 +63,24 @@ class TrainResult:
     train_seconds: float
 
 
-def classification_loss(logits: torch.Tensor, aux_logits: list[torch.Tensor],
-                        labels: torch.Tensor, aux_weight: float,
-                        label_smoothing: float) -> torch.Tensor:
-    """Cross-entropy of the logits plus ``aux_weight`` times that of each auxiliary head."""
-    loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
-    for aux in aux_logits:
-        loss = loss + aux_weight * F.cross_entropy(aux.float(), labels,
-                                                   label_smoothing=label_smoothing)
-    return loss
-
-
 def train(config: TrainConfig, overwrite: bool = False, console: Console | None = None
           ) -> TrainResult:
     """Train ``config.model`` on ``config.data``; see :class:`TrainConfig` for every knob.
     Returns the run folder, checkpoints and metrics. Raises ``ValueError`` for bad settings
     (before any training) and :class:`NonFiniteLossError` if the loss diverges."""
+    epochs = train_epochs(config, overwrite, console)
+    while True:
+        try:
+            next(epochs)
+        except StopIteration as finished:
+            return finished.value
+
+
+def train_epochs(config: TrainConfig, overwrite: bool = False, console: Console | None = None
+                 ) -> Generator[dict[str, float], None, TrainResult]:
+    """:func:`train` one epoch at a time: yields each epoch's metrics row once its checkpoint
+    is written, and returns the :class:`TrainResult` (for interleaving a run with other work,
+    as ``benchmarks/train_vs_torchvision.py`` does with torchvision's loop)."""
     # -- resume: the stored configuration, with the caller's changes ------------------------
     resume_from = None
     if config.resume:
@@ -89,11 +92,13 @@ def train(config: TrainConfig, overwrite: bool = False, console: Console | None 
     runtime = setup_runtime(config.device, config.amp, config.channels_last)
     with contextlib.ExitStack() as cleanup:  # the process group, then the run folder's lock
         cleanup.callback(runtime.close)
-        return _train(config, runtime, resume_from, overwrite, console or Console(), cleanup)
+        return (yield from _train(config, runtime, resume_from, overwrite, console or Console(),
+                                  cleanup))
 
 
 def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None,
-           overwrite: bool, console: Console, cleanup: contextlib.ExitStack) -> TrainResult:
+           overwrite: bool, console: Console, cleanup: contextlib.ExitStack
+           ) -> Generator[dict[str, float], None, TrainResult]:
     """The loop proper, once the runtime (and process group) is set up."""
     device, is_main = runtime.device, runtime.is_main
     show = config.progress and is_main
@@ -146,7 +151,12 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         config = dataclasses.replace(config, model_args={**config.model_args, "aux_logits": True})
     config = resolve_config(config, kind, pretrained.preprocess["input_size"] if pretrained
                             else shape_only.default_input_size[-1])
-    runtime.amp_dtype = pick_amp(config.amp, device, config.input_size)  # now the size is known
+    # precision and memory format for this model at this size (the memory format recorded, so
+    # that `lightnets eval` and a resumed run use it too)
+    runtime.amp_dtype, runtime.channels_last = pick_precision_and_layout(
+        config.amp, config.channels_last, device, shape_only,
+        (shape_only.in_chans, config.input_size, config.input_size))
+    config = dataclasses.replace(config, channels_last=runtime.channels_last)
     min_size = max(shape_only.min_input_size)
     if config.input_size < min_size:
         raise ValueError(f"{config.model} needs inputs of at least {min_size}x{min_size}; "
@@ -155,8 +165,11 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                                     pretrained.preprocess if pretrained else None)
     if resume_from is not None and config.pretrained:  # what the first run derived from them
         preprocess = resume_from.preprocess
+    # the loaders hand over images before their last step (uint8 for decoded files), which
+    # runs on the device, on whole batches: see transforms.train_transform
     data = build_data(config.data, preprocess, config.augment, config.val_fraction,
-                      config.seed, warn=is_main)
+                      config.seed, warn=is_main, normalize=False)
+    normalize = normalize_transform(preprocess)
     batch_size = config.batch_size // runtime.world_size  # per process
     if batch_size < 1:
         raise ValueError(f"batch_size {config.batch_size} is smaller than the "
@@ -198,15 +211,12 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
                                      if has_slow_batchnorm(model) else 0)
     teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, device)
-               if config.teacher else None)
+               .to(memory_format=memory_format) if config.teacher else None)
     optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
                                 config.momentum)
     scheduler = build_scheduler(optimizer, round(config.warmup_epochs * steps_per_epoch),
                                 config.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.amp_dtype == torch.float16)
-    autocast = (torch.autocast(device.type, dtype=runtime.amp_dtype) if runtime.amp_dtype
-                else nullcontext())
-    aux_weight = float(getattr(model, "aux_loss_weight", 0.0))
 
     # -- resume: weights, optimiser, schedule, RNG -------------------------------------------
     start_epoch, best_top1, history = 0, -1.0, []
@@ -231,6 +241,12 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                                            if device.type == "cuda" else None,
                                            find_unused_parameters=config.freeze_backbone_epochs > 0)
                    if runtime.distributed else model)
+    if config.compile:  # compiled on the first step; evaluation and checkpoints use `model`
+        train_model = torch.compile(train_model)
+    train_step = TrainStep(train_model, optimizer, scheduler, scaler, runtime.amp_dtype,
+                           config.label_smoothing,
+                           float(getattr(model, "aux_loss_weight", 0.0)), config.grad_clip,
+                           teacher, config.distill_alpha, config.distill_temperature)
 
     # -- run folder: the resolved configuration, what really runs ----------------------------
     config = dataclasses.replace(config, name=run_dir.name, runs_dir=str(run_dir.parent),
@@ -260,7 +276,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
     # -- epochs ------------------------------------------------------------------------------
-    started = time.perf_counter()
+    seconds = 0.0  # of training, validation and checkpoints (not of a paused consumer)
     for epoch in range(start_epoch, config.epochs):
         epoch_start = time.perf_counter()
         if sampler is not None:
@@ -268,28 +284,20 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         train_model.train()
         frozen = epoch < config.freeze_backbone_epochs  # only the new classifier learns
         freeze_backbone(model, backbone, frozen)
-        # running sums on this process: loss * images, correct predictions, images
+        # running sums on this process: loss * images, correct predictions, images; kept on the
+        # device and read by the host only for the progress bar, a few times a second
         tally = torch.zeros(3, dtype=torch.float64, device=device)
+        shown_at = epoch_start
         with report.epoch_progress(console, show) as progress:
             task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}",
                                      total=steps_per_epoch, loss=0.0, acc=0.0, speed=0.0)
             for step, (images, labels) in enumerate(train_loader):
                 if step >= steps_per_epoch:
                     break
-                images = images.to(device, non_blocking=True, memory_format=memory_format)
+                images = normalize(images.to(device, non_blocking=True,
+                                             memory_format=memory_format))
                 labels = labels.to(device, non_blocking=True)
-
-                # forward: labels (+ auxiliary heads), optionally the teacher's soft targets
-                with autocast:
-                    logits, aux_logits = train_model(images, return_aux=True)
-                    loss = classification_loss(logits, aux_logits, labels, aux_weight,
-                                               config.label_smoothing)
-                    if teacher is not None:
-                        with torch.no_grad():
-                            teacher_logits = teacher(images)
-                        loss = ((1 - config.distill_alpha) * loss + config.distill_alpha
-                                * distillation_loss(logits, teacher_logits,
-                                                    config.distill_temperature))
+                logits, loss = train_step.forward(images, labels)
 
                 # a diverged loss stops every process at the same step, before any update
                 step_loss = runtime.sum(loss.detach().float().clone()) / runtime.world_size
@@ -300,26 +308,18 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                         f"loss became {float(step_loss)} at epoch {epoch + 1} step {step + 1} "
                         f"(lr {scheduler.get_last_lr()[0]:.3g}); stopped, {where}; try a lower "
                         "--lr, --grad-clip or --amp off")
-
-                # backward and update (the scaler is a no-op unless fp16)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if config.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                train_step.update(loss)
 
                 tally += torch.stack([loss.detach().double() * len(labels),
                                       (logits.argmax(1) == labels).sum().double(),
                                       torch.tensor(len(labels), dtype=torch.float64,
                                                    device=device)])
-                if show:
-                    seen = tally[2].item() * runtime.world_size
-                    progress.update(task, advance=1, loss=tally[0].item() / tally[2].item(),
-                                    acc=tally[1].item() / tally[2].item(),
-                                    speed=seen / (time.perf_counter() - epoch_start))
+                progress.advance(task)
+                now = time.perf_counter()
+                if show and (now - shown_at > 0.25 or step + 1 == steps_per_epoch):
+                    shown_at, (loss_sum, correct, seen) = now, tally.tolist()
+                    progress.update(task, loss=loss_sum / seen, acc=correct / seen,
+                                    speed=seen * runtime.world_size / (now - epoch_start))
         tally = runtime.sum(tally)
         train_seconds = time.perf_counter() - epoch_start
 
@@ -329,12 +329,13 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         if config.precise_bn_batches and not frozen:
             batches = itertools.islice(train_loader, min(config.precise_bn_batches,
                                                          steps_per_epoch))
-            recompute_batchnorm_stats(model, (images.to(device, memory_format=memory_format)
+            recompute_batchnorm_stats(model, (normalize(images.to(device,
+                                                                  memory_format=memory_format))
                                               for images, _ in batches))
         runtime.average_buffers(model)
         result = evaluate_model(model, val_loader, data.num_classes, device, None,
                                 runtime.channels_last, config.limit_val_batches, runtime.sum,
-                                data.classes)
+                                data.classes, normalize)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                "train_loss": float(tally[0] / tally[2]), "train_acc": float(tally[1] / tally[2]),
                "val_loss": result.loss, "val_top1": result.top1, "val_top5": result.top5,
@@ -363,6 +364,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                 console.print(report.epoch_line(row, config.epochs), highlight=False,
                               soft_wrap=True)
         runtime.barrier()
+        seconds += time.perf_counter() - epoch_start
+        yield row
 
-    return TrainResult(run_dir, last_path, best_path, best_top1, history,
-                       time.perf_counter() - started)
+    return TrainResult(run_dir, last_path, best_path, best_top1, history, seconds)

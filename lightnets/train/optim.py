@@ -4,6 +4,7 @@ and a linear warm-up followed by cosine decay (Loshchilov & Hutter 2017; Goyal e
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -21,14 +22,32 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+@functools.cache
+def fused_by_default(device: torch.device) -> bool:
+    """Whether optimisers run fused on ``device``: one kernel updating every tensor, instead of
+    PyTorch's CPU default of a loop over them. One update of MobileNetV2, ResNet-18 or
+    ShuffleNet V2 measured 1.6-1.9x faster fused for SGD and 3.2-4.8x for AdamW (foreach:
+    0.9-1.1x; benchmarks/train_step_sweep.py --optimizers). Where this PyTorch has no fused
+    kernels for the device, PyTorch chooses."""
+    probe = torch.zeros(1, device=device, requires_grad=True)
+    try:
+        torch.optim.SGD([probe], lr=0.1, fused=True)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
                     momentum: float = 0.9) -> torch.optim.Optimizer:
-    """``sgd`` (Nesterov when ``momentum`` > 0) or ``adamw``."""
+    """``sgd`` (Nesterov when ``momentum`` > 0) or ``adamw``, fused where the device has it."""
     groups = param_groups(model, weight_decay)
+    device = next(model.parameters()).device
+    fused = fused_by_default(device) or None  # None: PyTorch's own choice
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0,
+                               fused=fused)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.AdamW(groups, lr=lr, fused=fused)
     raise ValueError(f"optimizer must be sgd or adamw, got {name!r}")
 
 

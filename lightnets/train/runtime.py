@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from lightnets.hardware import native_bf16
+from lightnets.profile.counter import count_complexity
 
 
 @dataclass
@@ -75,17 +77,21 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-# Below this input side, bf16 autocast did not speed up CPU training (measured on an AVX512-BF16
-# CPU, 2 threads: MobileNetV2 and ResNet-18 steps at 32x32 equal or slower than fp32; at 224x224
-# 1.6-1.8x faster), while the casts still cost accuracy headroom.
-MIN_CPU_AUTOCAST_SIDE = 64
+# The CPU defaults, from benchmarks/train_step_sweep.py (batch 32, 1 thread, CPU time; the
+# README's "Training speed" holds the figures): bf16 autocast pays off once the convolutions are
+# large enough for the bf16 matrix units to outrun the casts around them. Measured in MACs per
+# image at the input size, against the fp32 step in its best memory format: MobileNetV2 at
+# 128 px (99M) 0.76x, ResNet-18 at 48 px (98M) 1.03x, ShuffleNet V2 at 224 px (145M) 0.97x;
+# ResNet-18 at 64 px (149M) 1.23x, MobileNetV2 at 160 px (154M) 1.29x, at 224 px (301M) 1.20x,
+# ResNet-18 at 224 px 3.4x.
+MIN_CPU_AUTOCAST_MACS = 146_000_000
 
 
-def pick_amp(mode: str, device: torch.device, input_side: int | None = None
+def pick_amp(mode: str, device: torch.device, macs_per_image: int | None = None
              ) -> torch.dtype | None:
     """Autocast dtype: ``auto`` is bf16 on GPUs that have it (fp16 otherwise), and on CPUs with
-    native bf16 when the input side is at least ``MIN_CPU_AUTOCAST_SIDE``; full precision
-    elsewhere."""
+    native bf16 for models of at least ``MIN_CPU_AUTOCAST_MACS`` per image at the input
+    size; full precision elsewhere."""
     if mode == "off":
         return None
     if mode == "bf16":
@@ -96,15 +102,45 @@ def pick_amp(mode: str, device: torch.device, input_side: int | None = None
         return torch.float16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    large_enough = input_side is None or input_side >= MIN_CPU_AUTOCAST_SIDE
+    large_enough = macs_per_image is None or macs_per_image >= MIN_CPU_AUTOCAST_MACS
     return torch.bfloat16 if native_bf16()[0] and large_enough else None
+
+
+def pick_channels_last(requested: bool | None, device: torch.device,
+                       amp_dtype: torch.dtype | None = None, grouped_convs: bool = True) -> bool:
+    """``requested`` when given. By default on for CUDA; on CPUs for models with grouped or
+    depthwise convolutions, which are slow in NCHW (MobileNetV2, ShuffleNet V2: 1.3-1.8x faster
+    in channels-last at every size measured), and under bf16 autocast, whose fast kernels work
+    in channels-last (ResNet-18 at 224 px: 3.5x against fp32 NCHW, 2.0x in bf16 NCHW); off for
+    dense networks in fp32, which it slowed (ResNet-18: 0.79-1.03x at 32-224 px)."""
+    if requested is not None:
+        return bool(requested)
+    return device.type == "cuda" or amp_dtype is not None or grouped_convs
+
+
+def has_grouped_convs(model: nn.Module) -> bool:
+    """Whether ``model`` has a grouped (or depthwise) convolution."""
+    return any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())
+
+
+def pick_precision_and_layout(amp: str, channels_last: bool | None, device: torch.device,
+                              model: nn.Module, input_size: tuple[int, int, int]
+                              ) -> tuple[torch.dtype | None, bool]:
+    """The autocast dtype and whether to train channels-last, for ``model`` (any device, meta
+    included) on inputs of ``input_size`` ``(C, H, W)``: :func:`pick_amp`, then
+    :func:`pick_channels_last`."""
+    needed = amp == "auto" and device.type == "cpu"
+    macs = count_complexity(model, input_size).macs if needed else None
+    amp_dtype = pick_amp(amp, device, macs)
+    return amp_dtype, pick_channels_last(channels_last, device, amp_dtype,
+                                         has_grouped_convs(model))
 
 
 def setup_runtime(device: str = "auto", amp: str = "auto",
                   channels_last: bool | None = None) -> Runtime:
     """The runtime of this process; joins the process group when ``WORLD_SIZE`` > 1. Its
-    autocast dtype is a first choice (bad requests fail here, before any data is read); the
-    training loop refines it once the input size is known."""
+    autocast dtype and memory format are a first choice (bad requests fail here, before any
+    data is read); the training loop refines them once the input size is known."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -115,6 +151,5 @@ def setup_runtime(device: str = "auto", amp: str = "auto",
             torch.cuda.set_device(chosen)
         dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
         owns = True
-    if channels_last is None:  # measured: helps convolutions on GPUs, slows them on CPUs
-        channels_last = chosen.type == "cuda"
-    return Runtime(chosen, pick_amp(amp, chosen), channels_last, rank, world_size, owns)
+    return Runtime(chosen, pick_amp(amp, chosen), pick_channels_last(channels_last, chosen),
+                   rank, world_size, owns)

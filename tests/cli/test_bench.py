@@ -43,12 +43,15 @@ def test_bench_vs_torchvision_prints_both_and_ratio(run_cli):
 
 
 def test_bench_train_mode_csv(run_cli):
-    status, out, _ = run_cli("bench", "mobilenet_v2_x0_25", *TINY_BENCH, "--mode", "train",
-                             "--batch-size", "2", "--csv")
+    status, out, _ = run_cli("bench", "mobilenet_v2", *TINY_BENCH, "--mode", "train",
+                             "--batch-size", "2", "--csv", "--vs", "torchvision")
     assert status == 0
-    rows = list(csv.DictReader(io.StringIO(out)))
-    assert len(rows) == 1 and rows[0]["mode"] == "train" and rows[0]["input_size"] == "3x32x32"
-    assert float(rows[0]["median_ms"]) > 0
+    ours, peer = list(csv.DictReader(io.StringIO(out)))
+    assert ours["mode"] == "train" and ours["input_size"] == "3x32x32"
+    assert float(ours["median_ms"]) > 0 and float(peer["median_ms"]) > 0
+    # lightnets with the trainer's defaults, the peer with the plain step
+    assert ours["settings"].endswith("fused SGD") and peer["settings"] == "fp32, NCHW, SGD"
+    assert (ours["channels_last"] == "True") == ("channels-last" in ours["settings"])
 
 
 def test_bench_vs_missing_timm_is_one_line(run_cli, monkeypatch):

@@ -7,7 +7,7 @@ import math
 import torch
 
 from lightnets.cli import main
-from lightnets.train import loop, train
+from lightnets.train import step, train
 from lightnets.train.distill import distillation_loss
 from tests.conftest import DIGITS_RUN, make_image_tree
 from tests.train.conftest import tiny_config
@@ -38,13 +38,13 @@ def test_teacher_must_match_the_student_data(digits_run, tmp_path, capsys):
 @DIGITS_RUN
 def test_distillation_from_a_teacher_checkpoint(digits_run, tmp_path, monkeypatch):
     seen = []
-    real = loop.distillation_loss
+    real = step.distillation_loss
 
     def spy(student, teacher, temperature):
         seen.append((student.shape, teacher.shape, temperature))
         return real(student, teacher, temperature)
 
-    monkeypatch.setattr(loop, "distillation_loss", spy)
+    monkeypatch.setattr(step, "distillation_loss", spy)
     result = train(tiny_config(tmp_path, name="student", epochs=1, model="mobilenet_v2_x0_35",
                                teacher=str(digits_run), distill_temperature=2.0))
     assert len(seen) == 3 and seen[0] == (torch.Size([32, 10]), torch.Size([32, 10]), 2.0)

@@ -16,7 +16,8 @@ from lightnets import registry
 from lightnets.checkpoint import load_checkpoint
 from lightnets.cli import main
 from lightnets.models.base import Classifier, stage_info
-from lightnets.train import NonFiniteLossError, TrainConfig, loop, train
+from lightnets.train import (NonFiniteLossError, TrainConfig, evaluate, step, train,
+                             train_epochs)
 from tests.conftest import DIGITS_RUN, TINY_TRAIN, add_corrupt_files, make_image_tree
 from tests.train.conftest import tiny_config, train_killed_after_first_epoch
 
@@ -79,7 +80,7 @@ def test_resume_ends_with_the_same_weights(tmp_path, monkeypatch):
 
 
 def poison_loss_after(monkeypatch, good_steps: int) -> None:
-    real = loop.classification_loss
+    real = step.classification_loss
     calls = {"count": 0}
 
     def poisoned(*args, **kwargs):
@@ -87,7 +88,7 @@ def poison_loss_after(monkeypatch, good_steps: int) -> None:
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["count"] > good_steps else loss
 
-    monkeypatch.setattr(loop, "classification_loss", poisoned)
+    monkeypatch.setattr(step, "classification_loss", poisoned)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -154,8 +155,8 @@ def test_aux_logits_enter_the_loss_with_their_weight():
     logits, aux = torch.randn(4, 5), [torch.randn(4, 5), torch.randn(4, 5)]
     labels = torch.tensor([0, 1, 2, 3])
     expected = F.cross_entropy(logits, labels) + 0.3 * sum(F.cross_entropy(a, labels) for a in aux)
-    assert torch.allclose(loop.classification_loss(logits, aux, labels, 0.3, 0.0), expected)
-    assert torch.allclose(loop.classification_loss(logits, [], labels, 0.3, 0.0),
+    assert torch.allclose(step.classification_loss(logits, aux, labels, 0.3, 0.0), expected)
+    assert torch.allclose(step.classification_loss(logits, [], labels, 0.3, 0.0),
                           F.cross_entropy(logits, labels))
 
 
@@ -185,13 +186,13 @@ class TinyAuxNet(Classifier):
 def test_training_switches_on_and_uses_auxiliary_heads(tmp_path, monkeypatch):
     monkeypatch.setitem(registry._BUILDERS, "tiny_aux_net", lambda **kw: TinyAuxNet(**kw))
     seen = []
-    real = loop.classification_loss
+    real = step.classification_loss
 
     def spy(logits, aux_logits, labels, aux_weight, smoothing):
         seen.append((len(aux_logits), aux_weight))
         return real(logits, aux_logits, labels, aux_weight, smoothing)
 
-    monkeypatch.setattr(loop, "classification_loss", spy)
+    monkeypatch.setattr(step, "classification_loss", spy)
     result = train(tiny_config(tmp_path, model="tiny_aux_net", epochs=1, batch_size=16,
                                input_size=16, limit_train_batches=2))
     assert seen == [(1, 0.3), (1, 0.3)]
@@ -200,3 +201,19 @@ def test_training_switches_on_and_uses_auxiliary_heads(tmp_path, monkeypatch):
     train(tiny_config(tmp_path, model="tiny_aux_net", epochs=1, batch_size=16, input_size=16,
                       limit_train_batches=1, model_args={"aux_logits": False}))
     assert seen == [(0, 0.3)]
+
+
+def test_epoch_by_epoch_run_and_eval_repeats_its_validation(tmp_path):
+    data = make_image_tree(tmp_path / "shapes", per_class=8, size=72)
+    run = train_epochs(TrainConfig(model="mobilenet_v2_x0_25", data=str(data), epochs=2,
+                                   batch_size=8, input_size=64, workers=0, progress=False,
+                                   runs_dir=str(tmp_path)))
+    rows = [next(run), next(run)]
+    with pytest.raises(StopIteration) as finished:
+        next(run)
+    result = finished.value.value  # the generator's return value
+    assert result.history == rows and [row["epoch"] for row in rows] == [1, 2]
+    assert json.loads((result.run_dir / "config.json").read_text())["channels_last"] is True
+    # `lightnets eval` validates as training did (channels-last here): the same figures exactly
+    again = evaluate(result.last_checkpoint, workers=0)
+    assert (again.top1, again.loss) == (rows[-1]["val_top1"], rows[-1]["val_loss"])
