@@ -200,8 +200,8 @@ def read_pretrained(path: str | Path, name: str | None = None, source: str | Non
     if name is None:
         architecture = timm_architecture(weights_file.config or {})
         if architecture is None:
-            raise ValueError(f"{str(weights_file.path)!r} does not name its model; pass the "
-                             "lightnets model name (--model)")
+            raise ValueError(f"{str(weights_file.path)!r} is not a lightnets checkpoint and "
+                             "does not name its model; pass the lightnets model name (--model)")
         name = twin_of(architecture)
     name = resolve_name(name)
     peers = peers_of(name)
