@@ -243,6 +243,16 @@ def lightnets_checkpoint(weights_file: WeightsFile, name: str | None, source: st
     stored = dict(checkpoint.model_args)
     classes = stored.pop("num_classes", IMAGENET_CLASSES)
     chans = stored.pop("in_chans", 3)
+    if checkpoint.pruning:  # its widths come from the channel plan: Checkpoint.build_model
+        if user_args:
+            raise ValueError(f"{str(weights_file.path)!r} is a pruned checkpoint, rebuilt from "
+                             f"its channel plan; its arguments cannot change "
+                             f"({', '.join(user_args)})")
+        size = meta_model(name, **stored, in_chans=chans).default_input_size[-1]
+        return SourceWeights(name, "lightnets", weights_file.path, weights_file.state, stored,
+                             classes, chans, checkpoint.preprocess
+                             or default_preprocess("folder", size, chans),
+                             checkpoint.class_names, notes, checkpoint)
     checked = fit(weights_file.state, layout_of(name, **stored, **user_args).at(classes, chans))
     if not checked.ok:
         if strict:
@@ -318,5 +328,26 @@ def load_pretrained(name: str | None, checkpoint_path: str | Path, source: str |
     """``create_model(name, checkpoint_path=...)``: the model reproducing the file's network,
     with its weights, for ``num_classes`` / ``in_chans`` (default: the file's)."""
     weights = read_pretrained(checkpoint_path, name, source, strict, **kwargs)
+    if weights.checkpoint is not None and weights.checkpoint.pruning:
+        return pruned_model(weights, num_classes, in_chans)
     return build_pretrained(weights, num_classes, in_chans, **kwargs)
+
+
+def pruned_model(weights: SourceWeights, num_classes: int | None = None,
+                 in_chans: int | None = None) -> nn.Module:
+    """A pruned lightnets checkpoint's model, rebuilt from its channel plan, as it was saved:
+    its widths leave no room for another classifier or input."""
+    asked = {"num_classes": num_classes, "in_chans": in_chans}
+    stored = {"num_classes": weights.num_classes, "in_chans": weights.in_chans}
+    changed = [f"{key} {stored[key]} -> {value}" for key, value in asked.items()
+               if value is not None and value != stored[key]]
+    if changed:
+        raise ValueError(f"{str(weights.path)!r} is a pruned checkpoint, rebuilt from its channel "
+                         f"plan; it cannot change {', '.join(changed)}")
+    model = weights.checkpoint.build_model()
+    model.pretrained = Pretrained("lightnets", str(weights.path), weights.model_name,
+                                  {**weights.options, **stored}, weights.preprocess,
+                                  weights.class_names, sorted(weights.state), weights.notes,
+                                  weights.checkpoint)
+    return model
 
