@@ -32,8 +32,26 @@ def digit_png(digit: int) -> Callable[[Path], None]:
     return write
 
 
+def torchvision_resnet18(path: Path) -> None:
+    """torchvision's ResNet-18 at random initialisation, under its release file's name."""
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+
+
+def timm_hf_folder(architecture: str) -> Callable[[Path], None]:
+    """A Hugging Face-style folder of timm's ``architecture`` at random initialisation."""
+    def write(path: Path) -> None:
+        timm = pytest.importorskip("timm")
+        timm.models.save_for_hf(timm.create_model(architecture), str(path))
+    return write
+
+
 # file name -> writer: the files the README's examples (Python and shell) refer to
-EXAMPLE_FILES = {"digit_0.png": digit_png(0), "digit_5.png": digit_png(5)}
+EXAMPLE_FILES = {"digit_0.png": digit_png(0), "digit_5.png": digit_png(5),
+                 "resnet18-f37072fd.pth": torchvision_resnet18,
+                 "timm-mbv3": timm_hf_folder("mobilenetv3_large_100")}
 
 
 def python_blocks(text: str) -> list[tuple[int, str]]:

@@ -212,8 +212,11 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                                      if has_slow_batchnorm(model) else 0)
     teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, device)
                .to(memory_format=memory_format) if config.teacher else None)
+    # the fused kernels take every parameter's momentum buffer at once, and a backbone frozen
+    # for the first epochs has none when it thaws: PyTorch's own update there
     optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
-                                config.momentum)
+                                config.momentum,
+                                fused=False if config.freeze_backbone_epochs else None)
     scheduler = build_scheduler(optimizer, round(config.warmup_epochs * steps_per_epoch),
                                 config.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.amp_dtype == torch.float16)

@@ -38,11 +38,14 @@ def fused_by_default(device: torch.device) -> bool:
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
-                    momentum: float = 0.9) -> torch.optim.Optimizer:
-    """``sgd`` (Nesterov when ``momentum`` > 0) or ``adamw``, fused where the device has it."""
+                    momentum: float = 0.9, fused: bool | None = None) -> torch.optim.Optimizer:
+    """``sgd`` (Nesterov when ``momentum`` > 0) or ``adamw``, fused where the device has it
+    (``fused=False`` asks for PyTorch's own choice)."""
     groups = param_groups(model, weight_decay)
     device = next(model.parameters()).device
-    fused = fused_by_default(device) or None  # None: PyTorch's own choice
+    if fused is None:
+        fused = fused_by_default(device)
+    fused = fused or None  # None: PyTorch's own choice
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0,
                                fused=fused)
