@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from lightnets.channel_plan import apply_channel_plan
-from lightnets.files import write_atomic
+from lightnets.files import first_line, write_atomic
 from lightnets.optional import MissingDependencyError, require
 from lightnets.registry import create_model, resolve_name
 
@@ -58,12 +58,6 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "scaler": (dict, type(None)), "rng": (dict, type(None)),
 }
 PREPROCESS_KEYS = ("input_size", "in_chans", "resize", "mean", "std")
-
-
-def first_line(error: BaseException) -> str:
-    """An exception's first line of text (its type's name when it has none)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass

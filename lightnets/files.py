@@ -1,6 +1,7 @@
 """Writing files without losing work: whole files or none (atomic replacement), output folders
 checked before long work starts, and an exclusive lock on a folder (a training run's), held by
-one process and released by the operating system when that process ends, however it ends."""
+one process and released by the operating system when that process ends, however it ends; and
+the first line of an error, which the one-line messages quote."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ class WriteError(OSError):
 
 class FolderInUseError(ValueError):
     """Another process holds the folder's lock."""
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line of text (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def reason(error: OSError) -> str:

@@ -53,6 +53,11 @@ def parse_input_size(text: str) -> tuple[int, ...]:
     return dims
 
 
+# the libraries pretrained weights come from (lightnets.weights.SOURCES, which a test keeps equal;
+# named here so that building the parser imports no torch)
+WEIGHT_SOURCES = ("lightnets", "torchvision", "timm")
+
+
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint CKPT`` (a lightnets checkpoint or run folder), or ``--weights PATH`` of
     ``--model NAME`` (torchvision or timm weights, a Hugging Face folder, or a lightnets file),
@@ -65,7 +70,7 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
                        "folder (config.json + weights) or a lightnets file")
     parser.add_argument("--model", metavar="NAME", help="the registered model the --weights are "
                         "for (a lightnets file or a Hugging Face folder names it)")
-    parser.add_argument("--source", choices=("lightnets", "torchvision", "timm"),
+    parser.add_argument("--source", choices=WEIGHT_SOURCES,
                         help="the library the --weights come from (default: detected)")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lightnets.cli._common import console, warnings_as_lines
+from lightnets.cli._common import WEIGHT_SOURCES, console, warnings_as_lines
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "Hugging Face folder names it)")
     parser.add_argument("--output", metavar="FILE", help="file to write, .safetensors (default: "
                         "<model>.safetensors here) or .pt")
-    parser.add_argument("--source", choices=("lightnets", "torchvision", "timm"),
+    parser.add_argument("--source", choices=WEIGHT_SOURCES,
                         help="the library the weights come from (default: detected)")
     parser.add_argument("--num-classes", type=int, help="a new classifier for this many classes "
                         "(default: the file's)")

@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from lightnets.cli._common import CommandError, console, warnings_as_lines
+from lightnets.cli._common import WEIGHT_SOURCES, CommandError, console, warnings_as_lines
 
 SUPPRESS = argparse.SUPPRESS
 
@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "lightnets checkpoint, a torchvision or timm file (.pth, .bin, "
                           ".safetensors) or a Hugging Face-style folder; the classifier is "
                           "replaced for the data's classes, the preprocessing follows the weights")
-    finetune.add_argument("--pretrained-source", choices=("lightnets", "torchvision", "timm"),
+    finetune.add_argument("--pretrained-source", choices=WEIGHT_SOURCES,
                           help="where the weights come from (default: detected from the keys)")
     finetune.add_argument("--freeze-backbone-epochs", type=int, metavar="N",
                           help="train only the new classifier for the first N epochs (default 0)")

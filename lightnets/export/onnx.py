@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lightnets.files import first_line
 from lightnets.optional import require, require_all
 
 DEFAULT_OPSET = 18
@@ -60,8 +61,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
                                         dynamic_shapes=dynamic, input_names=[INPUT_NAME],
                                         output_names=[OUTPUT_NAME], verbose=False)
     except Exception as error:  # the exporter raises many kinds; keep the first line
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"ONNX export of {type(model).__name__} failed: {first}") from None
+        raise ValueError(f"ONNX export of {type(model).__name__} failed: {first_line(error)}"
+                         ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     with quiet_exporter():
         program.save(path)  # weights go to a side file only past protobuf's 2 GB limit
@@ -84,8 +85,7 @@ def onnx_session(model: str | Path | bytes, threads: int | None = None,
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as error:
         what = "the model" if isinstance(model, bytes) else repr(str(model))
-        raise ValueError(f"ONNX Runtime cannot load {what}: "
-                         f"{str(error).strip().splitlines()[0]}") from None
+        raise ValueError(f"ONNX Runtime cannot load {what}: {first_line(error)}") from None
 
 
 def run_session(session: Any, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lightnets.export.onnx import quiet_exporter, without_inplace
+from lightnets.files import first_line
 
 
 def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int, int, int],
@@ -43,8 +44,8 @@ def export_pt2(model: nn.Module, path: str | Path, input_size: tuple[int, int, i
             program = torch.export.export(without_inplace(model).eval(), (example,),
                                           dynamic_shapes=dynamic)
     except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"torch.export of {type(model).__name__} failed: {first}") from None
+        raise ValueError(f"torch.export of {type(model).__name__} failed: {first_line(error)}"
+                         ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, path)
     return path
@@ -65,5 +66,4 @@ def load_torch_artefact(path: str | Path, format: str | None = None
             warnings.simplefilter("ignore", FutureWarning)
             return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as error:
-        raise ValueError(f"cannot load {str(path)!r}: "
-                         f"{str(error).strip().splitlines()[0]}") from None
+        raise ValueError(f"cannot load {str(path)!r}: {first_line(error)}") from None

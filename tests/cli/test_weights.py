@@ -74,3 +74,10 @@ def test_export_of_weights_carries_their_preprocessing_and_names(torchvision_fil
     assert sidecar["class_names"] == list(names)
     status, _, err = run_cli("export", "--checkpoint", str(output), "--weights", str(output))
     assert status == 2 and "--weights goes with --model" in err
+
+
+def test_the_cli_offers_exactly_the_weight_sources_the_loader_reads():
+    from lightnets.cli._common import WEIGHT_SOURCES
+    from lightnets.weights.load import SOURCES
+
+    assert WEIGHT_SOURCES == SOURCES
