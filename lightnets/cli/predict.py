@@ -1,5 +1,7 @@
 """``lightnets predict --checkpoint CKPT IMAGE [IMAGE ...]``: the top-k classes of each image
-with their probabilities, preprocessed as in training (stored in the checkpoint);
+with their probabilities, preprocessed as in training (stored in the checkpoint); for a
+segmenter, a colour mask PNG and an overlay per image (``--output DIR``) and each class's share
+of the pixels;
 ``--model NAME --weights PATH`` does the same for torchvision or timm weights (ImageNet's class
 names for 1000-class ones)."""
 
@@ -14,8 +16,9 @@ from lightnets.export.backends import BACKENDS, backend_requirements
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "predict", help="classify image files with a checkpoint",
-        description="Print the top-k classes and probabilities of each image.")
+        "predict", help="classify or segment image files with a checkpoint",
+        description="Print the top-k classes and probabilities of each image; for a "
+        "segmenter, write its mask and overlay PNGs and print each class's share of pixels.")
     add_weights_arguments(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--top-k", type=int, default=5)
@@ -25,14 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "torch.compile, ONNX Runtime or OpenVINO (the last three on the CPU); "
                         "an exported file runs as its sidecar says (ONNX: onnxruntime or "
                         "openvino)")
+    parser.add_argument("--output", metavar="DIR", help="segmenters: where the <image>.mask.png "
+                        "(palette PNG of class indices) and <image>.overlay.png files go "
+                        "(default: predictions/)")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.set_defaults(func=run, requires=lambda args: backend_requirements([args.backend]))
 
 
 def run(args: argparse.Namespace) -> int:
     from lightnets.export import predict
+    from lightnets.export.predict import model_task
 
     with warnings_as_lines():  # e.g. the preprocessing assumed for a torchvision file
+        if model_task(args.checkpoint or args.weights, args.model) == "segmentation":
+            return run_segmenter(args)
         predictions = predict(args.checkpoint or args.weights, args.images, top_k=args.top_k,
                               device=args.device, backend=args.backend, model=args.model,
                               source=args.source)
@@ -43,4 +52,21 @@ def run(args: argparse.Namespace) -> int:
         ranked = "  ".join(f"{name} {probability:.1%}" for name, _, probability in prediction.top)
         console.print(f"{prediction.image}: {ranked}", highlight=False, soft_wrap=True,
                       markup=False)
+    return 0
+
+
+def run_segmenter(args: argparse.Namespace) -> int:
+    from lightnets.export.predict_masks import predict_masks
+
+    predictions = predict_masks(args.checkpoint or args.weights, args.images,
+                                output=args.output or "predictions", device=args.device,
+                                backend=args.backend, model=args.model, source=args.source)
+    if args.json:
+        print(json.dumps([p.as_dict() for p in predictions]))
+        return 0
+    for prediction in predictions:
+        shares = "  ".join(f"{name} {share:.1%}" for name, share in sorted(
+            prediction.fractions.items(), key=lambda item: -item[1]))
+        console.print(f"{prediction.image}: {shares} -> {prediction.mask_png}, "
+                      f"{prediction.overlay_png}", highlight=False, soft_wrap=True, markup=False)
     return 0

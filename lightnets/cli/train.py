@@ -1,4 +1,5 @@
-"""``lightnets train``: train a registered model on digits, an image folder or CIFAR.
+"""``lightnets train``: train a registered classifier on digits, an image folder or CIFAR, or a
+segmenter on digits-seg, a Pascal VOC folder or an images/masks pair folder.
 
 Every option left out takes the per-data default (see ``lightnets.train.config``). Also works
 as ``python -m lightnets train`` and under ``torchrun --nproc_per_node N -m lightnets train``.
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     digits = DATA_DEFAULTS["digits"]
     parser = subparsers.add_parser(
-        "train", help="train a model (digits, an image folder or CIFAR)",
+        "train", help="train a classifier or a segmenter",
         description="Train a registered model. Options left out take the defaults of the data "
         f"(digits: {digits['epochs']} epochs, batch {digits['batch_size']}, "
         f"{digits['input_size']}x{digits['input_size']} grey, SGD lr {digits['lr']}). Writes "
@@ -41,8 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         argument_default=SUPPRESS)
     what = parser.add_argument_group("model and data")
     what.add_argument("--model", help="registered model name (default: mobilenet_v2)")
-    what.add_argument("--data", help="'digits' (default), an image folder (train/ and val/ of "
-                      "class folders, or one class-folder tree) or a CIFAR-10/100 folder")
+    what.add_argument("--data", help="classifiers: 'digits' (default), an image folder (train/ "
+                      "and val/ of class folders, or one class-folder tree) or a CIFAR-10/100 "
+                      "folder; segmenters: 'digits-seg' (default), a Pascal VOC folder or a "
+                      "folder of images/ and masks/ (or train/ and val/ of them)")
     what.add_argument("--model-arg", dest="model_args", type=model_arg, action="append",
                       metavar="KEY=VALUE", help="extra model argument, e.g. width_mult=0.5 or "
                       "drop_rate=0.1 (repeatable)")
@@ -65,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               help="SGD momentum (default 0.9)")
     optimisation.add_argument("--weight-decay", type=float, metavar="X")
     optimisation.add_argument("--warmup-epochs", type=float, metavar="X")
-    optimisation.add_argument("--label-smoothing", type=float, metavar="X", help="default 0.1")
+    optimisation.add_argument("--label-smoothing", type=float, metavar="X", help="default 0.1 (segmentation: 0)")
     optimisation.add_argument("--grad-clip", type=float, metavar="X",
                               help="max gradient norm (default off)")
     optimisation.add_argument("--precise-bn-batches", type=int, metavar="N",
@@ -120,10 +123,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def requirements(args: argparse.Namespace) -> list[tuple[str, str]]:
     """The digits need scikit-learn (a resumed run reads its data from the checkpoint)."""
-    from lightnets.data import data_requirements
+    from lightnets.data import EMBEDDED, data_requirements
+    from lightnets.registry import task_of
 
-    return [] if getattr(args, "resume", None) else data_requirements(getattr(args, "data",
-                                                                              "digits"))
+    if getattr(args, "resume", None):
+        return []
+    data = getattr(args, "data", None)
+    if data is None:
+        try:
+            data = EMBEDDED[task_of(getattr(args, "model", "mobilenet_v2"))]
+        except (KeyError, ValueError):  # an unknown model: the run names it
+            data = EMBEDDED["classification"]
+    return data_requirements(data)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -153,18 +164,23 @@ def run_command(args: argparse.Namespace) -> int:
     if not result.history:
         return 0
     final = result.history[-1]
-    best = max(result.history, key=lambda row: row["val_top1"])
+    key, name, second, second_name = (("val_miou", "miou", "val_pixel_acc", "pixel_accuracy")
+                                      if "val_miou" in final else
+                                      ("val_top1", "top1", "val_top5", "top5"))
+    best = max(result.history, key=lambda row: row[key])
     summary = {"run_dir": str(result.run_dir), "last_checkpoint": str(result.last_checkpoint),
                "best_checkpoint": str(result.best_checkpoint), "epochs": final["epoch"],
-               "top1": final["val_top1"], "top5": final["val_top5"], "loss": final["val_loss"],
-               "best_epoch": best["epoch"], "best_top1": best["val_top1"],
+               name: final[key], second_name: final[second], "loss": final["val_loss"],
+               "best_epoch": best["epoch"], f"best_{name}": best[key],
                "train_seconds": round(result.train_seconds, 1)}
     if args.json:
         print(json.dumps(summary))
     else:
-        console.print(f"final validation top-1 {final['val_top1']:.2%} (top-5 "
-                      f"{final['val_top5']:.2%}) after {final['epoch']} epochs, best "
-                      f"{best['val_top1']:.2%} at epoch {best['epoch']}; trained for "
+        label, second_label = (("mIoU", "pixel accuracy") if key == "val_miou" else
+                               ("top-1", "top-5"))
+        console.print(f"final validation {label} {final[key]:.2%} ({second_label} "
+                      f"{final[second]:.2%}) after {final['epoch']} epochs, best "
+                      f"{best[key]:.2%} at epoch {best['epoch']}; trained for "
                       f"{result.train_seconds:.0f} s; checkpoints in {result.run_dir}",
                       highlight=False, soft_wrap=True)
     return 0

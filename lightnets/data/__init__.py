@@ -1,7 +1,9 @@
 """Datasets and transforms for training and evaluation.
 
-``--data`` names the source: ``digits`` (scikit-learn's bundled 8x8 scans, the default), a
-folder holding CIFAR-10/100 python pickles, or an image folder. :func:`build_data` returns the
+``--data`` names the source. For classifiers: ``digits`` (scikit-learn's bundled 8x8 scans, the
+default), a folder holding CIFAR-10/100 python pickles, or an image folder. For segmenters:
+``digits-seg`` (canvases composed from the same scans, with per-pixel labels), a Pascal VOC
+folder or an images/masks pair folder (:mod:`lightnets.data.seg_folders`). :func:`build_data` returns the
 train and validation datasets, the class names and the evaluation preprocessing that checkpoints
 store so eval and predict reproduce it.
 """
@@ -20,12 +22,20 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lightnets.data.cifar import cifar_datasets, find_cifar
 from lightnets.data.digits import CLASS_NAMES as DIGITS_CLASSES
 from lightnets.data.digits import digits_datasets
+from lightnets.data.digits_seg import CLASS_NAMES as DIGITS_SEG_CLASSES
+from lightnets.data.digits_seg import digits_seg_datasets
 from lightnets.data.folder import folder_datasets, folder_images
+from lightnets.data.seg_folders import IGNORE_INDEX, is_pairs, is_voc, seg_folder_datasets
 from lightnets.data.transforms import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD,
                                        IMAGENET_MEAN, IMAGENET_STD, eval_transform,
-                                       make_preprocess, normalize_transform, train_transform)
+                                       make_preprocess, normalize_transform,
+                                       seg_eval_transform, seg_train_transform, train_transform)
 
-DATA_KINDS = ("digits", "cifar", "folder")
+DATA_KINDS = ("digits", "cifar", "folder", "digits-seg", "seg-folder")
+# what each kind of data is for: the model's task must match
+KIND_TASKS = {"digits": "classification", "cifar": "classification", "folder": "classification",
+              "digits-seg": "segmentation", "seg-folder": "segmentation"}
+EMBEDDED = {"classification": "digits", "segmentation": "digits-seg"}
 
 
 class UnreadableImagesWarning(UserWarning):
@@ -44,27 +54,41 @@ class DataBundle:
     skipped: list[str] = field(default_factory=list)
 
     @property
+    def task(self) -> str:
+        return KIND_TASKS[self.kind]
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes)
 
 
-def data_kind(data: str) -> str:
-    """``digits``, ``cifar`` or ``folder`` for a ``--data`` value, or a one-line error."""
-    if data == "digits":
-        return "digits"
+def data_kind(data: str, task: str = "classification") -> str:
+    """The kind of a ``--data`` value for a model of ``task`` (see :data:`KIND_TASKS`), or a
+    one-line error."""
+    expected = {"classification": "'digits', an image folder or a CIFAR-10/100 folder",
+                "segmentation": "'digits-seg', a Pascal VOC folder (JPEGImages/, "
+                                "SegmentationClass/) or a pair folder (images/, masks/)"}[task]
+    if data in EMBEDDED.values():
+        if KIND_TASKS[data] != task:
+            raise ValueError(f"--data {data} is {KIND_TASKS[data]} data, the model is a {task} "
+                             f"model; expected {expected}")
+        return data
     path = Path(data).expanduser()
     if not path.exists():
-        raise ValueError(f"--data {data!r}: no such folder (expected 'digits', an image folder "
-                         "or a CIFAR-10/100 folder)")
+        raise ValueError(f"--data {data!r}: no such folder (expected {expected})")
     if not path.is_dir():
-        raise ValueError(f"--data {data!r} is a file; expected 'digits', an image folder or a "
-                         "CIFAR-10/100 folder")
+        raise ValueError(f"--data {data!r} is a file; expected {expected}")
+    if task == "segmentation":
+        if not (is_voc(path) or is_pairs(path)):
+            raise ValueError(f"--data {data!r} is neither a VOC nor a pair folder; expected "
+                             f"{expected}")
+        return "seg-folder"
     return "cifar" if find_cifar(path) else "folder"
 
 
 def data_requirements(data: str | None) -> list[tuple[str, str]]:
     """``(package, purpose)`` for the optional packages reading ``data`` needs."""
-    return [("sklearn", "--data digits")] if data == "digits" else []
+    return [("sklearn", f"--data {data}")] if data in EMBEDDED.values() else []
 
 
 def default_preprocess(kind: str, input_size: int, in_chans: int,
@@ -79,13 +103,15 @@ def default_preprocess(kind: str, input_size: int, in_chans: int,
         raise ValueError(f"input_size must be at least 8, got {input_size}")
     if kind == "digits":
         resize, mean, std = [input_size, input_size], DIGITS_MEAN, DIGITS_STD
+    elif KIND_TASKS[kind] == "segmentation":  # the whole image, its mask with it
+        resize, mean, std = [input_size, input_size], IMAGENET_MEAN, IMAGENET_STD
     elif kind == "cifar":
         resize, mean, std = input_size, CIFAR_MEAN, CIFAR_STD
     else:
         resize, mean, std = round(input_size / 0.875), IMAGENET_MEAN, IMAGENET_STD
     if pretrained is None:
         return make_preprocess(input_size, in_chans, resize, mean, std)
-    if kind == "folder":
+    if kind == "folder":  # classification: photographs keep the weights' crop ratio
         crop = pretrained["resize"]
         ratio = (crop if isinstance(crop, int) else crop[0]) / pretrained["input_size"]
         resize = round(input_size * ratio)
@@ -95,17 +121,29 @@ def default_preprocess(kind: str, input_size: int, in_chans: int,
 
 def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
                val_fraction: float = 0.2, seed: int = 0, warn: bool = True,
-               normalize: bool = True) -> DataBundle:
+               normalize: bool = True, task: str = "classification") -> DataBundle:
     """Train and validation datasets for ``data`` with the given evaluation ``preprocess``
     (see :func:`default_preprocess`); training adds light augmentation when ``augment``.
     Unreadable image files are skipped with one warning naming them (``warn=False``: silent,
     still listed in ``skipped``). ``normalize=False``: the images come before their last step,
-    :func:`normalize_transform`, which the caller applies to each batch."""
-    kind = data_kind(data)
-    train_tf = train_transform(preprocess, kind, augment, normalize)
-    val_tf = eval_transform(preprocess, normalize)
+    :func:`normalize_transform`, which the caller applies to each batch. Segmentation data
+    (``task="segmentation"``) yields ``(image, mask)`` pairs, masks uint8 class indices with
+    :data:`IGNORE_INDEX` for pixels without a label."""
+    kind = data_kind(data, task)
+    if task == "segmentation":
+        train_tf = seg_train_transform(preprocess, kind, augment, normalize)
+        val_tf = seg_eval_transform(preprocess, normalize)
+    else:
+        train_tf = train_transform(preprocess, kind, augment, normalize)
+        val_tf = eval_transform(preprocess, normalize)
     skipped: list[str] = []
-    if kind == "digits":
+    if kind == "digits-seg":
+        train, val = digits_seg_datasets(train_tf, val_tf)
+        classes = list(DIGITS_SEG_CLASSES)
+    elif kind == "seg-folder":
+        train, val, classes, skipped = seg_folder_datasets(data, train_tf, val_tf, val_fraction,
+                                                           seed)
+    elif kind == "digits":
         train, val = digits_datasets(train_tf, val_tf)
         classes = list(DIGITS_CLASSES)
     elif kind == "cifar":
@@ -125,11 +163,15 @@ def warn_skipped(skipped: list[str]) -> None:
                   UnreadableImagesWarning, stacklevel=3)
 
 
-def unsplit_images(data: str, preprocess: dict[str, Any]) -> Dataset:
+def unsplit_images(data: str, preprocess: dict[str, Any], task: str = "classification"
+                   ) -> Dataset:
     """The images of ``data`` with the evaluation ``preprocess``, for what needs images but no
-    validation split (int8 calibration): the training split of digits and CIFAR, else every
-    readable image of the folder (:func:`lightnets.data.folder.folder_images`)."""
-    kind = data_kind(data)
+    validation split (int8 calibration): the training split of digits, CIFAR and segmentation
+    data, else every readable image of the folder
+    (:func:`lightnets.data.folder.folder_images`)."""
+    kind = data_kind(data, task)
+    if task == "segmentation":
+        return build_data(data, preprocess, augment=False, task=task).train
     transform = eval_transform(preprocess)
     if kind == "digits":
         return digits_datasets(transform, transform)[0]
@@ -143,7 +185,7 @@ def unsplit_images(data: str, preprocess: dict[str, Any]) -> Dataset:
 
 def default_workers(kind: str) -> int:
     """DataLoader processes: none for the in-memory digits, else up to 4 (one core left free)."""
-    return 0 if kind == "digits" else min(4, max(1, (os.cpu_count() or 2) - 1))
+    return 0 if kind in EMBEDDED.values() else min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
 def make_loader(dataset: Dataset, batch_size: int, device: torch.device, workers: int = 0,
@@ -155,7 +197,7 @@ def make_loader(dataset: Dataset, batch_size: int, device: torch.device, workers
                       pin_memory=device.type == "cuda", persistent_workers=workers > 0)
 
 
-__all__ = ["DATA_KINDS", "DataBundle", "UnreadableImagesWarning", "build_data", "data_kind",
+__all__ = ["DATA_KINDS", "EMBEDDED", "IGNORE_INDEX", "KIND_TASKS", "DataBundle", "UnreadableImagesWarning", "build_data", "data_kind",
            "data_requirements",
            "default_preprocess", "default_workers", "eval_transform", "make_loader",
            "normalize_transform", "train_transform", "unsplit_images"]

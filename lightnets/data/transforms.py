@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -102,4 +103,47 @@ def train_transform(preprocess: dict[str, Any], kind: str, augment: bool = True,
         to_channels(preprocess["in_chans"]),
         *geometry,
         *([normalize_transform(preprocess)] if normalize else []),
+    ])
+
+
+# -- segmentation: the image and its mask transformed together --------------------------------
+# v2 resizes and warps a tv_tensors.Mask with nearest-neighbour interpolation and leaves it out
+# of colour conversion, dtype conversion and normalisation, so one pipeline serves both.
+def to_float_image() -> v2.Transform:
+    """uint8 images to [0, 1] floats; masks keep their class indices."""
+    return v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True)
+
+
+def seg_eval_transform(preprocess: dict[str, Any], normalize: bool = True) -> v2.Compose:
+    """``(Image, Mask)`` in, the image resized to the preprocessing's size (the mask with it),
+    converted to ``in_chans`` and, unless ``normalize=False``, normalised."""
+    return v2.Compose([
+        to_channels(preprocess["in_chans"]),
+        v2.Resize(preprocess["resize"], interpolation(preprocess), antialias=True),
+        v2.CenterCrop(preprocess["input_size"]),
+        *([to_float_image(), v2.Normalize(preprocess["mean"], preprocess["std"])]
+          if normalize else []),
+    ])
+
+
+def seg_train_transform(preprocess: dict[str, Any], kind: str, augment: bool = True,
+                        normalize: bool = True) -> v2.Compose:
+    """Evaluation preprocessing plus joint augmentation: scale and shift jitter for the
+    digit canvases (no flips), random-resized crops and flips for photographs."""
+    if not augment:
+        return seg_eval_transform(preprocess, normalize)
+    size, mode = preprocess["input_size"], interpolation(preprocess)
+    if kind == "digits-seg":
+        geometry = [v2.Resize(preprocess["resize"], mode, antialias=True),
+                    v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.8, 1.25),
+                                    fill={tv_tensors.Image: 0, tv_tensors.Mask: 0})]
+    else:
+        geometry = [v2.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=mode,
+                                         antialias=True),
+                    v2.RandomHorizontalFlip()]
+    return v2.Compose([
+        to_channels(preprocess["in_chans"]),
+        *geometry,
+        *([to_float_image(), v2.Normalize(preprocess["mean"], preprocess["std"])]
+          if normalize else []),
     ])

@@ -83,12 +83,17 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
         path = path / (source.name + FORMATS[format])
     check_writable_file(path, f"the {format} file")
     model = fuse(source.model) if fuse_model else source.model.eval()
+    # a segmenter's file takes images of any size (its mask comes at that size); TorchScript's
+    # trace keeps the sizes it saw
+    dynamic_size = (getattr(source.model, "task", "classification") == "segmentation"
+                    and format != "torchscript")
     started = time.perf_counter()
     try:
         if format == "onnx":
-            export_onnx(model, path, source.input_size, dynamic_batch, batch_size, opset)
+            export_onnx(model, path, source.input_size, dynamic_batch, batch_size, opset,
+                        dynamic_size)
         elif format == "pt2":
-            export_pt2(model, path, source.input_size, dynamic_batch, batch_size)
+            export_pt2(model, path, source.input_size, dynamic_batch, batch_size, dynamic_size)
         else:
             export_torchscript(model, path, source.input_size, 2 if dynamic_batch else batch_size)
     except OSError as error:  # e.g. the disk filled up
@@ -99,7 +104,7 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     # a fixed-batch artefact only takes its own batch size; a dynamic one is run at others
     sizes = (3, 5) if dynamic_batch else (batch_size, batch_size)
     verification = verify(source.model, artefact_runner(path, format), source.input_size,
-                          source.preprocess, tolerance, real_inputs, sizes)
+                          source.preprocess, tolerance, real_inputs, sizes, dynamic_size)
     left = remaining_batchnorms(model) if fuse_model else []
     if left:
         verification.notes.append(f"{len(left)} BatchNorm layer(s) follow no convolution and "
@@ -112,7 +117,7 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     sidecar = Sidecar(
         artefact=path.name, artefact_format=format, model=source.name,
         model_args=source.model_args, input_size=list(source.input_size),
-        dynamic_batch=dynamic_batch, preprocess=source.preprocess,
+        dynamic_batch=dynamic_batch, dynamic_size=dynamic_size, preprocess=source.preprocess,
         class_names=source.class_names, checkpoint=source.checkpoint, fused=fuse_model,
         data={key: source.training[key] for key in ("data", "val_fraction", "seed")
               if key in source.training},

@@ -151,8 +151,9 @@ def openvino_runner(onnx_path: str | Path, precision: str = "fp32",
             compiled_by_shape[shape] = core.compile_model(network, "CPU", config)
         return compiled_by_shape[shape]
 
-    dims = network.inputs[0].get_partial_shape()
-    probe = compiled_for((1, *[dim.get_length() for dim in list(dims)[1:]]))
+    dims = network.inputs[0].get_partial_shape()  # a segmenter's height and width are dynamic
+    probe = compiled_for((1, *[dim.get_length() if dim.is_static else 64
+                               for dim in list(dims)[1:]]))
     runs_in = str(probe.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. <Type: 'float32'>
     actual = next((ours for theirs, ours in (("bf16", "bf16"), ("bfloat16", "bf16"),
                                              ("float32", "fp32"), ("f32", "fp32"),
@@ -262,7 +263,8 @@ def check_sidecar(backend: Backend, sidecar: Sidecar, path: str | Path) -> None:
         raise ValueError(f"{where} disagree: the file does not take a "
                          f"{'x'.join(map(str, shape))} input ({detail})") from None
     names = sidecar.class_names
-    if names is not None and tuple(outputs.shape) != (shape[0], len(names)):
+    expected = (shape[0], len(names or [])) + (tuple(shape[2:]) if sidecar.dynamic_size else ())
+    if names is not None and tuple(outputs.shape) != expected:  # segmenters: a map per class
         raise ValueError(f"{where} disagree: the file gives outputs of shape "
                          f"{tuple(outputs.shape)}, the sidecar names {len(names)} classes")
 

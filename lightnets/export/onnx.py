@@ -1,7 +1,8 @@
 """ONNX export through ``torch.export`` (the dynamo-based exporter) and ONNX Runtime sessions.
 
 The batch dimension is exported as a symbol (``batch``) so one file serves any batch size; the
-spatial size is fixed at export, as the deployed preprocessing fixes it. The graph is traced at
+spatial size is fixed at export, as the deployed preprocessing fixes it, except for segmenters,
+whose height and width are symbols too (``height``, ``width``: a mask at any image's size). The graph is traced at
 batch 2 because ``torch.export`` specialises sizes 0 and 1.
 """
 
@@ -44,17 +45,29 @@ def quiet_exporter():
         yield
 
 
+def dynamic_dims(dynamic_batch: bool, dynamic_size: bool, min_size: int = 32
+                 ) -> tuple[dict[int, Any]] | None:
+    """``torch.export``'s dynamic shapes of the one input: the batch, and the height and width
+    from ``min_size`` up."""
+    dims = {0: torch.export.Dim("batch", min=1)} if dynamic_batch else {}
+    if dynamic_size:
+        dims.update({2: torch.export.Dim("height", min=min_size, max=8192),
+                     3: torch.export.Dim("width", min=min_size, max=8192)})
+    return (dims,) if dims else None
+
+
 def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, int],
                 dynamic_batch: bool = True, batch_size: int = 1,
-                opset: int = DEFAULT_OPSET) -> Path:
+                opset: int = DEFAULT_OPSET, dynamic_size: bool = False) -> Path:
     """Write ``model`` (in eval mode) as an ONNX file taking ``input`` of shape
     ``(batch, *input_size)`` and returning ``logits``; the batch is symbolic when
-    ``dynamic_batch``, else fixed at ``batch_size``."""
+    ``dynamic_batch``, else fixed at ``batch_size``; the height and width too when
+    ``dynamic_size``."""
     require_all((package, "ONNX export") for package in ONNX_EXPORT_PACKAGES)
     path = Path(path)
     model = without_inplace(model).eval()
     example = torch.randn(2 if dynamic_batch else batch_size, *input_size)
-    dynamic = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+    dynamic = dynamic_dims(dynamic_batch, dynamic_size)
     try:
         with quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(model, (example,), None, dynamo=True, opset_version=opset,

@@ -20,15 +20,18 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lightnets.checkpoint import checkpoint_path
+from lightnets.checkpoint import checkpoint_path, load_checkpoint
 from lightnets.data import build_data, make_loader
-from lightnets.data.transforms import eval_transform, preprocess_input_size
+from lightnets.data.transforms import (eval_transform, normalize_transform,
+                                       preprocess_input_size)
 from lightnets.export.artefact import FORMATS
 from lightnets.export.backends import backend_from_file, create_backend
 from lightnets.export.fuse import fuse
-from lightnets.export.sidecar import Sidecar, sidecar_path
+from lightnets.export.sidecar import Sidecar, read_sidecar, sidecar_path
+from lightnets.registry import task_of
 from lightnets.train.evaluate import EvalResult, evaluate_model
 from lightnets.train.runtime import pick_device
+from lightnets.train.seg_evaluate import SegEvalResult, evaluate_segmenter
 from lightnets.weights import load_pretrained
 
 
@@ -79,6 +82,21 @@ def is_exported(path: str | Path) -> bool:
     rather than a training checkpoint or run folder."""
     path = Path(path)
     return path.is_file() and (path.suffix in FORMATS.values() or sidecar_path(path).is_file())
+
+
+def model_task(path: str | Path, model: str | None = None) -> str:
+    """What the model behind a checkpoint, run folder or exported file predicts (the
+    registered ``model`` for other libraries' weights)."""
+    if model is not None:
+        return task_of(model)
+    if is_exported(path):
+        name = read_sidecar(path).model
+    else:
+        name = load_checkpoint(path, prefer="best").model_name
+    try:
+        return task_of(name)
+    except ValueError:  # a model this version does not register: its loader will say so
+        return "classification"
 
 
 def fixed_batch(run: Callable[[torch.Tensor], torch.Tensor], batch: int
@@ -159,8 +177,8 @@ def predict(checkpoint: str | Path, images: list[str | Path | Image.Image], top_
 
 def evaluate_exported(path: str | Path, data: str | None = None, split: str = "val",
                       batch_size: int = 256, workers: int | None = 0,
-                      limit_batches: int | None = None, backend: str | None = None
-                      ) -> EvalResult:
+                      limit_batches: int | None = None, backend: str | None = None,
+                      examples: int = 0) -> EvalResult | SegEvalResult:
     """:func:`lightnets.train.evaluate` for an exported file: top-1, top-5, loss and confusion
     on ``data`` (default: the data its sidecar records) with the sidecar's preprocessing."""
     if split not in ("train", "val"):
@@ -174,13 +192,19 @@ def evaluate_exported(path: str | Path, data: str | None = None, split: str = "v
     if not data:
         raise ValueError(f"the sidecar of {str(path)!r} does not record the model's data; "
                          "pass --data")
+    task = model_task(path)
     bundle = build_data(data, sidecar.preprocess, augment=False,
                         val_fraction=trained.get("val_fraction", 0.2),
-                        seed=trained.get("seed", 0))
+                        seed=trained.get("seed", 0), normalize=task != "segmentation",
+                        task=task)
     if sidecar.class_names is not None and bundle.classes != sidecar.class_names:
         raise ValueError(f"the classes of {data!r} ({', '.join(bundle.classes[:5])}, ...) differ "
                          f"from the model's ({', '.join(sidecar.class_names[:5])}, ...)")
     dataset = bundle.val if split == "val" else bundle.train
     loader = make_loader(dataset, batch_size, torch.device("cpu"), workers or 0)
+    if task == "segmentation":  # uint8 from the loader, kept for the examples' picture
+        return evaluate_segmenter(run, loader, bundle.num_classes, limit_batches=limit_batches,
+                                  classes=bundle.classes, examples=examples,
+                                  normalize=normalize_transform(sidecar.preprocess))
     return evaluate_model(run, loader, bundle.num_classes, limit_batches=limit_batches,
                           classes=bundle.classes)

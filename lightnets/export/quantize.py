@@ -43,6 +43,7 @@ from lightnets.export.timing import time_callables
 from lightnets.export.torch_formats import export_pt2
 from lightnets.export.verify import Runner
 from lightnets.hardware import native_int8_dot
+from lightnets.train.seg_evaluate import evaluate_segmenter
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # backend -> the artefact format the reduced model is written in
@@ -79,30 +80,36 @@ class AccuracyGateError(ValueError):
 
 @dataclass
 class QuantizeReport:
-    """Accuracy (fractions) and latency (ms per batch) before and after."""
+    """Accuracy (fractions: top-1 for classifiers, mIoU for segmenters, the ``metric``) and
+    latency (ms per batch) before and after."""
 
     model: str
     precision: str
-    fp32_top1: float
-    reduced_top1: float
+    fp32_score: float
+    reduced_score: float
     val_images: int
     calib_images: int
     max_drop_points: float
     latency_ms: dict[int, dict[str, float]] = field(default_factory=dict)
     written: str | None = None
     backend: str = "onnxruntime"
+    metric: str = "top1"            # or "miou"
+
+    @property
+    def metric_name(self) -> str:
+        return {"top1": "top-1", "miou": "mIoU"}[self.metric]
 
     @property
     def drop_points(self) -> float:
-        return 100 * (self.fp32_top1 - self.reduced_top1)
+        return 100 * (self.fp32_score - self.reduced_score)
 
     @property
     def passed(self) -> bool:
         return self.drop_points <= self.max_drop_points
 
     def lines(self) -> list[str]:
-        out = [f"top-1 on {self.val_images} validation images: fp32 {self.fp32_top1:.2%}, "
-               f"{self.precision} in {self.backend} {self.reduced_top1:.2%} "
+        out = [f"{self.metric_name} on {self.val_images} validation images: fp32 {self.fp32_score:.2%}, "
+               f"{self.precision} in {self.backend} {self.reduced_score:.2%} "
                f"(drop {self.drop_points:+.2f} points, "
                f"allowed {self.max_drop_points:.2f})"]
         for batch, row in self.latency_ms.items():
@@ -111,7 +118,10 @@ class QuantizeReport:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "drop_points": self.drop_points, "passed": self.passed}
+        values = asdict(self)
+        values[f"fp32_{self.metric}"] = values.pop("fp32_score")
+        values[f"reduced_{self.metric}"] = values.pop("reduced_score")
+        return {**values, "drop_points": self.drop_points, "passed": self.passed}
 
 
 def evenly_spaced(dataset: Any, count: int) -> torch.Tensor:
@@ -167,6 +177,17 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: tor
                                          {"minmax": "MinMax", "entropy": "Entropy",
                                           "percentile": "Percentile"}[method]))
     return Path(int8_path)
+
+
+@torch.no_grad()
+def score(run: Runner, dataset: Any, num_classes: int, task: str, batch_size: int = 64
+          ) -> float:
+    """What the gate compares: top-1 accuracy of ``run`` on an (image, label) dataset, or the
+    mIoU on an (image, mask) one."""
+    if task == "segmentation":
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+        return evaluate_segmenter(run, loader, num_classes).miou
+    return top1(run, dataset, batch_size)
 
 
 @torch.no_grad()
@@ -228,8 +249,9 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     val_source = val_data or training.get("data")
     if not val_source:
         raise ValueError("the checkpoint does not record its data; pass --val-data")
+    task = getattr(source.model, "task", "classification")
     val = build_data(val_source, source.preprocess, augment=False, val_fraction=fraction,
-                     seed=seed, warn=False)
+                     seed=seed, warn=False, task=task)
     if source.class_names and val.classes != source.class_names:
         raise ValueError(f"the classes of {val_source!r} differ from the checkpoint's")
     if reduce_range is None:
@@ -239,7 +261,7 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     path = check_writable_file(Path(output) if output else
                                Path(source.checkpoint).with_suffix(suffix), "the quantized model")
     # calibration images need no validation split: read them all before any export
-    images = (evenly_spaced(unsplit_images(calib_data, source.preprocess), calib_size)
+    images = (evenly_spaced(unsplit_images(calib_data, source.preprocess, task), calib_size)
               if precision == "int8" else torch.empty(0))
 
     with tempfile.TemporaryDirectory() as folder:
@@ -260,16 +282,19 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
         reduced_run = artefact_backend(reduced_path, ARTEFACT_FORMATS[backend], precision,
                                        backend)
         say(f"evaluating on {len(val.val)} validation images ({precision} in {backend})...")
-        report = QuantizeReport(source.name, precision, top1(fp32_run, val.val),
-                                top1(reduced_run, val.val), len(val.val), len(images), max_drop,
-                                backend=backend)
+        report = QuantizeReport(source.name, precision,
+                                score(fp32_run, val.val, val.num_classes, task),
+                                score(reduced_run, val.val, val.num_classes, task),
+                                len(val.val), len(images), max_drop, backend=backend,
+                                metric="miou" if task == "segmentation" else "top1")
         for batch in latency_batches:
             x = torch.randn(batch, *source.input_size)
             times = time_callables({"fp32": fp32_run, precision: reduced_run}, x, 2, 10)
             report.latency_ms[batch] = {k: float(np.median(v)) for k, v in times.items()}
         if not report.passed and not force:
             raise AccuracyGateError(
-                f"{precision} model not written: top-1 dropped {report.drop_points:.2f} points, "
+                f"{precision} model not written: {report.metric_name} dropped "
+                f"{report.drop_points:.2f} points, "
                 f"more than the allowed {max_drop:.2f} (raise --max-drop or pass --force)",
                 report)
         write_atomic(path, Path(reduced_path).read_bytes())  # a crash never leaves half a file

@@ -41,6 +41,7 @@ class Sidecar:
     verification: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    dynamic_size: bool = False      # height and width symbolic too (segmenters)
     format: str = SIDECAR_FORMAT
 
     def as_dict(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lightnets.export.onnx import quiet_exporter, without_inplace
+from lightnets.export.onnx import dynamic_dims, quiet_exporter, without_inplace
 from lightnets.files import first_line
 
 
@@ -34,11 +34,13 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: tuple[int
 
 
 def export_pt2(model: nn.Module, path: str | Path, input_size: tuple[int, int, int],
-               dynamic_batch: bool = True, batch_size: int = 1) -> Path:
-    """Save ``torch.export.export(model)`` with a symbolic batch dimension (or a fixed one)."""
+               dynamic_batch: bool = True, batch_size: int = 1,
+               dynamic_size: bool = False) -> Path:
+    """Save ``torch.export.export(model)`` with a symbolic batch dimension (or a fixed one),
+    and symbolic height and width when ``dynamic_size``."""
     path = Path(path)
     example = torch.randn(2 if dynamic_batch else batch_size, *input_size)
-    dynamic = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+    dynamic = dynamic_dims(dynamic_batch, dynamic_size)
     try:
         with quiet_exporter():
             program = torch.export.export(without_inplace(model).eval(), (example,),

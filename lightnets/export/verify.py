@@ -105,7 +105,7 @@ def compare(reference: torch.Tensor, candidate: torch.Tensor, inputs: str) -> Co
         raise VerificationError(f"artefact output shape {tuple(candidate.shape)} differs from "
                                 f"the eager model's {tuple(reference.shape)} ({inputs} inputs)")
     agreement = (reference.argmax(1) == candidate.argmax(1)).float().mean().item() \
-        if reference.dim() == 2 and reference.shape[1] > 0 else 1.0
+        if reference.dim() in (2, 4) and reference.shape[1] > 0 else 1.0
     return Comparison(inputs, reference.shape[0], (reference - candidate).abs().max().item(),
                       reference.abs().max().item(), agreement)
 
@@ -113,16 +113,22 @@ def compare(reference: torch.Tensor, candidate: torch.Tensor, inputs: str) -> Co
 @torch.no_grad()
 def verify(reference: nn.Module, run: Runner, input_size: tuple[int, int, int],
            preprocess: dict[str, Any] | None = None, tolerance: float = DEFAULT_TOLERANCE,
-           real: bool = True, batch_sizes: tuple[int, int] = (3, 5)) -> Verification:
+           real: bool = True, batch_sizes: tuple[int, int] = (3, 5),
+           dynamic_size: bool = False) -> Verification:
     """Compare ``run`` (the artefact) with the eager ``reference`` on a random batch and, when
     ``real``, a batch of real images (``batch_sizes``: their sizes; neither is the traced batch
-    of 2); nothing is raised here (see :func:`check`)."""
+    of 2); with ``dynamic_size`` the real images come at another height and width than the
+    traced ones (and the random ones at the traced size). Nothing is raised here (see
+    :func:`check`)."""
     reference = reference.eval()
     batches = [("random", random_images(input_size, batch_sizes[0]))]
     notes = []
+    chans, height, width = input_size
+    real_size = (chans, height + 24, width + 40) if dynamic_size else input_size
     if real:
         try:
-            batches.append(("real", real_images(input_size, preprocess, batch_sizes[1])))
+            label = f"real {real_size[1]}x{real_size[2]}" if dynamic_size else "real"
+            batches.append((label, real_images(real_size, preprocess, batch_sizes[1])))
         except ValueError as missing:  # scikit-learn absent: say so rather than skip silently
             notes.append(f"real-image check skipped: {missing}")
     comparisons = [compare(reference(x), run(x), label) for label, x in batches]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from lightnets.train.config import TrainConfig
+from lightnets.train.config import DATA_DEFAULTS, TrainConfig
 from lightnets.train.optim import build_optimizer, fused_by_default
 from lightnets.train.runtime import pick_precision_and_layout
 from lightnets.train.step import TrainStep
@@ -22,7 +22,7 @@ def trainer_step(model: nn.Module, images: torch.Tensor, compiled: bool = False
     step, at a small learning rate so that repeats stay finite), whether it runs channels-last,
     and its settings in words (a :data:`lightnets.profile.bench.StepFactory`). ``compiled``: the
     step of ``torch.compile(model)``, as ``lightnets train --compile`` runs it."""
-    device, defaults = images.device, TrainConfig()
+    device, defaults = images.device, TrainConfig()  # what a classifier's run takes
     amp_dtype, channels_last = pick_precision_and_layout(
         defaults.amp, defaults.channels_last, device, model, tuple(images.shape[1:]))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -31,7 +31,7 @@ def trainer_step(model: nn.Module, images: torch.Tensor, compiled: bool = False
     labels = torch.zeros(len(images), dtype=torch.long, device=device)
     optimizer = build_optimizer(model, "sgd", lr=1e-4, weight_decay=5e-5)
     step = TrainStep(torch.compile(model) if compiled else model, optimizer, amp_dtype=amp_dtype,
-                     label_smoothing=defaults.label_smoothing)
+                     label_smoothing=DATA_DEFAULTS["digits"]["label_smoothing"])
 
     def run() -> None:
         step.update(step.forward(images, labels)[1])

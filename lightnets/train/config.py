@@ -13,13 +13,20 @@ from lightnets.checkpoint import Checkpoint
 
 # Per data kind. Digits: tuned so MobileNetV2 at 32x32 passes 98% validation accuracy in a few
 # minutes on two CPU cores. CIFAR: the usual SGD recipe. Folders: AdamW, robust to the unknown.
+# Segmentation (no label smoothing: a pixel's label is not a guess among look-alike classes):
+# digits-seg tuned so LR-ASPP MobileNetV3-Large passes 80% mIoU within five minutes on two CPU
+# cores; segmentation folders AdamW at the model's input size (520 for the segmenters).
 DATA_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": dict(epochs=15, batch_size=32, input_size=32, in_chans=1, optimizer="sgd",
-                   lr=0.02, weight_decay=5e-5, warmup_epochs=1.0),
+                   lr=0.02, weight_decay=5e-5, warmup_epochs=1.0, label_smoothing=0.1),
     "cifar": dict(epochs=30, batch_size=128, input_size=32, in_chans=3, optimizer="sgd",
-                  lr=0.1, weight_decay=5e-4, warmup_epochs=1.0),
+                  lr=0.1, weight_decay=5e-4, warmup_epochs=1.0, label_smoothing=0.1),
     "folder": dict(epochs=30, batch_size=64, input_size=None, in_chans=3, optimizer="adamw",
-                   lr=1e-3, weight_decay=0.05, warmup_epochs=2.0),
+                   lr=1e-3, weight_decay=0.05, warmup_epochs=2.0, label_smoothing=0.1),
+    "digits-seg": dict(epochs=12, batch_size=32, input_size=64, in_chans=3, optimizer="adamw",
+                       lr=4e-3, weight_decay=1e-4, warmup_epochs=1.0, label_smoothing=0.0),
+    "seg-folder": dict(epochs=30, batch_size=8, input_size=None, in_chans=3, optimizer="adamw",
+                       lr=1e-3, weight_decay=1e-4, warmup_epochs=1.0, label_smoothing=0.0),
 }
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -34,7 +41,9 @@ class TrainConfig:
 
     # what to train on what
     model: str = "mobilenet_v2"
-    data: str = "digits"                 # 'digits', an image folder, or a CIFAR folder
+    data: str | None = None              # 'digits', an image folder, or a CIFAR folder; for
+    #                                      segmenters 'digits-seg', a VOC or a pair folder;
+    #                                      None: the embedded data of the model's task
     model_args: dict[str, Any] = field(default_factory=dict)  # e.g. {"width_mult": 0.5}
     input_size: int | None = None        # square side; None: per data (model default for folders)
     in_chans: int | None = None          # 1 or 3; None: per data (1 for digits)
@@ -48,7 +57,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float | None = None    # not applied to norm weights or biases
     warmup_epochs: float | None = None   # linear warm-up, then cosine decay to zero
-    label_smoothing: float = 0.1
+    label_smoothing: float | None = None  # None: 0.1 for classification data, 0 for masks
     grad_clip: float | None = None       # max global gradient norm
     precise_bn_batches: int | None = None  # BatchNorm statistics recomputed over this many
     #                                        training batches before each validation; None:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from lightnets.data import build_data, default_workers, make_loader, normalize_transform
 from lightnets.files import write_atomic
 from lightnets.train.runtime import pick_device
+from lightnets.train.seg_evaluate import SegEvalResult, evaluate_segmenter
 from lightnets.weights import PretrainedNote, load_pretrained
 
 
@@ -33,6 +34,15 @@ class EvalResult:
     classes: list[str] = field(default_factory=list)
     per_class: list[float] = field(default_factory=list)
     confusion: list[list[int]] = field(default_factory=list)
+
+    @property
+    def primary(self) -> float:
+        """The figure a run keeps its best checkpoint by."""
+        return self.top1
+
+    def row(self) -> dict[str, float]:
+        """The validation columns of a training run's metrics table."""
+        return {"val_loss": self.loss, "val_top1": self.top1, "val_top5": self.top5}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,13 +105,14 @@ def evaluate_model(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], lo
 def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val",
              batch_size: int = 256, device: str = "auto", workers: int | None = None,
              limit_batches: int | None = None, model: str | None = None,
-             source: str | None = None) -> EvalResult:
+             source: str | None = None, examples: int = 0) -> EvalResult | SegEvalResult:
     """Evaluate a checkpoint (file or run folder: its ``best.pt``) on ``data`` (default: the
     data it was trained on), with the preprocessing stored in the checkpoint; or the
     torchvision / timm weights of the registered ``model`` with theirs. Weights without class
     names of their own (ImageNet's, or none) take the data's class folders in sorted order,
     ImageNet's standard order for its synset folders; so do converted checkpoints, which
-    record no training data."""
+    record no training data. A segmenter's checkpoint gives a :class:`SegEvalResult` (mIoU,
+    pixel accuracy, per-class IoU) holding its first ``examples`` validation images."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be train or val, got {split!r}")
     if batch_size < 1:
@@ -115,9 +126,10 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
     data = data or config.get("data")
     if not data:
         raise ValueError(f"{info.path!r} does not record its data; pass --data")
+    task = getattr(loaded, "task", "classification")
     bundle = build_data(data, info.preprocess, augment=False,
                         val_fraction=config.get("val_fraction", 0.2), seed=config.get("seed", 0),
-                        normalize=False)
+                        normalize=False, task=task)
     if state is not None:
         state.check_matches(num_classes=bundle.num_classes)
     if loaded.num_classes != bundle.num_classes:
@@ -140,6 +152,11 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
     dataset = bundle.val if split == "val" else bundle.train
     workers = default_workers(bundle.kind) if workers is None else workers
     loader = make_loader(dataset, batch_size, chosen, workers)
+    if task == "segmentation":
+        return evaluate_segmenter(model, loader, bundle.num_classes, chosen, None, channels_last,
+                                  limit_batches, classes=bundle.classes,
+                                  normalize=normalize_transform(info.preprocess),
+                                  examples=examples)
     return evaluate_model(model, loader, bundle.num_classes, chosen, None, channels_last,
                           limit_batches, classes=bundle.classes,
                           normalize=normalize_transform(info.preprocess))

@@ -27,10 +27,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, Subset
 
 from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from lightnets.data import (build_data, data_kind, default_preprocess, default_workers,
-                            make_loader, normalize_transform)
+from lightnets.data import (EMBEDDED, IGNORE_INDEX, build_data, data_kind, default_preprocess,
+                            default_workers, make_loader, normalize_transform)
 from lightnets.optional import by_product
-from lightnets.registry import create_model, meta_model
+from lightnets.registry import create_model, meta_model, task_of
 from lightnets.train import report
 from lightnets.train.config import TrainConfig, resolve_config, resumed_config
 from lightnets.train.distill import load_teacher
@@ -40,11 +40,24 @@ from lightnets.train.optim import build_optimizer, build_scheduler
 from lightnets.train.precise_bn import has_slow_batchnorm, recompute_batchnorm_stats
 from lightnets.train.rng import capture_rng, restore_rng
 from lightnets.train.runtime import Runtime, pick_precision_and_layout, setup_runtime
+from lightnets.train.seg_evaluate import evaluate_segmenter
 from lightnets.train.step import TrainStep
 from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 
 # batches precise BN averages over, where the model's BatchNorm is slow (see precise_bn.py)
 PRECISE_BN_BATCHES = 20
+
+
+def hits_and_counts(logits: torch.Tensor, labels: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right predictions and predictions made, as float64 on the device: one per image for
+    classifiers, one per labelled pixel for segmenters (masks ``(N, H, W)``)."""
+    predicted = logits.detach().argmax(1)
+    if labels.dim() == 1:
+        return ((predicted == labels).sum().double(),
+                torch.tensor(len(labels), dtype=torch.float64, device=labels.device))
+    labelled = labels != IGNORE_INDEX
+    return ((predicted == labels) & labelled).sum().double(), labelled.sum().double()
 
 
 class NonFiniteLossError(RuntimeError):
@@ -88,6 +101,9 @@ def train_epochs(config: TrainConfig, overwrite: bool = False, console: Console 
         resume_from.require("to resume training", "optimizer", "scheduler", "scaler", "rng")
         config = resumed_config(config, resume_from)
 
+    if config.data is None:  # the embedded data of the model's task: digits or digits-seg
+        config = dataclasses.replace(config, data=EMBEDDED[task_of(config.model)])
+
     # -- runtime: device, precision, processes ----------------------------------------------
     runtime = setup_runtime(config.device, config.amp, config.channels_last)
     with contextlib.ExitStack() as cleanup:  # the process group, then the run folder's lock
@@ -125,7 +141,6 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     plots = is_main and by_product("matplotlib", f"{run_dir / 'curves.png'}")
 
     # -- data: per-data defaults, datasets, loaders -----------------------------------------
-    kind = data_kind(config.data)
     fixed = sorted({"num_classes", "in_chans"} & set(config.model_args))
     if fixed:
         raise ValueError(f"model_args cannot set {', '.join(fixed)}: the data decides them "
@@ -140,10 +155,13 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         config = dataclasses.replace(config, model_args={**pretrained.options,
                                                          **config.model_args})
     shape_only = meta_model(config.model, **config.model_args)
-    task = getattr(shape_only, "task", "classification")
-    if task != "classification":
+    task = getattr(shape_only, "task", "classification")  # the model's task picks the data's
+    if task not in ("classification", "segmentation"):
         raise ValueError(f"{config.model} is a {task} model; lightnets train trains "
-                         "classifiers (segmentation training is not built yet)")
+                         "classifiers and segmenters")
+    if task == "segmentation" and config.teacher:
+        raise ValueError("--teacher distils classifiers; segmenters train on their masks alone")
+    kind = data_kind(config.data, task)
     # Auxiliary classifiers (GoogLeNet, Inception v3) are built off by default, like
     # torchvision's; training switches them on, as their papers train, unless told otherwise.
     if ("aux_logits" in inspect.signature(type(shape_only)).parameters
@@ -168,7 +186,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     # the loaders hand over images before their last step (uint8 for decoded files), which
     # runs on the device, on whole batches: see transforms.train_transform
     data = build_data(config.data, preprocess, config.augment, config.val_fraction,
-                      config.seed, warn=is_main, normalize=False)
+                      config.seed, warn=is_main, normalize=False, task=task)
     normalize = normalize_transform(preprocess)
     batch_size = config.batch_size // runtime.world_size  # per process
     if batch_size < 1:
@@ -187,6 +205,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     val_shard = Subset(data.val, range(runtime.rank, len(data.val), runtime.world_size))
     val_loader = make_loader(val_shard, 2 * batch_size, device, workers)
     steps_per_epoch = len(train_loader)
+    evaluate = evaluate_segmenter if task == "segmentation" else evaluate_model
     if config.limit_train_batches:
         steps_per_epoch = min(steps_per_epoch, config.limit_train_batches)
 
@@ -249,7 +268,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     train_step = TrainStep(train_model, optimizer, scheduler, scaler, runtime.amp_dtype,
                            config.label_smoothing,
                            float(getattr(model, "aux_loss_weight", 0.0)), config.grad_clip,
-                           teacher, config.distill_alpha, config.distill_temperature)
+                           teacher, config.distill_alpha, config.distill_temperature, task)
 
     # -- run folder: the resolved configuration, what really runs ----------------------------
     config = dataclasses.replace(config, name=run_dir.name, runs_dir=str(run_dir.parent),
@@ -261,7 +280,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             "num_classes": data.num_classes, "class_names": data.classes,
             "world_size": runtime.world_size, "device": str(device),
             "amp": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "off",
-            "channels_last": runtime.channels_last, "preprocess": preprocess,
+            "channels_last": runtime.channels_last, "preprocess": preprocess, "task": task,
             "train_images": len(data.train), "val_images": len(data.val)})
         start = f" from {config.pretrained}" if config.pretrained else ""
         console.print(f"training {config.model}{start} "
@@ -287,19 +306,20 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         train_model.train()
         frozen = epoch < config.freeze_backbone_epochs  # only the new classifier learns
         freeze_backbone(model, backbone, frozen)
-        # running sums on this process: loss * images, correct predictions, images; kept on the
-        # device and read by the host only for the progress bar, a few times a second
-        tally = torch.zeros(3, dtype=torch.float64, device=device)
+        # running sums on this process: loss * images, correct predictions (pixels for
+        # segmenters, labelled ones only), predictions, images; kept on the device and read by
+        # the host only for the progress bar, a few times a second
+        tally = torch.zeros(4, dtype=torch.float64, device=device)
         shown_at = epoch_start
         with report.epoch_progress(console, show) as progress:
-            task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}",
+            bar = progress.add_task(f"epoch {epoch + 1}/{config.epochs}",
                                      total=steps_per_epoch, loss=0.0, acc=0.0, speed=0.0)
             for step, (images, labels) in enumerate(train_loader):
                 if step >= steps_per_epoch:
                     break
                 images = normalize(images.to(device, non_blocking=True,
                                              memory_format=memory_format))
-                labels = labels.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True).long()  # masks travel as uint8
                 logits, loss = train_step.forward(images, labels)
 
                 # a diverged loss stops every process at the same step, before any update
@@ -314,14 +334,14 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                 train_step.update(loss)
 
                 tally += torch.stack([loss.detach().double() * len(labels),
-                                      (logits.argmax(1) == labels).sum().double(),
+                                      *hits_and_counts(logits, labels),
                                       torch.tensor(len(labels), dtype=torch.float64,
                                                    device=device)])
-                progress.advance(task)
+                progress.advance(bar)
                 now = time.perf_counter()
                 if show and (now - shown_at > 0.25 or step + 1 == steps_per_epoch):
-                    shown_at, (loss_sum, correct, seen) = now, tally.tolist()
-                    progress.update(task, loss=loss_sum / seen, acc=correct / seen,
+                    shown_at, (loss_sum, correct, counted, seen) = now, tally.tolist()
+                    progress.update(bar, loss=loss_sum / seen, acc=correct / max(counted, 1),
                                     speed=seen * runtime.world_size / (now - epoch_start))
         tally = runtime.sum(tally)
         train_seconds = time.perf_counter() - epoch_start
@@ -336,17 +356,17 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                                                                   memory_format=memory_format))
                                               for images, _ in batches))
         runtime.average_buffers(model)
-        result = evaluate_model(model, val_loader, data.num_classes, device, None,
-                                runtime.channels_last, config.limit_val_batches, runtime.sum,
-                                data.classes, normalize)
+        result = evaluate(model, val_loader, data.num_classes, device, None,
+                          runtime.channels_last, config.limit_val_batches, runtime.sum,
+                          data.classes, normalize)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-               "train_loss": float(tally[0] / tally[2]), "train_acc": float(tally[1] / tally[2]),
-               "val_loss": result.loss, "val_top1": result.top1, "val_top5": result.top5,
+               "train_loss": float(tally[0] / tally[3]),
+               "train_acc": float(tally[1] / tally[2].clamp(min=1)), **result.row(),
                "epoch_seconds": time.perf_counter() - epoch_start,
-               "images_per_second": float(tally[2]) / train_seconds}
+               "images_per_second": float(tally[3]) / train_seconds}
         history.append(row)
-        improved = result.top1 > best_top1
-        best_top1 = max(best_top1, result.top1)
+        improved = result.primary > best_top1
+        best_top1 = max(best_top1, result.primary)
 
         # checkpoint, metrics, plot: rank 0 only; the others wait so no one runs ahead
         if is_main:

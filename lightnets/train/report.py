@@ -21,8 +21,18 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 from lightnets.files import FolderInUseError, lock_folder, write_atomic
 
 RUN_FILES = ("last.pt", "best.pt", "config.json", "metrics.csv", "curves.png")
-METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_top1", "val_top5",
+# the validation columns are the task's (EvalResult.row, SegEvalResult.row); a row says which
+VAL_COLUMNS = {"val_top1": ["val_loss", "val_top1", "val_top5"],
+               "val_miou": ["val_loss", "val_miou", "val_pixel_acc"]}
+METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", *VAL_COLUMNS["val_top1"],
                   "epoch_seconds", "images_per_second"]
+
+
+def metric_columns(row: dict[str, float]) -> list[str]:
+    """The columns of a metrics table whose rows look like ``row``."""
+    val = VAL_COLUMNS["val_miou" if "val_miou" in row else "val_top1"]
+    return ["epoch", "lr", "train_loss", "train_acc", *val, "epoch_seconds",
+            "images_per_second"]
 
 
 def choose_run_dir(runs_dir: str, name: str | None, model: str, data: str) -> Path:
@@ -81,7 +91,8 @@ def write_config(run_dir: Path, config: dict[str, Any], extra: dict[str, Any]) -
 
 def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=metric_columns(history[0] if history else {}),
+                            extrasaction="ignore")
     writer.writeheader()
     for row in history:
         writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value)
@@ -90,8 +101,9 @@ def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
 
 
 def plot_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> None:
-    """Loss (train and validation) and accuracy (train and validation top-1) per epoch (needs
-    matplotlib: check :func:`lightnets.optional.by_product` first)."""
+    """Loss (train and validation) and accuracy (train and validation top-1; for segmenters
+    train pixel accuracy, validation pixel accuracy and mIoU) per epoch (needs matplotlib:
+    check :func:`lightnets.optional.by_product` first)."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     epochs = [row["epoch"] for row in history]
@@ -101,9 +113,16 @@ def plot_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> N
     loss_axes.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
     loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     accuracy_axes.plot(epochs, [100 * row["train_acc"] for row in history], "o-", label="train")
-    accuracy_axes.plot(epochs, [100 * row["val_top1"] for row in history], "o-",
-                       label="validation top-1")
-    accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    if "val_miou" in history[0]:
+        accuracy_axes.plot(epochs, [100 * row["val_pixel_acc"] for row in history], "o-",
+                           label="validation pixel accuracy")
+        accuracy_axes.plot(epochs, [100 * row["val_miou"] for row in history], "s-",
+                           label="validation mIoU")
+        accuracy_axes.set(xlabel="epoch", ylabel="%", title="pixel accuracy and mIoU")
+    else:
+        accuracy_axes.plot(epochs, [100 * row["val_top1"] for row in history], "o-",
+                           label="validation top-1")
+        accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
         axes.legend()
@@ -126,8 +145,10 @@ def epoch_progress(console: Console, enabled: bool) -> Progress:
 
 def epoch_line(row: dict[str, float], epochs: int) -> str:
     """The one-line summary printed after each epoch."""
+    val = (f"mIoU {row['val_miou']:6.2%} pixel acc {row['val_pixel_acc']:6.2%}"
+           if "val_miou" in row else
+           f"top1 {row['val_top1']:6.2%} top5 {row['val_top5']:6.2%}")
     return (f"epoch {row['epoch']:>3}/{epochs}  lr {row['lr']:.2e}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2%}  |  "
-            f"val loss {row['val_loss']:.4f} top1 {row['val_top1']:6.2%} "
-            f"top5 {row['val_top5']:6.2%}  |  {row['epoch_seconds']:.1f}s "
+            f"val loss {row['val_loss']:.4f} {val}  |  {row['epoch_seconds']:.1f}s "
             f"{row['images_per_second']:.0f} img/s")

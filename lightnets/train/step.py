@@ -1,6 +1,6 @@
 """One optimisation step as the trainer takes it, in two halves so the loop can stop a diverged
-loss before any update: :meth:`TrainStep.forward` (autocast forward, label and auxiliary losses,
-optionally the teacher's soft targets) and :meth:`TrainStep.update` (backward, clipping, the
+loss before any update: :meth:`TrainStep.forward` (autocast forward, label and auxiliary losses
+(per image for classifiers, per pixel for segmenters), optionally the teacher's soft targets) and :meth:`TrainStep.update` (backward, clipping, the
 optimiser and schedule). ``lightnets bench --mode train`` times this same step."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightnets.train.distill import distillation_loss
+from lightnets.train.seg_evaluate import segmentation_loss
 
 
 def classification_loss(logits: torch.Tensor, aux_logits: list[torch.Tensor],
@@ -35,7 +36,7 @@ class TrainStep:
                  amp_dtype: torch.dtype | None = None, label_smoothing: float = 0.0,
                  aux_weight: float = 0.0, grad_clip: float | None = None,
                  teacher: nn.Module | None = None, distill_alpha: float = 0.7,
-                 distill_temperature: float = 4.0) -> None:
+                 distill_temperature: float = 4.0, task: str = "classification") -> None:
         device_type = next(model.parameters()).device.type
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.scaler = scaler or torch.amp.GradScaler(device_type, enabled=False)
@@ -45,6 +46,7 @@ class TrainStep:
                                                                  grad_clip)
         self.teacher, self.distill_alpha, self.distill_temperature = (teacher, distill_alpha,
                                                                       distill_temperature)
+        self.loss = segmentation_loss if task == "segmentation" else classification_loss
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,8 +54,7 @@ class TrainStep:
         distillation term when there is a teacher."""
         with self.autocast:
             logits, aux_logits = self.model(images, return_aux=True)
-            loss = classification_loss(logits, aux_logits, labels, self.aux_weight,
-                                       self.label_smoothing)
+            loss = self.loss(logits, aux_logits, labels, self.aux_weight, self.label_smoothing)
             if self.teacher is not None:
                 with torch.no_grad():
                     teacher_logits = self.teacher(images)

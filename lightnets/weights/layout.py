@@ -79,7 +79,9 @@ def first_convolution(model: nn.Module) -> str:
     hooks = [module.register_forward_pre_hook(lambda m, _: order.append(names[m]))
              for module in names if isinstance(module, nn.Conv2d)]
     try:
-        model.forward_features(torch.empty(1, *model.default_input_size, device="meta"))
+        # a classifier's trunk, or the whole of a model without one (a segmenter)
+        run = getattr(model, "forward_features", model)
+        run(torch.empty(1, *model.default_input_size, device="meta"))
     finally:
         for hook in hooks:
             hook.remove()

@@ -1,0 +1,171 @@
+"""Segmentation metrics from one confusion matrix: mean intersection-over-union, pixel accuracy
+and per-class IoU (Long et al. 2015, Sec. 5; the Pascal VOC protocol: pixels labelled 255 are
+ignored, the matrix is summed over the whole split before any ratio is taken, and a class that
+neither appears nor is predicted is left out of the mean). Under DDP each process fills the
+matrix for its shard and the sums are added, so the figures are the whole split's."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from lightnets.data import IGNORE_INDEX
+from lightnets.data.palette import colourize
+from lightnets.files import write_atomic
+
+
+@dataclass
+class SegEvalResult:
+    """Fractions in [0, 1]; ``confusion[true][predicted]`` counts pixels; ``per_class_iou``
+    is ``None`` for a class absent from both the labels and the predictions."""
+
+    miou: float
+    pixel_accuracy: float
+    loss: float
+    count: int                      # images
+    classes: list[str] = field(default_factory=list)
+    per_class_iou: list[float | None] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+    # the first validation images (uint8, as loaded), their masks and the predicted masks
+    examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(
+        default_factory=list, repr=False)
+
+    @property
+    def primary(self) -> float:
+        """The figure a run keeps its best checkpoint by."""
+        return self.miou
+
+    def row(self) -> dict[str, float]:
+        """The validation columns of a training run's metrics table."""
+        return {"val_loss": self.loss, "val_miou": self.miou,
+                "val_pixel_acc": self.pixel_accuracy}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if key != "examples"}
+
+
+def confusion_counts(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int
+                     ) -> torch.Tensor:
+    """``num_classes**2`` counts of (true, predicted) over the labelled pixels."""
+    valid = labels != IGNORE_INDEX
+    return torch.bincount(labels[valid] * num_classes + predicted[valid],
+                          minlength=num_classes * num_classes)
+
+
+def scores(confusion: torch.Tensor) -> tuple[float, float, list[float | None]]:
+    """``(miou, pixel_accuracy, per_class_iou)`` of a ``(C, C)`` confusion matrix."""
+    confusion = confusion.double()
+    hits = confusion.diagonal()
+    union = confusion.sum(0) + confusion.sum(1) - hits
+    present = union > 0
+    iou = hits / union.clamp(min=1)
+    miou = float(iou[present].mean()) if present.any() else 0.0
+    accuracy = float(hits.sum() / confusion.sum().clamp(min=1))
+    return miou, accuracy, [float(v) if p else None for v, p in zip(iou, present)]
+
+
+def segmentation_loss(logits: torch.Tensor, aux_logits: list[torch.Tensor],
+                      masks: torch.Tensor, aux_weight: float, label_smoothing: float = 0.0
+                      ) -> torch.Tensor:
+    """Per-pixel cross-entropy over the labelled pixels, plus ``aux_weight`` times that of each
+    auxiliary head (torchvision's recipe weighs its FCN head by 0.5)."""
+    def pixel_loss(output: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output.float(), masks, ignore_index=IGNORE_INDEX,
+                               label_smoothing=label_smoothing)
+
+    loss = pixel_loss(logits)
+    for aux in aux_logits:
+        loss = loss + aux_weight * pixel_loss(aux)
+    return loss
+
+
+@torch.inference_mode()
+def evaluate_segmenter(model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+                       loader: DataLoader, num_classes: int, device: torch.device | str = "cpu",
+                       amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+                       limit_batches: int | None = None,
+                       reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                       classes: list[str] | None = None,
+                       normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                       examples: int = 0) -> SegEvalResult:
+    """Evaluate a segmenter (a module, switched to eval mode, or any callable from images to
+    ``(N, C, H, W)`` logits, such as an exported file's backend) on a loader of ``(image,
+    mask)`` batches; the arguments are those of :func:`lightnets.train.evaluate.evaluate_model`.
+    Logits of another size than the masks are resized to them bilinearly. The first
+    ``examples`` images are kept with their masks and predictions (for a picture)."""
+    if limit_batches is not None and limit_batches < 1:
+        raise ValueError(f"limit_batches must be at least 1, got {limit_batches}")
+    device = torch.device(device)
+    if isinstance(model, nn.Module):
+        model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    images_seen = torch.zeros((), dtype=torch.int64, device=device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext())
+    kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for batch, (images, masks) in enumerate(loader):
+        if limit_batches is not None and batch >= limit_batches:
+            break
+        shown = images[:examples - len(kept)] if len(kept) < examples else None
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        if normalize is not None:
+            images = normalize(images)
+        masks = masks.to(device, non_blocking=True).long()
+        with autocast:
+            logits = model(images)
+        logits = logits.float()
+        if logits.shape[-2:] != masks.shape[-2:]:
+            logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear",
+                                   align_corners=False)
+        labelled = (masks != IGNORE_INDEX).sum()
+        if labelled:  # a mean over the labelled pixels, summed as per-image means times images
+            loss_sum += F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX).double() * len(
+                masks)
+        images_seen += len(masks)
+        predicted = logits.argmax(1)
+        confusion += confusion_counts(predicted, masks, num_classes)
+        if shown is not None:
+            kept += zip(shown, masks[:len(shown)].cpu(), predicted[:len(shown)].cpu())
+    if reduce is not None:
+        loss_sum, images_seen, confusion = (reduce(t) for t in (loss_sum, images_seen,
+                                                                confusion))
+    count = int(images_seen)
+    if count == 0:
+        raise ValueError("evaluation saw no images (empty validation split?)")
+    confusion = confusion.view(num_classes, num_classes).cpu()
+    miou, accuracy, per_class = scores(confusion)
+    return SegEvalResult(miou=miou, pixel_accuracy=accuracy, loss=float(loss_sum) / count,
+                         count=count,
+                         classes=list(classes or [str(i) for i in range(num_classes)]),
+                         per_class_iou=per_class, confusion=confusion.tolist(), examples=kept)
+
+
+def save_examples_png(result: SegEvalResult, path: str | Path, title: str = "") -> Path:
+    """The kept validation images beside their ground truth and predicted masks (VOC's
+    palette), one row each."""
+    from matplotlib.figure import Figure
+
+    rows = result.examples
+    if not rows:
+        raise ValueError("the evaluation kept no example images (examples=0)")
+    figure = Figure(figsize=(7.5, 2.5 * len(rows) + 0.5), layout="constrained")
+    grid = figure.subplots(len(rows), 3, squeeze=False)
+    for (image, truth, predicted), axes in zip(rows, grid):
+        picture = image.permute(1, 2, 0).numpy()
+        shown = picture[..., 0] if picture.shape[-1] == 1 else picture
+        for axis, content, name in zip(axes, (shown, colourize(truth), colourize(predicted)),
+                                       ("image", "ground truth", "prediction")):
+            axis.imshow(content, cmap="gray" if content.ndim == 2 else None,
+                        interpolation="nearest")
+            axis.set_title(name, fontsize=9)
+            axis.set_axis_off()
+    figure.suptitle(title or f"mIoU {result.miou:.2%} on {result.count} images")
+    return write_atomic(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
