@@ -79,10 +79,9 @@ def coco_objects(records: list[dict[str, Any]], num_classes: int) -> tuple[Any, 
                                "category_id": label, "bbox": box, "area": box[2] * box[3],
                                "score": score, "iscrowd": 0})
     pair = []
-    for annotations in (truths, detections):
+    for boxes in (truths, detections):
         objects = coco.COCO()
-        objects.dataset = {"images": images, "categories": categories,
-                           "annotations": annotations}
+        objects.dataset = {"images": images, "categories": categories, "annotations": boxes}
         objects.createIndex()
         pair.append(objects)
     return pair[0], pair[1]

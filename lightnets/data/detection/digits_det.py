@@ -11,6 +11,7 @@ its validation scans. Nothing is downloaded; canvases are rendered when read.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,8 +129,10 @@ class DigitCanvases:
         return (canvas.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+@functools.lru_cache(maxsize=2)
 def digit_canvases(noise: float = NOISE) -> tuple[DigitCanvases, DigitCanvases]:
-    """The fixed training and validation canvases (training scans only, validation scans only)."""
+    """The fixed training and validation canvases (training scans only, validation scans only),
+    laid out once per process: they never change, and datasets only read them."""
     (train_x, train_y), (val_x, val_y) = digits_split()
     return (DigitCanvases(train_x, train_y, TRAIN_CANVASES, TRAIN_SEED, noise=noise),
             DigitCanvases(val_x, val_y, VAL_CANVASES, VAL_SEED, noise=noise))

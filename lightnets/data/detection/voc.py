@@ -16,9 +16,9 @@ COCO (:func:`lightnets.data.detection.records.checked_box`).
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
