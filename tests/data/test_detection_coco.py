@@ -11,7 +11,8 @@ import torch
 from torchvision import tv_tensors
 
 from lightnets.data.detection import (DetectionDataWarning, detection_collate,
-                                      detection_data_kind, detection_datasets)
+                                      detection_data_kind, detection_datasets,
+                                      detection_requirements, letterbox, rgb_image)
 from tests.data.detection_folders import COLORS, coco_images, write_coco
 
 
@@ -170,8 +171,11 @@ def test_splits_with_different_categories_are_refused(tmp_path):
         detection_datasets(str(tmp_path), 64)
 
 
-def test_detection_data_kind_and_bad_arguments(tmp_path):
+def test_detection_data_kind_requirements_and_bad_arguments(tmp_path):
     assert detection_data_kind("digits-det") == "digits-det"
+    assert detection_requirements("digits-det") == [("pycocotools", "detection mAP"),
+                                                    ("sklearn", "--data digits-det")]
+    assert detection_requirements(str(tmp_path)) == [("pycocotools", "detection mAP")]
     assert detection_data_kind("digits") is None  # the classification digits
     assert detection_data_kind(str(tmp_path / "nowhere")) is None
     (tmp_path / "cls" / "a").mkdir(parents=True)
@@ -186,3 +190,14 @@ def test_detection_data_kind_and_bad_arguments(tmp_path):
     write_coco(tmp_path / "two", coco_images(3))
     with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
         detection_datasets(str(tmp_path / "two"), 64, val_fraction=1.5)
+
+
+def test_letterbox_of_a_new_image_as_predict_needs_it(tmp_path):
+    write_coco(tmp_path, coco_images(2))
+    image = rgb_image(tmp_path / "images" / "img1.png")  # 24 wide, 32 high
+    assert image.shape == (3, 32, 24) and image.dtype == torch.uint8
+    boxed, none, scale = letterbox(image, None, 48)
+    assert boxed.shape == (3, 48, 48) and none is None and scale == (1.5, 1.5)
+    assert boxed[:, :, 36:].max() == 0  # padded at the right
+    content = boxed[:, :, :36].float().mean(dim=(1, 2))  # the image, scaled 1.5x
+    assert torch.allclose(content, image.float().mean(dim=(1, 2)), atol=2)

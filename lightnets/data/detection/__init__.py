@@ -18,7 +18,7 @@ from pathlib import Path
 from lightnets.data.detection.coco import coco_split_folders, read_coco
 from lightnets.data.detection.digits_det import CANVAS_SIZE, digit_canvases
 from lightnets.data.detection.records import (DetectionDataset, ImageRecord, Tally,
-                                              detection_collate, letterbox, read_rgb,
+                                              detection_collate, letterbox, read_rgb, rgb_image,
                                               small_boxes)
 from lightnets.data.detection.transforms import (detection_eval_transform,
                                                  detection_train_transform)
@@ -63,6 +63,13 @@ def detection_data_kind(data: str) -> str | None:
     if coco_split_folders(root)[0] is not None:
         return "coco"
     return "voc" if is_voc(root) else None
+
+
+def detection_requirements(data: str | None) -> list[tuple[str, str]]:
+    """``(module, purpose)`` of the optional packages a detection run on ``data`` needs:
+    pycocotools for its mAP, scikit-learn for the digit scans of ``digits-det``."""
+    needs = [("pycocotools", "detection mAP")]
+    return needs + ([("sklearn", "--data digits-det")] if data == "digits-det" else [])
 
 
 def split_records(records: list[ImageRecord], val_fraction: float, seed: int, where: Path
@@ -152,4 +159,4 @@ def detection_datasets(data: str, size: int, augment: bool = True, val_fraction:
 
 __all__ = ["CANVAS_SIZE", "DETECTION_KINDS", "DetectionData", "DetectionDataWarning",
            "DetectionDataset", "ImageRecord", "detection_collate", "detection_data_kind",
-           "detection_datasets", "letterbox"]
+           "detection_datasets", "detection_requirements", "letterbox", "rgb_image"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -138,11 +139,16 @@ def small_boxes(record: ImageRecord, size: int) -> int:
     return int(small.sum())
 
 
+def rgb_image(path: str | Path) -> torch.Tensor:
+    """An image file decoded to a uint8 ``(3, H, W)`` RGB tensor (PIL reads every format)."""
+    with Image.open(path) as image:
+        return F.pil_to_tensor(image.convert("RGB"))
+
+
 def read_rgb(record: ImageRecord) -> torch.Tensor:
-    """The record's image file decoded to a uint8 ``(3, H, W)`` RGB tensor."""
+    """The record's image file as :func:`rgb_image`, or an error naming it."""
     try:
-        with Image.open(record.file) as image:
-            return F.pil_to_tensor(image.convert("RGB"))
+        return rgb_image(record.file)
     except (OSError, ValueError, SyntaxError) as error:
         raise ValueError(f"cannot read image {record.file} (image id {record.image_id}): "
                          f"{error}") from None
