@@ -24,6 +24,7 @@ _PACKAGES = {
     "matplotlib": ("matplotlib", "train"),
     "timm": ("timm", None),
     "torch_pruning": ("torch-pruning", "prune"),
+    "pycocotools": ("pycocotools", "detect"),
 }
 
 

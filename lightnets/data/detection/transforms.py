@@ -1,0 +1,51 @@
+"""Joint image and box transforms for detection, from torchvision's transforms v2.
+
+They run after the letterbox (:func:`lightnets.data.detection.records.letterbox`) on uint8
+images; normalisation happens later, on the device or inside the detector. Training adds light
+augmentation suited to the data: for the digit canvases a small shift and zoom and brightness
+and contrast jitter (hue jitter is slow in torchvision)
+but no flip (a mirrored 2 is no digit); for photographs also a horizontal flip and the
+photometric distortion of SSD (Liu et al. 2016). Every pipeline ends by clamping the boxes to
+the image and dropping degenerate ones with ``SanitizeBoundingBoxes``, the labels and crowd
+flags with them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchvision.transforms import v2
+
+from lightnets.data.detection.records import MIN_BOX_SIZE
+
+
+def box_fields(inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-box tensors SanitizeBoundingBoxes filters with the boxes (a module-level
+    function, so DataLoader processes can pickle the pipeline)."""
+    target = inputs[1]
+    return target["labels"], target["iscrowd"]
+
+
+def sanitize() -> list[v2.Transform]:
+    """Clamp boxes to the image, then drop those under :data:`MIN_BOX_SIZE`."""
+    return [v2.ClampBoundingBoxes(),
+            v2.SanitizeBoundingBoxes(min_size=MIN_BOX_SIZE, min_area=MIN_BOX_SIZE,
+                                     labels_getter=box_fields)]
+
+
+def detection_eval_transform() -> v2.Compose:
+    """Validation: no change beyond the letterbox but the box sanitising."""
+    return v2.Compose(sanitize())
+
+
+def detection_train_transform(kind: str, augment: bool = True) -> v2.Compose:
+    """Training: light augmentation for ``kind`` (``digits-det``: no flip), then sanitising."""
+    if not augment:
+        return detection_eval_transform()
+    zoom = v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.8, 1.2))
+    if kind == "digits-det":
+        steps = [zoom, v2.ColorJitter(brightness=0.3, contrast=0.3)]
+    else:
+        steps = [v2.RandomPhotometricDistort(p=0.5), v2.RandomHorizontalFlip(), zoom]
+    return v2.Compose([*steps, *sanitize()])
