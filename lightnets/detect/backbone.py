@@ -27,6 +27,7 @@ few detection images per step are too noisy to learn from; their parameters beco
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -200,7 +201,7 @@ class SSDLiteBackbone(nn.Module):
         self.body, self.expansion = body, expansion
         widths = [body.channels[-1], *extra_channels]
         self.extra = nn.ModuleList(ssdlite_extra_block(c_in, c_out, norm_layer)
-                                   for c_in, c_out in zip(widths, widths[1:]))
+                                   for c_in, c_out in itertools.pairwise(widths))
         normal_init(self.extra)
         self._expanded: torch.Tensor | None = None
         first = body.channels[0]
