@@ -47,7 +47,7 @@ _TASKS: dict[str, str] = {}
 _CHECKPOINT_LOADER: list[Callable[..., nn.Module]] = []  # set by lightnets.weights
 
 PEER_LIBRARIES = ("torchvision", "timm")
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "detection")
 
 
 class UnknownModelError(ValueError):
@@ -198,7 +198,7 @@ def argument_problem(value: Any, declared: Any) -> str | None:
 
 
 def task_of(name: str) -> str:
-    """What a registered model predicts: ``"classification"`` or ``"segmentation"``."""
+    """What a registered model predicts: one of :data:`TASKS`."""
     return _TASKS[resolve_name(name)]
 
 
@@ -272,7 +272,7 @@ def meta_model(name: str, **kwargs: Any) -> nn.Module:
 def list_models(pattern: str | Sequence[str] = "*", include_aliases: bool = False,
                 task: str | None = None) -> list[str]:
     """Sorted registered names matching a shell-style pattern (or any of several), of one
-    ``task`` if given (``"classification"``, ``"segmentation"``)."""
+    ``task`` if given (one of :data:`TASKS`)."""
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected {', '.join(TASKS)}")
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)

@@ -93,13 +93,16 @@ def test_a_variant_name_sets_defaults_that_arguments_override():
 def test_tasks_and_features_only(scratch_registry):
     assert registry.task_of("mobilenet_v2") == "classification"
     assert registry.task_of("lraspp_mobilenet_v3_large") == "segmentation"
-    with pytest.raises(ValueError, match="unknown task 'detection'"):
-        registry.register_model(lambda **kw: None, task="detection")
+    assert registry.task_of("fcos_shufflenet_v2_x1_0") == "detection"
+    with pytest.raises(ValueError, match="unknown task 'keypoints'"):
+        registry.register_model(lambda **kw: None, task="keypoints")
 
     @registry.register_model
     def not_a_classifier(**kwargs):
         return torch.nn.Conv2d(3, 3, 1)
 
+    with pytest.raises(ValueError, match="features_only needs a classifier's trunk"):
+        lightnets.create_model("fcos_resnet18", features_only=True)
     with pytest.raises(ValueError, match="not a lightnets Classifier"):
         lightnets.create_model("not_a_classifier", features_only=True)
     features = lightnets.create_model("mobilenet_v2_x0_5", features_only=True, out_indices=[-1])

@@ -1,5 +1,6 @@
 """``lightnets list [PATTERN]``: the registered models with their task, family, params and MACs
-(at each model's default input: 224 or 299 for classifiers, 520 for segmenters)."""
+(at each model's default input: 224 or 299 for classifiers, 520 for segmenters, 320 or 800 for
+detectors)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from rich.table import Table
 
 from lightnets.cli._common import CommandError, console
+from lightnets.registry import TASKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,12 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "patterns, with params and MACs at the default input size.")
     parser.add_argument("patterns", nargs="*", default=["*"], metavar="PATTERN",
                         help="shell-style wildcard, e.g. 'mobilenet*' (default: all)")
-    parser.add_argument("--task", choices=("classification", "segmentation"), default=None,
+    parser.add_argument("--task", choices=TASKS, default=None,
                         help="only the models of one task (default: all)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--markdown", action="store_true",
                         help="print a Markdown table with paper, params, MACs and published "
-                        "top-1 (segmenters: mIoU)")
+                        "top-1 (segmenters: mIoU, detectors: box mAP)")
     parser.set_defaults(func=run)
 
 
@@ -64,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# the published accuracy column per task: ImageNet top-1, or mIoU where torchvision published it
-METRICS = {"classification": ("top1", "top-1"), "segmentation": ("miou", "mIoU")}
+# the published accuracy column per task: ImageNet top-1, or mIoU / COCO box mAP where
+# torchvision published it
+METRICS = {"classification": ("top1", "top-1"), "segmentation": ("miou", "mIoU"),
+           "detection": ("box_map", "COCO box mAP")}
 
 
 def markdown_table(infos: list) -> str:

@@ -9,6 +9,7 @@ import sys
 
 from lightnets.cli._common import (CommandError, console, err_console, parse_input_size,
                                    progress_bar, warnings_as_lines)
+from lightnets.registry import TASKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size on the CPU; write zoo.csv, zoo.md and zoo.png to --out.")
     parser.add_argument("--pattern", nargs="+", default=["*"], metavar="PATTERN",
                         help="shell-style wildcards, e.g. 'mobilenet*' (default: all)")
-    parser.add_argument("--task", choices=("classification", "segmentation"),
+    parser.add_argument("--task", choices=TASKS,
                         default="classification",
                         help="which models (default classification: the chart sets top-1 "
                         "against cost; segmenters are measured at 520x520)")

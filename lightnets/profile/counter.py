@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -145,6 +146,13 @@ class Complexity:
         return 2 * self.macs
 
 
+def network(model: nn.Module) -> Callable[[torch.Tensor], Any]:
+    """What to run on a batch to count ``model``: the model itself, or a detector's
+    ``forward_raw`` (backbone, neck and head without torchvision's resizing and
+    post-processing, which are data-dependent and cannot run on the meta device)."""
+    return getattr(model, "forward_raw", model)
+
+
 def count_complexity(model: nn.Module | str, input_size: tuple[int, ...] | None = None,
                      batch_size: int = 1) -> Complexity:
     """Params and MACs of ``model`` (an instance or a registered name) for one input of
@@ -157,5 +165,5 @@ def count_complexity(model: nn.Module | str, input_size: tuple[int, ...] | None 
     input_size = tuple(input_size or getattr(model, "default_input_size", (3, 224, 224)))
     params = sum(p.numel() for p in model.parameters())
     with torch.no_grad(), MacCounter() as counter:
-        model(torch.empty(batch_size, *input_size, device="meta"))
+        network(model)(torch.empty(batch_size, *input_size, device="meta"))
     return Complexity(params=params, macs=counter.macs // batch_size, input_size=input_size)

@@ -19,7 +19,7 @@ from rich.table import Table
 from torch import nn
 
 from lightnets.models.base import normalize_input_size
-from lightnets.profile.counter import CATEGORIES
+from lightnets.profile.counter import CATEGORIES, network
 from lightnets.profile.tracer import ForwardTracer, OpRecord
 from lightnets.registry import meta_model
 
@@ -229,7 +229,7 @@ def summary(model: nn.Module | str, input_size: int | tuple[int, ...] | None = N
         x = torch.empty(batch_size, *size, device="meta")
         with torch.no_grad(), ForwardTracer(model) as tracer:
             tracer.track_input(x)
-            model(x)
+            network(model)(x)
             del x
     finally:
         model.train(was_training)

@@ -1,0 +1,289 @@
+"""Any detector of torchvision on any classifier of the zoo: ``create_detector(arch, backbone,
+num_classes)``.
+
+torchvision's detection framework does the detection (anchors, box coding, matching, losses,
+NMS, resizing and post-processing); lightnets supplies the backbone
+(:mod:`lightnets.detect.backbone`) and the interface the rest of lightnets reads. The four
+architectures:
+
+* ``fcos`` (Tian et al., "FCOS: Fully Convolutional One-Stage Object Detection", ICCV 2019):
+  anchor-free, one point per location on P3-P7, the YOLO-style choice;
+* ``retinanet`` (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017): nine anchors
+  per location on P3-P7, of 4x the level's stride at three scales and three aspect ratios;
+* ``ssdlite`` (Sandler et al., "MobileNetV2", CVPR 2018, Sec. 6.2, on Liu et al., "SSD",
+  ECCV 2016): depthwise-separable heads on six maps, at one fixed square input size;
+* ``fasterrcnn`` (Ren et al., "Faster R-CNN", NeurIPS 2015, with an FPN): two stages, region
+  proposals on C3-C5 and a max-pooled level (anchors of 4x the stride), then RoI heads.
+
+torchvision's calling convention is kept: in training mode ``model(images, targets)`` returns
+a dict of losses, in eval mode ``model(images)`` a list of ``{boxes, labels, scores}``, boxes
+as ``(x1, y1, x2, y2)`` pixels of the input. ``images`` is a list of ``(C, H, W)`` float
+tensors in 0-1 (or one ``(N, C, H, W)`` batch); torchvision resizes each to ``min_size`` (the
+shorter side; at most ``max_size`` for the longer) and normalises with ``image_mean`` /
+``image_std``. ``num_classes`` counts the background as torchvision does: objects are labelled
+1..K, so K classes need ``num_classes=K+1``.
+
+``model.forward_raw(x)`` runs the network alone (backbone, neck, head) on an already resized
+and normalised ``(N, C, H, W)`` batch and returns the head's raw outputs: what
+:mod:`lightnets.profile` counts (torchvision's resizing and post-processing are data-dependent
+and cannot run on the meta device, and hold no multiply-accumulates). For Faster R-CNN the RoI
+heads run on ``rpn.post_nms_top_n()`` proposals (1000 at test time: an upper bound, fewer pass
+the score threshold), on an empty stand-in for the RoIAlign output (RoIAlign itself has no
+MACs).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
+from torchvision.models.detection.fcos import FCOSHead
+from torchvision.models.detection.ssd import SSD
+from torchvision.models.detection.ssdlite import SSDLiteHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+from lightnets.detect.backbone import (SSDLITE_EXTRA_CHANNELS, SSDLITE_NORM, FPNBackbone,
+                                       fpn_backbone, ssdlite_backbone)
+from lightnets.models.base import Classifier
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class Detector(nn.Module):
+    """What lightnets expects of a model, on top of a torchvision detector class (mixed in
+    before it): ``task``, ``family``, ``paper``, ``num_classes`` (with the background),
+    ``in_chans``, ``default_input_size``, ``min_input_size``, input checks, and
+    :meth:`forward_raw`."""
+
+    task = "detection"
+    arch = ""
+    paper = ""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, *, in_chans: int,
+                 backbone_family: str, input_size: int, min_input_size: tuple[int, int],
+                 **kwargs: Any) -> None:
+        super().__init__(backbone=backbone, num_classes=num_classes, **kwargs)
+        self.num_classes, self.in_chans = num_classes, in_chans
+        self.family = f"{type(self).arch} ({backbone_family})"
+        self.default_input_size = (in_chans, input_size, input_size)
+        self.min_input_size = min_input_size
+
+    def check_input(self, images: Any, targets: Any) -> None:
+        """Fail in one line on images that are not ``(C, H, W)`` float tensors of ``in_chans``
+        channels, or on missing targets in training mode."""
+        owner = f"{self.family} detector"
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            images = list(images)
+        if not isinstance(images, (list, tuple)) or not images:
+            raise ValueError(f"{owner} expects a non-empty list of (C, H, W) image tensors, got "
+                             f"{type(images).__name__}")
+        for image in images:
+            if not isinstance(image, torch.Tensor) or image.dim() != 3 or \
+                    image.shape[0] != self.in_chans:
+                shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image)
+                raise ValueError(f"{owner} expects images of shape ({self.in_chans}, H, W), "
+                                 f"got {shape}")
+            if not image.is_floating_point():
+                raise ValueError(f"{owner} expects floating-point images in 0-1, got "
+                                 f"{image.dtype}")
+        if self.training and targets is None:
+            raise ValueError(f"{owner} in training mode needs targets: one dict of boxes "
+                             "(x1, y1, x2, y2) and labels (1..K) per image")
+
+    def forward(self, images: Any, targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
+        """Training mode: the dict of losses; eval mode: one ``{boxes, labels, scores}`` per
+        image (torchvision's convention)."""
+        self.check_input(images, targets)
+        return super().forward(images, targets)
+
+    def forward_raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The dense head's outputs on a resized, normalised batch (backbone, neck, head)."""
+        return self.head(list(self.backbone(x).values()))
+
+
+class FCOSDetector(Detector, FCOS):
+    arch = "FCOS"
+    paper = "Tian et al., FCOS: Fully Convolutional One-Stage Object Detection, ICCV 2019"
+
+
+class RetinaNetDetector(Detector, RetinaNet):
+    arch = "RetinaNet"
+    paper = "Lin et al., Focal Loss for Dense Object Detection, ICCV 2017"
+
+
+class SSDLiteDetector(Detector, SSD):
+    arch = "SSDLite"
+    paper = "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018"
+
+
+class FasterRCNNDetector(Detector, FasterRCNN):
+    arch = "Faster R-CNN"
+    paper = "Ren et al., Faster R-CNN: Towards Real-Time Object Detection with Region " \
+            "Proposal Networks, NeurIPS 2015"
+
+    def forward_raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """RPN outputs and the RoI heads' on ``rpn.post_nms_top_n()`` proposals per image (an
+        empty stand-in for RoIAlign's output: it has no MACs and its boxes are data)."""
+        features = self.backbone(x)
+        objectness, deltas = self.rpn.head(list(features.values()))
+        pool = self.roi_heads.box_roi_pool.output_size
+        pool = (pool, pool) if isinstance(pool, int) else tuple(pool)
+        pooled = x.new_empty(x.shape[0] * self.rpn.post_nms_top_n(), self.backbone.out_channels,
+                             *pool)
+        scores, boxes = self.roi_heads.box_predictor(self.roi_heads.box_head(pooled))
+        return {"objectness": torch.cat([o.flatten(1) for o in objectness], 1),
+                "proposal_deltas": torch.cat([d.flatten(1) for d in deltas], 1),
+                "class_logits": scores, "box_regression": boxes}
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """An architecture's class, its FPN extra levels (``None``: SSDLite's extra blocks), and
+    torchvision's defaults: input size (``min_size``, ``max_size``) and the keyword arguments
+    of its thresholds."""
+
+    detector: type[Detector]
+    extra: str | None
+    min_size: int
+    max_size: int
+    thresholds: tuple[str, str, str] = ("score_thresh", "nms_thresh", "detections_per_img")
+    defaults: Mapping[str, Any] | None = None
+
+
+ARCHS: dict[str, ArchSpec] = {
+    "fcos": ArchSpec(FCOSDetector, "p6p7", 800, 1333),
+    "retinanet": ArchSpec(RetinaNetDetector, "p6p7", 800, 1333),
+    # torchvision's ssdlite320: [-1, 1] inputs, its thresholds and candidate count
+    "ssdlite": ArchSpec(SSDLiteDetector, None, 320, 320, defaults={
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "score_thresh": 0.001,
+        "nms_thresh": 0.55, "detections_per_img": 300, "topk_candidates": 300}),
+    "fasterrcnn": ArchSpec(FasterRCNNDetector, "pool", 800, 1333,
+                           ("box_score_thresh", "box_nms_thresh", "box_detections_per_img")),
+}
+
+
+def retinanet_anchor_sizes(strides: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """Lin et al. 2017b, Sec. 4: per level, 4x its stride at scales 2^0, 2^(1/3), 2^(2/3)."""
+    return tuple(tuple(int(4 * stride * 2 ** (i / 3)) for i in range(3)) for stride in strides)
+
+
+def create_detector(arch: str, backbone: str | Classifier, num_classes: int = 91, *,
+                    in_chans: int = 3, min_size: int | None = None, max_size: int | None = None,
+                    image_mean: Sequence[float] | None = None,
+                    image_std: Sequence[float] | None = None, score_thresh: float | None = None,
+                    nms_thresh: float | None = None, detections_per_img: int | None = None,
+                    trainable_layers: int | None = None, frozen_bn: bool = False,
+                    taps: Sequence[int | str] | None = None, fpn_channels: int = 256,
+                    head_convs: int = 4,
+                    anchor_sizes: Sequence[Sequence[int]] | None = None,
+                    extra_channels: Sequence[int] = SSDLITE_EXTRA_CHANNELS,
+                    backbone_args: Mapping[str, Any] | None = None,
+                    **kwargs: Any) -> Detector:
+    """A torchvision ``arch`` (``fcos``, ``retinanet``, ``ssdlite``, ``fasterrcnn``) on any
+    registered classifier ``backbone`` (a name from ``lightnets list --task classification``,
+    or a :class:`~lightnets.models.Classifier`), for ``num_classes`` including the background
+    (91: COCO's, torchvision's default).
+
+    ``min_size`` / ``max_size``: the size torchvision's transform resizes to (default the
+    arch's: 800 / 1333, SSDLite a fixed 320x320 (``max_size`` must then equal ``min_size``));
+    set both to the canvas size of small images so they are not upscaled. ``image_mean`` /
+    ``image_std`` (default ImageNet's, SSDLite 0.5), ``score_thresh``, ``nms_thresh``,
+    ``detections_per_img``: torchvision's post-processing (default the arch's).
+    ``trainable_layers`` / ``frozen_bn``: fine-tuning (:mod:`lightnets.detect.backbone`);
+    ``taps``: the stages the FPN reads (default C3-C5); ``fpn_channels``: its width;
+    ``head_convs``: FCOS's tower depth; ``anchor_sizes``: one tuple per level (default from the
+    levels' strides); ``extra_channels``: SSDLite's extra maps; ``backbone_args``: the
+    backbone's constructor (``width_mult``, ``checkpoint_path``, ...). Other keyword arguments
+    go to the torchvision class (e.g. ``topk_candidates``, ``rpn_score_thresh``)."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown detector architecture {arch!r}; expected one of "
+                         f"{', '.join(ARCHS)}")
+    spec = ARCHS[arch]
+    if head_convs != 4 and arch != "fcos":
+        raise ValueError(f"head_convs sets FCOS's head; torchvision's {arch} head has its own")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2 counting the background "
+                         f"(K object classes labelled 1..K: num_classes=K+1), got "
+                         f"{num_classes!r}")
+    check_arguments(arch, spec.detector, kwargs)
+    options = {**(spec.defaults or {}), **kwargs}
+    for key, value in zip(spec.thresholds, (score_thresh, nms_thresh, detections_per_img)):
+        if value is not None:
+            options[key] = value
+    for key, value in (("image_mean", image_mean), ("image_std", image_std)):
+        if value is None:  # the arch's (ImageNet's), averaged over RGB for other channels
+            value = options.get(key, IMAGENET_MEAN if key == "image_mean" else IMAGENET_STD)
+            value = value if in_chans == 3 else [sum(value) / len(value)] * in_chans
+        options[key] = [float(v) for v in value]
+        if len(options[key]) != in_chans:
+            raise ValueError(f"{key} needs one value per input channel ({in_chans}), got "
+                             f"{options[key]}")
+    min_size = spec.min_size if min_size is None else min_size
+    max_size = (spec.max_size if arch != "ssdlite" else min_size) if max_size is None \
+        else max_size
+    if arch == "ssdlite" and max_size != min_size:
+        raise ValueError(f"ssdlite resizes to one fixed square size: give min_size only (or "
+                         f"max_size == min_size), got {min_size} and {max_size}")
+    common = {"in_chans": in_chans, "backbone_args": backbone_args,
+              "trainable_layers": trainable_layers, "frozen_bn": frozen_bn}
+    if arch == "ssdlite":
+        if taps is not None:
+            raise ValueError("ssdlite reads the trunk's last two maps; taps apply to FPN "
+                             "detectors")
+        neck = ssdlite_backbone(backbone, extra_channels, **common)
+        generator = DefaultBoxGenerator([[2, 3]] * len(neck.out_channels), min_ratio=0.2,
+                                        max_ratio=0.95)  # torchvision's ssdlite320 boxes
+        options.update(anchor_generator=generator, size=(min_size, min_size),
+                       head=SSDLiteHead(neck.out_channels,
+                                        generator.num_anchors_per_location(), num_classes,
+                                        SSDLITE_NORM))
+    else:
+        neck = fpn_backbone(backbone, spec.extra, fpn_channels, taps, **common)
+        options.update(min_size=min_size, max_size=max_size)
+        options.update(fpn_heads(arch, neck, num_classes, head_convs, anchor_sizes))
+    body = neck.body
+    return spec.detector(neck, num_classes, in_chans=in_chans, backbone_family=body.family,
+                         input_size=min_size, min_input_size=body.min_input_size, **options)
+
+
+def check_arguments(arch: str, detector: type[Detector], kwargs: Mapping[str, Any]) -> None:
+    """A one-line error for an argument neither torchvision's class nor its transform takes
+    (the transform accepts any keyword silently: a misspelt option would be ignored)."""
+    accepted = {name for cls in (detector.__mro__[2], GeneralizedRCNNTransform)
+                for name, parameter in inspect.signature(cls.__init__).parameters.items()
+                if parameter.kind is parameter.KEYWORD_ONLY
+                or parameter.kind is parameter.POSITIONAL_OR_KEYWORD}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(f"{arch} does not accept the argument {unknown[0]!r}")
+
+
+def fpn_heads(arch: str, neck: FPNBackbone, num_classes: int, head_convs: int,
+              anchor_sizes: Sequence[Sequence[int]] | None) -> dict[str, Any]:
+    """The anchor generator (and FCOS's head) of an FPN detector for the levels of ``neck``."""
+    strides = neck.strides
+    if anchor_sizes is not None:
+        sizes = tuple(tuple(level) for level in anchor_sizes)
+        if len(sizes) != len(strides):
+            raise ValueError(f"anchor_sizes needs one tuple per level ({len(strides)}: strides "
+                             f"{strides}), got {len(sizes)}")
+    elif arch == "fcos":
+        sizes = tuple((stride,) for stride in strides)  # FCOS: one point, scale = stride
+    elif arch == "retinanet":
+        sizes = retinanet_anchor_sizes(strides)
+    else:
+        sizes = tuple((4 * stride,) for stride in strides)
+    ratios = ((1.0,),) if arch == "fcos" else ((0.5, 1.0, 2.0),)
+    generator = AnchorGenerator(sizes, ratios * len(sizes))
+    if arch == "fasterrcnn":
+        return {"rpn_anchor_generator": generator}
+    options: dict[str, Any] = {"anchor_generator": generator}
+    if arch == "fcos":
+        options["head"] = FCOSHead(neck.out_channels, 1, num_classes, num_convs=head_convs)
+    return options
