@@ -60,7 +60,7 @@ from lightnets.export.backends import BackendUnavailableError, create_backend, o
 from lightnets.export.fuse import fuse
 from lightnets.export.onnx import export_onnx, onnx_session, run_session
 from lightnets.export.timing import peer_runner, time_callables
-from lightnets.registry import create_model, resolve_name
+from lightnets.registry import create_model, meta_model, resolve_name
 
 DEFAULT_MODELS = ["mobilenet_v2", "shufflenet_v2_x1_0", "squeezenet1_1", "resnet18",
                   "mobilenet_v3_large"]
@@ -117,7 +117,7 @@ def run_model(name: str, args: argparse.Namespace, say) -> list[dict]:
     records = []
     with tempfile.TemporaryDirectory() as folder:
         rows = candidates(name, args, folder, say)
-        size = tuple(create_model(name, num_classes=0).default_input_size)
+        size = tuple(meta_model(name).default_input_size)  # 520x520 for the segmenters
         for batch in args.batch_size:
             say(f"  timing {name} at batch {batch}...")
             x = torch.randn(batch, *size)

@@ -19,7 +19,7 @@ FLOORS = {
     "registry": 0, "hardware": 0, "optional": 0, "files": 0, "channel_plan": 0,
     "layers": 1,
     "models": 2,
-    "checkpoint": 3, "features": 3, "segment": 3, "data": 3, "metrics": 3,
+    "checkpoint": 3, "features": 3, "segment": 3, "detect": 3, "data": 3, "metrics": 3,
     "profile": 4, "weights": 4,
     "train": 5,
     "export": 6,

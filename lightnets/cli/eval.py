@@ -14,7 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from lightnets.cli._common import add_weights_arguments, console, warnings_as_lines
+from lightnets.cli._common import (CommandError, add_weights_arguments, console,
+                                   warnings_as_lines)
 
 
 EXAMPLES = 4  # validation images drawn beside their masks for a segmenter
@@ -38,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "or a segmenter's example predictions (default: confusion-<split>.png "
                         "or segmentation-<split>.png beside the checkpoint; for --weights, in "
                         "the current folder)")
+    parser.add_argument("--save-predictions", metavar="JSON", help="detectors: write the "
+                        "validation detections in COCO's results format (image_id, "
+                        "category_id, bbox [x, y, w, h] in the original image's pixels, score)")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON object (top1, top5 as fractions; loss; per_class; "
                         "segmenters: miou, pixel_accuracy, per_class_iou, count)")
@@ -74,16 +78,25 @@ def run(args: argparse.Namespace) -> int:
     from lightnets.checkpoint import checkpoint_path
     from lightnets.export.predict import evaluate_exported, is_exported, model_task
     from lightnets.train import evaluate, save_confusion_png
+    from lightnets.files import check_writable_file
+    from lightnets.train.det_evaluate import save_boxes_png, save_predictions
     from lightnets.train.seg_evaluate import save_examples_png
 
     path = (checkpoint_path(args.checkpoint, prefer="best") if args.checkpoint
             else Path(args.weights).expanduser())
     with warnings_as_lines():
-        segmenter = model_task(path, args.model) == "segmentation"
+        task = model_task(path, args.model)
+        segmenter = task == "segmentation"
+        if args.save_predictions:
+            if task != "detection":
+                raise CommandError("--save-predictions writes a detector's boxes; "
+                                   f"{path} is a {task} model")
+            check_writable_file(args.save_predictions, "--save-predictions")
         # weights may sit in a read-only cache: their matrix goes to the current folder
         png = confusion_target(args, path.parent if args.checkpoint else Path(),
-                               "segmentation" if segmenter else "confusion")
-        examples = EXAMPLES if segmenter and png is not None else 0
+                               {"segmentation": "segmentation", "detection": "detections"}
+                               .get(task, "confusion"))
+        examples = EXAMPLES if task != "classification" and png is not None else 0
         if is_exported(path):
             result = evaluate_exported(path, data=args.data, split=args.split,
                                        batch_size=args.batch_size, workers=args.workers,
@@ -96,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
     failure = None  # the numbers are printed even when the picture cannot be written
     if png is not None:
         try:
-            if segmenter:
+            if task == "detection":
+                save_boxes_png(result, png, title=f"{path.name}: mAP {result.map:.3f}, mAP@.5 "
+                               f"{result.map_50:.3f} on {result.count} {args.split} images")
+            elif segmenter:
                 save_examples_png(result, png, title=f"{path.name}: mIoU {result.miou:.2%} on "
                                   f"{result.count} {args.split} images")
             else:
@@ -104,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
                                    f"on {result.count} {args.split} images")
         except OSError as error:
             failure, png = error, None
+    if args.save_predictions:
+        save_predictions(result, args.save_predictions)
     show(args, path, result, png)
     if failure is not None:
         raise failure
@@ -116,6 +134,9 @@ def show(args: argparse.Namespace, path: Path, result: Any, png: Path | None) ->
 
     if hasattr(result, "miou"):
         show_segmentation(args, path, result, png)
+        return
+    if hasattr(result, "map_50"):
+        show_detection(args, path, result, png)
         return
     if args.json:
         print(json.dumps({"top1": result.top1, "top5": result.top5, "loss": result.loss,
@@ -155,5 +176,26 @@ def show_segmentation(args: argparse.Namespace, path: Path, result: Any, png: Pa
     console.print(table)
     console.print(f"{path}: mIoU {result.miou:.2%}  pixel accuracy {result.pixel_accuracy:.2%}  "
                   f"loss {result.loss:.4f}  on {result.count} {args.split} images"
+                  + (f"; examples: {png}" if png else ""),
+                  highlight=False, soft_wrap=True, markup=False)
+
+
+def show_detection(args: argparse.Namespace, path: Path, result: Any, png: Path | None) -> None:
+    """A detector's per-class AP table and summary line, or its JSON object."""
+    from rich.table import Table
+
+    if args.json:
+        print(json.dumps({**result.as_dict(), "examples_png": str(png) if png else None,
+                          "predictions": args.save_predictions, "checkpoint": str(path)}))
+        return
+    table = Table(title="per-class AP@[.5:.95]")
+    for column in ("class", "AP"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, ap in result.per_class_ap.items():
+        table.add_row(name, "-" if ap is None else f"{ap:.3f}")
+    console.print(table)
+    console.print(f"{path}: mAP@[.5:.95] {result.map:.3f}  mAP@.5 {result.map_50:.3f}  "
+                  f"mAP@.75 {result.map_75:.3f}  on {result.count} {args.split} images "
+                  f"({result.objects} objects, {result.detections} detections)"
                   + (f"; examples: {png}" if png else ""),
                   highlight=False, soft_wrap=True, markup=False)

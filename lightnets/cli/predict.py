@@ -29,8 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "an exported file runs as its sidecar says (ONNX: onnxruntime or "
                         "openvino)")
     parser.add_argument("--output", metavar="DIR", help="segmenters: where the <image>.mask.png "
-                        "(palette PNG of class indices) and <image>.overlay.png files go "
-                        "(default: predictions/)")
+                        "(palette PNG of class indices) and <image>.overlay.png files go; "
+                        "detectors: the <image>.boxes.png files (default: predictions/)")
+    parser.add_argument("--score-threshold", type=float, default=0.3, metavar="X",
+                        help="detectors: the lowest score of a box listed and drawn")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.set_defaults(func=run, requires=lambda args: backend_requirements([args.backend]))
 
@@ -40,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from lightnets.export.predict import model_task
 
     with warnings_as_lines():  # e.g. the preprocessing assumed for a torchvision file
-        if model_task(args.checkpoint or args.weights, args.model) == "segmentation":
+        task = model_task(args.checkpoint or args.weights, args.model)
+        if task == "segmentation":
             return run_segmenter(args)
+        if task == "detection":
+            return run_detector(args)
         predictions = predict(args.checkpoint or args.weights, args.images, top_k=args.top_k,
                               device=args.device, backend=args.backend, model=args.model,
                               source=args.source)
@@ -69,4 +74,32 @@ def run_segmenter(args: argparse.Namespace) -> int:
             prediction.fractions.items(), key=lambda item: -item[1]))
         console.print(f"{prediction.image}: {shares} -> {prediction.mask_png}, "
                       f"{prediction.overlay_png}", highlight=False, soft_wrap=True, markup=False)
+    return 0
+
+
+def run_detector(args: argparse.Namespace) -> int:
+    from lightnets.cli._common import CommandError
+    from lightnets.export.predict_boxes import predict_boxes
+
+    from lightnets.export.predict import is_exported
+
+    if is_exported(args.checkpoint or args.weights):
+        raise CommandError("an exported detector gives raw head outputs; predict with its "
+                           "checkpoint (boxes need torchvision's decoding and NMS)")
+    if args.backend != "eager":
+        raise CommandError("detectors predict in eager PyTorch (torchvision's post-processing); "
+                           f"drop --backend {args.backend}")
+    predictions = predict_boxes(args.checkpoint or args.weights, args.images,
+                                output=args.output or "predictions",
+                                score_threshold=args.score_threshold, device=args.device,
+                                model=args.model, source=args.source)
+    if args.json:
+        print(json.dumps([p.as_dict() for p in predictions]))
+        return 0
+    for prediction in predictions:
+        found = "  ".join(f"{b['class']} {b['score']:.2f} at "
+                          f"({', '.join(f'{v:.0f}' for v in b['box'])})"
+                          for b in prediction.boxes) or "nothing above the threshold"
+        console.print(f"{prediction.image}: {found} -> {prediction.drawn_png}",
+                      highlight=False, soft_wrap=True, markup=False)
     return 0

@@ -164,20 +164,21 @@ def run_command(args: argparse.Namespace) -> int:
     if not result.history:
         return 0
     final = result.history[-1]
-    key, name, second, second_name = (("val_miou", "miou", "val_pixel_acc", "pixel_accuracy")
-                                      if "val_miou" in final else
-                                      ("val_top1", "top1", "val_top5", "top5"))
+    key, name, second, second_name = (
+        ("val_map", "map", "val_map_50", "map_50") if "val_map" in final else
+        ("val_miou", "miou", "val_pixel_acc", "pixel_accuracy") if "val_miou" in final else
+        ("val_top1", "top1", "val_top5", "top5"))
     best = max(result.history, key=lambda row: row[key])
     summary = {"run_dir": str(result.run_dir), "last_checkpoint": str(result.last_checkpoint),
                "best_checkpoint": str(result.best_checkpoint), "epochs": final["epoch"],
-               name: final[key], second_name: final[second], "loss": final["val_loss"],
+               name: final[key], second_name: final[second], "loss": final.get("val_loss"),
                "best_epoch": best["epoch"], f"best_{name}": best[key],
                "train_seconds": round(result.train_seconds, 1)}
     if args.json:
         print(json.dumps(summary))
     else:
-        label, second_label = (("mIoU", "pixel accuracy") if key == "val_miou" else
-                               ("top-1", "top-5"))
+        label, second_label = {"val_map": ("mAP@[.5:.95]", "mAP@.5"),
+                               "val_miou": ("mIoU", "pixel accuracy")}.get(key, ("top-1", "top-5"))
         console.print(f"final validation {label} {final[key]:.2%} ({second_label} "
                       f"{final[second]:.2%}) after {final['epoch']} epochs, best "
                       f"{best[key]:.2%} at epoch {best['epoch']}; trained for "

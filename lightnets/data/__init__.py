@@ -23,6 +23,7 @@ from lightnets.data.cifar import cifar_datasets, find_cifar
 from lightnets.data.digits import CLASS_NAMES as DIGITS_CLASSES
 from lightnets.data.digits import digits_datasets
 from lightnets.data.digits_seg import CLASS_NAMES as DIGITS_SEG_CLASSES
+from lightnets.data.detection import detection_collate, detection_data_kind, detection_datasets
 from lightnets.data.digits_seg import digits_seg_datasets
 from lightnets.data.folder import folder_datasets, folder_images
 from lightnets.data.seg_folders import IGNORE_INDEX, is_pairs, is_voc, seg_folder_datasets
@@ -31,11 +32,13 @@ from lightnets.data.transforms import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGIT
                                        make_preprocess, normalize_transform,
                                        seg_eval_transform, seg_train_transform, train_transform)
 
-DATA_KINDS = ("digits", "cifar", "folder", "digits-seg", "seg-folder")
+DATA_KINDS = ("digits", "cifar", "folder", "digits-seg", "seg-folder", "digits-det", "coco",
+              "voc")
 # what each kind of data is for: the model's task must match
 KIND_TASKS = {"digits": "classification", "cifar": "classification", "folder": "classification",
-              "digits-seg": "segmentation", "seg-folder": "segmentation"}
-EMBEDDED = {"classification": "digits", "segmentation": "digits-seg"}
+              "digits-seg": "segmentation", "seg-folder": "segmentation",
+              "digits-det": "detection", "coco": "detection", "voc": "detection"}
+EMBEDDED = {"classification": "digits", "segmentation": "digits-seg", "detection": "digits-det"}
 
 
 class UnreadableImagesWarning(UserWarning):
@@ -52,6 +55,7 @@ class DataBundle:
     classes: list[str]
     preprocess: dict[str, Any]
     skipped: list[str] = field(default_factory=list)
+    category_ids: list[int] | None = None  # COCO data: the file's id of each class
 
     @property
     def task(self) -> str:
@@ -67,7 +71,9 @@ def data_kind(data: str, task: str = "classification") -> str:
     one-line error."""
     expected = {"classification": "'digits', an image folder or a CIFAR-10/100 folder",
                 "segmentation": "'digits-seg', a Pascal VOC folder (JPEGImages/, "
-                                "SegmentationClass/) or a pair folder (images/, masks/)"}[task]
+                                "SegmentationClass/) or a pair folder (images/, masks/)",
+                "detection": "'digits-det', a COCO folder (annotations.json + images/) or a "
+                             "Pascal VOC folder (Annotations/ + JPEGImages/)"}[task]
     if data in EMBEDDED.values():
         if KIND_TASKS[data] != task:
             raise ValueError(f"--data {data} is {KIND_TASKS[data]} data, the model is a {task} "
@@ -78,6 +84,11 @@ def data_kind(data: str, task: str = "classification") -> str:
         raise ValueError(f"--data {data!r}: no such folder (expected {expected})")
     if not path.is_dir():
         raise ValueError(f"--data {data!r} is a file; expected {expected}")
+    if task == "detection":
+        kind = detection_data_kind(data)
+        if kind is None:
+            raise ValueError(f"--data {data!r} is no detection data; expected {expected}")
+        return kind
     if task == "segmentation":
         if not (is_voc(path) or is_pairs(path)):
             raise ValueError(f"--data {data!r} is neither a VOC nor a pair folder; expected "
@@ -88,7 +99,10 @@ def data_kind(data: str, task: str = "classification") -> str:
 
 def data_requirements(data: str | None) -> list[tuple[str, str]]:
     """``(package, purpose)`` for the optional packages reading ``data`` needs."""
-    return [("sklearn", f"--data {data}")] if data in EMBEDDED.values() else []
+    needs = [("sklearn", f"--data {data}")] if data in EMBEDDED.values() else []
+    if data and detection_data_kind(data):
+        needs += [("pycocotools", "detection mAP")]
+    return needs
 
 
 def default_preprocess(kind: str, input_size: int, in_chans: int,
@@ -105,6 +119,9 @@ def default_preprocess(kind: str, input_size: int, in_chans: int,
         resize, mean, std = [input_size, input_size], DIGITS_MEAN, DIGITS_STD
     elif KIND_TASKS[kind] == "segmentation":  # the whole image, its mask with it
         resize, mean, std = [input_size, input_size], IMAGENET_MEAN, IMAGENET_STD
+    elif KIND_TASKS[kind] == "detection":  # letterboxed: the longer side to the input size
+        return {**make_preprocess(input_size, 3, input_size, IMAGENET_MEAN, IMAGENET_STD),
+                "letterbox": True}
     elif kind == "cifar":
         resize, mean, std = input_size, CIFAR_MEAN, CIFAR_STD
     else:
@@ -130,6 +147,11 @@ def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
     (``task="segmentation"``) yields ``(image, mask)`` pairs, masks uint8 class indices with
     :data:`IGNORE_INDEX` for pixels without a label."""
     kind = data_kind(data, task)
+    if task == "detection":  # its own letterboxing and box-aware augmentation
+        found = detection_datasets(data, preprocess["input_size"], augment, val_fraction, seed,
+                                   warn)
+        return DataBundle(kind, found.train, found.val, found.classes, preprocess,
+                          list(found.notes), found.category_ids)
     if task == "segmentation":
         train_tf = seg_train_transform(preprocess, kind, augment, normalize)
         val_tf = seg_eval_transform(preprocess, normalize)
@@ -166,11 +188,11 @@ def warn_skipped(skipped: list[str]) -> None:
 def unsplit_images(data: str, preprocess: dict[str, Any], task: str = "classification"
                    ) -> Dataset:
     """The images of ``data`` with the evaluation ``preprocess``, for what needs images but no
-    validation split (int8 calibration): the training split of digits, CIFAR and segmentation
-    data, else every readable image of the folder
+    validation split (int8 calibration): the training split of digits, CIFAR, segmentation
+    and detection data, else every readable image of the folder
     (:func:`lightnets.data.folder.folder_images`)."""
     kind = data_kind(data, task)
-    if task == "segmentation":
+    if task != "classification":  # image-mask and image-boxes pairs: the images come first
         return build_data(data, preprocess, augment=False, task=task).train
     transform = eval_transform(preprocess)
     if kind == "digits":
@@ -190,11 +212,13 @@ def default_workers(kind: str) -> int:
 
 def make_loader(dataset: Dataset, batch_size: int, device: torch.device, workers: int = 0,
                 shuffle: bool = False, sampler: Sampler | None = None,
-                drop_last: bool = False) -> DataLoader:
-    """A DataLoader with the usual settings for ``device`` (pinned memory for CUDA)."""
+                drop_last: bool = False, task: str = "classification") -> DataLoader:
+    """A DataLoader with the usual settings for ``device`` (pinned memory for CUDA); detection
+    batches are lists (images of one size, targets of any number of boxes)."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
                       sampler=sampler, num_workers=workers, drop_last=drop_last,
-                      pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                      collate_fn=detection_collate if task == "detection" else None)
 
 
 __all__ = ["DATA_KINDS", "EMBEDDED", "IGNORE_INDEX", "KIND_TASKS", "DataBundle", "UnreadableImagesWarning", "build_data", "data_kind",

@@ -27,7 +27,7 @@ from lightnets.data.digits import digits_split
 CLASS_NAMES = ["background", *DIGIT_NAMES]
 CANVAS = 64                     # side of a canvas, pixels
 TRAIN_CANVASES, VAL_CANVASES = 4000, 500
-DIGIT_SIDES = (28, 48)          # a pasted digit's side, pixels (the 8x8 scan upscaled)
+DIGIT_SIDES = (36, 60)          # a pasted digit's side, pixels (the 8x8 scan upscaled)
 MAX_DIGITS = 2
 INK = 0.5                       # the coverage that makes a pixel the digit's
 

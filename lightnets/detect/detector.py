@@ -34,8 +34,10 @@ MACs).
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,3 +289,80 @@ def fpn_heads(arch: str, neck: FPNBackbone, num_classes: int, head_convs: int,
     if arch == "fcos":
         options["head"] = FCOSHead(neck.out_channels, 1, num_classes, num_convs=head_convs)
     return options
+
+
+class RawHeads(nn.Module):
+    """A detector's network alone as one tensor, for export: ``forward(x)`` takes a resized,
+    normalised ``(N, 3, H, W)`` batch (the checkpoint's letterboxed size and normalisation) and
+    returns ``(N, locations, 4 [+ 1] + num_classes)``: per anchor or location the box regression
+    (4), FCOS's centerness (1) and the class logits, in that order. Decoding them into boxes is
+    torchvision's ``postprocess_detections`` with the same anchors (``model.anchor_generator``)
+    and box coder, then NMS; this module leaves that data-dependent step out, as ONNX Runtime's
+    and OpenVINO's graphs run best without it."""
+
+    def __init__(self, detector: Detector) -> None:
+        super().__init__()
+        if isinstance(detector, FasterRCNN):
+            raise ValueError("a two-stage Faster R-CNN has no dense head outputs to export; "
+                             "export a one-stage detector (fcos, retinanet, ssdlite)")
+        self.detector = detector
+        self.task = "detection"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = self.detector.forward_raw(x)
+        parts = [outputs["bbox_regression"]]
+        if "bbox_ctrness" in outputs:
+            parts.append(outputs["bbox_ctrness"])
+        return torch.cat([*parts, outputs["cls_logits"]], dim=-1)
+
+
+class _FeatureShapes(nn.Module):
+    """Stands in for a detector's backbone: keeps the batch for :class:`_RunnerHead` and returns
+    zero maps of the backbone's shapes (the anchor generator reads only their sizes)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.shape_only = copy.deepcopy(backbone).to("meta").eval()
+        self.out_channels = backbone.out_channels
+        self.batch: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.batch = x
+        with torch.no_grad():
+            maps = self.shape_only(torch.empty(x.shape, device="meta"))
+        return OrderedDict((name, x.new_zeros(m.shape)) for name, m in maps.items())
+
+
+class _RunnerHead(nn.Module):
+    """Stands in for a detector's head: the raw outputs of ``run`` (an exported
+    :class:`RawHeads`) on the batch the stand-in backbone kept, split back into torchvision's
+    dictionary."""
+
+    def __init__(self, shapes: _FeatureShapes, run: Callable[[torch.Tensor], torch.Tensor],
+                 centerness: bool) -> None:
+        super().__init__()
+        self.shapes, self.run, self.centerness = shapes, run, centerness
+
+    def forward(self, features: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        raw = self.run(self.shapes.batch).float()
+        outputs = {"bbox_regression": raw[..., :4]}
+        if self.centerness:
+            outputs["bbox_ctrness"] = raw[..., 4:5]
+        outputs["cls_logits"] = raw[..., 5 if self.centerness else 4:]
+        return outputs
+
+
+def decoded_detector(detector: Detector, run: Callable[[torch.Tensor], torch.Tensor]
+                     ) -> Detector:
+    """A copy of ``detector`` (eval mode) whose network is ``run``: an exported
+    :class:`RawHeads` file in ONNX Runtime or OpenVINO, say. torchvision's own resizing, anchors,
+    box decoding, NMS and post-processing turn its raw outputs into boxes, so the copy returns
+    what the detector returns, and can be scored by mAP."""
+    if isinstance(detector, FasterRCNN):
+        raise ValueError("a Faster R-CNN is not exported as raw head outputs")
+    decoded = copy.copy(detector)  # shares the weights; only two submodules are replaced
+    decoded._modules = dict(detector._modules)
+    shapes = _FeatureShapes(detector.backbone)
+    decoded.backbone = shapes
+    decoded.head = _RunnerHead(shapes, run, isinstance(detector, FCOS))
+    return decoded.eval()

@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from lightnets.data import build_data, data_requirements, unsplit_images
+from lightnets.data.detection import detection_collate
+from lightnets.detect.detector import decoded_detector
 from lightnets.export.artefact import export_model, export_requirements
 from lightnets.export.backends import artefact_backend, backend_requirements, check_precision
 from lightnets.export.fuse import fuse
@@ -43,6 +45,7 @@ from lightnets.export.timing import time_callables
 from lightnets.export.torch_formats import export_pt2
 from lightnets.export.verify import Runner
 from lightnets.hardware import native_int8_dot
+from lightnets.train.det_evaluate import evaluate_detector
 from lightnets.train.seg_evaluate import evaluate_segmenter
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -93,11 +96,11 @@ class QuantizeReport:
     latency_ms: dict[int, dict[str, float]] = field(default_factory=dict)
     written: str | None = None
     backend: str = "onnxruntime"
-    metric: str = "top1"            # or "miou"
+    metric: str = "top1"            # or "miou", "map"
 
     @property
     def metric_name(self) -> str:
-        return {"top1": "top-1", "miou": "mIoU"}[self.metric]
+        return {"top1": "top-1", "miou": "mIoU", "map": "mAP@[.5:.95]"}[self.metric]
 
     @property
     def drop_points(self) -> float:
@@ -153,7 +156,7 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: tor
                                                                      batch_size)]
 
     class Reader(quantization.CalibrationDataReader):
-        def __init__(self) -> None:
+        def __init__(self) -> None:  # a fresh pass over the batches per quantization
             self.remaining = iter(batches)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
@@ -166,24 +169,41 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: tor
             quantization.shape_inference.quant_pre_process(str(fp32_path), str(prepared))
         except Exception:  # noqa: BLE001 - quantizing the unprepared graph still works
             prepared = Path(fp32_path)
-        with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress
-            quantization.quantize_static(
-                str(prepared), str(int8_path), Reader(),
-                quant_format=quantization.QuantFormat.QDQ, per_channel=per_channel,
-                reduce_range=reduce_range,
-                activation_type=quantization.QuantType.QUInt8,
-                weight_type=quantization.QuantType.QInt8,
-                calibrate_method=getattr(quantization.CalibrationMethod,
-                                         {"minmax": "MinMax", "entropy": "Entropy",
-                                          "percentile": "Percentile"}[method]))
+        def quantize(op_types: list[str] | None) -> None:
+            with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress
+                quantization.quantize_static(
+                    str(prepared), str(int8_path), Reader(),
+                    quant_format=quantization.QuantFormat.QDQ, per_channel=per_channel,
+                    reduce_range=reduce_range, op_types_to_quantize=op_types,
+                    activation_type=quantization.QuantType.QUInt8,
+                    weight_type=quantization.QuantType.QInt8,
+                    calibrate_method=getattr(quantization.CalibrationMethod,
+                                             {"minmax": "MinMax", "entropy": "Entropy",
+                                              "percentile": "Percentile"}[method]))
+
+        try:
+            quantize(None)
+        except ValueError as error:
+            # ONNX Runtime cannot give an operator that shares its input's and output's
+            # quantization parameters (concatenations, reshapes) a weight as input, as a
+            # detector's head graph has: then the convolutions and matrix products alone
+            if "shared mode" not in str(error):
+                raise
+            quantize(["Conv", "MatMul", "Gemm"])
     return Path(int8_path)
 
 
 @torch.no_grad()
-def score(run: Runner, dataset: Any, num_classes: int, task: str, batch_size: int = 64
-          ) -> float:
-    """What the gate compares: top-1 accuracy of ``run`` on an (image, label) dataset, or the
-    mIoU on an (image, mask) one."""
+def score(run: Runner, dataset: Any, num_classes: int, task: str, batch_size: int = 64,
+          model: nn.Module | None = None) -> float:
+    """What the gate compares: top-1 accuracy of ``run`` on an (image, label) dataset, the
+    mIoU on an (image, mask) one, or for a detector (``model``, a :class:`RawHeads` whose
+    network ``run`` computes) the COCO mAP of the boxes torchvision decodes from its outputs."""
+    if task == "detection":
+        loader = torch.utils.data.DataLoader(dataset, batch_size=16,
+                                             collate_fn=detection_collate)
+        return evaluate_detector(decoded_detector(model.detector, run), loader,
+                                 dataset.classes).map
     if task == "segmentation":
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
         return evaluate_segmenter(run, loader, num_classes).miou
@@ -263,6 +283,12 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     # calibration images need no validation split: read them all before any export
     images = (evenly_spaced(unsplit_images(calib_data, source.preprocess, task), calib_size)
               if precision == "int8" else torch.empty(0))
+    if task == "detection" and len(images):  # uint8 canvases, as the detector's transform
+        #                                      normalises them before its network
+        transform = source.model.detector.transform
+        mean = torch.tensor(transform.image_mean).view(1, -1, 1, 1)
+        std = torch.tensor(transform.image_std).view(1, -1, 1, 1)
+        images = (images.float() / 255 - mean) / std
 
     with tempfile.TemporaryDirectory() as folder:
         say("exporting and checking the fp32 ONNX model...")
@@ -283,10 +309,13 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                                        backend)
         say(f"evaluating on {len(val.val)} validation images ({precision} in {backend})...")
         report = QuantizeReport(source.name, precision,
-                                score(fp32_run, val.val, val.num_classes, task),
-                                score(reduced_run, val.val, val.num_classes, task),
+                                score(fp32_run, val.val, val.num_classes, task,
+                                      model=source.model),
+                                score(reduced_run, val.val, val.num_classes, task,
+                                      model=source.model),
                                 len(val.val), len(images), max_drop, backend=backend,
-                                metric="miou" if task == "segmentation" else "top1")
+                                metric={"segmentation": "miou", "detection": "map"}.get(
+                                    task, "top1"))
         for batch in latency_batches:
             x = torch.randn(batch, *source.input_size)
             times = time_callables({"fp32": fp32_run, precision: reduced_run}, x, 2, 10)

@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from lightnets.data.transforms import preprocess_input_size
+from lightnets.detect.detector import RawHeads
 from lightnets.models.base import normalize_input_size
 from lightnets.registry import create_model, resolve_name
 from lightnets.weights import load_pretrained
@@ -93,6 +94,8 @@ def from_checkpoint(path: str | Path, input_size: int | tuple[int, ...] | None =
                                 else [round(s * ratio) for s in resize])
         preprocess["input_size"] = size[1] if size[1] == size[2] else [size[1], size[2]]
     metrics = {"epoch": state.epoch, "best_top1": state.best_top1} if state else {}
+    if getattr(model, "task", None) == "detection":  # its network, without post-processing
+        model = RawHeads(model).eval()
     return ModelSource(model, name, model_args, size, preprocess, info.class_names, info.path,
                        metrics, dict(state.config) if state else {})
 

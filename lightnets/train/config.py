@@ -23,11 +23,16 @@ DATA_DEFAULTS: dict[str, dict[str, Any]] = {
                   lr=0.1, weight_decay=5e-4, warmup_epochs=1.0, label_smoothing=0.1),
     "folder": dict(epochs=30, batch_size=64, input_size=None, in_chans=3, optimizer="adamw",
                    lr=1e-3, weight_decay=0.05, warmup_epochs=2.0, label_smoothing=0.1),
-    "digits-seg": dict(epochs=12, batch_size=32, input_size=64, in_chans=3, optimizer="adamw",
+    "digits-seg": dict(epochs=9, batch_size=32, input_size=64, in_chans=3, optimizer="adamw",
                        lr=4e-3, weight_decay=1e-4, warmup_epochs=1.0, label_smoothing=0.0),
     "seg-folder": dict(epochs=30, batch_size=8, input_size=None, in_chans=3, optimizer="adamw",
                        lr=1e-3, weight_decay=1e-4, warmup_epochs=1.0, label_smoothing=0.0),
+    "digits-det": dict(epochs=20, batch_size=16, input_size=128, in_chans=3, optimizer="adamw",
+                       lr=1e-3, weight_decay=1e-4, warmup_epochs=1.0, label_smoothing=0.0),
+    "coco": dict(epochs=30, batch_size=8, input_size=None, in_chans=3, optimizer="adamw",
+                 lr=5e-4, weight_decay=1e-4, warmup_epochs=1.0, label_smoothing=0.0),
 }
+DATA_DEFAULTS["voc"] = DATA_DEFAULTS["coco"]
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # What a resumed run may change: where it runs and what it shows, and its length (only longer).
@@ -200,6 +205,8 @@ def check_config(config: TrainConfig) -> None:
             f"freeze_backbone_epochs must be >= 0, got {config.freeze_backbone_epochs}")
     require(not config.freeze_backbone_epochs or config.pretrained,
             "freeze_backbone_epochs needs pretrained weights (--pretrained)")
+    require(not (config.init_from and config.pretrained),
+            "init_from and --pretrained both give the starting weights; pass one")
     for name in ("limit_train_batches", "limit_val_batches", "workers"):
         value = getattr(config, name)
         require(value is None or value >= (0 if name == "workers" else 1),

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from lightnets.data import build_data, default_workers, make_loader, normalize_transform
 from lightnets.files import write_atomic
+from lightnets.train.det_evaluate import DetEvalResult, evaluate_detector
 from lightnets.train.runtime import pick_device
 from lightnets.train.seg_evaluate import SegEvalResult, evaluate_segmenter
 from lightnets.weights import PretrainedNote, load_pretrained
@@ -105,14 +106,16 @@ def evaluate_model(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], lo
 def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val",
              batch_size: int = 256, device: str = "auto", workers: int | None = None,
              limit_batches: int | None = None, model: str | None = None,
-             source: str | None = None, examples: int = 0) -> EvalResult | SegEvalResult:
+             source: str | None = None, examples: int = 0
+             ) -> EvalResult | SegEvalResult | DetEvalResult:
     """Evaluate a checkpoint (file or run folder: its ``best.pt``) on ``data`` (default: the
     data it was trained on), with the preprocessing stored in the checkpoint; or the
     torchvision / timm weights of the registered ``model`` with theirs. Weights without class
     names of their own (ImageNet's, or none) take the data's class folders in sorted order,
     ImageNet's standard order for its synset folders; so do converted checkpoints, which
     record no training data. A segmenter's checkpoint gives a :class:`SegEvalResult` (mIoU,
-    pixel accuracy, per-class IoU) holding its first ``examples`` validation images."""
+    pixel accuracy, per-class IoU) holding its first ``examples`` validation images, a
+    detector's a :class:`DetEvalResult` (COCO mAP by pycocotools)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be train or val, got {split!r}")
     if batch_size < 1:
@@ -130,9 +133,10 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
     bundle = build_data(data, info.preprocess, augment=False,
                         val_fraction=config.get("val_fraction", 0.2), seed=config.get("seed", 0),
                         normalize=False, task=task)
+    model_classes = bundle.num_classes + (task == "detection")  # with the background
     if state is not None:
-        state.check_matches(num_classes=bundle.num_classes)
-    if loaded.num_classes != bundle.num_classes:
+        state.check_matches(num_classes=model_classes)
+    if loaded.num_classes != model_classes:
         raise ValueError(f"{info.path!r} predicts {loaded.num_classes} classes, {data!r} has "
                          f"{bundle.num_classes}")
     if config and bundle.classes != state.class_names:  # a run trained on these names
@@ -151,7 +155,12 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
                       else torch.contiguous_format)
     dataset = bundle.val if split == "val" else bundle.train
     workers = default_workers(bundle.kind) if workers is None else workers
-    loader = make_loader(dataset, batch_size, chosen, workers)
+    loader = make_loader(dataset, batch_size, chosen, workers, task=task)
+    if task == "detection":
+        result = evaluate_detector(model, loader, bundle.classes, chosen, limit_batches,
+                                   examples=examples)
+        result.category_ids = bundle.category_ids
+        return result
     if task == "segmentation":
         return evaluate_segmenter(model, loader, bundle.num_classes, chosen, None, channels_last,
                                   limit_batches, classes=bundle.classes,

@@ -33,6 +33,8 @@ from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model, task_of
 from lightnets.train import report
 from lightnets.train.config import TrainConfig, resolve_config, resumed_config
+from lightnets.train.det_evaluate import evaluate_detector
+from lightnets.train.det_evaluate import to_device as detection_batch
 from lightnets.train.distill import load_teacher
 from lightnets.train.evaluate import evaluate_model
 from lightnets.train.finetune import backbone_parameters, freeze_backbone
@@ -48,16 +50,28 @@ from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 PRECISE_BN_BATCHES = 20
 
 
-def hits_and_counts(logits: torch.Tensor, labels: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def hits_and_counts(logits: torch.Tensor | None, labels: torch.Tensor | list,
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right predictions and predictions made, as float64 on the device: one per image for
-    classifiers, one per labelled pixel for segmenters (masks ``(N, H, W)``)."""
+    classifiers, one per labelled pixel for segmenters (masks ``(N, H, W)``), none for
+    detectors (their figure is the validation mAP)."""
+    if logits is None:
+        zero = torch.zeros((), dtype=torch.float64, device=device)
+        return zero, zero
     predicted = logits.detach().argmax(1)
     if labels.dim() == 1:
         return ((predicted == labels).sum().double(),
-                torch.tensor(len(labels), dtype=torch.float64, device=labels.device))
+                torch.tensor(len(labels), dtype=torch.float64, device=device))
     labelled = labels != IGNORE_INDEX
     return ((predicted == labels) & labelled).sum().double(), labelled.sum().double()
+
+
+def detection_evaluation(distributed: bool):
+    """:func:`evaluate_detector` called as the loop calls the other tasks' evaluations."""
+    def run(model, loader, num_classes, device, amp_dtype, channels_last, limit_batches,
+            reduce, classes, normalize):
+        return evaluate_detector(model, loader, classes, device, limit_batches, distributed)
+    return run
 
 
 class NonFiniteLossError(RuntimeError):
@@ -149,18 +163,20 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     # constructor options that reproduce them join the model arguments (so a resume, which
     # does not read them again, rebuilds the same network).
     pretrained: SourceWeights | None = None
-    if config.pretrained and resume_from is None:
+    # (a detector's --pretrained holds its backbone's weights: read where the detector is built)
+    if config.pretrained and resume_from is None and task_of(config.model) != "detection":
         pretrained = read_pretrained(config.pretrained, config.model, config.pretrained_source,
                                      **config.model_args)
         config = dataclasses.replace(config, model_args={**pretrained.options,
                                                          **config.model_args})
     shape_only = meta_model(config.model, **config.model_args)
     task = getattr(shape_only, "task", "classification")  # the model's task picks the data's
-    if task not in ("classification", "segmentation"):
-        raise ValueError(f"{config.model} is a {task} model; lightnets train trains "
-                         "classifiers and segmenters")
-    if task == "segmentation" and config.teacher:
-        raise ValueError("--teacher distils classifiers; segmenters train on their masks alone")
+    if task == "detection" and config.freeze_backbone_epochs:
+        raise ValueError("--freeze-backbone-epochs is for classifiers; freeze a detector's "
+                         "earliest stages with --model-arg trainable_layers=N")
+    if task != "classification" and config.teacher:
+        raise ValueError(f"--teacher distils classifiers; a {task} model trains on its labels "
+                         "alone")
     kind = data_kind(config.data, task)
     # Auxiliary classifiers (GoogLeNet, Inception v3) are built off by default, like
     # torchvision's; training switches them on, as their papers train, unless told otherwise.
@@ -171,9 +187,15 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                             else shape_only.default_input_size[-1])
     # precision and memory format for this model at this size (the memory format recorded, so
     # that `lightnets eval` and a resumed run use it too)
-    runtime.amp_dtype, runtime.channels_last = pick_precision_and_layout(
-        config.amp, config.channels_last, device, shape_only,
-        (shape_only.in_chans, config.input_size, config.input_size))
+    if task == "detection":  # fp32 NCHW unless asked: torchvision's losses and box coding were
+        #                      written for it, and its transform batches the images itself
+        runtime.amp_dtype, runtime.channels_last = pick_precision_and_layout(
+            "off" if config.amp == "auto" else config.amp, bool(config.channels_last), device,
+            shape_only, (3, config.input_size, config.input_size))
+    else:
+        runtime.amp_dtype, runtime.channels_last = pick_precision_and_layout(
+            config.amp, config.channels_last, device, shape_only,
+            (shape_only.in_chans, config.input_size, config.input_size))
     config = dataclasses.replace(config, channels_last=runtime.channels_last)
     min_size = max(shape_only.min_input_size)
     if config.input_size < min_size:
@@ -200,35 +222,45 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                                   seed=config.seed, drop_last=True)
                if runtime.distributed else None)
     train_loader = make_loader(data.train, batch_size, device, workers, shuffle=True,
-                               sampler=sampler, drop_last=True)
+                               sampler=sampler, drop_last=True, task=task)
     # Validation: every world_size-th image per process, so the summed tallies count each once.
     val_shard = Subset(data.val, range(runtime.rank, len(data.val), runtime.world_size))
-    val_loader = make_loader(val_shard, 2 * batch_size, device, workers)
+    val_loader = make_loader(val_shard, 2 * batch_size, device, workers, task=task)
     steps_per_epoch = len(train_loader)
-    evaluate = evaluate_segmenter if task == "segmentation" else evaluate_model
+    evaluate = {"segmentation": evaluate_segmenter,
+                "detection": detection_evaluation(runtime.distributed)}.get(task, evaluate_model)
     if config.limit_train_batches:
         steps_per_epoch = min(steps_per_epoch, config.limit_train_batches)
 
     # -- model, teacher, optimiser, schedule, gradient scaler -------------------------------
-    model_args = {**config.model_args, "num_classes": data.num_classes,
-                  "in_chans": config.in_chans}
-    if config.init_from and pretrained:
-        raise ValueError("init_from and --pretrained both give the starting weights; pass one")
+    # a detector counts the background among its classes, and sees the images at their
+    # letterboxed size (torchvision's transform would otherwise upscale them to 800)
+    num_classes = data.num_classes + (task == "detection")
+    model_args = {**config.model_args, "num_classes": num_classes, "in_chans": config.in_chans}
+    if task == "detection":
+        model_args = {"min_size": config.input_size, "max_size": config.input_size,
+                      **model_args}
     init = load_checkpoint(config.init_from, prefer="last") if config.init_from else None
     if init is not None:  # e.g. a pruned model, rebuilt from its channel plan
-        init.check_matches(config.model, data.num_classes, config.in_chans, what="init_from")
+        init.check_matches(config.model, num_classes, config.in_chans, what="init_from")
         model_args = dict(init.model_args)
         model = init.build_model()
     elif pretrained:
         model = build_pretrained(pretrained, **model_args)
+    elif task == "detection" and config.pretrained and resume_from is None:
+        # classifier weights (lightnets, torchvision, timm) for the trunk; the checkpoint keeps
+        # the arguments without them, since its state dict holds every weight
+        model = create_model(config.model, **model_args, backbone_args={
+            "checkpoint_path": config.pretrained, "source": config.pretrained_source})
     else:
         model = create_model(config.model, **model_args)
     model = model.to(device)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    if config.precise_bn_batches is None:
+    if config.precise_bn_batches is None:  # a detector's train-mode forward needs its targets
         config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
-                                     if has_slow_batchnorm(model) else 0)
+                                     if has_slow_batchnorm(model) and task != "detection"
+                                     else 0)
     teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, device)
                .to(memory_format=memory_format) if config.teacher else None)
     # the fused kernels take every parameter's momentum buffer at once, and a backbone frozen
@@ -243,7 +275,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     # -- resume: weights, optimiser, schedule, RNG -------------------------------------------
     start_epoch, best_top1, history = 0, -1.0, []
     if resume_from is not None:
-        resume_from.check_matches(config.model, data.num_classes, config.in_chans,
+        resume_from.check_matches(config.model, num_classes, config.in_chans,
                                   what="--resume checkpoint")
         resume_from.restore("model", model.load_state_dict)
         resume_from.restore("optimizer", optimizer.load_state_dict)
@@ -277,7 +309,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         if overwrite and resume_from is None:
             report.remove_run_files(run_dir)
         report.write_config(run_dir, config.to_dict(), {
-            "num_classes": data.num_classes, "class_names": data.classes,
+            "num_classes": num_classes, "class_names": data.classes,
             "world_size": runtime.world_size, "device": str(device),
             "amp": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "off",
             "channels_last": runtime.channels_last, "preprocess": preprocess, "task": task,
@@ -317,9 +349,12 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             for step, (images, labels) in enumerate(train_loader):
                 if step >= steps_per_epoch:
                     break
-                images = normalize(images.to(device, non_blocking=True,
-                                             memory_format=memory_format))
-                labels = labels.to(device, non_blocking=True).long()  # masks travel as uint8
+                if task == "detection":  # lists: torchvision normalises and batches them
+                    images, labels = detection_batch(images, labels, device)
+                else:
+                    images = normalize(images.to(device, non_blocking=True,
+                                                 memory_format=memory_format))
+                    labels = labels.to(device, non_blocking=True).long()  # masks: uint8
                 logits, loss = train_step.forward(images, labels)
 
                 # a diverged loss stops every process at the same step, before any update
@@ -334,7 +369,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                 train_step.update(loss)
 
                 tally += torch.stack([loss.detach().double() * len(labels),
-                                      *hits_and_counts(logits, labels),
+                                      *hits_and_counts(logits, labels, device),
                                       torch.tensor(len(labels), dtype=torch.float64,
                                                    device=device)])
                 progress.advance(bar)

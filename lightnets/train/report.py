@@ -23,14 +23,15 @@ from lightnets.files import FolderInUseError, lock_folder, write_atomic
 RUN_FILES = ("last.pt", "best.pt", "config.json", "metrics.csv", "curves.png")
 # the validation columns are the task's (EvalResult.row, SegEvalResult.row); a row says which
 VAL_COLUMNS = {"val_top1": ["val_loss", "val_top1", "val_top5"],
-               "val_miou": ["val_loss", "val_miou", "val_pixel_acc"]}
+               "val_miou": ["val_loss", "val_miou", "val_pixel_acc"],
+               "val_map": ["val_map", "val_map_50", "val_map_75"]}
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", *VAL_COLUMNS["val_top1"],
                   "epoch_seconds", "images_per_second"]
 
 
 def metric_columns(row: dict[str, float]) -> list[str]:
     """The columns of a metrics table whose rows look like ``row``."""
-    val = VAL_COLUMNS["val_miou" if "val_miou" in row else "val_top1"]
+    val = VAL_COLUMNS[next((key for key in VAL_COLUMNS if key in row), "val_top1")]
     return ["epoch", "lr", "train_loss", "train_acc", *val, "epoch_seconds",
             "images_per_second"]
 
@@ -110,10 +111,17 @@ def plot_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> N
     figure = Figure(figsize=(10, 4), layout="constrained")
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     loss_axes.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
-    loss_axes.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
+    if "val_loss" in history[0]:  # detectors compute no loss in eval mode
+        loss_axes.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
     loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    accuracy_axes.plot(epochs, [100 * row["train_acc"] for row in history], "o-", label="train")
-    if "val_miou" in history[0]:
+    if "val_map" not in history[0]:
+        accuracy_axes.plot(epochs, [100 * row["train_acc"] for row in history], "o-",
+                           label="train")
+    if "val_map" in history[0]:
+        for key, name in (("val_map", "mAP@[.5:.95]"), ("val_map_50", "mAP@.5")):
+            accuracy_axes.plot(epochs, [100 * row[key] for row in history], "o-", label=name)
+        accuracy_axes.set(xlabel="epoch", ylabel="%", title="validation box mAP")
+    elif "val_miou" in history[0]:
         accuracy_axes.plot(epochs, [100 * row["val_pixel_acc"] for row in history], "o-",
                            label="validation pixel accuracy")
         accuracy_axes.plot(epochs, [100 * row["val_miou"] for row in history], "s-",
@@ -145,10 +153,14 @@ def epoch_progress(console: Console, enabled: bool) -> Progress:
 
 def epoch_line(row: dict[str, float], epochs: int) -> str:
     """The one-line summary printed after each epoch."""
-    val = (f"mIoU {row['val_miou']:6.2%} pixel acc {row['val_pixel_acc']:6.2%}"
-           if "val_miou" in row else
-           f"top1 {row['val_top1']:6.2%} top5 {row['val_top5']:6.2%}")
-    return (f"epoch {row['epoch']:>3}/{epochs}  lr {row['lr']:.2e}  "
-            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2%}  |  "
-            f"val loss {row['val_loss']:.4f} {val}  |  {row['epoch_seconds']:.1f}s "
-            f"{row['images_per_second']:.0f} img/s")
+    if "val_map" in row:
+        train = f"train loss {row['train_loss']:.4f}"
+        val = (f"val mAP {row['val_map']:.3f} mAP@.5 {row['val_map_50']:.3f} "
+               f"mAP@.75 {row['val_map_75']:.3f}")
+    else:
+        train = f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2%}"
+        val = f"val loss {row['val_loss']:.4f} " + (
+            f"mIoU {row['val_miou']:6.2%} pixel acc {row['val_pixel_acc']:6.2%}"
+            if "val_miou" in row else f"top1 {row['val_top1']:6.2%} top5 {row['val_top5']:6.2%}")
+    return (f"epoch {row['epoch']:>3}/{epochs}  lr {row['lr']:.2e}  {train}  |  {val}  |  "
+            f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s")

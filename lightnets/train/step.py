@@ -46,13 +46,18 @@ class TrainStep:
                                                                  grad_clip)
         self.teacher, self.distill_alpha, self.distill_temperature = (teacher, distill_alpha,
                                                                       distill_temperature)
+        self.task = task
         self.loss = segmentation_loss if task == "segmentation" else classification_loss
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor | list, labels: torch.Tensor | list
+                ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """``(logits, loss)``: the labels' loss (with the auxiliary heads'), blended with the
-        distillation term when there is a teacher."""
+        distillation term when there is a teacher. A detector takes lists of images and
+        targets and gives ``(None, the sum of its losses)``."""
         with self.autocast:
+            if self.task == "detection":  # torchvision's detectors compute their own losses
+                losses = self.model(images, labels)
+                return None, sum(losses.values())
             logits, aux_logits = self.model(images, return_aux=True)
             loss = self.loss(logits, aux_logits, labels, self.aux_weight, self.label_smoothing)
             if self.teacher is not None:

@@ -65,8 +65,11 @@ def layout_of(name: str, **args: Any) -> Layout:
     model = meta_model(name, **args, num_classes=BUILD_CLASSES, in_chans=BUILD_CHANS)
     shapes = {key: tensor.shape for key, tensor in model.state_dict().items()}
     first = first_convolution(model)
-    with torch.device("meta"):
-        model.reset_classifier(BUILD_CLASSES + 1)
+    if hasattr(model, "reset_classifier"):
+        with torch.device("meta"):
+            model.reset_classifier(BUILD_CLASSES + 1)
+    else:  # a detector: its class-dependent layers are those another class count changes
+        model = meta_model(name, **args, num_classes=BUILD_CLASSES + 1, in_chans=BUILD_CHANS)
     changed = {key for key, tensor in model.state_dict().items() if shapes.get(key) != tensor.shape}
     _LAYOUTS[cache_key] = Layout(shapes, frozenset(changed), first)
     return _LAYOUTS[cache_key]
@@ -79,8 +82,8 @@ def first_convolution(model: nn.Module) -> str:
     hooks = [module.register_forward_pre_hook(lambda m, _: order.append(names[m]))
              for module in names if isinstance(module, nn.Conv2d)]
     try:
-        # a classifier's trunk, or the whole of a model without one (a segmenter)
-        run = getattr(model, "forward_features", model)
+        # a classifier's trunk, a detector's network, or the whole of a segmenter
+        run = getattr(model, "forward_features", None) or getattr(model, "forward_raw", model)
         run(torch.empty(1, *model.default_input_size, device="meta"))
     finally:
         for hook in hooks:

@@ -30,3 +30,16 @@ def test_settings_are_checked_against_each_other():
     assert resolve_config(TrainConfig(epochs=2), "folder", 224).warmup_epochs == 1.0
     assert resolve_config(TrainConfig(epochs=3), "folder", 224).warmup_epochs == 2.0
     assert resolve_config(TrainConfig(epochs=1, warmup_epochs=0), "digits", 224).warmup_epochs == 0
+
+
+def test_two_sources_of_starting_weights_are_refused_with_the_settings():
+    with pytest.raises(ValueError, match="init_from and --pretrained both give"):
+        resolve_config(TrainConfig(init_from="pruned.pt", pretrained="weights.pth"), "digits", 32)
+
+
+def test_label_smoothing_follows_the_task_of_the_data():
+    assert resolve_config(TrainConfig(), "digits", 32).label_smoothing == 0.1
+    assert resolve_config(TrainConfig(), "digits-seg", 520).label_smoothing == 0.0
+    assert resolve_config(TrainConfig(), "digits-det", 320).label_smoothing == 0.0
+    assert resolve_config(TrainConfig(label_smoothing=0.2), "digits-seg", 520).label_smoothing \
+        == 0.2
