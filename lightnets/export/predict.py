@@ -89,14 +89,12 @@ def model_task(path: str | Path, model: str | None = None) -> str:
     registered ``model`` for other libraries' weights)."""
     if model is not None:
         return task_of(model)
-    if is_exported(path):
-        name = read_sidecar(path).model
-    else:
-        name = load_checkpoint(path, prefer="best").model_name
     try:
+        name = (read_sidecar(path).model if is_exported(path)
+                else load_checkpoint(path, prefer="best").model_name)
         return task_of(name)
-    except ValueError:  # a model this version does not register: its loader will say so
-        return "classification"
+    except ValueError:  # another library's weights, or an unregistered model: the loader
+        return "classification"  # that reads them says what is wrong, in its own words
 
 
 def fixed_batch(run: Callable[[torch.Tensor], torch.Tensor], batch: int
