@@ -15,6 +15,16 @@ import lightnets
 from lightnets.cli import main
 
 
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(*argv) -> (status, stdout, stderr)`` of one ``lightnets`` command."""
+    def run(*argv: str) -> tuple[int, str, str]:
+        status = main(list(argv))
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+    return run
+
+
 # -- the zoo --------------------------------------------------------------------------------------
 # each model is built once per worker: xdist_group keeps all tests of one model, in every module,
 # on one worker

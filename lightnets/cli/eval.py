@@ -77,8 +77,8 @@ def confusion_target(args: argparse.Namespace, folder: Path, stem: str = "confus
 def run(args: argparse.Namespace) -> int:
     from lightnets.checkpoint import checkpoint_path
     from lightnets.export.predict import evaluate_exported, is_exported, model_task
-    from lightnets.train import evaluate, save_confusion_png
     from lightnets.files import check_writable_file
+    from lightnets.train import evaluate, save_confusion_png
     from lightnets.train.det_evaluate import save_boxes_png, save_predictions
     from lightnets.train.seg_evaluate import save_examples_png
 
@@ -86,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
             else Path(args.weights).expanduser())
     with warnings_as_lines():
         task = model_task(path, args.model)
-        segmenter = task == "segmentation"
         if args.save_predictions:
             if task != "detection":
                 raise CommandError("--save-predictions writes a detector's boxes; "
@@ -112,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             if task == "detection":
                 save_boxes_png(result, png, title=f"{path.name}: mAP {result.map:.3f}, mAP@.5 "
                                f"{result.map_50:.3f} on {result.count} {args.split} images")
-            elif segmenter:
+            elif task == "segmentation":
                 save_examples_png(result, png, title=f"{path.name}: mIoU {result.miou:.2%} on "
                                   f"{result.count} {args.split} images")
             else:

@@ -80,11 +80,18 @@ def test_joint_transforms_move_the_mask_with_the_image():
     assert set(out_mask.unique().tolist()) <= {0, 3, IGNORE_INDEX}  # nearest: no new indices
     torch.manual_seed(0)
     train = seg_train_transform(preprocess, "seg-folder", normalize=False)
+    seen_square = False
     for _ in range(5):
         warped_image, warped_mask = train(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        seen_square |= bool((warped_mask == 3).any())
         bright = warped_image[0] > 100
         assert set(warped_mask.unique().tolist()) <= {0, 3, IGNORE_INDEX}
-        assert (bright == (warped_mask == 3)).float().mean() > 0.95
+        labelled = warped_mask == 3
+        if bright.any() or labelled.any():  # the crop holds the square: they overlap closely
+            # (antialiasing moves the bright edge by up to a pixel; a misplaced mask overlaps
+            # far less)
+            assert (bright & labelled).sum() / (bright | labelled).sum() > 0.7
+    assert seen_square, "no crop of five held the square"
 
 
 # -- folders ---------------------------------------------------------------------------------

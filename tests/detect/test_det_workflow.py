@@ -13,15 +13,10 @@ from PIL import Image
 
 from lightnets.checkpoint import load_checkpoint
 from lightnets.cli import main
-from lightnets.train import evaluate
 from lightnets.data.detection import detection_datasets
+from lightnets.train import evaluate
 
 MODEL = "fcos_mobilenet_v3_small"
-
-
-def cli(capsys, *argv: str) -> tuple[int, str]:
-    status = main(list(argv))
-    return status, capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +31,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.xdist_group("det_workflow")
-def test_detection_run_eval_predict_export(trained, tmp_path, capsys):
+def test_detection_run_eval_predict_export(trained, tmp_path, run_cli):
     [row] = list(csv.DictReader((trained / "metrics.csv").open()))
     assert list(row) == ["epoch", "lr", "train_loss", "train_acc", "val_map", "val_map_50",
                          "val_map_75", "epoch_seconds", "images_per_second"]
@@ -48,7 +43,7 @@ def test_detection_run_eval_predict_export(trained, tmp_path, capsys):
     assert built["min_size"] == built["max_size"] == 64 and built["num_classes"] == 11
 
     detections = tmp_path / "detections.json"
-    status, out = cli(capsys, "eval", "--checkpoint", str(trained / "last.pt"), "--json",
+    status, out, _ = run_cli("eval", "--checkpoint", str(trained / "last.pt"), "--json",
                       "--limit-batches", "2", "--batch-size", "16", "--save-predictions",
                       str(detections))
     assert status == 0
@@ -64,7 +59,7 @@ def test_detection_run_eval_predict_export(trained, tmp_path, capsys):
     picture = tmp_path / "canvas.png"
     image = detection_datasets("digits-det", 128, augment=False).val[0][0]
     Image.fromarray(image.permute(1, 2, 0).numpy()).resize((100, 80)).save(picture)
-    status, out = cli(capsys, "predict", "--checkpoint", str(trained / "last.pt"), str(picture),
+    status, out, _ = run_cli("predict", "--checkpoint", str(trained / "last.pt"), str(picture),
                       "--output", str(tmp_path / "boxes"), "--score-threshold", "0", "--json")
     assert status == 0
     [prediction] = json.loads(out)
@@ -74,7 +69,7 @@ def test_detection_run_eval_predict_export(trained, tmp_path, capsys):
         assert 0 <= x1 <= x2 <= 100 and 0 <= y1 <= y2 <= 80 and found["class"] in "0123456789"
 
     onnx = tmp_path / "det.onnx"
-    status, _ = cli(capsys, "export", "--checkpoint", str(trained / "last.pt"), "--output",
+    status, _, _ = run_cli("export", "--checkpoint", str(trained / "last.pt"), "--output",
                     str(onnx))
     assert status == 0
     from lightnets.export.onnx import onnx_session, run_session
@@ -83,7 +78,7 @@ def test_detection_run_eval_predict_export(trained, tmp_path, capsys):
     assert raw.shape[0] == 2 and raw.shape[-1] == 4 + 1 + 11  # boxes, centerness, classes
 
     # int8, gated by the mAP of the boxes torchvision decodes from the int8 network's outputs
-    status, out = cli(capsys, "quantize", "--checkpoint", str(trained / "last.pt"),
+    status, out, _ = run_cli("quantize", "--checkpoint", str(trained / "last.pt"),
                       "--calib-data", "digits-det", "--calib-size", "16", "--max-drop", "100",
                       "--output", str(tmp_path / "det.int8.onnx"), "--latency-batch", "1",
                       "--json")

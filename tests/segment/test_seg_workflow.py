@@ -19,11 +19,6 @@ from lightnets.export.onnx import onnx_session, run_session
 MODEL = "lraspp_mobilenet_v3_small"
 
 
-def cli(capsys, *argv: str) -> tuple[int, str]:
-    status = main(list(argv))
-    return status, capsys.readouterr().out
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A segmenter trained for two epochs of four batches at 32x32 (seconds, not minutes)."""
@@ -49,9 +44,9 @@ def test_training_writes_segmentation_metrics(trained):
 
 
 @pytest.mark.xdist_group("seg_workflow")
-def test_eval_predict_export_and_quantize(trained, tmp_path, capsys):
+def test_eval_predict_export_and_quantize(trained, tmp_path, run_cli):
     # the validation the run did: two batches of twice the training batch
-    status, out = cli(capsys, "eval", "--checkpoint", str(trained / "last.pt"), "--json",
+    status, out, _ = run_cli("eval", "--checkpoint", str(trained / "last.pt"), "--json",
                       "--limit-batches", "2", "--batch-size", "32")
     assert status == 0
     scores = json.loads(out)
@@ -64,7 +59,7 @@ def test_eval_predict_export_and_quantize(trained, tmp_path, capsys):
     (train_images, _), _ = canvases(0)
     picture = tmp_path / "canvas.png"
     Image.fromarray(train_images[0].permute(1, 2, 0).numpy()).resize((80, 48)).save(picture)
-    status, out = cli(capsys, "predict", "--checkpoint", str(trained / "last.pt"), str(picture),
+    status, out, _ = run_cli("predict", "--checkpoint", str(trained / "last.pt"), str(picture),
                       "--output", str(tmp_path / "masks"), "--json")
     assert status == 0
     [prediction] = json.loads(out)
@@ -76,7 +71,7 @@ def test_eval_predict_export_and_quantize(trained, tmp_path, capsys):
 
     # export: one ONNX file for any batch, height and width, equal to the eager model
     onnx = tmp_path / "seg.onnx"
-    status, _ = cli(capsys, "export", "--checkpoint", str(trained / "last.pt"), "--output",
+    status, _, _ = run_cli("export", "--checkpoint", str(trained / "last.pt"), "--output",
                     str(onnx))
     assert status == 0
     sidecar = json.loads((tmp_path / "seg.onnx.json").read_text())
@@ -85,13 +80,13 @@ def test_eval_predict_export_and_quantize(trained, tmp_path, capsys):
                ["comparisons"])
     session = onnx_session(onnx)
     assert tuple(run_session(session, torch.randn(3, 3, 40, 52)).shape) == (3, 11, 40, 52)
-    status, out = cli(capsys, "eval", "--checkpoint", str(onnx), "--json", "--limit-batches",
+    status, out, _ = run_cli("eval", "--checkpoint", str(onnx), "--json", "--limit-batches",
                       "2", "--batch-size", "32")
     exported = json.loads(out)
     assert status == 0 and exported["miou"] == pytest.approx(scores["miou"], abs=1e-3)
 
     # int8, gated by the mIoU drop
-    status, out = cli(capsys, "quantize", "--checkpoint", str(trained / "last.pt"),
+    status, out, _ = run_cli("quantize", "--checkpoint", str(trained / "last.pt"),
                       "--calib-data", "digits-seg", "--calib-size", "32", "--max-drop", "100",
                       "--output", str(tmp_path / "seg.int8.onnx"), "--latency-batch", "1", "--json")
     assert status == 0
