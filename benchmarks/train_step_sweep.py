@@ -17,16 +17,20 @@ thread, which the load of other processes leaves alone::
     python benchmarks/train_step_sweep.py                              # 3 models x 4 sizes
     python benchmarks/train_step_sweep.py mobilenet_v2 --sizes 32 --in-chans 1 --optimizers
     python benchmarks/train_step_sweep.py --threads 1 --cpu-time --repeats 3
+    python benchmarks/train_step_sweep.py resnet18 --sizes 64 128 224 --precisions fp32
     python benchmarks/train_step_sweep.py mobilenet_v2 resnet18 --sizes 224 --compile
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +45,8 @@ from lightnets.train.bench import trainer_step
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 FORMATS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
-IMPLEMENTATIONS = {"for-loop": dict(foreach=False), "foreach": dict(foreach=True),
-                   "fused": dict(fused=True)}
+IMPLEMENTATIONS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True},
+                   "fused": {"fused": True}}
 
 
 def make_optimizer(model: torch.nn.Module, optimizer: str = "sgd",
@@ -86,7 +90,8 @@ def sweep(name: str, side: int, args: argparse.Namespace) -> list[tuple[str, flo
     """``(variant, median ms)`` for the precision x memory-format grid."""
     grid = {f"{precision} {layout}": make_step(name, side, args.batch_size, args.in_chans, amp,
                                                memory_format)
-            for precision, amp in PRECISIONS.items() for layout, memory_format in FORMATS.items()}
+            for precision, amp in PRECISIONS.items() if precision in {"fp32", *args.precisions}
+            for layout, memory_format in FORMATS.items()}
     times = time_interleaved(grid, args.warmup, args.repeats, clock=clock(args))
     return [(variant, statistics.median(t)) for variant, t in times.items()]
 
@@ -113,18 +118,29 @@ def optimizer_table(name: str, args: argparse.Namespace) -> Table:
 
 
 def compile_row(name: str, side: int, args: argparse.Namespace) -> list[str]:
-    """The trainer's step eager and compiled: compile seconds, step ms, break-even steps."""
+    """The trainer's step eager and compiled: compile seconds, step ms, break-even steps.
+
+    The eager step is timed first, before anything is compiled, and the compiled one after:
+    not interleaved, because the OpenMP threads of inductor's kernels keep spinning after each
+    compiled step and slowed the eager step next to them 2.7x (MobileNetV2 at 224 px, 2
+    threads: 9.0 s against 3.4 s alone). The compilation is timed on an empty inductor cache
+    (a fresh ``TORCHINDUCTOR_CACHE_DIR``), as a first run pays it, unless ``--warm-cache``."""
     steps = {}
     for compiled in (False, True):
         torch.manual_seed(0)
         images = torch.randn(args.batch_size, 3, side, side)
         steps[compiled] = trainer_step(create_model(name, num_classes=10), images, compiled)[0]
-    start = time.perf_counter()
-    steps[True]()  # compiles forward and backward
-    compile_s = time.perf_counter() - start
-    times = time_interleaved({"eager": steps[False], "compiled": steps[True]}, args.warmup,
-                             args.repeats)
-    eager, compiled = (statistics.median(times[k]) for k in ("eager", "compiled"))
+    eager = statistics.median(time_interleaved({"eager": steps[False]}, args.warmup,
+                                               args.repeats)["eager"])
+    with contextlib.ExitStack() as stack:
+        if not args.warm_cache:
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+            stack.enter_context(mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": folder}))
+        start = time.perf_counter()
+        steps[True]()  # compiles forward and backward
+        compile_s = time.perf_counter() - start
+        compiled = statistics.median(time_interleaved({"compiled": steps[True]}, args.warmup,
+                                                      args.repeats)["compiled"])
     break_even = (f"{1e3 * compile_s / (eager - compiled):.0f}" if compiled < eager
                   else "never")
     return [name, str(side), f"{compile_s:.1f}", f"{eager:.1f}", f"{compiled:.1f}",
@@ -139,11 +155,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--in-chans", type=int, default=3, choices=(1, 3),
                         help="input channels (the digits main job trains on 1)")
+    parser.add_argument("--precisions", nargs="+", choices=list(PRECISIONS),
+                        default=list(PRECISIONS),
+                        help="the precisions of the grid, fp32 always (fp32 alone where bf16 is "
+                        "emulated: its steps take minutes)")
     parser.add_argument("--optimizers", action="store_true",
                         help="also time the update of SGD and AdamW as for-loop, foreach and "
                         "fused")
     parser.add_argument("--compile", action="store_true",
                         help="only time the trainer's step eager against torch.compile")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="with --compile: time the compilation with inductor's usual cache")
     parser.add_argument("--cpu-time", action="store_true",
                         help="process CPU time instead of wall time (use with --threads 1)")
     parser.add_argument("--warmup", type=int, default=2)
