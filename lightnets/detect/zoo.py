@@ -10,7 +10,8 @@ with ``frozen_bn=True``, the form torchvision publishes), ``fcos_resnet50_fpn`` 
 ``retinanet_resnet50_fpn`` (trainable BatchNorm; ``frozen_bn=True`` gives the published
 32,269,600 and 34,014,999). Their state-dict keys differ from torchvision's only inside the
 backbone's trunk (lightnets' block names); :func:`torchvision_keys` gives the renaming rules
-(``lightnets.weights.mapping.rename``) that turn a torchvision checkpoint into ours. torchvision's
+(``lightnets.weights.mapping.rename``) that turn a torchvision checkpoint into ours, which
+``create_model(name, checkpoint_path=...)`` applies (their ``PeerWeights``). torchvision's
 choices kept there:
 
 * SSDLite320 uses MobileNetV3-Large with the "reduced tail" (Howard et al. 2019, Sec. 6.1.3:

@@ -211,3 +211,22 @@ def test_not_strict_loads_what_fits_and_says_so(tmp_path):
     assert any(note.startswith("strict=False") for note in notes)
     assert "head.regression_head.module_list.0.1.weight" not in model.pretrained.loaded
     assert len(model.pretrained.loaded) == len(state)
+
+
+def test_convert_refuses_detectors_in_one_line(tmp_path, run_cli):
+    name = "ssdlite320_mobilenet_v3_large"
+    path, _, _ = torchvision_file(name, tmp_path)
+    status, _, err = run_cli("convert", str(path), "--model", name, "--output",
+                             str(tmp_path / "out.safetensors"))
+    assert status == 2 and "is a detector" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_eval_on_other_data_names_both_class_counts(tmp_path, run_cli):
+    pytest.importorskip("sklearn")  # the digits-det images
+    name = "ssdlite320_mobilenet_v3_large"
+    path, _, _ = torchvision_file(name, tmp_path)
+    status, _, err = run_cli("eval", "--model", name, "--weights", str(path), "--data",
+                             "digits-det")
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "predicts 90 object classes (91 with the background)" in err and "has 10" in err
