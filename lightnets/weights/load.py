@@ -153,7 +153,7 @@ def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile
         if len(categories) == candidate.num_classes - detector:
             names = categories
         if detector:  # the letterbox of lightnets' detection data, to the detector's min_size
-            size = meta_model(name, **candidate.options, **user_args).default_input_size[-1]
+            size = meta_model(name, **{**candidate.options, **user_args}).default_input_size[-1]
             return default_preprocess("coco", size, candidate.in_chans), names
         return torchvision_preprocess(entry), names
     if candidate.source == "timm":

@@ -174,8 +174,8 @@ def test_fcos_at_eleven_classes_from_the_release(tmp_path):
     name = "fcos_resnet50_fpn"
     kwargs = CASES[name][0]
     path, _, _ = torchvision_file(name, tmp_path, True, **kwargs)
-    model, notes = load(name, path, num_classes=11, **kwargs)
-    assert notes == [REPLACED]
+    model, notes = load(name, path, num_classes=11, frozen_bn=True, **kwargs)  # as the file
+    assert notes == [REPLACED] and model.pretrained.model_args["frozen_bn"]
     assert model.state_dict()["head.classification_head.cls_logits.weight"].shape[0] == 11
 
 
