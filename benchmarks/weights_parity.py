@@ -40,8 +40,9 @@ TOLERANCE = 1e-5  # max |difference| relative to the output scale
 
 
 def twin_pairs(patterns: str | list[str] = "*") -> list[tuple[str, str]]:
-    """``(model, library)`` for every registered twin whose checkpoints load."""
-    return [(name, library) for name in list_models(patterns)
+    """``(model, library)`` for every registered classifier twin whose checkpoints load (the
+    detectors' files give boxes, not logits: ``tests/weights/test_detectors.py``)."""
+    return [(name, library) for name in list_models(patterns, task="classification")
             for library, peer in peers_of(name).items() if peer.weights is not None]
 
 

@@ -65,17 +65,20 @@ class PeerWeights:
     map read as a fully-connected layer). ``options``: our constructor arguments that
     reproduce the peer's network exactly (timm's ReLU6 MobileNet V1). ``flags``: boolean
     constructor arguments set when a renamed key matches the pattern (auxiliary heads present in
-    the file). ``preprocess``: the evaluation preprocessing of the peer's pretrained weights
-    where only the peer library holds it (timm's ``pretrained_cfg``, which lightnets does not
-    import: ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``; unset fields
-    take timm's defaults). ``pretrained_kwargs``: the peer builder's arguments for the form its
-    pretrained checkpoints take (torchvision's GoogLeNet: ``transform_input=True`` and
-    auxiliary heads), used by the parity tests and benchmark."""
+    the file); ``flags_if_absent``: those set when no renamed key matches (torchvision's published
+    detectors: frozen BatchNorm, which has no step counters). ``preprocess``: the evaluation
+    preprocessing of the peer's pretrained weights where only the peer library holds it (timm's
+    ``pretrained_cfg``, which lightnets does not import: ``input_size``, ``crop_pct``,
+    ``interpolation``, ``mean``, ``std``; unset fields take timm's defaults).
+    ``pretrained_kwargs``: the peer builder's arguments for the form its pretrained checkpoints
+    take (torchvision's GoogLeNet: ``transform_input=True`` and auxiliary heads), used by the
+    parity tests and benchmark."""
 
     keys: Sequence[tuple[str, str]] = ()
     reshaped: Sequence[str] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
     flags: Mapping[str, str] = field(default_factory=dict)
+    flags_if_absent: Mapping[str, str] = field(default_factory=dict)
     preprocess: Mapping[str, Any] = field(default_factory=dict)
     pretrained_kwargs: Mapping[str, Any] = field(default_factory=dict)
 

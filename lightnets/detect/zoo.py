@@ -10,7 +10,8 @@ with ``frozen_bn=True``, the form torchvision publishes), ``fcos_resnet50_fpn`` 
 ``retinanet_resnet50_fpn`` (trainable BatchNorm; ``frozen_bn=True`` gives the published
 32,269,600 and 34,014,999). Their state-dict keys differ from torchvision's only inside the
 backbone's trunk (lightnets' block names); :func:`torchvision_keys` gives the renaming rules
-(``lightnets.weights.mapping.rename``) that turn a torchvision checkpoint into ours. torchvision's
+(``lightnets.weights.mapping.rename``) that turn a torchvision checkpoint into ours, which
+``create_model(name, checkpoint_path=...)`` applies (their ``PeerWeights``). torchvision's
 choices kept there:
 
 * SSDLite320 uses MobileNetV3-Large with the "reduced tail" (Howard et al. 2019, Sec. 6.1.3:
@@ -40,7 +41,7 @@ from lightnets.detect.detector import Detector, create_detector
 from lightnets.models.mobilenet_v3 import LARGE, LARGE_HEAD, MobileNetV3
 from lightnets.models.mobilenet_v3 import torchvision_keys as mobilenet_v3_keys
 from lightnets.models.resnet import RESNET_KEYS
-from lightnets.registry import register_model
+from lightnets.registry import Peer, PeerWeights, register_model
 
 TORCHVISION_ARGS = {"weights_backbone": None}  # torchvision would fetch ImageNet weights
 
@@ -50,11 +51,6 @@ LARGE_REDUCED_TAIL = [*LARGE[:-3], (5, 672, 80, True, "HS", 2), (5, 480, 80, Tru
                       (5, 480, 80, True, "HS", 1)]
 SSDLITE_SPLIT = len(LARGE) - 2  # features.13: the first block of the last stage, whose
 # expansion torchvision's SSDLite reads (features.0 ends with it, features.1 holds the rest)
-
-
-def torchvision_peer(name: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    """torchvision's builder for the same detector, without any download."""
-    return {"torchvision": (name, dict(TORCHVISION_ARGS))}
 
 
 def body_rules(*outside: str) -> tuple[str, str]:
@@ -92,6 +88,15 @@ def torchvision_keys(name: str) -> list[tuple[str, str]]:
         raise ValueError(f"{name} has no torchvision counterpart; expected one of "
                          f"{', '.join(TORCHVISION_KEYS)}")
     return TORCHVISION_KEYS[name]
+
+
+def torchvision_peer(name: str) -> dict[str, Peer]:
+    """torchvision's builder for the same detector, without any download, and how its
+    checkpoints load: renamed by :func:`torchvision_keys`; a file without BatchNorm step
+    counters is the published form (frozen BatchNorm), except SSDLite's, which trains its own."""
+    frozen = {} if name.startswith("ssdlite") else {"frozen_bn": r"num_batches_tracked$"}
+    return {"torchvision": Peer(name, dict(TORCHVISION_ARGS), PeerWeights(
+        torchvision_keys(name), flags_if_absent=frozen))}
 
 
 def set_bn_momentum(module: nn.Module, momentum: float) -> None:

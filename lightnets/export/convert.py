@@ -43,6 +43,10 @@ def convert(weights: str | Path, output: str | Path, model: str | None = None,
         raise ValueError(f"--output must end in {' or '.join(SUFFIXES)}, got {str(output)!r}")
     loaded = load_pretrained(model, weights, source, strict, **kwargs).eval()
     info = loaded.pretrained
+    if getattr(loaded, "task", "classification") == "detection":  # the check compares logits
+        raise ValueError(f"{info.model_name} is a detector: convert checks logits, a detector "
+                         "gives boxes; load its file directly (create_model(name, "
+                         "checkpoint_path=...), or --model with --weights)")
     state = loaded.state_dict()
     checkpoint = Checkpoint(model_name=info.model_name, model_args=info.model_args, model=state,
                             preprocess=info.preprocess, class_names=info.class_names)

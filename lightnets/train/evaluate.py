@@ -137,8 +137,9 @@ def evaluate(checkpoint: str | Path, data: str | None = None, split: str = "val"
     if state is not None:
         state.check_matches(num_classes=model_classes)
     if loaded.num_classes != model_classes:
-        raise ValueError(f"{info.path!r} predicts {loaded.num_classes} classes, {data!r} has "
-                         f"{bundle.num_classes}")
+        predicted = (f"{loaded.num_classes - 1} object classes ({loaded.num_classes} with the "
+                     "background)" if task == "detection" else f"{loaded.num_classes} classes")
+        raise ValueError(f"{info.path!r} predicts {predicted}, {data!r} has {bundle.num_classes}")
     if config and bundle.classes != state.class_names:  # a run trained on these names
         raise ValueError(f"the classes of {data!r} ({', '.join(bundle.classes[:5])}, ...) differ "
                          f"from the checkpoint's ({', '.join(state.class_names[:5])}, ...)")

@@ -4,13 +4,17 @@ classifier and its first convolution, the two parts whose shapes follow ``num_cl
 
 One build on the meta device (no memory, no values) gives all of it: the classifier is what
 ``reset_classifier`` replaces (the auxiliary heads' final layers too), the first convolution is
-the first to run on the input. The shapes for other class and channel counts follow without
-building again: a classifier tensor's first dimension is the class count (and it is absent
-for 0 classes), the first convolution kernel's second dimension the channel count.
+the first to run on the input; a detector has no ``reset_classifier``, and its class layers are
+those a build at another class count changes. The shapes for other class and channel counts
+follow without building again: a class tensor's first dimension is the class count times a
+fixed multiple (1 for a classifier, whose tensors are absent for 0 classes; a detector's
+anchors per location: 6 for SSDLite, 9 for RetinaNet, 4 box coordinates for Faster R-CNN's
+``bbox_pred``), the first convolution kernel's second dimension the channel count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +29,16 @@ BUILD_CLASSES, BUILD_CHANS = 1000, 3
 @dataclass(frozen=True)
 class Layout:
     """A model's tensors (key -> shape, at 1000 classes and 3 channels), its classifier's keys
-    and its first convolution's kernel key."""
+    (a detector's class layers) with the multiple of the class count each one's first dimension
+    is, and its first convolution's kernel key."""
 
     shapes: dict[str, torch.Size]
-    classifier: frozenset[str]
+    per_class: Mapping[str, int]
     first_conv: str
+
+    @property
+    def classifier(self) -> frozenset[str]:
+        return frozenset(self.per_class)
 
     def at(self, num_classes: int, in_chans: int) -> dict[str, torch.Size]:
         """The tensors of the same network for ``num_classes`` and ``in_chans``."""
@@ -38,7 +47,7 @@ class Layout:
             if key in self.classifier:
                 if not num_classes:
                     continue  # no classifier: an identity
-                shape = torch.Size((num_classes, *shape[1:]))
+                shape = torch.Size((self.per_class[key] * num_classes, *shape[1:]))
             if key == self.first_conv:
                 shape = torch.Size((shape[0], in_chans, *shape[2:]))
             shapes[key] = shape
@@ -47,7 +56,7 @@ class Layout:
     def classes_and_chans(self, state: dict[str, torch.Tensor]) -> tuple[int, int]:
         """The class count and input channels a state dict (in our keys) was made for: 0
         classes when it has no classifier, 3 channels when it lacks the first convolution."""
-        classes = [state[key].shape[0] for key in sorted(self.classifier)
+        classes = [state[key].shape[0] // self.per_class[key] for key in sorted(self.per_class)
                    if key in state and state[key].dim()]
         conv = state.get(self.first_conv)
         return (classes[0] if classes else 0), (conv.shape[1] if conv is not None
@@ -70,8 +79,9 @@ def layout_of(name: str, **args: Any) -> Layout:
             model.reset_classifier(BUILD_CLASSES + 1)
     else:  # a detector: its class-dependent layers are those another class count changes
         model = meta_model(name, **args, num_classes=BUILD_CLASSES + 1, in_chans=BUILD_CHANS)
-    changed = {key for key, tensor in model.state_dict().items() if shapes.get(key) != tensor.shape}
-    _LAYOUTS[cache_key] = Layout(shapes, frozenset(changed), first)
+    per_class = {key: tensor.shape[0] - shapes[key][0] for key, tensor in model.state_dict().items()
+                 if shapes.get(key) != tensor.shape}
+    _LAYOUTS[cache_key] = Layout(shapes, per_class, first)
     return _LAYOUTS[cache_key]
 
 

@@ -7,7 +7,8 @@ that reproduce the source); :func:`build_pretrained` builds the model from it fo
 and channels wanted. :func:`load_pretrained` does both, and is what
 ``create_model(name, checkpoint_path=...)`` calls. The model is built on the meta device and
 the file's tensors assigned to it, so no time goes into initialising weights that are
-overwritten; only a replaced classifier is initialised.
+overwritten; only a replaced classifier is initialised (a detector with new class layers is
+built whole: it has no ``reset_classifier``, its heads initialise their class layers).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from lightnets.checkpoint import Checkpoint
 from lightnets.data import default_preprocess
 from lightnets.data.transforms import make_preprocess
 from lightnets.registry import (PeerWeights, create_model, list_models, meta_model, peers_of,
-                                resolve_name)
+                                resolve_name, task_of)
 from lightnets.weights.files import WeightsFile, open_weights
 from lightnets.weights.layout import layout_of
 from lightnets.weights.mapping import Fit, adapt_input_conv, fit, rename
@@ -92,6 +93,8 @@ def as_source(name: str, source: str, weights: PeerWeights, state: dict[str, tor
     renamed = rename(state, weights.keys)
     flags = {option: any(re.search(pattern, key) for key in renamed)
              for option, pattern in weights.flags.items()}
+    flags.update({option: not any(re.search(pattern, key) for key in renamed)
+                  for option, pattern in weights.flags_if_absent.items()})
     options = {**weights.options, **flags}
     layout = layout_of(name, **{**options, **user_args, **flags})  # the file decides its flags
     classes, chans = layout.classes_and_chans(renamed)
@@ -131,19 +134,27 @@ def choose(candidates: list[Candidate], weights_file: WeightsFile, name: str, st
 
 
 def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile,
-                      notes: list[str]) -> tuple[dict[str, Any], list[str] | None]:
+                      notes: list[str], user_args: dict[str, Any]
+                      ) -> tuple[dict[str, Any], list[str] | None]:
     """The preprocessing and class names of a torchvision or timm file."""
     path, config = weights_file.path, weights_file.config or {}
-    names = imagenet_categories() if candidate.num_classes == IMAGENET_CLASSES else None
+    detector = task_of(name) == "detection"
+    names = (imagenet_categories() if candidate.num_classes == IMAGENET_CLASSES and not detector
+             else None)
     if candidate.source == "torchvision":
         peer = peers_of(name)["torchvision"]
         entry, matched = torchvision_weights(peer.name, path)
         if not matched:
             notes.append(f"{path.name} is none of torchvision's {peer.name} releases by name; "
-                         f"preprocessing of {entry} assumed")
-        categories = entry.meta.get("categories")
-        if categories is not None and len(categories) == candidate.num_classes:
-            names = list(categories)
+                         f"{'class names' if detector else 'preprocessing'} of {entry} assumed")
+        categories = list(entry.meta.get("categories") or [])
+        if detector:  # torchvision's list starts with the background, lightnets' names at 1
+            categories = categories[1:]
+        if len(categories) == candidate.num_classes - detector:
+            names = categories
+        if detector:  # the letterbox of lightnets' detection data, to the detector's min_size
+            size = meta_model(name, **{**candidate.options, **user_args}).default_input_size[-1]
+            return default_preprocess("coco", size, candidate.in_chans), names
         return torchvision_preprocess(entry), names
     if candidate.source == "timm":
         if "pretrained_cfg" in config:
@@ -223,7 +234,7 @@ def read_pretrained(path: str | Path, name: str | None = None, source: str | Non
             continue
         candidates.append(as_source(name, library, weights, weights_file.state, user_args))
     chosen = choose(candidates, weights_file, name, strict, notes)
-    preprocess, class_names = source_preprocess(name, chosen, weights_file, notes)
+    preprocess, class_names = source_preprocess(name, chosen, weights_file, notes, user_args)
     return SourceWeights(name, chosen.source, weights_file.path, chosen.fit.state,
                          chosen.options, chosen.num_classes, chosen.in_chans, preprocess,
                          class_names, notes)
@@ -285,13 +296,18 @@ def build_pretrained(weights: SourceWeights, num_classes: int | None = None,
             state[layout.first_conv] = adapt_input_conv(state[layout.first_conv], chans)
         notes.append(f"first convolution adapted from {weights.in_chans} to {chans} input "
                      "channel(s)")
-        preprocess = make_preprocess(preprocess["input_size"], chans, preprocess["resize"],
-                                     preprocess["mean"], preprocess["std"],
-                                     preprocess.get("interpolation", "bilinear"))
+        preprocess = {**preprocess, **make_preprocess(  # a detector's letterbox stays
+            preprocess["input_size"], chans, preprocess["resize"], preprocess["mean"],
+            preprocess["std"], preprocess.get("interpolation", "bilinear"))}
     class_names = weights.class_names
-    if classes != weights.num_classes:
-        state = {key: tensor for key, tensor in state.items() if key not in layout.classifier}
-        notes.append(f"classifier replaced: {weights.num_classes} -> {classes} classes, new "
+    detector = task_of(name) == "detection"
+    replaced = layout.classifier if classes != weights.num_classes else frozenset()
+    if replaced:
+        state = {key: tensor for key, tensor in state.items() if key not in replaced}
+        layers = sorted({key.rsplit(".", 1)[0] for key in replaced})
+        what = (f"class layers ({', '.join(layers[:3])}{', ...' if len(layers) > 3 else ''})"
+                if detector else "classifier")
+        notes.append(f"{what} replaced: {weights.num_classes} -> {classes} classes, new "
                      "weights")
         class_names = None
     dropped = sorted(key for key in state if key not in target)
@@ -304,15 +320,18 @@ def build_pretrained(weights: SourceWeights, num_classes: int | None = None,
         raise ValueError(f"the arguments change the shapes of {', '.join(wrong[:4])}; the file "
                          f"was made for {weights.options or 'the default arguments'}")
     new = sorted(key for key in target if key not in state)
-    fast = set(new) <= layout.classifier  # all else comes from the file: no initialisation
+    # all else comes from the file: no initialisation, but of a classifier's new head (a
+    # detector has no reset_classifier: it is built whole, its class layers initialised there)
+    fast = set(new) <= layout.classifier and not (new and detector)
     model = (meta_model(name, **args, num_classes=classes, in_chans=chans).train() if fast
              else create_model(name, **args, num_classes=classes, in_chans=chans))
     model.load_state_dict(state, strict=False, assign=fast)
+    kept = [key for key in new if key not in replaced]  # a replaced classifier has its note
     if fast and new:
         model.reset_classifier(classes)
-    elif new:
-        notes.append(f"{len(new)} tensor(s) not in the file keep their initial values "
-                     f"({', '.join(new[:3])}{', ...' if len(new) > 3 else ''})")
+    elif kept:
+        notes.append(f"{len(kept)} tensor(s) not in the file keep their initial values "
+                     f"({', '.join(kept[:3])}{', ...' if len(kept) > 3 else ''})")
     model_args = {**args, "num_classes": classes, "in_chans": chans}
     model.pretrained = Pretrained(weights.source, str(weights.path), name, model_args,
                                   preprocess, class_names, sorted(state), notes,
