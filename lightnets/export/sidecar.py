@@ -42,6 +42,7 @@ class Sidecar:
     accuracy: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     dynamic_size: bool = False      # height and width symbolic too (segmenters)
+    detection: dict[str, Any] = field(default_factory=dict)  # a detector's graph: form, outputs
     format: str = SIDECAR_FORMAT
 
     def as_dict(self) -> dict[str, Any]:
