@@ -8,8 +8,10 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 from lightnets.checkpoint import Checkpoint, save_checkpoint
+from lightnets.data.detection import detection_datasets
 from lightnets.detect.detector import RawHeads
 from lightnets.detect.graph import DetectionGraph
 from lightnets.export.detection import (DetectionVerification, ImageMatch, check_detections,
@@ -94,6 +96,23 @@ def test_cli_exports_a_checked_postprocessed_file(saved, tmp_path, run_cli):
     assert boxes.shape[1:] == (4,) and labels.dtype == torch.int64
     assert bool((scores[:-1] >= scores[1:]).all())
 
+    # predict on the file (ONNX Runtime alone) lists the checkpoint's boxes (eager torchvision)
+    picture = tmp_path / "canvas.png"
+    image = detection_datasets("digits-det", 128, augment=False, warn=False).val[1][0]
+    Image.fromarray(image.permute(1, 2, 0).numpy()).resize((120, 90)).save(picture)
+    found = {}
+    for name, model in (("onnx", out), ("eager", saved)):
+        status, printed, _ = run_cli("predict", "--checkpoint", str(model), str(picture),
+                                     "--score-threshold", "0", "--output", str(tmp_path / name),
+                                     "--json")
+        assert status == 0
+        [found[name]] = json.loads(printed)
+    assert 0 < len(found["onnx"]["boxes"]) == len(found["eager"]["boxes"])
+    for mine, theirs in zip(found["onnx"]["boxes"], found["eager"]["boxes"]):
+        assert mine["label"] == theirs["label"] and mine["score"] == pytest.approx(
+            theirs["score"], abs=2e-4)
+        assert mine["box"] == pytest.approx(theirs["box"], abs=0.11)  # listed to 0.1 px
+
 
 def test_cli_raw_heads_on_request_and_refusals(saved, tmp_path, run_cli):
     out = tmp_path / "raw.onnx"
@@ -105,6 +124,8 @@ def test_cli_raw_heads_on_request_and_refusals(saved, tmp_path, run_cli):
     status, _, err = run_cli("export", "--checkpoint", str(saved), "--format", "torchscript",
                              "--postprocess", "--output", str(tmp_path / "det.torchscript"))
     assert status != 0 and "to onnx only" in err
+    status, _, err = run_cli("predict", "--checkpoint", str(out), str(out))
+    assert status != 0 and "raw head outputs" in err
     with pytest.raises(ValueError, match="Faster R-CNN"):
         RawHeads(create_model("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3))
     with pytest.raises(ValueError, match="Faster R-CNN"):
