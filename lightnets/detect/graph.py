@@ -35,6 +35,14 @@ class DetectionGraph(nn.Module):
                              "(its RoI stage crops proposals that only exist at run time); "
                              "export a one-stage detector (fcos, retinanet, ssdlite)")
         self.detector, self.size, self.task = detector.eval(), tuple(size), "detection"
+        transform = detector.transform
+        kept = (tuple(transform.fixed_size) == self.size[::-1] if transform.fixed_size else
+                min(transform.min_size[-1] / min(size), transform.max_size / max(size)) == 1)
+        if not kept:  # the graph holds no resizing: it would decode another image than eager's
+            wanted = transform.fixed_size[0] if transform.fixed_size else transform.min_size[-1]
+            raise ValueError(f"the detector resizes a {size[0]}x{size[1]} input to its own size "
+                             f"({wanted}); export it at that size (--input-size {wanted}) or "
+                             f"without post-processing")
         self.kind = "fcos" if isinstance(detector, FCOS) else \
             "retinanet" if isinstance(detector, RetinaNet) else "ssd"
         with torch.no_grad():  # the anchors of this size, as torchvision makes them

@@ -126,6 +126,8 @@ def test_cli_raw_heads_on_request_and_refusals(saved, tmp_path, run_cli):
     assert status != 0 and "to onnx only" in err
     status, _, err = run_cli("predict", "--checkpoint", str(out), str(out))
     assert status != 0 and "raw head outputs" in err
+    with pytest.raises(ValueError, match="--input-size 96"):
+        DetectionGraph(detector("fcos_shufflenet_v2_x0_5", 0.15), (64, 64))
     with pytest.raises(ValueError, match="Faster R-CNN"):
         RawHeads(create_model("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3))
     with pytest.raises(ValueError, match="Faster R-CNN"):
