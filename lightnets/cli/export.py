@@ -42,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest accepted |eager - exported| relative to the output scale "
                         "(default 1e-4)")
+    parser.add_argument("--postprocess", action=argparse.BooleanOptionalAction, default=None,
+                        help="a detector's ONNX file holds its post-processing: boxes, scores "
+                        "and labels of one image at the fixed input size (default for ONNX); "
+                        "--no-postprocess writes the raw head outputs (dynamic batch), as "
+                        "TorchScript and .pt2 files of detectors always are")
     parser.add_argument("--no-fuse", dest="fuse", action="store_false",
                         help="export without folding BatchNorm first")
     parser.add_argument("--latency", nargs="*", type=int, default=None, metavar="BATCH",
@@ -73,13 +78,18 @@ def run(args: argparse.Namespace) -> int:
         source = load_source(args.model, args.checkpoint or args.weights, args.input_size,
                              **extra)
     result = export_model(source, args.format, args.output, args.dynamic_batch, args.batch_size,
-                          args.fuse, args.opset, args.tolerance)
+                          args.fuse, args.opset, args.tolerance, postprocess=args.postprocess)
     if args.json:
         print(json.dumps({"path": str(result.path), "sidecar": str(result.sidecar_path),
                           **result.sidecar.as_dict()}))
     else:
         megabytes = result.path.stat().st_size / 2**20
-        batch = "dynamic batch" if args.dynamic_batch else f"batch {args.batch_size}"
+        form = result.sidecar.detection.get("form")
+        batch = "dynamic batch" if result.sidecar.dynamic_batch else \
+            f"batch {result.sidecar.input_size[0]}"
+        if form:
+            batch += ", " + ("boxes, scores, labels" if form == "postprocessed"
+                             else "raw head outputs")
         console.print(f"wrote {result.path} ({megabytes:.1f} MB, {args.format}, {batch}, "
                       f"input {'x'.join(map(str, source.input_size))}) in "
                       f"{result.export_seconds:.1f} s; sidecar {result.sidecar_path}",
@@ -87,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         for line in result.verification.lines():
             console.print(f"  {line}", highlight=False, soft_wrap=True)
         console.print(f"check passed: max relative difference "
-                      f"{result.verification.worst.relative:.2e} <= {args.tolerance:.0e}",
+                      f"{result.verification.max_relative:.2e} <= {args.tolerance:.0e}",
                       highlight=False)
     if args.latency is not None:
         print_latency(source, result, args.latency or [1], console, args.json)

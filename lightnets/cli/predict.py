@@ -83,12 +83,10 @@ def run_detector(args: argparse.Namespace) -> int:
 
     from lightnets.export.predict import is_exported
 
-    if is_exported(args.checkpoint or args.weights):
-        raise CommandError("an exported detector gives raw head outputs; predict with its "
-                           "checkpoint (boxes need torchvision's decoding and NMS)")
-    if args.backend != "eager":
-        raise CommandError("detectors predict in eager PyTorch (torchvision's post-processing); "
-                           f"drop --backend {args.backend}")
+    exported = is_exported(args.checkpoint or args.weights)
+    if args.backend not in ("eager", "onnxruntime" if exported else "eager"):
+        raise CommandError("detectors predict in eager PyTorch (a checkpoint) or ONNX Runtime "
+                           f"(a post-processed ONNX file); drop --backend {args.backend}")
     predictions = predict_boxes(args.checkpoint or args.weights, args.images,
                                 output=args.output or "predictions",
                                 score_threshold=args.score_threshold, device=args.device,

@@ -303,8 +303,9 @@ class RawHeads(nn.Module):
     def __init__(self, detector: Detector) -> None:
         super().__init__()
         if isinstance(detector, FasterRCNN):
-            raise ValueError("a two-stage Faster R-CNN has no dense head outputs to export; "
-                             "export a one-stage detector (fcos, retinanet, ssdlite)")
+            raise ValueError("a two-stage Faster R-CNN is not exported: its second stage runs "
+                             "on the proposals its first one keeps at run time; export a "
+                             "one-stage detector (fcos, retinanet, ssdlite)")
         self.detector = detector
         self.task = "detection"
 

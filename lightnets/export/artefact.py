@@ -6,7 +6,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from torch import nn
+
+from lightnets.detect.detector import RawHeads
+from lightnets.detect.graph import DetectionGraph
+from lightnets.export.detection import (DetectionVerification, check_detections,
+                                        export_detection_onnx, session_detections,
+                                        verify_detections)
 from lightnets.export.fuse import fuse, remaining_batchnorms
 from lightnets.export.onnx import (DEFAULT_OPSET, ONNX_EXPORT_PACKAGES, export_onnx, onnx_session,
                                    run_session)
@@ -29,7 +37,7 @@ class ExportResult:
     path: Path
     sidecar_path: Path
     sidecar: Sidecar
-    verification: Verification
+    verification: Verification | DetectionVerification
     export_seconds: float
 
 
@@ -69,13 +77,20 @@ def artefact_runner(path: str | Path, format: str, threads: int | None = None) -
 def export_model(source: ModelSource, format: str = "onnx", output: str | Path | None = None,
                  dynamic_batch: bool = True, batch_size: int = 1, fuse_model: bool = True,
                  opset: int = DEFAULT_OPSET, tolerance: float = DEFAULT_TOLERANCE,
-                 real_inputs: bool = True) -> ExportResult:
+                 real_inputs: bool = True, postprocess: bool | None = None) -> ExportResult:
     """Export ``source`` (fused first unless ``fuse_model=False``) to ``format``, verify the
     written file against the unfused eager model and write the sidecar. A failed check removes
-    the artefact and raises :class:`VerificationError`."""
+    the artefact and raises :class:`VerificationError`. A detector's ONNX file holds its
+    post-processing (:class:`DetectionGraph`: boxes, scores, labels of one image) unless
+    ``postprocess=False`` (the raw head outputs, :class:`RawHeads`); other formats hold the raw
+    head outputs."""
     require_all(export_requirements(check_format(format), real_inputs))  # before any work
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    postprocess = check_postprocess(source, format, postprocess)
+    if postprocess and (not dynamic_batch and batch_size != 1):
+        raise ValueError(f"a post-processed detector takes one image at a time (NMS and the "
+                         f"box count do not batch); got batch_size {batch_size}")
     if not tolerance > 0:
         raise ValueError(f"tolerance must be positive, got {tolerance}")
     path = Path(output) if output is not None else default_output(source, format)
@@ -88,8 +103,11 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     dynamic_size = (getattr(source.model, "task", "classification") == "segmentation"
                     and format != "torchscript")
     started = time.perf_counter()
+    graph = DetectionGraph(model.detector, source.input_size[1:]) if postprocess else None
     try:
-        if format == "onnx":
+        if graph is not None:
+            export_detection_onnx(graph, path, opset)
+        elif format == "onnx":
             export_onnx(model, path, source.input_size, dynamic_batch, batch_size, opset,
                         dynamic_size)
         elif format == "pt2":
@@ -103,14 +121,21 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
 
     # a fixed-batch artefact only takes its own batch size; a dynamic one is run at others
     sizes = (3, 5) if dynamic_batch else (batch_size, batch_size)
-    verification = verify(source.model, artefact_runner(path, format), source.input_size,
-                          source.preprocess, tolerance, real_inputs, sizes, dynamic_size)
+    if graph is not None:
+        verification = verify_detections(source.model.detector,
+                                         session_detections(onnx_session(path)),
+                                         source.input_size[1:], tolerance)
+        dynamic_batch = False
+    else:
+        verification = verify(source.model, artefact_runner(path, format), source.input_size,
+                              source.preprocess, tolerance, real_inputs, sizes, dynamic_size)
     left = remaining_batchnorms(model) if fuse_model else []
     if left:
         verification.notes.append(f"{len(left)} BatchNorm layer(s) follow no convolution and "
                                   f"stay unfused: {', '.join(left[:5])}")
     try:
-        check(verification, f"the exported {format} file {str(path)!r}")
+        (check if graph is None else check_detections)(
+            verification, f"the exported {format} file {str(path)!r}")
     except VerificationError:
         path.unlink(missing_ok=True)
         raise
@@ -125,6 +150,42 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     if format == "onnx":
         sidecar.versions["opset"] = str(opset)
     if not dynamic_batch:
-        sidecar.input_size = [batch_size, *source.input_size]
+        sidecar.input_size = [1 if graph is not None else batch_size, *source.input_size]
+    if isinstance(source.model, RawHeads):
+        sidecar.detection = detection_form(source.model.detector, graph is not None)
+        if graph is not None:
+            sidecar.output_name = "boxes"
     return ExportResult(path, write_sidecar(sidecar, path), sidecar, verification, seconds)
 
+
+
+def check_postprocess(source: ModelSource, format: str, postprocess: bool | None) -> bool:
+    """Whether to export a detector with its post-processing: by default for ONNX files of
+    detectors; asked for another format or model, a one-line error."""
+    detector = isinstance(source.model, RawHeads)
+    if postprocess is None:
+        return detector and format == "onnx"
+    if postprocess and not detector:
+        raise ValueError(f"post-processing applies to detectors; {source.name} is a "
+                         f"{getattr(source.model, 'task', 'classification')} model")
+    if postprocess and format != "onnx":
+        raise ValueError(f"a detector is exported with its post-processing to onnx only; "
+                         f"{format} files hold the raw head outputs (no post-processing)")
+    return postprocess
+
+
+def detection_form(detector: nn.Module, postprocessed: bool) -> dict[str, Any]:
+    """The sidecar's account of a detector's file: which graph, its outputs and thresholds."""
+    if not postprocessed:
+        return {"form": "raw_heads", "outputs": "(N, locations, 4 [+ 1] + num_classes): box "
+                "regression, FCOS's centerness, class logits; decoded by torchvision's "
+                "postprocess_detections (lightnets.detect.detector.decoded_detector)"}
+    return {"form": "postprocessed", "batch": 1, "fixed_size": True,
+            "input": "one letterboxed image at the input size, 0-1 then normalised with mean "
+                     "and std", "mean": list(detector.transform.image_mean),
+            "std": list(detector.transform.image_std),
+            "outputs": {"boxes": "(K, 4) float x1, y1, x2, y2 in the input's pixels",
+                        "scores": "(K,) float, descending", "labels": "(K,) int64"},
+            "score_thresh": detector.score_thresh, "nms_thresh": detector.nms_thresh,
+            "detections_per_img": detector.detections_per_img,
+            "topk_candidates": detector.topk_candidates}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,17 @@ def without_inplace(model: nn.Module) -> nn.Module:
 
 @contextlib.contextmanager
 def quiet_exporter():
-    """Silence the exporter's progress lines and its warnings about its own internals."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    """Silence the exporter's progress lines, its warnings about its own internals and its
+    optimiser's log (constant folding it skips)."""
+    logger = logging.getLogger("onnxscript")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def dynamic_dims(dynamic_batch: bool, dynamic_size: bool, min_size: int = 32

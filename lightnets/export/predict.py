@@ -192,9 +192,8 @@ def evaluate_exported(path: str | Path, data: str | None = None, split: str = "v
                          "pass --data")
     task = model_task(path)
     if task == "detection":
-        raise ValueError(f"{str(path)!r} holds a detector's raw head outputs (boxes are decoded "
-                         "by torchvision after them: lightnets.detect.detector.RawHeads); "
-                         "evaluate its checkpoint instead")
+        raise ValueError(f"{str(path)!r} is an exported detector, which eval does not score "
+                         "(mAP is measured on its checkpoint); evaluate its checkpoint instead")
     bundle = build_data(data, sidecar.preprocess, augment=False,
                         val_fraction=trained.get("val_fraction", 0.2),
                         seed=trained.get("seed", 0), normalize=task != "segmentation",

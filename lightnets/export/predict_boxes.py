@@ -2,11 +2,13 @@
 training (the longer side to the checkpoint's input size), mapped back to the file's own pixels,
 listed and drawn on a copy of the image.
 
-Detectors run in eager PyTorch here: their post-processing (score threshold, NMS, top-k) is
-torchvision's, data-dependent code."""
+A checkpoint runs in eager PyTorch (torchvision's post-processing); an ONNX file exported with
+its post-processing (``lightnets export``'s default for detectors) runs in ONNX Runtime alone,
+its boxes straight from the graph."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,11 @@ from PIL import Image, ImageDraw
 
 from lightnets.data.detection import letterbox, rgb_image
 from lightnets.data.palette import palette
+from lightnets.export.detection import Detections, session_detections
+from lightnets.export.onnx import onnx_session
+from lightnets.export.predict import is_exported
 from lightnets.export.predict_masks import output_stems
+from lightnets.export.sidecar import read_sidecar
 from lightnets.files import write_atomic
 from lightnets.train.runtime import pick_device
 from lightnets.weights import load_pretrained
@@ -62,14 +68,8 @@ def predict_boxes(checkpoint: str | Path, images: list[str | Path], output: str 
         raise ValueError("no images given")
     if not 0 <= score_threshold <= 1:
         raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
-    loaded = load_pretrained(model, checkpoint, source)
-    info = loaded.pretrained
-    if info.checkpoint is not None:
-        info.checkpoint.require("to predict", "preprocess", "class_names")
-    names = info.class_names or [str(i) for i in range(1, loaded.num_classes)]
-    size = info.preprocess["input_size"]
-    chosen = pick_device(device)
-    detector = loaded.to(chosen).eval()
+    detect, size, names = (exported_detector(checkpoint) if is_exported(checkpoint)
+                           else eager_detector(checkpoint, device, model, source))
     folder = Path(output) if output is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -82,15 +82,15 @@ def predict_boxes(checkpoint: str | Path, images: list[str | Path], output: str 
         except (OSError, SyntaxError, ValueError) as error:
             raise ValueError(f"cannot read image {str(path)!r}: {error}") from None
         boxed, _, (scale_x, scale_y) = letterbox(pixels, None, size)
-        [found] = detector([boxed.to(chosen).float().div(255)])
-        keep = (found["scores"] >= score_threshold) & (found["labels"] > 0)
-        boxes = found["boxes"][keep].cpu() / torch.tensor([scale_x, scale_y, scale_x, scale_y])
+        boxes, scores, labels = (found.cpu() for found in detect(boxed.float().div(255)))
+        keep = (scores >= score_threshold) & (labels > 0)
+        boxes = boxes[keep] / torch.tensor([scale_x, scale_y, scale_x, scale_y])
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, pixels.shape[-1])
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, pixels.shape[-2])
         listed = [{"class": names[label - 1], "label": label, "score": round(score, 4),
                    "box": [round(v, 1) for v in box]}
-                  for box, label, score in zip(boxes.tolist(), found["labels"][keep].tolist(),
-                                               found["scores"][keep].tolist())]
+                  for box, label, score in zip(boxes.tolist(), labels[keep].tolist(),
+                                               scores[keep].tolist())]
         result = BoxPrediction(str(path), listed)
         if folder is not None:
             drawn = draw_boxes(Image.fromarray(pixels.permute(1, 2, 0).numpy()), listed)
@@ -99,3 +99,39 @@ def predict_boxes(checkpoint: str | Path, images: list[str | Path], output: str 
                                                                              format="png")))
         results.append(result)
     return results
+
+
+def eager_detector(checkpoint: str | Path, device: str, model: str | None, source: str | None
+                   ) -> tuple[Callable[[torch.Tensor], Detections], int, list[str]]:
+    """``(detect, input size, class names)`` of a checkpoint: ``detect`` takes one 0-1
+    letterboxed image and returns its boxes, scores and labels."""
+    loaded = load_pretrained(model, checkpoint, source)
+    info = loaded.pretrained
+    if info.checkpoint is not None:
+        info.checkpoint.require("to predict", "preprocess", "class_names")
+    chosen = pick_device(device)
+    detector = loaded.to(chosen).eval()
+
+    def detect(image: torch.Tensor) -> Detections:
+        [found] = detector([image.to(chosen)])
+        return found["boxes"], found["scores"], found["labels"]
+    return detect, info.preprocess["input_size"], \
+        info.class_names or [str(i) for i in range(1, loaded.num_classes)]
+
+
+def exported_detector(path: str | Path
+                      ) -> tuple[Callable[[torch.Tensor], Detections], int, list[str]]:
+    """The same for an ONNX file exported with its post-processing, run in ONNX Runtime."""
+    sidecar = read_sidecar(path)
+    form = sidecar.detection.get("form")
+    if form != "postprocessed":
+        raise ValueError(f"{str(path)!r} holds a detector's raw head outputs (boxes need "
+                         "torchvision's decoding and NMS): predict with its checkpoint, or "
+                         "export it with --postprocess")
+    run = session_detections(onnx_session(path))
+    mean = torch.tensor(sidecar.detection["mean"]).view(-1, 1, 1)
+    std = torch.tensor(sidecar.detection["std"]).view(-1, 1, 1)
+    _, size, _ = sidecar.input_size[-3:]
+    return (lambda image: run(((image - mean) / std).unsqueeze(0))), size, \
+        sidecar.class_names or [str(i) for i in range(1, sidecar.model_args.get("num_classes",
+                                                                                 91))]

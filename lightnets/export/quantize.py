@@ -292,7 +292,9 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
 
     with tempfile.TemporaryDirectory() as folder:
         say("exporting and checking the fp32 ONNX model...")
-        fp32 = export_model(source, "onnx", Path(folder) / "fp32.onnx")
+        # a detector's network alone: the int8 graph's outputs are decoded by torchvision
+        fp32 = export_model(source, "onnx", Path(folder) / "fp32.onnx",
+                            postprocess=False if task == "detection" else None)
         fp32_session = onnx_session(fp32.path)
         fp32_run: Runner = lambda x: run_session(fp32_session, x)  # noqa: E731
         if precision == "int8":

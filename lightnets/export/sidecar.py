@@ -2,8 +2,9 @@
 
 ``model.onnx`` gets ``model.onnx.json`` holding the model name and arguments, the input shape
 (batch symbolic or fixed), the preprocessing (resize, centre crop, mean, std), the class names,
-the numeric precision the artefact computes in, the data it was trained on, and the result of
-the export check. :func:`lightnets.export.backends.backend_from_file` checks a sidecar against
+the numeric precision the artefact computes in, the data it was trained on, the result of
+the export check, and for a detector which graph it holds (``detection``: post-processed boxes,
+scores, labels, or the raw head outputs). :func:`lightnets.export.backends.backend_from_file` checks a sidecar against
 the file it describes before trusting it.
 """
 
@@ -42,6 +43,7 @@ class Sidecar:
     accuracy: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     dynamic_size: bool = False      # height and width symbolic too (segmenters)
+    detection: dict[str, Any] = field(default_factory=dict)  # a detector's graph: form, outputs
     format: str = SIDECAR_FORMAT
 
     def as_dict(self) -> dict[str, Any]:

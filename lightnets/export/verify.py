@@ -62,6 +62,10 @@ class Verification:
     def passed(self) -> bool:
         return all(c.relative <= self.tolerance for c in self.comparisons)
 
+    @property
+    def max_relative(self) -> float:
+        return self.worst.relative
+
     def lines(self) -> list[str]:
         """One human-readable line per comparison, then the notes."""
         out = [f"{c.inputs} inputs, batch {c.batch}: max |diff| {c.max_abs_diff:.3g} "
@@ -72,7 +76,7 @@ class Verification:
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "tolerance": self.tolerance,
-                "max_relative": self.worst.relative,
+                "max_relative": self.max_relative,
                 "comparisons": [c.as_dict() for c in self.comparisons], "notes": self.notes}
 
 

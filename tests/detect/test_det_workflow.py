@@ -1,6 +1,6 @@
 """A detector's whole workflow on the embedded digits-det data, through the command line:
 train -> eval (mAP by pycocotools, COCO-format detections) -> predict (boxes drawn) -> export
-of the network's raw head outputs, checked in ONNX Runtime."""
+with post-processing and of the network's raw head outputs, checked in ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -68,13 +68,21 @@ def test_detection_run_eval_predict_export(trained, tmp_path, run_cli):
         x1, y1, x2, y2 = found["box"]
         assert 0 <= x1 <= x2 <= 100 and 0 <= y1 <= y2 <= 80 and found["class"] in "0123456789"
 
+    # with its post-processing (the default), checked box by box on digits-det canvases
     onnx = tmp_path / "det.onnx"
-    status, _, _ = run_cli("export", "--checkpoint", str(trained / "last.pt"), "--output",
-                    str(onnx))
+    status, out, _ = run_cli("export", "--checkpoint", str(trained / "last.pt"), "--output",
+                             str(onnx), "--json")
     assert status == 0
+    sidecar = json.loads(out)
+    assert sidecar["detection"]["form"] == "postprocessed" and sidecar["verification"]["passed"]
+    assert [m["eager"] for m in sidecar["verification"]["images"]] == \
+        [m["matched"] for m in sidecar["verification"]["images"]]
     from lightnets.export.onnx import onnx_session, run_session
 
-    raw = run_session(onnx_session(onnx), torch.randn(2, 3, 64, 64))
+    status, _, _ = run_cli("export", "--checkpoint", str(trained / "last.pt"), "--output",
+                           str(tmp_path / "raw.onnx"), "--no-postprocess")
+    assert status == 0
+    raw = run_session(onnx_session(tmp_path / "raw.onnx"), torch.randn(2, 3, 64, 64))
     assert raw.shape[0] == 2 and raw.shape[-1] == 4 + 1 + 11  # boxes, centerness, classes
 
     # int8, gated by the mAP of the boxes torchvision decodes from the int8 network's outputs
