@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import inspect
 import math
 import types
 import typing
@@ -176,6 +177,12 @@ def declared_types(builder: Callable[..., nn.Module]) -> dict[str, Any]:
         pass
     hints.pop("return", None)
     return hints
+
+
+def builder_takes(name: str, argument: str) -> bool:
+    """Whether the builder of the registered model ``name`` names ``argument`` itself (rather
+    than passing it on to the class it builds)."""
+    return argument in inspect.signature(_BUILDERS[resolve_name(name)]).parameters
 
 
 def argument_problem(value: Any, declared: Any) -> str | None:

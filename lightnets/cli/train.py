@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "and val/ of class folders, or one class-folder tree) or a CIFAR-10/100 "
                       "folder; segmenters: 'digits-seg' (default), a Pascal VOC folder or a "
                       "folder of images/ and masks/ (or train/ and val/ of them)")
+    what.add_argument("--backbone", metavar="NAME",
+                      help="with --model fcos, retinanet, ssdlite or fasterrcnn: the classifier "
+                      "of the zoo under the detector (default: the architecture's own)")
     what.add_argument("--model-arg", dest="model_args", type=model_arg, action="append",
                       metavar="KEY=VALUE", help="extra model argument, e.g. width_mult=0.5 or "
                       "drop_rate=0.1 (repeatable)")
@@ -147,7 +150,20 @@ def config_from_args(args: argparse.Namespace):
              if hasattr(args, f.name)}
     if "model_args" in given:
         given["model_args"] = dict(given["model_args"])
+    if hasattr(args, "backbone"):
+        given["model_args"] = {**given.get("model_args", {}), "backbone": args.backbone}
+        check_backbone_option(given.get("model", TrainConfig.model))
     return TrainConfig(**given)
+
+
+def check_backbone_option(model: str) -> None:
+    """``--backbone`` needs a model that takes one (the detection architectures by name)."""
+    from lightnets.detect.zoo import ANY_BACKBONE
+    from lightnets.registry import builder_takes
+
+    if not builder_takes(model, "backbone"):
+        raise CommandError(f"--backbone goes with a detection architecture by name "
+                           f"({', '.join(ANY_BACKBONE)}); {model} fixes its own network")
 
 
 def run_command(args: argparse.Namespace) -> int:

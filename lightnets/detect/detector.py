@@ -108,6 +108,13 @@ class Detector(nn.Module):
         """The dense head's outputs on a resized, normalised batch (backbone, neck, head)."""
         return self.head(list(self.backbone(x).values()))
 
+    def thresholds(self) -> dict[str, float | int]:
+        """The post-processing's settings: score and NMS IoU thresholds, boxes per image, and
+        the candidates taken per level before NMS."""
+        return {"score_thresh": self.score_thresh, "nms_thresh": self.nms_thresh,
+                "detections_per_img": self.detections_per_img,
+                "topk_candidates": self.topk_candidates}
+
 
 class FCOSDetector(Detector, FCOS):
     arch = "FCOS"
@@ -142,6 +149,14 @@ class FasterRCNNDetector(Detector, FasterRCNN):
         return {"objectness": torch.cat([o.flatten(1) for o in objectness], 1),
                 "proposal_deltas": torch.cat([d.flatten(1) for d in deltas], 1),
                 "class_logits": scores, "box_regression": boxes}
+
+    def thresholds(self) -> dict[str, float | int]:
+        """The RoI heads' score and NMS thresholds and boxes per image, and the proposals kept
+        per image in this mode."""
+        heads = self.roi_heads
+        return {"score_thresh": heads.score_thresh, "nms_thresh": heads.nms_thresh,
+                "detections_per_img": heads.detections_per_img,
+                "proposals": self.rpn.post_nms_top_n()}
 
 
 @dataclass(frozen=True)
@@ -291,6 +306,11 @@ def fpn_heads(arch: str, neck: FPNBackbone, num_classes: int, head_convs: int,
     return options
 
 
+TWO_STAGE_RAW = ("a two-stage Faster R-CNN has no raw head outputs to export (its second stage "
+                 "runs on the proposals its first keeps at run time): export it to ONNX with its "
+                 "post-processing")
+
+
 class RawHeads(nn.Module):
     """A detector's network alone as one tensor, for export: ``forward(x)`` takes a resized,
     normalised ``(N, 3, H, W)`` batch (the checkpoint's letterboxed size and normalisation) and
@@ -298,18 +318,19 @@ class RawHeads(nn.Module):
     (4), FCOS's centerness (1) and the class logits, in that order. Decoding them into boxes is
     torchvision's ``postprocess_detections`` with the same anchors (``model.anchor_generator``)
     and box coder, then NMS; this module leaves that data-dependent step out, as ONNX Runtime's
-    and OpenVINO's graphs run best without it."""
+    and OpenVINO's graphs run best without it. A two-stage Faster R-CNN has no such outputs (its
+    second stage runs on the proposals its first keeps at run time): it is only exported with
+    its post-processing (:class:`lightnets.detect.graph.DetectionGraph`)."""
 
     def __init__(self, detector: Detector) -> None:
         super().__init__()
-        if isinstance(detector, FasterRCNN):
-            raise ValueError("a two-stage Faster R-CNN is not exported: its second stage runs "
-                             "on the proposals its first one keeps at run time; export a "
-                             "one-stage detector (fcos, retinanet, ssdlite)")
         self.detector = detector
         self.task = "detection"
+        self.two_stage = isinstance(detector, FasterRCNN)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.two_stage:
+            raise ValueError(TWO_STAGE_RAW)
         outputs = self.detector.forward_raw(x)
         parts = [outputs["bbox_regression"]]
         if "bbox_ctrness" in outputs:
@@ -360,7 +381,7 @@ def decoded_detector(detector: Detector, run: Callable[[torch.Tensor], torch.Ten
     box decoding, NMS and post-processing turn its raw outputs into boxes, so the copy returns
     what the detector returns, and can be scored by mAP."""
     if isinstance(detector, FasterRCNN):
-        raise ValueError("a Faster R-CNN is not exported as raw head outputs")
+        raise ValueError(TWO_STAGE_RAW)
     decoded = copy.copy(detector)  # shares the weights; only two submodules are replaced
     decoded._modules = dict(detector._modules)
     shapes = _FeatureShapes(detector.backbone)

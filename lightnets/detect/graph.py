@@ -1,5 +1,4 @@
-"""A one-stage detector with its post-processing, as one exportable graph:
-:class:`DetectionGraph`.
+"""A detector with its post-processing, as one exportable graph: :class:`DetectionGraph`.
 
 ``forward(x)`` takes one letterboxed, normalised ``(1, C, H, W)`` image (what :class:`RawHeads`
 takes: the export size, normalised with the detector's ``image_mean`` / ``image_std``) and
@@ -12,6 +11,11 @@ graph has a fixed count of candidates: the top-``topk_candidates`` scores are ta
 ``score_thresh`` filter (the same candidates as filtering first), and NMS (torchvision's
 ``batched_nms``) runs before the filter too. The batch is one image: NMS and the
 varying count of boxes do not batch.
+
+A two-stage Faster R-CNN runs torchvision's own region proposal network and RoI heads on the
+image (their post-processing included): its count of proposals, and so of boxes RoIAlign crops,
+is data-dependent all the way through, so it is exported by tracing, the path torchvision
+writes those modules for (their ONNX-specific branches under ``torchvision._is_tracing()``).
 """
 
 from __future__ import annotations
@@ -30,10 +34,6 @@ class DetectionGraph(nn.Module):
 
     def __init__(self, detector: Detector, size: tuple[int, int]) -> None:
         super().__init__()
-        if isinstance(detector, FasterRCNN):
-            raise ValueError("a two-stage Faster R-CNN is not exported with its post-processing "
-                             "(its RoI stage crops proposals that only exist at run time); "
-                             "export a one-stage detector (fcos, retinanet, ssdlite)")
         self.detector, self.size, self.task = detector.eval(), tuple(size), "detection"
         transform = detector.transform
         kept = (tuple(transform.fixed_size) == self.size[::-1] if transform.fixed_size else
@@ -44,7 +44,10 @@ class DetectionGraph(nn.Module):
                              f"({wanted}); export it at that size (--input-size {wanted}) or "
                              f"without post-processing")
         self.kind = "fcos" if isinstance(detector, FCOS) else \
-            "retinanet" if isinstance(detector, RetinaNet) else "ssd"
+            "retinanet" if isinstance(detector, RetinaNet) else \
+            "fasterrcnn" if isinstance(detector, FasterRCNN) else "ssd"
+        if self.kind == "fasterrcnn":
+            return
         with torch.no_grad():  # the anchors of this size, as torchvision makes them
             blank = torch.zeros(1, detector.in_chans, *self.size)
             features = list(detector.backbone(blank).values())
@@ -56,7 +59,14 @@ class DetectionGraph(nn.Module):
             self.level_sizes = [f.shape[-2] * f.shape[-1] * a for f, a in zip(features, per_place)]
         self.register_buffer("anchors", anchors, persistent=False)
 
+    @property
+    def traced(self) -> bool:
+        """Whether the graph is exported by tracing (Faster R-CNN) rather than torch.export."""
+        return self.kind == "fasterrcnn"
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.kind == "fasterrcnn":
+            return self.two_stage(x)
         heads = self.detector.forward_raw(x)
         if self.kind == "ssd":
             boxes, scores, labels = self.ssd_candidates(heads)
@@ -70,6 +80,15 @@ class DetectionGraph(nn.Module):
                                                      self.detector.nms_thresh)
         keep = keep[scores[keep] > self.detector.score_thresh][:self.detector.detections_per_img]
         return boxes[keep], scores[keep], labels[keep]
+
+    def two_stage(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Faster R-CNN: torchvision's proposals, then its RoI heads with their decoding, score
+        threshold, per-class NMS and box count."""
+        features = self.detector.backbone(x)
+        image = ImageList(x, [self.size])
+        proposals, _ = self.detector.rpn(image, features)
+        [found], _ = self.detector.roi_heads(features, proposals, image.image_sizes)
+        return found["boxes"], found["scores"], found["labels"]
 
     def level_candidates(self, heads: dict[str, torch.Tensor]
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

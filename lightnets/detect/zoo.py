@@ -26,7 +26,10 @@ The light detectors (``lightnets list 'fcos*'``) have no torchvision counterpart
 for small inputs and CPUs: 320x320 by default (SSDLite320's size; pass ``min_size`` /
 ``max_size`` for other canvases), an FPN of 96 channels and, for FCOS, a head tower of two
 convolutions instead of four (NanoDet's budget, RangiLyu 2020), so that the head does not
-outweigh the backbone.
+outweigh the backbone. The architectures' own names, ``fcos``, ``retinanet``, ``ssdlite`` and
+``fasterrcnn``, take any classifier of the zoo as ``backbone`` with the same light settings
+(``create_model("fcos", backbone="ghostnet_x1_3")``, ``lightnets train --model fcos --backbone
+ghostnet_x1_3``); a checkpoint records the backbone among the model's arguments.
 """
 
 from __future__ import annotations
@@ -159,20 +162,36 @@ LIGHT = {
 }
 LIGHT_INPUT = 320  # SSDLite320's size: a mobile detector's usual input
 LIGHT_OPTIONS = {"fcos": {"fpn_channels": 96, "head_convs": 2},
-                 "retinanet": {"fpn_channels": 96}, "ssdlite": {}}
+                 "retinanet": {"fpn_channels": 96}, "ssdlite": {}, "fasterrcnn": {"fpn_channels": 96}}
+# the architectures by name take any classifier of the zoo: create_model("fcos",
+# backbone="ghostnet_x1_3"), `lightnets train --model fcos --backbone ghostnet_x1_3`
+ANY_BACKBONE = {"fcos": "shufflenet_v2_x1_0", "retinanet": "shufflenet_v2_x1_0",
+                "ssdlite": "mobilenet_v2_x1_0", "fasterrcnn": "mobilenet_v3_large"}
 
 
-def _register_light(name: str, arch: str, backbone: str) -> None:
-    def build(**kwargs: Any) -> Detector:
-        kwargs.setdefault("min_size", LIGHT_INPUT)
-        if arch != "ssdlite":
-            kwargs.setdefault("max_size", max(kwargs["min_size"], LIGHT_INPUT))
-        return create_detector(arch, backbone, **{**LIGHT_OPTIONS[arch], **kwargs})
+def light_detector(arch: str, backbone: str, **kwargs: Any) -> Detector:
+    """``arch`` on ``backbone`` with the light defaults: 320x320 input, a narrow FPN."""
+    kwargs.setdefault("min_size", LIGHT_INPUT)
+    if arch != "ssdlite":
+        kwargs.setdefault("max_size", max(kwargs["min_size"], LIGHT_INPUT))
+    return create_detector(arch, backbone, **{**LIGHT_OPTIONS[arch], **kwargs})
 
+
+def _register(name: str, arch: str, backbone: str, any_backbone: bool) -> None:
+    if any_backbone:
+        def build(backbone: str = backbone, **kwargs: Any) -> Detector:
+            return light_detector(arch, backbone, **kwargs)
+        build.__doc__ = (f"{arch} on any classifier of the zoo (``backbone``, default "
+                         f"{backbone}), {LIGHT_INPUT}x{LIGHT_INPUT} by default.")
+    else:
+        def build(**kwargs: Any) -> Detector:
+            return light_detector(arch, backbone, **kwargs)
+        build.__doc__ = f"{arch} on {backbone}, {LIGHT_INPUT}x{LIGHT_INPUT} by default."
     build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{arch} on {backbone}, {LIGHT_INPUT}x{LIGHT_INPUT} by default."
     register_model(task="detection")(build)
 
 
 for _name, (_arch, _backbone) in LIGHT.items():
-    _register_light(_name, _arch, _backbone)
+    _register(_name, _arch, _backbone, any_backbone=False)
+for _arch, _backbone in ANY_BACKBONE.items():
+    _register(_arch, _arch, _backbone, any_backbone=True)

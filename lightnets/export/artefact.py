@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from lightnets.detect.detector import RawHeads
+from lightnets.detect.detector import TWO_STAGE_RAW, RawHeads
 from lightnets.detect.graph import DetectionGraph
 from lightnets.export.detection import (DetectionVerification, check_detections,
                                         export_detection_onnx, session_detections,
@@ -163,6 +163,8 @@ def check_postprocess(source: ModelSource, format: str, postprocess: bool | None
     """Whether to export a detector with its post-processing: by default for ONNX files of
     detectors; asked for another format or model, a one-line error."""
     detector = isinstance(source.model, RawHeads)
+    if detector and source.model.two_stage and (postprocess is False or format != "onnx"):
+        raise ValueError(TWO_STAGE_RAW)
     if postprocess is None:
         return detector and format == "onnx"
     if postprocess and not detector:
@@ -186,6 +188,4 @@ def detection_form(detector: nn.Module, postprocessed: bool) -> dict[str, Any]:
             "std": list(detector.transform.image_std),
             "outputs": {"boxes": "(K, 4) float x1, y1, x2, y2 in the input's pixels",
                         "scores": "(K,) float, descending", "labels": "(K,) int64"},
-            "score_thresh": detector.score_thresh, "nms_thresh": detector.nms_thresh,
-            "detections_per_img": detector.detections_per_img,
-            "topk_candidates": detector.topk_candidates}
+            **detector.thresholds()}

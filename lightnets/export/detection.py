@@ -1,4 +1,4 @@
-"""A one-stage detector exported to ONNX with its post-processing (:class:`DetectionGraph`), and
+"""A detector exported to ONNX with its post-processing (:class:`DetectionGraph`), and
 its check: the file in ONNX Runtime against the eager detector on real ``digits-det``
 validation canvases, box by box.
 
@@ -31,21 +31,29 @@ Detections = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def export_detection_onnx(graph: DetectionGraph, path: str | Path, opset: int) -> Path:
-    """Write ``graph`` as an ONNX file of batch 1 (the dynamo-based exporter: the box count is
-    data-dependent, NMS becomes ONNX's ``NonMaxSuppression``)."""
+    """Write ``graph`` as an ONNX file of batch 1 (the box count is data-dependent; NMS becomes
+    ONNX's ``NonMaxSuppression``). One-stage graphs go through the dynamo-based exporter; a
+    Faster R-CNN is traced by the TorchScript-based one, whose ONNX forms torchvision's
+    proposal and RoI modules provide (``torch.export`` stops at their data-dependent
+    branches)."""
     require_all((package, "ONNX export") for package in ONNX_EXPORT_PACKAGES)
     path = Path(path)
     model = without_inplace(graph).eval()
     example = torch.randn(1, graph.detector.in_chans, *graph.size)
+    names = {"input_names": [INPUT_NAME], "output_names": list(OUTPUT_NAMES)}
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with quiet_exporter(), torch.no_grad():
+            if graph.traced:
+                torch.onnx.export(model, (example,), str(path), dynamo=False,
+                                  opset_version=opset, **names)
+                return path
             program = torch.onnx.export(model, (example,), None, dynamo=True, opset_version=opset,
-                                        input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                                        verbose=False)
-    except Exception as error:  # the exporter raises many kinds; keep the first line
+                                        verbose=False, **names)
+    except Exception as error:  # the exporters raise many kinds; keep the first line
+        path.unlink(missing_ok=True)
         raise ValueError(f"ONNX export of the post-processed detector failed: "
                          f"{first_line(error)}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
     with quiet_exporter():
         program.save(path)
     return path
@@ -153,7 +161,8 @@ def verify_detections(detector: Detector, run: Callable[[torch.Tensor], Detectio
     transform = detector.eval().transform
     mean = torch.tensor(transform.image_mean).view(-1, 1, 1)
     std = torch.tensor(transform.image_std).view(-1, 1, 1)
-    thresholds = [detector.score_thresh]
+    settings = detector.thresholds()
+    thresholds = [settings["score_thresh"]]
     images = []
     for index in range(count):
         image = canvases[index][0].float().div(255)[:detector.in_chans]
@@ -161,7 +170,7 @@ def verify_detections(detector: Detector, run: Callable[[torch.Tensor], Detectio
         eager = (found["boxes"], found["scores"], found["labels"])
         exported = run(((image - mean) / std).unsqueeze(0))
         cap = [float(found["scores"][-1])] if len(found["scores"]) == \
-            detector.detections_per_img else []
+            settings["detections_per_img"] else []
         images.append(match(eager, exported, index, tolerance, size[0], thresholds + cap))
     return DetectionVerification(images, tolerance, size[0])
 

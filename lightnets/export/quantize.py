@@ -264,6 +264,10 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     elif not calib_data:
         raise ValueError("int8 quantization needs calibration data (--calib-data)")
     source = from_checkpoint(checkpoint)
+    if getattr(source.model, "two_stage", False):  # the gate decodes the int8 raw outputs
+        raise ValueError("quantize takes one-stage detectors (fcos, retinanet, ssdlite): a "
+                         "two-stage Faster R-CNN has no raw head outputs for torchvision to "
+                         "decode; export it in fp32 with lightnets export")
     training = source.training
     seed, fraction = training.get("seed", 0), training.get("val_fraction", 0.2)
     val_source = val_data or training.get("data")

@@ -106,6 +106,13 @@ class TrainConfig:
         return cls(**values)
 
 
+def run_label(config: TrainConfig) -> str:
+    """The model's part of a run folder's name: its name, and the backbone it was given
+    (``fcos_ghostnet_x1_0`` for ``--model fcos --backbone ghostnet_x1_0``)."""
+    backbone = config.model_args.get("backbone")
+    return f"{config.model}_{backbone}" if isinstance(backbone, str) else config.model
+
+
 def same_setting(name: str, value: Any, stored: Any) -> bool:
     """Whether a requested setting is the stored one (paths compared once resolved)."""
     if value == stored:

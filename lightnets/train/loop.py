@@ -32,7 +32,7 @@ from lightnets.data import (EMBEDDED, IGNORE_INDEX, build_data, data_kind, defau
 from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model, task_of
 from lightnets.train import report
-from lightnets.train.config import TrainConfig, resolve_config, resumed_config
+from lightnets.train.config import TrainConfig, resolve_config, resumed_config, run_label
 from lightnets.train.det_evaluate import evaluate_detector
 from lightnets.train.det_evaluate import to_device as detection_batch
 from lightnets.train.distill import load_teacher
@@ -144,7 +144,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         try:
             resume_dir = Path(resume_from.path).parent if resume_from is not None else None
             choice[0] = str(cleanup.enter_context(report.claimed_run_dir(
-                config.runs_dir, config.name, config.model, config.data, overwrite, resume_dir)))
+                config.runs_dir, config.name, run_label(config), config.data, overwrite,
+                resume_dir)))
         except (ValueError, OSError) as error:
             failure, choice[1] = error, str(error)
     if runtime.distributed:  # every process stops on rank 0's error, none waits forever
@@ -315,7 +316,9 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             "channels_last": runtime.channels_last, "preprocess": preprocess, "task": task,
             "train_images": len(data.train), "val_images": len(data.val)})
         start = f" from {config.pretrained}" if config.pretrained else ""
-        console.print(f"training {config.model}{start} "
+        backbone = config.model_args.get("backbone")
+        on = f" with backbone {backbone}" if isinstance(backbone, str) else ""
+        console.print(f"training {config.model}{on}{start} "
                       f"({sum(p.numel() for p in model.parameters()):,} params) on {config.data}: "
                       f"{len(data.train)} train / {len(data.val)} val "
                       f"images, {data.num_classes} classes, {config.input_size}x"

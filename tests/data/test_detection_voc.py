@@ -32,6 +32,22 @@ def test_imagesets_splits_corners_classes_and_difficult(tmp_path):
     assert target["boxes"].tolist() == (data.val.records[0].boxes * 2).tolist()
 
 
+def test_training_leaves_out_difficult_boxes_validation_keeps_them(tmp_path):
+    write_voc(tmp_path, count=6)
+    for augment in (False, True):
+        data = detection_datasets(str(tmp_path), 64, augment=augment)
+        record = data.train.records[3]  # [difficult, ordinary]
+        _, target = data.train[3]
+        assert target["iscrowd"].tolist() == [0] and target["labels"].tolist() == \
+            record.labels[1:].tolist() and len(target["boxes"]) == 1
+        if not augment:
+            assert target["boxes"].tolist() == (record.boxes[1:] * 2).tolist()
+        assert type(target["boxes"]).__name__ == "BoundingBoxes"
+    data.val.records[0] = data.train.records[3]  # validation: the same record, both boxes
+    _, target = data.val[0]
+    assert target["iscrowd"].tolist() == [1, 0] and len(target["boxes"]) == 2
+
+
 def test_other_names_are_the_classes_sorted_and_no_lists_split_by_fraction(tmp_path):
     write_voc(tmp_path, count=9, names=("widget", "cat", "gadget"), splits=False)
     data = detection_datasets(str(tmp_path), 32, augment=False, val_fraction=0.34, seed=2)

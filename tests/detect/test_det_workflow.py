@@ -119,6 +119,25 @@ def test_pretrained_backbone_weights_start_the_trunk(tmp_path):
     assert torch.allclose(first, next(p for p in ours.state_dict().values() if p.dim() == 4))
 
 
+@pytest.mark.xdist_group("det_workflow")
+def test_any_backbone_by_the_architectures_name(tmp_path, run_cli):
+    """``--model fcos --backbone NAME`` trains FCOS on that classifier; the checkpoint records
+    the backbone, so evaluation rebuilds the same network."""
+    status, printed, _ = run_cli("train", "--model", "fcos", "--backbone", "squeezenet1_1",
+                                 "--epochs", "1", "--batch-size", "4", "--input-size", "64",
+                                 "--limit-train-batches", "1", "--limit-val-batches", "1",
+                                 "--no-progress", "--runs-dir", str(tmp_path))
+    assert status == 0 and "training fcos with backbone squeezenet1_1" in printed
+    checkpoint = load_checkpoint(tmp_path / "fcos_squeezenet1_1-digits-det" / "last.pt")
+    assert checkpoint.model_name == "fcos" and checkpoint.model_args["backbone"] == \
+        "squeezenet1_1"
+    assert checkpoint.build_model().family == "FCOS (SqueezeNet)"
+    status, _, err = run_cli("train", "--model", "fcos_squeezenet1_1", "--backbone", "resnet18")
+    assert status != 0 and "--backbone goes with a detection architecture by name" in err
+    status, _, err = run_cli("train", "--model", "fcos", "--backbone", "resnet_18")
+    assert status != 0 and "unknown model 'resnet_18'" in err and "\n" not in err.strip()
+
+
 @pytest.mark.parametrize("name", ["fcos_mobilenet_v3_small", "ssdlite_shufflenet_v2_x1_0"])
 def test_raw_heads_decoded_by_torchvision_give_the_detectors_boxes(name):
     """What an exported detector computes (RawHeads), decoded by torchvision's own anchors, box

@@ -10,7 +10,7 @@ import torchvision
 import lightnets
 from benchmarks.weights_parity import randomise
 from lightnets.cli import main
-from lightnets.detect.zoo import LIGHT, torchvision_keys
+from lightnets.detect.zoo import ANY_BACKBONE, LIGHT, torchvision_keys
 from lightnets.profile import count_complexity
 from lightnets.profile.model_info import golden, reference
 from lightnets.registry import meta_model, peers_of, task_of
@@ -25,7 +25,7 @@ TORCHVISION = ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_f
 
 def test_the_registry_lists_detectors(capsys):
     names = lightnets.list_models(task="detection")
-    assert set(TORCHVISION) | set(LIGHT) == set(names)
+    assert set(TORCHVISION) | set(LIGHT) | set(ANY_BACKBONE) == set(names)
     assert {"fcos_shufflenet_v2_x1_0", "fcos_mobilenet_v2", "fcos_squeezenet1_1",
             "fcos_ghostnet_x1_0", "ssdlite_mobilenet_v2"} <= set(names)
     assert main(["list", "--task", "detection", "fcos*"]) == 0
@@ -34,6 +34,19 @@ def test_the_registry_lists_detectors(capsys):
     assert "ssdlite" not in out
     assert main(["list", "--markdown", "--task", "detection", "ssdlite320*"]) == 0
     assert "published COCO box mAP" in (out := capsys.readouterr().out) and "| 21.3 |" in out
+
+
+def test_the_architectures_by_name_take_any_backbone():
+    same = meta_model("fcos", backbone="squeezenet1_1", num_classes=5)
+    named = meta_model("fcos_squeezenet1_1", num_classes=5)
+    assert [(k, v.shape) for k, v in same.state_dict().items()] == \
+        [(k, v.shape) for k, v in named.state_dict().items()]
+    assert meta_model("fasterrcnn", backbone="ghostnet_x1_0").family == "Faster R-CNN (GhostNet)"
+    assert meta_model("ssdlite").family == "SSDLite (MobileNetV2)"
+    with pytest.raises(ValueError, match="backbone must be a string"):
+        meta_model("retinanet", backbone=3)
+    with pytest.raises(ValueError, match="is a detection model; expected a classifier"):
+        meta_model("retinanet", backbone="fcos")
 
 
 @pytest.mark.parametrize("name", DETECTORS)

@@ -1,6 +1,6 @@
 """Detectors exported to ONNX with their post-processing (boxes, scores, labels), run in ONNX
-Runtime against the eager detector on real digits-det canvases; the raw head outputs on
-request; Faster R-CNN refused."""
+Runtime against the eager detector on real digits-det canvases, one-stage ones and Faster
+R-CNN; the raw head outputs on request, and refused for Faster R-CNN."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 from PIL import Image
+from torchvision.models.detection.image_list import ImageList
 
 from lightnets.checkpoint import Checkpoint, save_checkpoint
 from lightnets.data.detection import detection_datasets
@@ -128,7 +129,76 @@ def test_cli_raw_heads_on_request_and_refusals(saved, tmp_path, run_cli):
     assert status != 0 and "raw head outputs" in err
     with pytest.raises(ValueError, match="--input-size 96"):
         DetectionGraph(detector("fcos_shufflenet_v2_x0_5", 0.15), (64, 64))
-    with pytest.raises(ValueError, match="Faster R-CNN"):
-        RawHeads(create_model("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3))
-    with pytest.raises(ValueError, match="Faster R-CNN"):
-        DetectionGraph(create_model("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3), (SIZE, SIZE))
+    with pytest.raises(ValueError, match="Faster R-CNN has no raw head outputs"):
+        RawHeads(create_model("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3))(
+            torch.zeros(1, 3, SIZE, SIZE))
+
+
+FASTERRCNN = {"backbone": "shufflenet_v2_x0_5", "fpn_channels": 64, "box_score_thresh": 0.3,
+              **ARGS}
+
+
+def fasterrcnn() -> torch.nn.Module:
+    """A random Faster R-CNN whose class scores spread: fresh RoI features barely vary between
+    proposals (a random trunk's maps are faint), so the class layer is scaled to their spread
+    on a real canvas and centred on their mean; scores then differ box by box and the labels
+    vary, as a trained model's do."""
+    torch.manual_seed(0)
+    model = create_model("fasterrcnn", **FASTERRCNN).eval()
+    canvas = detection_datasets("digits-det", SIZE, augment=False, warn=False).val[0][0]
+    image = canvas.float().div(255).unsqueeze(0)
+    mean = torch.tensor(model.transform.image_mean).view(1, -1, 1, 1)
+    std = torch.tensor(model.transform.image_std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        features = model.backbone((image - mean) / std)
+        sizes = [(SIZE, SIZE)]
+        proposals, _ = model.rpn(ImageList(image, sizes), features)
+        pooled = model.roi_heads.box_head(model.roi_heads.box_roi_pool(features, proposals,
+                                                                       sizes))
+        layer = model.roi_heads.box_predictor.cls_score
+        layer.weight.div_(float(pooled.std(0).mean()))
+        layer.bias.copy_(-(layer.weight @ pooled.mean(0)))
+    return model
+
+
+def test_fasterrcnn_exported_with_its_two_stages_gives_the_eager_boxes(tmp_path, run_cli):
+    model = fasterrcnn()
+    path = export_detection_onnx(DetectionGraph(model, (SIZE, SIZE)), tmp_path / "frcnn.onnx",
+                                 18)
+    check = verify_detections(model, session_detections(onnx_session(path)), (SIZE, SIZE), 1e-4)
+    assert check_detections(check, "frcnn.onnx").passed
+    assert all(0 < m.eager == m.exported == m.matched < 100 for m in check.images), check.lines()
+    [found] = model([detection_datasets("digits-det", SIZE, augment=False, warn=False).val[1][0]
+                     .float() / 255])
+    assert len(set(found["labels"].tolist())) > 2 and found["scores"].std() > 0.01
+
+    # the command line: a checkpoint exported with post-processing; raw forms and int8 refused
+    preprocess = {"input_size": SIZE, "in_chans": 3, "resize": SIZE,
+                  "mean": list(model.transform.image_mean), "std": list(model.transform.image_std)}
+    checkpoint = str(save_checkpoint(Checkpoint(
+        "fasterrcnn", FASTERRCNN, model.state_dict(), preprocess, [str(d) for d in range(10)],
+        {"task": "detection", "data": "digits-det"}), tmp_path / "frcnn.pt"))
+    out = tmp_path / "cli.onnx"
+    status, printed, _ = run_cli("export", "--checkpoint", checkpoint, "--output", str(out))
+    assert status == 0 and "boxes, scores, labels" in printed and "check passed" in printed
+    sidecar = json.loads((tmp_path / "cli.onnx.json").read_text())["detection"]
+    assert sidecar["form"] == "postprocessed" and sidecar["score_thresh"] == 0.3
+    assert sidecar["proposals"] == 1000
+    picture = tmp_path / "canvas.png"
+    image = detection_datasets("digits-det", SIZE, augment=False, warn=False).val[2][0]
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(picture)
+    found = {}
+    for name, model_file in (("onnx", out), ("eager", checkpoint)):
+        status, printed, _ = run_cli("predict", "--checkpoint", str(model_file), str(picture),
+                                     "--score-threshold", "0.3", "--output",
+                                     str(tmp_path / name), "--json")
+        assert status == 0
+        [found[name]] = json.loads(printed)
+    assert 0 < len(found["onnx"]["boxes"]) == len(found["eager"]["boxes"])
+    for raw in (["--no-postprocess"], ["--format", "torchscript"]):
+        status, _, err = run_cli("export", "--checkpoint", checkpoint, "--output",
+                                 str(tmp_path / "raw.file"), *raw)
+        assert status != 0 and "has no raw head outputs" in err
+    status, _, err = run_cli("quantize", "--checkpoint", checkpoint, "--calib-data",
+                             "digits-det")
+    assert status != 0 and "quantize takes one-stage detectors" in err

@@ -7,7 +7,10 @@ and contrast jitter (hue jitter is slow in torchvision)
 but no flip (a mirrored 2 is no digit); for photographs also a horizontal flip and the
 photometric distortion of SSD (Liu et al. 2016). Every pipeline ends by clamping the boxes to
 the image and dropping degenerate ones with ``SanitizeBoundingBoxes``, the labels and crowd
-flags with them.
+flags with them. Training then leaves out the boxes flagged ``iscrowd`` (COCO crowds, VOC
+"difficult" objects): torchvision's detectors have no ignore regions, so such a box would be
+learnt as an ordinary object, while validation keeps them for mAP to ignore, as COCO's and VOC's
+evaluations do.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from lightnets.data.detection.records import MIN_BOX_SIZE
@@ -34,18 +38,29 @@ def sanitize() -> list[v2.Transform]:
                                      labels_getter=box_fields)]
 
 
+def drop_ignored(image: Any, target: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The target without its ``iscrowd`` boxes (training only; see the module's docstring)."""
+    keep = target["iscrowd"] == 0
+    if bool(keep.all()):
+        return image, target
+    boxes = tv_tensors.wrap(target["boxes"][keep], like=target["boxes"])
+    return image, {**target, "boxes": boxes, "labels": target["labels"][keep],
+                   "iscrowd": target["iscrowd"][keep]}
+
+
 def detection_eval_transform() -> v2.Compose:
     """Validation: no change beyond the letterbox but the box sanitising."""
     return v2.Compose(sanitize())
 
 
 def detection_train_transform(kind: str, augment: bool = True) -> v2.Compose:
-    """Training: light augmentation for ``kind`` (``digits-det``: no flip), then sanitising."""
+    """Training: light augmentation for ``kind`` (``digits-det``: no flip), then sanitising
+    and leaving out the ignored boxes."""
     if not augment:
-        return detection_eval_transform()
+        return v2.Compose([*sanitize(), drop_ignored])
     zoom = v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.8, 1.2))
     if kind == "digits-det":
         steps = [zoom, v2.ColorJitter(brightness=0.3, contrast=0.3)]
     else:
         steps = [v2.RandomPhotometricDistort(p=0.5), v2.RandomHorizontalFlip(), zoom]
-    return v2.Compose([*steps, *sanitize()])
+    return v2.Compose([*steps, *sanitize(), drop_ignored])
