@@ -316,8 +316,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             "channels_last": runtime.channels_last, "preprocess": preprocess, "task": task,
             "train_images": len(data.train), "val_images": len(data.val)})
         start = f" from {config.pretrained}" if config.pretrained else ""
-        backbone = config.model_args.get("backbone")
-        on = f" with backbone {backbone}" if isinstance(backbone, str) else ""
+        trunk = config.model_args.get("backbone")
+        on = f" with backbone {trunk}" if isinstance(trunk, str) else ""
         console.print(f"training {config.model}{on}{start} "
                       f"({sum(p.numel() for p in model.parameters()):,} params) on {config.data}: "
                       f"{len(data.train)} train / {len(data.val)} val "
