@@ -39,14 +39,15 @@ from lightnets.train.distill import load_teacher
 from lightnets.train.evaluate import evaluate_model
 from lightnets.train.finetune import backbone_parameters, freeze_backbone
 from lightnets.train.optim import build_optimizer, build_scheduler
-from lightnets.train.precise_bn import has_slow_batchnorm, recompute_batchnorm_stats
+from lightnets.train.precise_bn import lagging_batchnorm, recompute_batchnorm_stats
 from lightnets.train.rng import capture_rng, restore_rng
 from lightnets.train.runtime import Runtime, pick_precision_and_layout, setup_runtime
 from lightnets.train.seg_evaluate import evaluate_segmenter
 from lightnets.train.step import TrainStep
 from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 
-# batches precise BN averages over, where the model's BatchNorm is slow (see precise_bn.py)
+# batches precise BN averages over, where the model's BatchNorm averages lag (slow momentum or
+# short epochs: see precise_bn.py)
 PRECISE_BN_BATCHES = 20
 
 
@@ -260,8 +261,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     model = model.to(memory_format=memory_format)
     if config.precise_bn_batches is None:  # a detector's train-mode forward needs its targets
         config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
-                                     if has_slow_batchnorm(model) and task != "detection"
-                                     else 0)
+                                     if lagging_batchnorm(model, steps_per_epoch)
+                                     and task != "detection" else 0)
     teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, device)
                .to(memory_format=memory_format) if config.teacher else None)
     # the fused kernels take every parameter's momentum buffer at once, and a backbone frozen
@@ -385,14 +386,15 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         train_seconds = time.perf_counter() - epoch_start
 
         # evaluation on the validation split, each process on its shard of it, in full
-        # precision like `lightnets eval`, so the logged top-1 is the checkpoint's own; slow
-        # BatchNorm averages are first recomputed from the current weights (precise_bn.py)
+        # precision like `lightnets eval`, so the logged top-1 is the checkpoint's own; lagging
+        # BatchNorm averages are first recomputed from the current weights (precise_bn.py), in
+        # the training step's precision, whose statistics they stand for
         if config.precise_bn_batches and not frozen:
             batches = itertools.islice(train_loader, min(config.precise_bn_batches,
                                                          steps_per_epoch))
-            recompute_batchnorm_stats(model, (normalize(images.to(device,
-                                                                  memory_format=memory_format))
-                                              for images, _ in batches))
+            with train_step.autocast:
+                recompute_batchnorm_stats(model, (normalize(images.to(
+                    device, memory_format=memory_format)) for images, _ in batches))
         runtime.average_buffers(model)
         result = evaluate(model, val_loader, data.num_classes, device, None,
                           runtime.channels_last, config.limit_val_batches, runtime.sum,

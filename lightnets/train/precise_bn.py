@@ -6,6 +6,13 @@ statistics average over the last few hundred steps, while on a short run the wei
 faster: measured on the digits, MobileNetV3-Large reached 92% training accuracy while its
 eval-mode predictions stayed at chance (10%); the same weights with recomputed statistics scored
 98%. Recomputing over a few dozen training batches before each validation fixes it.
+
+Short epochs lag the same way at PyTorch's momentum 0.1: at the end of an epoch of 15 steps,
+0.9^15 = 21% of each running average still comes from the weights of earlier epochs, and early
+in training those statistics change by whole factors. Measured on a folder of 480 digit JPEGs
+at 224 px (batch 32), MobileNetV2 after 5 epochs: 41% training accuracy, 10% (chance) in eval
+mode, 53% with the same weights and recomputed statistics; recomputed before every validation,
+the run ended at 57%.
 """
 
 from __future__ import annotations
@@ -24,9 +31,24 @@ def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
 
+# The share of a running average still made of statistics from before the epoch, above which
+# it lags: 0.9^15 = 21% misled the measured run above; the digits' epochs of 44 steps (1%) did
+# not. At momentum 0.1, epochs of fewer than 38 steps.
+STALE_SHARE = 0.02
+
+
 def has_slow_batchnorm(model: nn.Module) -> bool:
     """Whether some BatchNorm averages more slowly than PyTorch's default momentum."""
     return any(m.momentum is not None and m.momentum < SLOW_MOMENTUM for m in batchnorms(model))
+
+
+def lagging_batchnorm(model: nn.Module, steps_per_epoch: int) -> bool:
+    """Whether ``model``'s BatchNorm averages lag its weights at the end of an epoch of
+    ``steps_per_epoch`` steps: slow momentum, or more than :data:`STALE_SHARE` of an average
+    still from before the epoch."""
+    return has_slow_batchnorm(model) or any(
+        m.momentum is not None and (1 - m.momentum) ** steps_per_epoch > STALE_SHARE
+        for m in batchnorms(model))
 
 
 @torch.no_grad()

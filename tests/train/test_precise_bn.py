@@ -8,7 +8,8 @@ from torch import nn
 
 from lightnets.checkpoint import load_checkpoint
 from lightnets.train import TrainConfig, loop, train
-from lightnets.train.precise_bn import has_slow_batchnorm, recompute_batchnorm_stats
+from lightnets.train.precise_bn import (has_slow_batchnorm, lagging_batchnorm,
+                                        recompute_batchnorm_stats)
 from tests.train.conftest import tiny_config
 
 
@@ -27,6 +28,15 @@ def test_precise_bn_recomputes_the_population_statistics():
     assert torch.allclose(norm.running_mean, means.mean(0), atol=1e-5)
     assert torch.allclose(norm.running_var, variances.mean(0), rtol=1e-4)
     assert norm.momentum == 0.01 and not model.training
+
+
+def test_short_epochs_and_slow_momentum_lag():
+    default, slow = nn.BatchNorm2d(4), nn.BatchNorm2d(4, momentum=0.01)
+    assert lagging_batchnorm(default, 15) and lagging_batchnorm(default, 37)  # 0.9^37 > 2%
+    assert not lagging_batchnorm(default, 38) and not lagging_batchnorm(default, 44)
+    assert lagging_batchnorm(slow, 10_000)  # MobileNetV3's: lags the weights whatever the epoch
+    cumulative = nn.BatchNorm2d(4, momentum=None)
+    assert not lagging_batchnorm(cumulative, 1) and not lagging_batchnorm(nn.ReLU(), 1)
 
 
 def test_slow_batchnorm_models_get_precise_bn(tmp_path):
