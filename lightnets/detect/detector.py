@@ -108,6 +108,11 @@ class Detector(nn.Module):
         """The dense head's outputs on a resized, normalised batch (backbone, neck, head)."""
         return self.head(list(self.backbone(x).values()))
 
+    def batchnorm_forward(self, x: torch.Tensor) -> Any:
+        """What holds the BatchNorm layers (trunk, SSDLite's extra blocks and head) on a
+        resized, normalised batch, for recomputing their statistics without targets."""
+        return self.forward_raw(x)
+
     def thresholds(self) -> dict[str, float | int]:
         """The post-processing's settings: score and NMS IoU thresholds, boxes per image, and
         the candidates taken per level before NMS."""
@@ -149,6 +154,10 @@ class FasterRCNNDetector(Detector, FasterRCNN):
         return {"objectness": torch.cat([o.flatten(1) for o in objectness], 1),
                 "proposal_deltas": torch.cat([d.flatten(1) for d in deltas], 1),
                 "class_logits": scores, "box_regression": boxes}
+
+    def batchnorm_forward(self, x: torch.Tensor) -> Any:
+        """The backbone alone: the proposal network and RoI heads have no BatchNorm."""
+        return self.backbone(x)
 
     def thresholds(self) -> dict[str, float | int]:
         """The RoI heads' score and NMS thresholds and boxes per image, and the proposals kept

@@ -259,10 +259,9 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     model = model.to(device)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    if config.precise_bn_batches is None:  # a detector's train-mode forward needs its targets
+    if config.precise_bn_batches is None:
         config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
-                                     if lagging_batchnorm(model, steps_per_epoch)
-                                     and task != "detection" else 0)
+                                     if lagging_batchnorm(model, steps_per_epoch) else 0)
     teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, device)
                .to(memory_format=memory_format) if config.teacher else None)
     # the fused kernels take every parameter's momentum buffer at once, and a backbone frozen
@@ -393,8 +392,13 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             batches = itertools.islice(train_loader, min(config.precise_bn_batches,
                                                          steps_per_epoch))
             with train_step.autocast:
-                recompute_batchnorm_stats(model, (normalize(images.to(
-                    device, memory_format=memory_format)) for images, _ in batches))
+                if task == "detection":  # its network alone: the losses would need targets
+                    recompute_batchnorm_stats(model, (
+                        model.transform(detection_batch(images, labels, device)[0])[0].tensors
+                        for images, labels in batches), model.batchnorm_forward)
+                else:
+                    recompute_batchnorm_stats(model, (normalize(images.to(
+                        device, memory_format=memory_format)) for images, _ in batches))
         runtime.average_buffers(model)
         result = evaluate(model, val_loader, data.num_classes, device, None,
                           runtime.channels_last, config.limit_val_batches, runtime.sum,

@@ -17,7 +17,8 @@ the run ended at 57%.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,10 +53,12 @@ def lagging_batchnorm(model: nn.Module, steps_per_epoch: int) -> bool:
 
 
 @torch.no_grad()
-def recompute_batchnorm_stats(model: nn.Module, images: Iterable[torch.Tensor]) -> int:
+def recompute_batchnorm_stats(model: nn.Module, images: Iterable[torch.Tensor],
+                              forward: Callable[[torch.Tensor], Any] | None = None) -> int:
     """Replace every BatchNorm's running mean and variance by their plain average over the
-    ``images`` batches, computed in training mode with the current weights. The model is left
-    in eval mode; returns the number of batches used."""
+    ``images`` batches, computed in training mode with the current weights by ``forward``
+    (default: ``model`` itself; a detector's network without its losses, say). The model is
+    left in eval mode; returns the number of batches used."""
     norms = batchnorms(model)
     momenta = [m.momentum for m in norms]
     for norm in norms:
@@ -65,7 +68,7 @@ def recompute_batchnorm_stats(model: nn.Module, images: Iterable[torch.Tensor]) 
     count = 0
     try:
         for batch in images:
-            model(batch)
+            (forward or model)(batch)
             count += 1
     finally:
         for norm, momentum in zip(norms, momenta):

@@ -30,6 +30,26 @@ def test_precise_bn_recomputes_the_population_statistics():
     assert norm.momentum == 0.01 and not model.training
 
 
+@pytest.mark.parametrize("name", ["ssdlite_mobilenet_v2", "fasterrcnn"])
+def test_a_detectors_statistics_come_from_its_network_without_targets(name):
+    from lightnets.registry import create_model
+
+    torch.manual_seed(0)
+    detector = create_model(name, num_classes=3, min_size=64, max_size=64)
+    batches = [torch.randn(2, 3, 64, 64) for _ in range(2)]
+    first = next(m for m in detector.modules() if isinstance(m, nn.BatchNorm2d))
+    captured = []
+    hook = first.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    assert recompute_batchnorm_stats(detector, iter(batches), detector.batchnorm_forward) == 2
+    hook.remove()
+    means = torch.stack([c.mean(dim=(0, 2, 3)) for c in captured])
+    assert len(captured) == 2 and torch.allclose(first.running_mean, means.mean(0), atol=1e-5)
+    assert not detector.training
+    if name.startswith("ssdlite"):  # the head's BatchNorm too
+        head = [m for m in detector.head.modules() if isinstance(m, nn.BatchNorm2d)]
+        assert head and all(int(m.num_batches_tracked) == 2 for m in head)
+
+
 def test_short_epochs_and_slow_momentum_lag():
     default, slow = nn.BatchNorm2d(4), nn.BatchNorm2d(4, momentum=0.01)
     assert lagging_batchnorm(default, 15) and lagging_batchnorm(default, 37)  # 0.9^37 > 2%
