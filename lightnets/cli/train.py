@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     digits = DATA_DEFAULTS["digits"]
     parser = subparsers.add_parser(
-        "train", help="train a classifier or a segmenter",
+        "train", help="train a classifier, a segmenter or a detector",
         description="Train a registered model. Options left out take the defaults of the data "
         f"(digits: {digits['epochs']} epochs, batch {digits['batch_size']}, "
         f"{digits['input_size']}x{digits['input_size']} grey, SGD lr {digits['lr']}). Writes "
