@@ -161,8 +161,8 @@ LIGHT = {
     "ssdlite_ghostnet_x1_0": ("ssdlite", "ghostnet_x1_0"),
 }
 LIGHT_INPUT = 320  # SSDLite320's size: a mobile detector's usual input
-LIGHT_OPTIONS = {"fcos": {"fpn_channels": 96, "head_convs": 2},
-                 "retinanet": {"fpn_channels": 96}, "ssdlite": {}, "fasterrcnn": {"fpn_channels": 96}}
+LIGHT_OPTIONS = {"fcos": {"fpn_channels": 96, "head_convs": 2}, "retinanet": {"fpn_channels": 96},
+                 "ssdlite": {}, "fasterrcnn": {"fpn_channels": 96}}
 # the architectures by name take any classifier of the zoo: create_model("fcos",
 # backbone="ghostnet_x1_3"), `lightnets train --model fcos --backbone ghostnet_x1_3`
 ANY_BACKBONE = {"fcos": "shufflenet_v2_x1_0", "retinanet": "shufflenet_v2_x1_0",
