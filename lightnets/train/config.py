@@ -106,11 +106,17 @@ class TrainConfig:
         return cls(**values)
 
 
+def given_backbone(config: TrainConfig) -> str | None:
+    """The backbone named for a detection architecture (``--backbone``), if any."""
+    backbone = config.model_args.get("backbone")
+    return backbone if isinstance(backbone, str) else None
+
+
 def run_label(config: TrainConfig) -> str:
     """The model's part of a run folder's name: its name, and the backbone it was given
     (``fcos_ghostnet_x1_0`` for ``--model fcos --backbone ghostnet_x1_0``)."""
-    backbone = config.model_args.get("backbone")
-    return f"{config.model}_{backbone}" if isinstance(backbone, str) else config.model
+    backbone = given_backbone(config)
+    return f"{config.model}_{backbone}" if backbone else config.model
 
 
 def same_setting(name: str, value: Any, stored: Any) -> bool:

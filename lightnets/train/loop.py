@@ -32,7 +32,8 @@ from lightnets.data import (EMBEDDED, IGNORE_INDEX, build_data, data_kind, defau
 from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model, task_of
 from lightnets.train import report
-from lightnets.train.config import TrainConfig, resolve_config, resumed_config, run_label
+from lightnets.train.config import (TrainConfig, given_backbone, resolve_config, resumed_config,
+                                    run_label)
 from lightnets.train.det_evaluate import evaluate_detector
 from lightnets.train.det_evaluate import to_device as detection_batch
 from lightnets.train.distill import load_teacher
@@ -316,8 +317,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             "channels_last": runtime.channels_last, "preprocess": preprocess, "task": task,
             "train_images": len(data.train), "val_images": len(data.val)})
         start = f" from {config.pretrained}" if config.pretrained else ""
-        trunk = config.model_args.get("backbone")
-        on = f" with backbone {trunk}" if isinstance(trunk, str) else ""
+        trunk = given_backbone(config)
+        on = f" with backbone {trunk}" if trunk else ""
         console.print(f"training {config.model}{on}{start} "
                       f"({sum(p.numel() for p in model.parameters()):,} params) on {config.data}: "
                       f"{len(data.train)} train / {len(data.val)} val "
@@ -394,8 +395,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
             with train_step.autocast:
                 if task == "detection":  # its network alone: the losses would need targets
                     recompute_batchnorm_stats(model, (
-                        model.transform(detection_batch(images, labels, device)[0])[0].tensors
-                        for images, labels in batches), model.batchnorm_forward)
+                        model.transform(detection_batch(images, [], device)[0])[0].tensors
+                        for images, _ in batches), model.batchnorm_forward)
                 else:
                     recompute_batchnorm_stats(model, (normalize(images.to(
                         device, memory_format=memory_format)) for images, _ in batches))

@@ -195,6 +195,10 @@ def test_fasterrcnn_exported_with_its_two_stages_gives_the_eager_boxes(tmp_path,
         assert status == 0
         [found[name]] = json.loads(printed)
     assert 0 < len(found["onnx"]["boxes"]) == len(found["eager"]["boxes"])
+    for mine, theirs in zip(found["onnx"]["boxes"], found["eager"]["boxes"]):
+        assert mine["label"] == theirs["label"] and mine["score"] == pytest.approx(
+            theirs["score"], abs=2e-4)
+        assert mine["box"] == pytest.approx(theirs["box"], abs=0.11)  # listed to 0.1 px
     for raw in (["--no-postprocess"], ["--format", "torchscript"]):
         status, _, err = run_cli("export", "--checkpoint", checkpoint, "--output",
                                  str(tmp_path / "raw.file"), *raw)

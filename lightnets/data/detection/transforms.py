@@ -56,10 +56,10 @@ def detection_eval_transform() -> v2.Compose:
 def detection_train_transform(kind: str, augment: bool = True) -> v2.Compose:
     """Training: light augmentation for ``kind`` (``digits-det``: no flip), then sanitising
     and leaving out the ignored boxes."""
-    if not augment:
-        return v2.Compose([*sanitize(), drop_ignored])
     zoom = v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.8, 1.2))
-    if kind == "digits-det":
+    if not augment:
+        steps = []
+    elif kind == "digits-det":
         steps = [zoom, v2.ColorJitter(brightness=0.3, contrast=0.3)]
     else:
         steps = [v2.RandomPhotometricDistort(p=0.5), v2.RandomHorizontalFlip(), zoom]
