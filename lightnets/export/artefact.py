@@ -25,6 +25,7 @@ from lightnets.export.source import ModelSource
 from lightnets.export.torch_formats import export_pt2, export_torchscript, load_torch_artefact
 from lightnets.export.verify import (DEFAULT_TOLERANCE, Runner, Verification, VerificationError,
                                      check, verify)
+from lightnets.tasks import task_for
 
 # format -> file extension
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript", "pt2": ".pt2"}
@@ -133,8 +134,7 @@ def plan_export(source: ModelSource, format: str, output: str | Path | None,
     check_writable_file(path, f"the {format} file")
     # a segmenter's file takes images of any size (its mask comes at that size); TorchScript's
     # trace keeps the sizes it saw
-    dynamic_size = (getattr(source.model, "task", "classification") == "segmentation"
-                    and format != "torchscript")
+    dynamic_size = task_for(source.model).dynamic_export_size and format != "torchscript"
     return ExportPlan(path, format, dynamic_batch, batch_size, dynamic_size, postprocess,
                       fuse_model, opset, tolerance, real_inputs)
 
@@ -225,7 +225,7 @@ def check_postprocess(source: ModelSource, format: str, postprocess: bool | None
         return detector and format == "onnx"
     if postprocess and not detector:
         raise ValueError(f"post-processing applies to detectors; {source.name} is a "
-                         f"{getattr(source.model, 'task', 'classification')} model")
+                         f"{task_for(source.model).name} model")
     if postprocess and format != "onnx":
         raise ValueError(f"a detector is exported with its post-processing to onnx only; "
                          f"{format} files hold the raw head outputs (no post-processing)")

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from lightnets.channel_plan import channel_plan
 from lightnets.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
-from lightnets.data import build_data, make_loader
+from lightnets.data import make_loader
 from lightnets.data.transforms import preprocess_input_size
 from lightnets.profile.counter import Complexity, count_complexity
 from lightnets.prune.allocate import ALLOCATIONS
@@ -33,6 +33,7 @@ from lightnets.prune.speed import compare_latency
 from lightnets.registry import meta_model
 from lightnets.train import TrainConfig, evaluate_model, train
 from lightnets.train.report import write_atomic
+from lightnets.tasks import task_for
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -176,8 +177,9 @@ def start_run(config: PruneConfig, console: Console,
         raise ValueError(f"checkpoint {source.path!r} does not record its data; pass --data")
 
     # -- data and the model as it was trained -------------------------------------------------
-    bundle = build_data(data, source.preprocess, augment=False,
-                        val_fraction=stored.val_fraction, seed=stored.seed, warn=False)
+    bundle = task_for(source.model_name).build_data(
+        data, source.preprocess, augment=False, val_fraction=stored.val_fraction,
+        seed=stored.seed, warn=False)
     source.check_matches(num_classes=bundle.num_classes)
     if bundle.classes != source.class_names:
         raise ValueError(f"the classes of {data!r} differ from the checkpoint's")
