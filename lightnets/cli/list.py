@@ -73,8 +73,8 @@ METRICS = {"classification": ("top1", "top-1"), "segmentation": ("miou", "mIoU")
 
 
 def markdown_table(infos: list) -> str:
-    """The README's model tables: one row per model, published top-1 (segmenters: mIoU) where
-    known."""
+    """The model zoo's tables (docs/zoo.md builds them with this): one row per model,
+    published top-1 (segmenters: mIoU) where known."""
     tasks = sorted({info.task for info in infos}, reverse=True)
     label = " / ".join(METRICS[task][1] for task in tasks)
     lines = [f"| model | paper | params | MACs | input | published {label} |",
