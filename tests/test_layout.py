@@ -14,7 +14,7 @@ import pytest
 import lightnets
 
 PACKAGE = Path(lightnets.__file__).parent
-# the top-level module or sub-package -> its floor; README.md's Layout section says the same
+# the top-level module or sub-package -> its floor; docs/architecture.md says the same
 FLOORS = {
     "registry": 0, "hardware": 0, "optional": 0, "files": 0, "channel_plan": 0, "constants": 0,
     "layers": 1,

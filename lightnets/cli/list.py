@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def markdown_table(infos: list) -> str:
-    """The README's model tables: one row per model, published top-1 (segmenters: mIoU) where
-    known."""
+    """The model zoo's tables (docs/zoo.md builds them with this): one row per model,
+    published top-1 (segmenters: mIoU) where known."""
     from lightnets.tasks import get_task
 
     # the published accuracy column: ImageNet top-1, or mIoU / COCO box mAP where torchvision
