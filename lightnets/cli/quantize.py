@@ -14,9 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "quantize", help="int8 post-training quantization with an accuracy gate",
         description="Static int8 quantization with ONNX Runtime's tools (weights per channel, "
         "activations calibrated on a few hundred training images), or bf16 on CPUs with native "
-        "bf16, measured in the runtime that will run it (--backend). Reports top-1 before and "
-        "after on the validation set and the latency gain, and "
-        "refuses to write the model when top-1 drops more than --max-drop points.")
+        "bf16, measured in the runtime that will run it (--backend). Reports the task's figure "
+        "(top-1, mIoU or mAP) before and after on the validation set and the latency gain, and "
+        "refuses to write the model when it drops more than --max-drop points.")
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
                         help="training checkpoint, or a run folder (its best.pt)")
     parser.add_argument("--calib-data", metavar="DATA",
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-emulated-bf16", action="store_true",
                         help="with --precision bf16: run even where bf16 is emulated (slow)")
     parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
-                        help="largest accepted top-1 drop in percentage points (default 1)")
+                        help="largest accepted drop of top-1 (mIoU, mAP) in percentage points (default 1)")
     parser.add_argument("--force", action="store_true",
                         help="write the model even when it fails the accuracy gate")
     parser.add_argument("--output", metavar="PATH",

@@ -1,11 +1,13 @@
 """Datasets and transforms for training and evaluation.
 
-``--data`` names the source. For classifiers: ``digits`` (scikit-learn's bundled 8x8 scans, the
-default), a folder holding CIFAR-10/100 python pickles, or an image folder. For segmenters:
-``digits-seg`` (canvases composed from the same scans, with per-pixel labels), a Pascal VOC
-folder or an images/masks pair folder (:mod:`lightnets.data.seg_folders`). :func:`build_data` returns the
-train and validation datasets, the class names and the evaluation preprocessing that checkpoints
-store so eval and predict reproduce it.
+``--data`` names the source, of a kind the model's task reads (:mod:`lightnets.tasks` picks the
+kind). For classifiers: ``digits`` (scikit-learn's bundled 8x8 scans, the default), a folder
+holding CIFAR-10/100 python pickles, or an image folder. For segmenters: ``digits-seg``
+(canvases composed from the same scans, with per-pixel labels), a Pascal VOC folder or an
+images/masks pair folder (:mod:`lightnets.data.seg_folders`). For detectors: ``digits-det``,
+a COCO or a Pascal VOC folder (:mod:`lightnets.data.detection`). :func:`build_data` returns the
+train and validation datasets of a kind, the class names and the evaluation preprocessing that
+checkpoints store so eval and predict reproduce it.
 """
 
 from __future__ import annotations

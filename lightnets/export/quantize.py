@@ -37,7 +37,7 @@ from lightnets.export.backends import artefact_backend, backend_requirements, ch
 from lightnets.export.fuse import fuse
 from lightnets.export.onnx import onnx_session, run_session
 from lightnets.optional import available, require, require_all
-from lightnets.export.sidecar import write_sidecar
+from lightnets.export.sidecar import Sidecar, write_sidecar
 from lightnets.files import check_writable_file, write_atomic
 from lightnets.export.source import ModelSource, from_checkpoint
 from lightnets.export.timing import time_callables
@@ -50,6 +50,9 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # backend -> the artefact format the reduced model is written in
 ARTEFACT_FORMATS = {"onnxruntime": "onnx", "openvino": "onnx", "eager": "pt2"}
 INT8_BACKENDS, BF16_BACKENDS = ("onnxruntime", "openvino"), ("openvino", "eager")
+TWO_STAGE_QUANTIZE = ("quantize takes one-stage detectors (fcos, retinanet, ssdlite): a "
+                      "two-stage Faster R-CNN has no raw head outputs for torchvision to "
+                      "decode; export it in fp32 with lightnets export")
 # (precision, artefact format) -> the written file's suffix
 SUFFIXES = {("int8", "onnx"): ".int8.onnx", ("bf16", "onnx"): ".bf16.onnx",
             ("bf16", "pt2"): ".bf16.pt2"}
@@ -222,9 +225,7 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                             allow_emulated_bf16)
     source = from_checkpoint(checkpoint)
     if getattr(source.model, "two_stage", False):  # the gate decodes the int8 raw outputs
-        raise ValueError("quantize takes one-stage detectors (fcos, retinanet, ssdlite): a "
-                         "two-stage Faster R-CNN has no raw head outputs for torchvision to "
-                         "decode; export it in fp32 with lightnets export")
+        raise ValueError(TWO_STAGE_QUANTIZE)
     task = task_for(source.model)
     val = validation_data(source, task, val_data)
     if reduce_range is None:
@@ -264,14 +265,20 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     report.written = str(path)
     calibration = {"data": calib_data, "images": len(images), "method": method,
                    "per_channel": per_channel, "reduce_range": reduce_range}
-    # the fp32 export's sidecar: its verification is of the file the model came from
-    sidecar = fp32.sidecar
-    sidecar.artefact, sidecar.precision, sidecar.backend = path.name, precision, backend
-    sidecar.artefact_format = ARTEFACT_FORMATS[backend]
-    sidecar.accuracy = {**report.as_dict(),
-                        "calibration": calibration if precision == "int8" else None}
-    write_sidecar(sidecar, path)
+    write_reduced_sidecar(fp32.sidecar, path, report, calibration if precision == "int8"
+                          else None)
     return report
+
+
+def write_reduced_sidecar(sidecar: Sidecar, path: Path, report: QuantizeReport,
+                          calibration: dict[str, Any] | None) -> Path:
+    """The reduced model's sidecar: the fp32 export's (its verification is of the file the
+    model came from), with the precision, the backend and the gate's figures."""
+    sidecar.artefact, sidecar.precision, sidecar.backend = path.name, report.precision, \
+        report.backend
+    sidecar.artefact_format = ARTEFACT_FORMATS[report.backend]
+    sidecar.accuracy = {**report.as_dict(), "calibration": calibration}
+    return write_sidecar(sidecar, path)
 
 
 def latency(fp32_run: Runner, reduced_run: Runner, precision: str,
