@@ -20,6 +20,7 @@ from lightnets.data.digits import digits_split
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+pytestmark = pytest.mark.slow  # the README's examples train, prune and export
 
 
 def digit_png(digit: int) -> Callable[[Path], None]:

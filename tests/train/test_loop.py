@@ -41,6 +41,7 @@ def test_train_writes_the_run_folder(digits_run):
     assert (digits_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_folder_end_to_end_with_corrupt_files(tmp_path, capsys):
     data = make_image_tree(tmp_path / "shapes", per_class=8)
     bad = add_corrupt_files(data)
@@ -63,6 +64,7 @@ def test_folder_end_to_end_with_corrupt_files(tmp_path, capsys):
     assert "trained for 3 classes, the data has 10" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_ends_with_the_same_weights(tmp_path, monkeypatch):
     config = tiny_config(tmp_path)
     train(dataclasses.replace(config, name="straight"))
@@ -92,6 +94,7 @@ def poison_loss_after(monkeypatch, good_steps: int) -> None:
     monkeypatch.setattr(step, "classification_loss", poisoned)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     poison_loss_after(monkeypatch, good_steps=3)  # epoch 1 is 3 steps
     with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 2 step 1") as error:
@@ -103,6 +106,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert all(torch.isfinite(t).all() for t in kept.model.values() if t.is_floating_point())
 
 
+@pytest.mark.slow
 def test_nan_loss_on_the_command_line_is_one_line(tmp_path, monkeypatch, capsys):
     poison_loss_after(monkeypatch, good_steps=1)
     assert main(["train", *TINY_TRAIN, "--epochs", "1", "--runs-dir", str(tmp_path)]) == 2
@@ -204,6 +208,7 @@ def test_training_switches_on_and_uses_auxiliary_heads(tmp_path, monkeypatch):
     assert seen == [(0, 0.3)]
 
 
+@pytest.mark.slow
 def test_epoch_by_epoch_run_and_eval_repeats_its_validation(tmp_path):
     data = make_image_tree(tmp_path / "shapes", per_class=8, size=72)
     run = train_epochs(TrainConfig(model="mobilenet_v2_x0_25", data=str(data), epochs=2,
