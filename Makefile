@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-fast clean
+.PHONY: run test test-fast docs docs-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,17 @@ test-fast: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
 
+# Installs the documentation tools and builds the site into site/; strict: a broken link, a
+# missing anchor or an API reference that does not resolve fails the build (as the test suite's
+# tests/test_docs.py does).
+docs: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[docs]'
+	$(BIN)/python -m mkdocs build --strict
+
+# The same site served at http://127.0.0.1:8000, rebuilt on every edit.
+docs-serve: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[docs]'
+	$(BIN)/python -m mkdocs serve --strict
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache site

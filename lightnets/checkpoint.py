@@ -44,7 +44,9 @@ FORMAT = "lightnets.checkpoint.v1"
 SAFETENSORS = ".safetensors"
 # what a .safetensors checkpoint keeps beside the weights, as JSON in its metadata
 SAFETENSORS_FIELDS = ("model_name", "model_args", "preprocess", "class_names", "config", "epoch",
-                      "best_top1", "history")
+                      "best_score", "best_metric", "history")
+# fields renamed since files were first written: old name -> new name (read either)
+RENAMED = {"best_top1": "best_score"}
 EXPECTED = "expected a .pt file written by `lightnets train` (last.pt or best.pt)"
 EXPORTED = "an exported model, which `lightnets predict` and `lightnets eval` run"
 PICKLED = ("a PyTorch file holding pickled Python objects, which a weights-only load refuses "
@@ -53,7 +55,8 @@ PICKLED = ("a PyTorch file holding pickled Python objects, which a weights-only 
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "model_name": (str,), "model_args": (dict,), "model": (dict,),
     "preprocess": (dict, type(None)), "class_names": (list, type(None)), "config": (dict,),
-    "epoch": (int,), "best_top1": (int, float), "history": (list,),
+    "epoch": (int,), "best_score": (int, float), "best_metric": (str, type(None)),
+    "history": (list,),
     "optimizer": (dict, type(None)), "scheduler": (dict, type(None)),
     "scaler": (dict, type(None)), "rng": (dict, type(None)),
 }
@@ -71,7 +74,10 @@ class Checkpoint:
     class_names: list[str] | None = None
     config: dict[str, Any] = field(default_factory=dict)   # the resolved TrainConfig
     epoch: int = 0
-    best_top1: float = -1.0
+    # the best validation figure so far, and which it is (the task's metric: "top1", "miou",
+    # "map"; None in files written before it was recorded, whose best_top1 held it)
+    best_score: float = -1.0
+    best_metric: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     optimizer: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
@@ -94,6 +100,7 @@ class Checkpoint:
         if not isinstance(values, dict) or values.get("format") != FORMAT:
             raise ValueError(f"{where} is not a lightnets checkpoint (expected a file written by "
                              "`lightnets train`)")
+        values = {RENAMED.get(key, key): value for key, value in values.items()}
         known = {f.name for f in dataclasses.fields(cls)} - {"path"}
         missing = [name for name in ("model_name", "model_args", "model") if name not in values]
         if missing:
@@ -290,5 +297,6 @@ def _load_safetensors(path: Path) -> dict[str, Any]:
         tensors = {key: opened.get_tensor(key) for key in opened.keys()}
     if metadata.get("format") != FORMAT:
         return tensors
-    values = {name: json.loads(metadata[name]) for name in SAFETENSORS_FIELDS if name in metadata}
+    values = {RENAMED.get(name, name): json.loads(value) for name, value in metadata.items()
+              if RENAMED.get(name, name) in SAFETENSORS_FIELDS}
     return {"format": FORMAT, **values, "model": tensors}

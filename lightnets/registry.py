@@ -48,7 +48,8 @@ _TASKS: dict[str, str] = {}
 _CHECKPOINT_LOADER: list[Callable[..., nn.Module]] = []  # set by lightnets.weights
 
 PEER_LIBRARIES = ("torchvision", "timm")
-TASKS = ("classification", "segmentation", "detection")
+# what a model predicts; lightnets.tasks holds one object per task that knows the rest
+CLASSIFICATION, SEGMENTATION, DETECTION = TASKS = ("classification", "segmentation", "detection")
 
 
 class UnknownModelError(ValueError):
@@ -102,7 +103,7 @@ PeerSpec = str | tuple[str, Mapping[str, Any]] | Peer
 
 def register_model(fn: Builder | None = None, *, aliases: Sequence[str] = (),
                    peers: Mapping[str, PeerSpec] | None = None,
-                   task: str = "classification") -> Any:
+                   task: str = CLASSIFICATION) -> Any:
     """Register a model builder under its function name; use bare or as
     ``@register_model(aliases=["mobilenet_v2"], peers={"torchvision": "mobilenet_v2",
     "timm": "mobilenetv2_100"})``. A peer is the peer's model name, ``(name, kwargs)`` when
@@ -210,7 +211,7 @@ def argument_problem(value: Any, declared: Any) -> str | None:
 def task_of(name: str) -> str:
     """What a registered model predicts: one of :data:`TASKS` (a builder put in the table by
     hand, as tests do, classifies)."""
-    return _TASKS.get(resolve_name(name), "classification")
+    return _TASKS.get(resolve_name(name), CLASSIFICATION)
 
 
 def register_checkpoint_loader(loader: Callable[..., nn.Module]) -> None:
@@ -238,7 +239,7 @@ def create_model(name: str, checkpoint_path: str | None = None, source: str | No
         raise ValueError(f"source={source!r} applies to a checkpoint_path; none was given")
     if out_indices is not None and not features_only:
         raise ValueError("out_indices selects stage maps: it needs features_only=True")
-    if features_only and _TASKS[resolve_name(name)] != "classification":
+    if features_only and _TASKS[resolve_name(name)] != CLASSIFICATION:
         raise ValueError(f"features_only needs a classifier's trunk; {name} is a "
                          f"{_TASKS[resolve_name(name)]} model")
     if checkpoint_path is not None:

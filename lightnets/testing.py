@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightnets.registry import Peer, create_model, list_models, meta_model, peers_of
+from lightnets.registry import CLASSIFICATION, Peer, create_model, list_models, meta_model, peers_of
 
 WEIGHTS = ("small", "he", "keep")
 # the files each peer library distributes its checkpoints as (write_peer's formats)
@@ -162,7 +162,7 @@ def relative_difference(ours: torch.Tensor, theirs: torch.Tensor) -> tuple[float
 def twin_pairs(patterns: str | list[str] = "*") -> list[tuple[str, str]]:
     """``(model, library)`` for every registered classifier whose peer's checkpoints load into
     it (detectors' files give boxes, not logits: their tests compare detections)."""
-    return [(name, library) for name in list_models(patterns, task="classification")
+    return [(name, library) for name in list_models(patterns, task=CLASSIFICATION)
             for library, peer in peers_of(name).items() if peer.weights is not None]
 
 

@@ -1,8 +1,8 @@
 """The package's floors: imports point down (``cli -> prune -> export -> train -> profile,
-weights -> checkpoint, features, segment, data -> models -> layers -> registry``), never sideways
-between two packages on the same floor, never in a circle; library code imports the package at
-the top of its modules (lazy imports only in ``cli/``, for start-up time, and for optional
-dependencies)."""
+weights -> tasks -> checkpoint, features, segment, data -> models -> layers -> registry``), never
+sideways between two packages on the same floor, never in a circle; library code imports the
+package at the top of its modules (lazy imports only in ``cli/``, for start-up time, and for
+optional dependencies); tests/ and benchmarks/ do not import each other."""
 
 from __future__ import annotations
 
@@ -14,17 +14,18 @@ import pytest
 import lightnets
 
 PACKAGE = Path(lightnets.__file__).parent
-# the top-level module or sub-package -> its floor; README.md's Layout section says the same
+# the top-level module or sub-package -> its floor; docs/architecture.md says the same
 FLOORS = {
-    "registry": 0, "hardware": 0, "optional": 0, "files": 0, "channel_plan": 0,
+    "registry": 0, "hardware": 0, "optional": 0, "files": 0, "channel_plan": 0, "constants": 0,
     "layers": 1, "testing": 1,
     "models": 2,
     "checkpoint": 3, "features": 3, "segment": 3, "detect": 3, "data": 3, "metrics": 3,
-    "profile": 4, "weights": 4,
-    "train": 5,
-    "export": 6,
-    "prune": 7,
-    "cli": 8, "__main__": 9,
+    "tasks": 4,
+    "profile": 5, "weights": 5,
+    "train": 6,
+    "export": 7,
+    "prune": 8,
+    "cli": 9, "__main__": 10,
 }
 
 

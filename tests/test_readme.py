@@ -1,9 +1,11 @@
-"""Every ```python block of README.md runs as written.
+"""Every ```python block of README.md and of the documentation pages (docs/**/*.md) runs as
+written.
 
-The blocks run in order in one namespace, as one session (a later example may use a model an
-earlier one built), in a temporary working folder holding the files the examples name
-(:data:`EXAMPLE_FILES`). Blocks added to the README are picked up with no change here; an
-example that needs a new file adds it to :data:`EXAMPLE_FILES`.
+Each page is one test: its blocks run in order in one namespace, as one session (a later example
+may use a model an earlier one built on the same page; pages do not share names), in a temporary
+working folder holding the files the page's examples name (:data:`EXAMPLE_FILES`). Blocks and
+pages added are picked up with no change here; an example that needs a new file adds it to
+:data:`EXAMPLE_FILES`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from PIL import Image
 
 from lightnets.data.digits import digits_split
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
-pytestmark = pytest.mark.slow  # the README's examples train, prune and export
+pytestmark = pytest.mark.slow  # the examples train, prune and export
 
 
 def digit_png(digit: int) -> Callable[[Path], None]:
@@ -49,7 +53,8 @@ def timm_hf_folder(architecture: str) -> Callable[[Path], None]:
     return write
 
 
-# file name -> writer: the files the README's examples (Python and shell) refer to
+# file name -> writer: the files the examples of README.md and docs/ (Python and shell) refer to;
+# a page's folder holds those its text names
 EXAMPLE_FILES = {"digit_0.png": digit_png(0), "digit_5.png": digit_png(5),
                  "resnet18-f37072fd.pth": torchvision_resnet18,
                  "timm-mbv3": timm_hf_folder("mobilenetv3_large_100")}
@@ -75,6 +80,15 @@ def run_blocks(blocks: list[tuple[int, str]], source: str = "README.md") -> dict
     return namespace
 
 
+def pages() -> list[Path]:
+    """README.md and every documentation page, in a stable order."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def page_id(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
 def test_the_blocks_are_found_with_their_lines():
     text = "intro\n```python\nx = 1\n```\n```bash\nls\n```\n\n```python\ny = x + 1\n```\n"
     assert python_blocks(text) == [(3, "x = 1\n"), (10, "y = x + 1\n")]
@@ -83,10 +97,19 @@ def test_the_blocks_are_found_with_their_lines():
         run_blocks([(3, "z + 1\n")])
 
 
-def test_readme_python_examples_run(tmp_path, monkeypatch):
-    blocks = python_blocks(README.read_text())
-    assert len(blocks) >= 4, "README.md lost its Python examples"
+def test_the_documentation_keeps_its_examples():
+    counts = {page_id(page): len(python_blocks(page.read_text())) for page in pages()}
+    assert counts["README.md"] >= 3, "README.md lost its quick starts (one per task)"
+    assert sum(counts.values()) - counts["README.md"] >= 10, \
+        f"the documentation lost Python examples: {counts}"
+
+
+@pytest.mark.parametrize("page", [page for page in pages() if python_blocks(page.read_text())],
+                         ids=page_id)
+def test_python_examples_run(page, tmp_path, monkeypatch):
+    text = page.read_text()
     monkeypatch.chdir(tmp_path)  # examples that train write runs/ here
     for name, write in EXAMPLE_FILES.items():
-        write(tmp_path / name)
-    run_blocks(blocks)
+        if name in text:
+            write(tmp_path / name)
+    run_blocks(python_blocks(text), page_id(page))

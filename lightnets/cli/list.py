@@ -66,21 +66,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# the published accuracy column per task: ImageNet top-1, or mIoU / COCO box mAP where
-# torchvision published it
-METRICS = {"classification": ("top1", "top-1"), "segmentation": ("miou", "mIoU"),
-           "detection": ("box_map", "COCO box mAP")}
-
-
 def markdown_table(infos: list) -> str:
-    """The README's model tables: one row per model, published top-1 (segmenters: mIoU) where
-    known."""
+    """The model zoo's tables (docs/zoo.md builds them with this): one row per model,
+    published top-1 (segmenters: mIoU) where known."""
+    from lightnets.tasks import get_task
+
+    # the published accuracy column: ImageNet top-1, or mIoU / COCO box mAP where torchvision
+    # published it
     tasks = sorted({info.task for info in infos}, reverse=True)
-    label = " / ".join(METRICS[task][1] for task in tasks)
+    label = " / ".join(get_task(task).reference_metric[1] for task in tasks)
     lines = [f"| model | paper | params | MACs | input | published {label} |",
              "|---|---|---:|---:|---:|---:|"]
     for info in infos:
-        metric = info.reference.get(METRICS[info.task][0])
+        metric = info.reference.get(get_task(info.task).reference_metric[0])
         lines.append(f"| `{info.name}` | {info.paper} | {human(info.params)} | {human(info.macs)} "
                      f"| {info.default_input_size[1]} | {metric if metric is not None else '—'} |")
     return "\n".join(lines)

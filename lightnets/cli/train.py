@@ -126,17 +126,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def requirements(args: argparse.Namespace) -> list[tuple[str, str]]:
     """The digits need scikit-learn (a resumed run reads its data from the checkpoint)."""
-    from lightnets.data import EMBEDDED, data_requirements
-    from lightnets.registry import task_of
+    from lightnets.data import EMBEDDED_KINDS, data_requirements
+    from lightnets.tasks import task_for
 
     if getattr(args, "resume", None):
         return []
     data = getattr(args, "data", None)
     if data is None:
         try:
-            data = EMBEDDED[task_of(getattr(args, "model", "mobilenet_v2"))]
-        except (KeyError, ValueError):  # an unknown model: the run names it
-            data = EMBEDDED["classification"]
+            data = task_for(getattr(args, "model", "mobilenet_v2")).embedded_data
+        except ValueError:  # an unknown model: the run names it
+            data = EMBEDDED_KINDS[0]
     return data_requirements(data)
 
 
@@ -167,6 +167,7 @@ def check_backbone_option(model: str) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from lightnets.tasks import get_task
     from lightnets.train import NonFiniteLossError, train
 
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -179,11 +180,10 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     if not result.history:
         return 0
+    task = get_task(result.task)
     final = result.history[-1]
-    key, name, second, second_name = (
-        ("val_map", "map", "val_map_50", "map_50") if "val_map" in final else
-        ("val_miou", "miou", "val_pixel_acc", "pixel_accuracy") if "val_miou" in final else
-        ("val_top1", "top1", "val_top5", "top5"))
+    key, name, label = f"val_{task.metric}", task.metric, task.metric_label
+    second, second_name, second_label = task.second_metric
     best = max(result.history, key=lambda row: row[key])
     summary = {"run_dir": str(result.run_dir), "last_checkpoint": str(result.last_checkpoint),
                "best_checkpoint": str(result.best_checkpoint), "epochs": final["epoch"],
@@ -193,8 +193,6 @@ def run_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        label, second_label = {"val_map": ("mAP@[.5:.95]", "mAP@.5"),
-                               "val_miou": ("mIoU", "pixel accuracy")}.get(key, ("top-1", "top-5"))
         console.print(f"final validation {label} {final[key]:.2%} ({second_label} "
                       f"{final[second]:.2%}) after {final['epoch']} epochs, best "
                       f"{best[key]:.2%} at epoch {best['epoch']}; trained for "

@@ -9,7 +9,7 @@ import sys
 
 from lightnets.cli._common import (CommandError, console, err_console, parse_input_size,
                                    progress_bar, warnings_as_lines)
-from lightnets.registry import TASKS
+from lightnets.registry import CLASSIFICATION, TASKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pattern", nargs="+", default=["*"], metavar="PATTERN",
                         help="shell-style wildcards, e.g. 'mobilenet*' (default: all)")
     parser.add_argument("--task", choices=TASKS,
-                        default="classification",
+                        default=CLASSIFICATION,
                         help="which models (default classification: the chart sets top-1 "
                         "against cost; segmenters are measured at 520x520)")
     parser.add_argument("--out", default="zoo", metavar="DIR",

@@ -14,7 +14,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -23,7 +23,7 @@ from lightnets.data.cifar import cifar_datasets, find_cifar
 from lightnets.data.digits import CLASS_NAMES as DIGITS_CLASSES
 from lightnets.data.digits import digits_datasets
 from lightnets.data.digits_seg import CLASS_NAMES as DIGITS_SEG_CLASSES
-from lightnets.data.detection import detection_collate, detection_data_kind, detection_datasets
+from lightnets.data.detection import detection_data_kind, detection_datasets
 from lightnets.data.digits_seg import digits_seg_datasets
 from lightnets.data.folder import folder_datasets, folder_images
 from lightnets.data.seg_folders import IGNORE_INDEX, is_pairs, is_voc, seg_folder_datasets
@@ -32,13 +32,13 @@ from lightnets.data.transforms import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGIT
                                        make_preprocess, normalize_transform,
                                        seg_eval_transform, seg_train_transform, train_transform)
 
-DATA_KINDS = ("digits", "cifar", "folder", "digits-seg", "seg-folder", "digits-det", "coco",
-              "voc")
-# what each kind of data is for: the model's task must match
-KIND_TASKS = {"digits": "classification", "cifar": "classification", "folder": "classification",
-              "digits-seg": "segmentation", "seg-folder": "segmentation",
-              "digits-det": "detection", "coco": "detection", "voc": "detection"}
-EMBEDDED = {"classification": "digits", "segmentation": "digits-seg", "detection": "digits-det"}
+# the kinds of data each task reads (lightnets.tasks picks among its own kinds); the first of
+# each group is the embedded one, built from scikit-learn's bundled digit scans
+CLASSIFICATION_KINDS = ("digits", "cifar", "folder")
+SEGMENTATION_KINDS = ("digits-seg", "seg-folder")
+DETECTION_KINDS = ("digits-det", "coco", "voc")
+DATA_KINDS = CLASSIFICATION_KINDS + SEGMENTATION_KINDS + DETECTION_KINDS
+EMBEDDED_KINDS = (CLASSIFICATION_KINDS[0], SEGMENTATION_KINDS[0], DETECTION_KINDS[0])
 
 
 class UnreadableImagesWarning(UserWarning):
@@ -58,48 +58,25 @@ class DataBundle:
     category_ids: list[int] | None = None  # COCO data: the file's id of each class
 
     @property
-    def task(self) -> str:
-        return KIND_TASKS[self.kind]
-
-    @property
     def num_classes(self) -> int:
         return len(self.classes)
 
 
-def data_kind(data: str, task: str = "classification") -> str:
-    """The kind of a ``--data`` value for a model of ``task`` (see :data:`KIND_TASKS`), or a
-    one-line error."""
-    expected = {"classification": "'digits', an image folder or a CIFAR-10/100 folder",
-                "segmentation": "'digits-seg', a Pascal VOC folder (JPEGImages/, "
-                                "SegmentationClass/) or a pair folder (images/, masks/)",
-                "detection": "'digits-det', a COCO folder (annotations.json + images/) or a "
-                             "Pascal VOC folder (Annotations/ + JPEGImages/)"}[task]
-    if data in EMBEDDED.values():
-        if KIND_TASKS[data] != task:
-            raise ValueError(f"--data {data} is {KIND_TASKS[data]} data, the model is a {task} "
-                             f"model; expected {expected}")
+def classification_kind(data: str) -> str:
+    """``digits``, ``cifar`` (a folder holding CIFAR-10/100 pickles) or ``folder`` (images)."""
+    if data == "digits":
         return data
-    path = Path(data).expanduser()
-    if not path.exists():
-        raise ValueError(f"--data {data!r}: no such folder (expected {expected})")
-    if not path.is_dir():
-        raise ValueError(f"--data {data!r} is a file; expected {expected}")
-    if task == "detection":
-        kind = detection_data_kind(data)
-        if kind is None:
-            raise ValueError(f"--data {data!r} is no detection data; expected {expected}")
-        return kind
-    if task == "segmentation":
-        if not (is_voc(path) or is_pairs(path)):
-            raise ValueError(f"--data {data!r} is neither a VOC nor a pair folder; expected "
-                             f"{expected}")
-        return "seg-folder"
-    return "cifar" if find_cifar(path) else "folder"
+    return "cifar" if find_cifar(Path(data).expanduser()) else "folder"
+
+
+def segmentation_folder_kind(path: Path) -> str | None:
+    """``seg-folder`` for a Pascal VOC or an images/masks pair folder, else None."""
+    return "seg-folder" if is_voc(path) or is_pairs(path) else None
 
 
 def data_requirements(data: str | None) -> list[tuple[str, str]]:
     """``(package, purpose)`` for the optional packages reading ``data`` needs."""
-    needs = [("sklearn", f"--data {data}")] if data in EMBEDDED.values() else []
+    needs = [("sklearn", f"--data {data}")] if data in EMBEDDED_KINDS else []
     if data and detection_data_kind(data):
         needs += [("pycocotools", "detection mAP")]
     return needs
@@ -117,9 +94,9 @@ def default_preprocess(kind: str, input_size: int, in_chans: int,
         raise ValueError(f"input_size must be at least 8, got {input_size}")
     if kind == "digits":
         resize, mean, std = [input_size, input_size], DIGITS_MEAN, DIGITS_STD
-    elif KIND_TASKS[kind] == "segmentation":  # the whole image, its mask with it
+    elif kind in SEGMENTATION_KINDS:  # the whole image, its mask with it
         resize, mean, std = [input_size, input_size], IMAGENET_MEAN, IMAGENET_STD
-    elif KIND_TASKS[kind] == "detection":  # letterboxed: the longer side to the input size
+    elif kind in DETECTION_KINDS:  # letterboxed: the longer side to the input size
         return {**make_preprocess(input_size, 3, input_size, IMAGENET_MEAN, IMAGENET_STD),
                 "letterbox": True}
     elif kind == "cifar":
@@ -138,21 +115,23 @@ def default_preprocess(kind: str, input_size: int, in_chans: int,
 
 def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
                val_fraction: float = 0.2, seed: int = 0, warn: bool = True,
-               normalize: bool = True, task: str = "classification") -> DataBundle:
+               normalize: bool = True, kind: str | None = None) -> DataBundle:
     """Train and validation datasets for ``data`` with the given evaluation ``preprocess``
     (see :func:`default_preprocess`); training adds light augmentation when ``augment``.
     Unreadable image files are skipped with one warning naming them (``warn=False``: silent,
     still listed in ``skipped``). ``normalize=False``: the images come before their last step,
-    :func:`normalize_transform`, which the caller applies to each batch. Segmentation data
-    (``task="segmentation"``) yields ``(image, mask)`` pairs, masks uint8 class indices with
-    :data:`IGNORE_INDEX` for pixels without a label."""
-    kind = data_kind(data, task)
-    if task == "detection":  # its own letterboxing and box-aware augmentation
+    :func:`normalize_transform`, which the caller applies to each batch. ``kind`` is one of
+    :data:`DATA_KINDS`, as the model's task identified it (:meth:`lightnets.tasks.Task.data_kind`;
+    default: classification data). Segmentation data yields ``(image, mask)`` pairs, masks uint8
+    class indices with :data:`IGNORE_INDEX` for pixels without a label; detection data
+    ``(image, target)`` pairs."""
+    kind = kind or classification_kind(data)
+    if kind in DETECTION_KINDS:  # its own letterboxing and box-aware augmentation
         found = detection_datasets(data, preprocess["input_size"], augment, val_fraction, seed,
                                    warn)
         return DataBundle(kind, found.train, found.val, found.classes, preprocess,
                           list(found.notes), found.category_ids)
-    if task == "segmentation":
+    if kind in SEGMENTATION_KINDS:
         train_tf = seg_train_transform(preprocess, kind, augment, normalize)
         val_tf = seg_eval_transform(preprocess, normalize)
     else:
@@ -185,15 +164,14 @@ def warn_skipped(skipped: list[str]) -> None:
                   UnreadableImagesWarning, stacklevel=3)
 
 
-def unsplit_images(data: str, preprocess: dict[str, Any], task: str = "classification"
-                   ) -> Dataset:
+def unsplit_images(data: str, preprocess: dict[str, Any], kind: str | None = None) -> Dataset:
     """The images of ``data`` with the evaluation ``preprocess``, for what needs images but no
     validation split (int8 calibration): the training split of digits, CIFAR, segmentation
     and detection data, else every readable image of the folder
     (:func:`lightnets.data.folder.folder_images`)."""
-    kind = data_kind(data, task)
-    if task != "classification":  # image-mask and image-boxes pairs: the images come first
-        return build_data(data, preprocess, augment=False, task=task).train
+    kind = kind or classification_kind(data)
+    if kind not in CLASSIFICATION_KINDS:  # image-mask and image-boxes pairs: images first
+        return build_data(data, preprocess, augment=False, kind=kind).train
     transform = eval_transform(preprocess)
     if kind == "digits":
         return digits_datasets(transform, transform)[0]
@@ -207,21 +185,24 @@ def unsplit_images(data: str, preprocess: dict[str, Any], task: str = "classific
 
 def default_workers(kind: str) -> int:
     """DataLoader processes: none for the in-memory digits, else up to 4 (one core left free)."""
-    return 0 if kind in EMBEDDED.values() else min(4, max(1, (os.cpu_count() or 2) - 1))
+    return 0 if kind in EMBEDDED_KINDS else min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
 def make_loader(dataset: Dataset, batch_size: int, device: torch.device, workers: int = 0,
                 shuffle: bool = False, sampler: Sampler | None = None,
-                drop_last: bool = False, task: str = "classification") -> DataLoader:
-    """A DataLoader with the usual settings for ``device`` (pinned memory for CUDA); detection
-    batches are lists (images of one size, targets of any number of boxes)."""
+                drop_last: bool = False, collate: Callable[[list], Any] | None = None
+                ) -> DataLoader:
+    """A DataLoader with the usual settings for ``device`` (pinned memory for CUDA), batches
+    made by ``collate`` (the task's: detection batches are lists)."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
                       sampler=sampler, num_workers=workers, drop_last=drop_last,
                       pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                      collate_fn=detection_collate if task == "detection" else None)
+                      collate_fn=collate)
 
 
-__all__ = ["DATA_KINDS", "EMBEDDED", "IGNORE_INDEX", "KIND_TASKS", "DataBundle", "UnreadableImagesWarning", "build_data", "data_kind",
-           "data_requirements",
+__all__ = ["CLASSIFICATION_KINDS", "DATA_KINDS", "DETECTION_KINDS", "EMBEDDED_KINDS",
+           "IGNORE_INDEX", "SEGMENTATION_KINDS", "DataBundle", "UnreadableImagesWarning",
+           "build_data", "classification_kind", "data_requirements",
+           "segmentation_folder_kind",
            "default_preprocess", "default_workers", "eval_transform", "make_loader",
            "normalize_transform", "train_transform", "unsplit_images"]

@@ -41,7 +41,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from lightnets.layers import ConvNormAct, InvertedResidual
 from lightnets.models.base import Classifier, FeatureNet
-from lightnets.registry import create_model, resolve_name, task_of
+from lightnets.registry import CLASSIFICATION, create_model, resolve_name, task_of
 
 FPN_STRIDES = (8, 16, 32)  # C3, C4, C5
 EXTRA_LEVELS = {"p6p7": 2, "pool": 1, None: 0}  # the levels each FPN extra block adds
@@ -62,7 +62,7 @@ def build_trunk(backbone: str | Classifier, in_chans: int = 3,
         raise ValueError(f"backbone must be a registered classifier's name or a lightnets "
                          f"Classifier, got {type(backbone).__name__}")
     name = resolve_name(backbone)
-    if task_of(name) != "classification":
+    if task_of(name) != CLASSIFICATION:
         raise ValueError(f"backbone {name!r} is a {task_of(name)} model; expected a classifier "
                          "of the zoo (see `lightnets list --task classification`)")
     return create_model(name, num_classes=0, in_chans=in_chans, **dict(backbone_args or {}))

@@ -53,8 +53,9 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from lightnets.detect.backbone import (SSDLITE_EXTRA_CHANNELS, SSDLITE_NORM, FPNBackbone,
                                        fpn_backbone, ssdlite_backbone)
 from lightnets.models.base import Classifier
+from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
+from lightnets.registry import DETECTION
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class Detector(nn.Module):
@@ -63,7 +64,7 @@ class Detector(nn.Module):
     ``in_chans``, ``default_input_size``, ``min_input_size``, input checks, and
     :meth:`forward_raw`."""
 
-    task = "detection"
+    task = DETECTION
     arch = ""
     paper = ""
 
@@ -334,7 +335,7 @@ class RawHeads(nn.Module):
     def __init__(self, detector: Detector) -> None:
         super().__init__()
         self.detector = detector
-        self.task = "detection"
+        self.task = DETECTION
         self.two_stage = isinstance(detector, FasterRCNN)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

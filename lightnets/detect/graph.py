@@ -27,6 +27,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import boxes as box_ops
 
 from lightnets.detect.detector import Detector
+from lightnets.registry import DETECTION
 
 
 class DetectionGraph(nn.Module):
@@ -34,7 +35,7 @@ class DetectionGraph(nn.Module):
 
     def __init__(self, detector: Detector, size: tuple[int, int]) -> None:
         super().__init__()
-        self.detector, self.size, self.task = detector.eval(), tuple(size), "detection"
+        self.detector, self.size, self.task = detector.eval(), tuple(size), DETECTION
         transform = detector.transform
         kept = (tuple(transform.fixed_size) == self.size[::-1] if transform.fixed_size else
                 min(transform.min_size[-1] / min(size), transform.max_size / max(size)) == 1)

@@ -44,7 +44,7 @@ from lightnets.detect.detector import Detector, create_detector
 from lightnets.models.mobilenet_v3 import LARGE, LARGE_HEAD, MobileNetV3
 from lightnets.models.mobilenet_v3 import torchvision_keys as mobilenet_v3_keys
 from lightnets.models.resnet import RESNET_KEYS
-from lightnets.registry import Peer, PeerWeights, register_model
+from lightnets.registry import DETECTION, Peer, PeerWeights, register_model
 
 TORCHVISION_ARGS = {"weights_backbone": None}  # torchvision would fetch ImageNet weights
 
@@ -110,7 +110,7 @@ def set_bn_momentum(module: nn.Module, momentum: float) -> None:
 
 
 # -- torchvision's four: their shapes, their function ---------------------------------------------
-@register_model(task="detection", peers=torchvision_peer("ssdlite320_mobilenet_v3_large"))
+@register_model(task=DETECTION, peers=torchvision_peer("ssdlite320_mobilenet_v3_large"))
 def ssdlite320_mobilenet_v3_large(in_chans: int = 3, width_mult: float = 1.0,
                                   **kwargs: Any) -> Detector:
     trunk = MobileNetV3(LARGE_REDUCED_TAIL, LARGE_HEAD, width_mult, num_classes=0,
@@ -121,7 +121,7 @@ def ssdlite320_mobilenet_v3_large(in_chans: int = 3, width_mult: float = 1.0,
     return model
 
 
-@register_model(task="detection", peers=torchvision_peer("fasterrcnn_mobilenet_v3_large_fpn"))
+@register_model(task=DETECTION, peers=torchvision_peer("fasterrcnn_mobilenet_v3_large_fpn"))
 def fasterrcnn_mobilenet_v3_large_fpn(
         taps: tuple[int | str, ...] = ("features.13", "features.16"),
         anchor_sizes: tuple[tuple[int, ...], ...] = ((32, 64, 128, 256, 512),) * 3,
@@ -134,12 +134,12 @@ def fasterrcnn_mobilenet_v3_large_fpn(
     return model
 
 
-@register_model(task="detection", peers=torchvision_peer("fcos_resnet50_fpn"))
+@register_model(task=DETECTION, peers=torchvision_peer("fcos_resnet50_fpn"))
 def fcos_resnet50_fpn(**kwargs: Any) -> Detector:
     return create_detector("fcos", "resnet50", **kwargs)
 
 
-@register_model(task="detection", peers=torchvision_peer("retinanet_resnet50_fpn"))
+@register_model(task=DETECTION, peers=torchvision_peer("retinanet_resnet50_fpn"))
 def retinanet_resnet50_fpn(**kwargs: Any) -> Detector:
     return create_detector("retinanet", "resnet50", **kwargs)
 
@@ -188,7 +188,7 @@ def _register(name: str, arch: str, backbone: str, any_backbone: bool) -> None:
             return light_detector(arch, backbone, **kwargs)
         build.__doc__ = f"{arch} on {backbone}, {LIGHT_INPUT}x{LIGHT_INPUT} by default."
     build.__name__ = build.__qualname__ = name
-    register_model(task="detection")(build)
+    register_model(task=DETECTION)(build)
 
 
 for _name, (_arch, _backbone) in LIGHT.items():

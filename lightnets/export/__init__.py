@@ -10,13 +10,18 @@ callable; ``predict(checkpoint, images)`` classifies image files through one of 
 
 from lightnets.export.artefact import FORMATS, ExportResult, artefact_runner, export_model
 from lightnets.export.fuse import fold_batchnorm, fuse, remaining_batchnorms
-from lightnets.export.predict import Prediction, predict
+from lightnets.export.predict import OpenedModel, Prediction, open_model, predict, predict_any
+# the predictors of segmenters and detectors register themselves beside the classifiers'
+from lightnets.export.predict_boxes import BoxPrediction, predict_boxes
+from lightnets.export.predict_masks import MaskPrediction, predict_masks
 from lightnets.export.sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from lightnets.export.source import ModelSource, from_checkpoint, from_name, load_source
 from lightnets.export.verify import Verification, VerificationError, verify
 from lightnets.optional import MissingDependencyError
 
-__all__ = ["FORMATS", "ExportResult", "MissingDependencyError", "ModelSource", "Prediction",
-           "Sidecar", "Verification", "VerificationError", "artefact_runner", "export_model",
-           "fold_batchnorm", "from_checkpoint", "from_name", "fuse", "load_source", "predict",
-           "read_sidecar", "remaining_batchnorms", "sidecar_path", "verify", "write_sidecar"]
+__all__ = ["FORMATS", "BoxPrediction", "ExportResult", "MaskPrediction", "MissingDependencyError",
+           "ModelSource", "OpenedModel", "Prediction", "Sidecar", "Verification",
+           "VerificationError", "artefact_runner", "export_model", "fold_batchnorm",
+           "from_checkpoint", "from_name", "fuse", "load_source", "open_model", "predict",
+           "predict_any", "predict_boxes", "predict_masks", "read_sidecar",
+           "remaining_batchnorms", "sidecar_path", "verify", "write_sidecar"]

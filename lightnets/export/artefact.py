@@ -25,6 +25,7 @@ from lightnets.export.source import ModelSource
 from lightnets.export.torch_formats import export_pt2, export_torchscript, load_torch_artefact
 from lightnets.export.verify import (DEFAULT_TOLERANCE, Runner, Verification, VerificationError,
                                      check, verify)
+from lightnets.tasks import task_for
 
 # format -> file extension
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript", "pt2": ".pt2"}
@@ -74,6 +75,22 @@ def artefact_runner(path: str | Path, format: str, threads: int | None = None) -
     return lambda x: module(x)
 
 
+@dataclass
+class ExportPlan:
+    """The checked settings of one export (:func:`plan_export`)."""
+
+    path: Path
+    format: str
+    dynamic_batch: bool
+    batch_size: int
+    dynamic_size: bool       # height and width symbolic too (segmenters)
+    postprocess: bool        # a detector's file holds its post-processing
+    fuse_model: bool
+    opset: int
+    tolerance: float
+    real_inputs: bool
+
+
 def export_model(source: ModelSource, format: str = "onnx", output: str | Path | None = None,
                  dynamic_batch: bool = True, batch_size: int = 1, fuse_model: bool = True,
                  opset: int = DEFAULT_OPSET, tolerance: float = DEFAULT_TOLERANCE,
@@ -84,6 +101,24 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     post-processing (:class:`DetectionGraph`: boxes, scores, labels of one image) unless
     ``postprocess=False`` (the raw head outputs, :class:`RawHeads`); other formats hold the raw
     head outputs."""
+    plan = plan_export(source, format, output, dynamic_batch, batch_size, fuse_model, opset,
+                       tolerance, real_inputs, postprocess)
+    model = fuse(source.model) if fuse_model else source.model.eval()
+    started = time.perf_counter()
+    graph = DetectionGraph(model.detector, source.input_size[1:]) if plan.postprocess else None
+    write_artefact(model, graph, plan, source.input_size)
+    seconds = time.perf_counter() - started
+    verification = verify_artefact(source, model, graph, plan)
+    sidecar = artefact_sidecar(source, graph, plan, verification)
+    return ExportResult(plan.path, write_sidecar(sidecar, plan.path), sidecar, verification,
+                        seconds)
+
+
+def plan_export(source: ModelSource, format: str, output: str | Path | None,
+                dynamic_batch: bool, batch_size: int, fuse_model: bool, opset: int,
+                tolerance: float, real_inputs: bool, postprocess: bool | None) -> ExportPlan:
+    """Every check of :func:`export_model`'s arguments and of where the file goes, before any
+    work: a one-line error for the first that fails."""
     require_all(export_requirements(check_format(format), real_inputs))  # before any work
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -97,39 +132,51 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     if path.is_dir():
         path = path / (source.name + FORMATS[format])
     check_writable_file(path, f"the {format} file")
-    model = fuse(source.model) if fuse_model else source.model.eval()
     # a segmenter's file takes images of any size (its mask comes at that size); TorchScript's
     # trace keeps the sizes it saw
-    dynamic_size = (getattr(source.model, "task", "classification") == "segmentation"
-                    and format != "torchscript")
-    started = time.perf_counter()
-    graph = DetectionGraph(model.detector, source.input_size[1:]) if postprocess else None
+    dynamic_size = task_for(source.model).dynamic_export_size and format != "torchscript"
+    return ExportPlan(path, format, dynamic_batch, batch_size, dynamic_size, postprocess,
+                      fuse_model, opset, tolerance, real_inputs)
+
+
+def write_artefact(model: nn.Module, graph: DetectionGraph | None, plan: ExportPlan,
+                   input_size: tuple[int, int, int]) -> None:
+    """Write ``model`` (or the detector's post-processing ``graph``) to ``plan.path``; a failed
+    write leaves no partial file."""
+    path = plan.path
     try:
         if graph is not None:
-            export_detection_onnx(graph, path, opset)
-        elif format == "onnx":
-            export_onnx(model, path, source.input_size, dynamic_batch, batch_size, opset,
-                        dynamic_size)
-        elif format == "pt2":
-            export_pt2(model, path, source.input_size, dynamic_batch, batch_size, dynamic_size)
+            export_detection_onnx(graph, path, plan.opset)
+        elif plan.format == "onnx":
+            export_onnx(model, path, input_size, plan.dynamic_batch, plan.batch_size,
+                        plan.opset, plan.dynamic_size)
+        elif plan.format == "pt2":
+            export_pt2(model, path, input_size, plan.dynamic_batch, plan.batch_size,
+                       plan.dynamic_size)
         else:
-            export_torchscript(model, path, source.input_size, 2 if dynamic_batch else batch_size)
+            export_torchscript(model, path, input_size,
+                               2 if plan.dynamic_batch else plan.batch_size)
     except OSError as error:  # e.g. the disk filled up
         path.unlink(missing_ok=True)
         raise write_error(f"cannot write {path}", error) from None
-    seconds = time.perf_counter() - started
 
+
+def verify_artefact(source: ModelSource, model: nn.Module, graph: DetectionGraph | None,
+                    plan: ExportPlan) -> Verification | DetectionVerification:
+    """Run the written file against the unfused eager model, noting BatchNorms left unfused in
+    ``model``; a failed check removes the file and raises :class:`VerificationError`."""
+    path, format = plan.path, plan.format
     # a fixed-batch artefact only takes its own batch size; a dynamic one is run at others
-    sizes = (3, 5) if dynamic_batch else (batch_size, batch_size)
+    sizes = (3, 5) if plan.dynamic_batch else (plan.batch_size, plan.batch_size)
     if graph is not None:
         verification = verify_detections(source.model.detector,
                                          session_detections(onnx_session(path)),
-                                         source.input_size[1:], tolerance)
-        dynamic_batch = False
+                                         source.input_size[1:], plan.tolerance)
     else:
         verification = verify(source.model, artefact_runner(path, format), source.input_size,
-                              source.preprocess, tolerance, real_inputs, sizes, dynamic_size)
-    left = remaining_batchnorms(model) if fuse_model else []
+                              source.preprocess, plan.tolerance, plan.real_inputs, sizes,
+                              plan.dynamic_size)
+    left = remaining_batchnorms(model) if plan.fuse_model else []
     if left:
         verification.notes.append(f"{len(left)} BatchNorm layer(s) follow no convolution and "
                                   f"stay unfused: {', '.join(left[:5])}")
@@ -139,24 +186,33 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     except VerificationError:
         path.unlink(missing_ok=True)
         raise
+    return verification
+
+
+def artefact_sidecar(source: ModelSource, graph: DetectionGraph | None, plan: ExportPlan,
+                     verification: Verification | DetectionVerification) -> Sidecar:
+    """The sidecar of the verified file: the model, its input and preprocessing, the check it
+    passed and the versions that wrote it."""
+    # a post-processed detector's file takes one image at a time
+    dynamic_batch = plan.dynamic_batch and graph is None
     sidecar = Sidecar(
-        artefact=path.name, artefact_format=format, model=source.name,
+        artefact=plan.path.name, artefact_format=plan.format, model=source.name,
         model_args=source.model_args, input_size=list(source.input_size),
-        dynamic_batch=dynamic_batch, dynamic_size=dynamic_size, preprocess=source.preprocess,
-        class_names=source.class_names, checkpoint=source.checkpoint, fused=fuse_model,
+        dynamic_batch=dynamic_batch, dynamic_size=plan.dynamic_size,
+        preprocess=source.preprocess, class_names=source.class_names,
+        checkpoint=source.checkpoint, fused=plan.fuse_model,
         data={key: source.training[key] for key in ("data", "val_fraction", "seed")
               if key in source.training},
         verification=verification.as_dict(), versions=runtime_versions())
-    if format == "onnx":
-        sidecar.versions["opset"] = str(opset)
+    if plan.format == "onnx":
+        sidecar.versions["opset"] = str(plan.opset)
     if not dynamic_batch:
-        sidecar.input_size = [1 if graph is not None else batch_size, *source.input_size]
+        sidecar.input_size = [1 if graph is not None else plan.batch_size, *source.input_size]
     if isinstance(source.model, RawHeads):
         sidecar.detection = detection_form(source.model.detector, graph is not None)
         if graph is not None:
             sidecar.output_name = "boxes"
-    return ExportResult(path, write_sidecar(sidecar, path), sidecar, verification, seconds)
-
+    return sidecar
 
 
 def check_postprocess(source: ModelSource, format: str, postprocess: bool | None) -> bool:
@@ -169,7 +225,7 @@ def check_postprocess(source: ModelSource, format: str, postprocess: bool | None
         return detector and format == "onnx"
     if postprocess and not detector:
         raise ValueError(f"post-processing applies to detectors; {source.name} is a "
-                         f"{getattr(source.model, 'task', 'classification')} model")
+                         f"{task_for(source.model).name} model")
     if postprocess and format != "onnx":
         raise ValueError(f"a detector is exported with its post-processing to onnx only; "
                          f"{format} files hold the raw head outputs (no post-processing)")

@@ -270,12 +270,13 @@ def check_sidecar(backend: Backend, sidecar: Sidecar, path: str | Path) -> None:
 
 
 def backend_from_file(path: str | Path, backend: str | None = None,
-                      threads: int | None = None) -> tuple[Backend, Sidecar]:
+                      threads: int | None = None, sidecar: Sidecar | None = None
+                      ) -> tuple[Backend, Sidecar]:
     """An exported artefact with its sidecar, ready to run as the sidecar says:
     ``(backend, sidecar)``. ``backend`` defaults to the one the sidecar's accuracy was measured
-    in (see :func:`artefact_backend`). The sidecar is checked against the file first
-    (:func:`check_sidecar`)."""
-    sidecar = read_sidecar(path)
+    in (see :func:`artefact_backend`). The sidecar (read here unless given) is checked against
+    the file first (:func:`check_sidecar`)."""
+    sidecar = sidecar or read_sidecar(path)
     if Path(sidecar.artefact).name != Path(path).name:
         raise ValueError(f"the sidecar {str(sidecar_path(path))!r} describes "
                          f"{sidecar.artefact!r}, not {Path(path).name!r}")

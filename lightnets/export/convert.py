@@ -17,6 +17,7 @@ from lightnets.data.transforms import preprocess_input_size
 from lightnets.export.verify import Verification, check, verify
 from lightnets.registry import create_model
 from lightnets.weights import Pretrained, load_pretrained
+from lightnets.tasks import task_for
 
 SUFFIXES = (".safetensors", ".pt")
 
@@ -43,9 +44,10 @@ def convert(weights: str | Path, output: str | Path, model: str | None = None,
         raise ValueError(f"--output must end in {' or '.join(SUFFIXES)}, got {str(output)!r}")
     loaded = load_pretrained(model, weights, source, strict, **kwargs).eval()
     info = loaded.pretrained
-    if getattr(loaded, "task", "classification") == "detection":  # the check compares logits
-        raise ValueError(f"{info.model_name} is a detector: convert checks logits, a detector "
-                         "gives boxes; load its file directly (create_model(name, "
+    task = task_for(loaded)
+    if not task.outputs_tensor:  # the check compares one output tensor element by element
+        raise ValueError(f"{info.model_name} is a {task.name} model: convert checks logits, it "
+                         f"gives {task.outputs}; load its file directly (create_model(name, "
                          "checkpoint_path=...), or --model with --weights)")
     state = loaded.state_dict()
     checkpoint = Checkpoint(model_name=info.model_name, model_args=info.model_args, model=state,

@@ -1,16 +1,18 @@
-"""Prediction and evaluation of deployed models: the top-k classes of image files, or top-1/top-5
-on a validation set, with the preprocessing the model was trained with (the same resize, crop,
-channels and normalisation as evaluation during training).
+"""Prediction and evaluation of deployed models, with the preprocessing the model was trained
+with (the same resize, crop, channels and normalisation as evaluation during training).
 
-The model is a training checkpoint, run by one of the inference backends
-(:mod:`lightnets.export.backends`), or an exported file (ONNX, int8 ONNX, ``.pt2``,
-TorchScript), run as its sidecar says (:func:`~lightnets.export.backends.backend_from_file`),
-which also holds its preprocessing and class names. Pretrained torchvision or timm weights
-predict the same way, with the source's preprocessing and, for the 1000 ImageNet classes, their
-names (:mod:`lightnets.weights`)."""
+:func:`open_model` reads a model once, whatever it is: a training checkpoint (run by one of the
+inference backends, :mod:`lightnets.export.backends`), an exported file (ONNX, int8 ONNX,
+``.pt2``, TorchScript, run as its sidecar says, which also holds its preprocessing and class
+names) or pretrained torchvision or timm weights (with the source's preprocessing and, for the
+1000 ImageNet classes, their names: :mod:`lightnets.weights`). The one object is passed on to
+:func:`predict_any` (the task's predictor: top-k classes here, masks in
+:mod:`~lightnets.export.predict_masks`, boxes in :mod:`~lightnets.export.predict_boxes`) or to
+:func:`lightnets.train.evaluate` (through :func:`evaluable`)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,19 +22,29 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lightnets.checkpoint import checkpoint_path, load_checkpoint
-from lightnets.data import build_data, make_loader
-from lightnets.data.transforms import (eval_transform, normalize_transform,
-                                       preprocess_input_size)
+from lightnets.data.transforms import eval_transform, preprocess_input_size
 from lightnets.export.artefact import FORMATS
 from lightnets.export.backends import backend_from_file, create_backend
 from lightnets.export.fuse import fuse
 from lightnets.export.sidecar import Sidecar, read_sidecar, sidecar_path
-from lightnets.registry import task_of
-from lightnets.train.evaluate import EvalResult, evaluate_model
+from lightnets.registry import CLASSIFICATION
+from lightnets.tasks import Task, get_task, task_for
+from lightnets.train.evaluate import Evaluable, open_checkpoint
 from lightnets.train.runtime import pick_device
-from lightnets.train.seg_evaluate import SegEvalResult, evaluate_segmenter
 from lightnets.weights import load_pretrained
+
+# task name -> its predictor: (opened model, images, options) -> predictions; registered by the
+# modules that write each task's predictions (this one, predict_masks.py, predict_boxes.py)
+PREDICTORS: dict[str, Callable[..., list[Any]]] = {}
+
+
+def register_predictor(task: str) -> Callable[[Callable[..., list[Any]]],
+                                              Callable[..., list[Any]]]:
+    """Make the decorated function the predictor of the models of ``task``."""
+    def register(function: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+        PREDICTORS[task] = function
+        return function
+    return register
 
 
 @dataclass
@@ -41,6 +53,10 @@ class Prediction:
 
     image: str
     top: list[tuple[str, int, float]]
+
+    def line(self) -> str:
+        """The classes and probabilities, for a line of output."""
+        return "  ".join(f"{name} {probability:.1%}" for name, _, probability in self.top)
 
     def as_dict(self) -> dict[str, Any]:
         return {"image": self.image, "top": [{"class": name, "index": index,
@@ -84,17 +100,72 @@ def is_exported(path: str | Path) -> bool:
     return path.is_file() and (path.suffix in FORMATS.values() or sidecar_path(path).is_file())
 
 
-def model_task(path: str | Path, model: str | None = None) -> str:
-    """What the model behind a checkpoint, run folder or exported file predicts (the
-    registered ``model`` for other libraries' weights)."""
-    if model is not None:
-        return task_of(model)
-    try:
-        name = (read_sidecar(path).model if is_exported(path)
-                else load_checkpoint(path, prefer="best").model_name)
-        return task_of(name)
-    except ValueError:  # another library's weights, or an unregistered model: the loader
-        return "classification"  # that reads them says what is wrong, in its own words
+@dataclass
+class OpenedModel:
+    """A checkpoint, run folder, exported file or another library's weights, read once: the
+    model (``module``, carrying its :class:`~lightnets.weights.Pretrained` record) or the
+    exported file's ``sidecar``, and the model's task."""
+
+    path: Path
+    task: Task
+    module: nn.Module | None = None
+    sidecar: Sidecar | None = None
+
+    @property
+    def exported(self) -> bool:
+        return self.sidecar is not None
+
+
+def open_model(path: str | Path | OpenedModel, model: str | None = None,
+               source: str | None = None) -> OpenedModel:
+    """Read a checkpoint (file or run folder: its ``best.pt``), an exported file (its sidecar)
+    or the torchvision / timm weights of the registered ``model``, once."""
+    if isinstance(path, OpenedModel):
+        return path
+    if is_exported(path):
+        sidecar = read_sidecar(path)
+        try:
+            task = task_for(sidecar.model)
+        except ValueError:  # an unregistered model's file: a classifier's runner
+            task = get_task(CLASSIFICATION)
+        return OpenedModel(Path(path), task, sidecar=sidecar)
+    loaded = load_pretrained(model, path, source)
+    return OpenedModel(Path(loaded.pretrained.path), task_for(loaded), module=loaded)
+
+
+def predict_any(path: str | Path | OpenedModel, images: list[str | Path | Image.Image],
+                model: str | None = None, source: str | None = None, **options: Any
+                ) -> list[Any]:
+    """The predictions of the model at ``path`` (read once) on ``images``, by its task's
+    predictor, given those of ``options`` it takes (``top_k``, ``output``,
+    ``score_threshold``, ``backend``, ``device``, ...)."""
+    opened = open_model(path, model, source)
+    predictor = PREDICTORS[opened.task.name]
+    taken = inspect.signature(predictor).parameters
+    return predictor(opened, images, **{key: value for key, value in options.items()
+                                        if key in taken})
+
+
+def evaluable(path: str | Path | OpenedModel, model: str | None = None,
+              source: str | None = None, device: str = "auto",
+              backend: str | None = None) -> Evaluable:
+    """What :func:`lightnets.train.evaluate` scores: an exported file runs as its sidecar
+    says (``backend``: onnxruntime or openvino for ONNX files) on the CPU, with the
+    preprocessing, class names and data its sidecar records; a checkpoint or other weights
+    run in eager PyTorch on ``device``."""
+    opened = open_model(path, model, source)
+    if not opened.exported:
+        return open_checkpoint(opened.module, device=device)
+    run, sidecar = exported_runner(opened, backend)
+    task = opened.task
+    refusal = (None if task.scores_exported else
+               f"{str(opened.path)!r} is an exported {task.name} model, which eval does not "
+               "score; evaluate its checkpoint instead")
+    num_classes = task.model_classes(len(sidecar.class_names)) if sidecar.class_names else \
+        int(sidecar.model_args.get("num_classes", 0)) or None
+    return Evaluable(run, task, opened.path, sidecar.preprocess, num_classes,
+                     sidecar.class_names, sidecar.class_names is not None, dict(sidecar.data),
+                     refusal=refusal)
 
 
 def fixed_batch(run: Callable[[torch.Tensor], torch.Tensor], batch: int
@@ -110,29 +181,28 @@ def fixed_batch(run: Callable[[torch.Tensor], torch.Tensor], batch: int
     return run_any
 
 
-def exported_runner(path: str | Path, backend: str | None = None
+def exported_runner(opened: OpenedModel, backend: str | None = None
                     ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Sidecar]:
     """An exported file ready for any batch size, and its sidecar; ``backend`` (onnxruntime or
     openvino, for ONNX files) defaults to the sidecar's."""
-    run, sidecar = backend_from_file(path, backend if backend in ("onnxruntime", "openvino")
-                                     else None)
+    run, sidecar = backend_from_file(opened.path, backend if backend in ("onnxruntime",
+                                                                         "openvino") else None,
+                                     sidecar=opened.sidecar)
     if not sidecar.dynamic_batch:
         return fixed_batch(run, int(sidecar.input_size[0])), sidecar
     return run, sidecar
 
 
-def load_predictor(checkpoint: str | Path, backend: str = "eager", device: str = "auto",
-                   model: str | None = None, source: str | None = None
+def load_predictor(opened: OpenedModel, backend: str = "eager", device: str = "auto"
                    ) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any], list[str],
                               torch.device]:
-    """``(run, preprocess, class_names, device)`` for a checkpoint, run folder or exported
-    file, or for torchvision / timm weights of the registered ``model``."""
-    if is_exported(checkpoint):
-        run, sidecar = exported_runner(checkpoint, backend)
+    """``(run, preprocess, class_names, device)`` of a model read by :func:`open_model`."""
+    if opened.exported:
+        run, sidecar = exported_runner(opened, backend)
         names = sidecar.class_names or [str(i) for i in range(run(torch.zeros(
             1, *preprocess_input_size(sidecar.preprocess))).shape[1])]
         return run, sidecar.preprocess, names, torch.device("cpu")
-    loaded = load_pretrained(model, checkpoint, source)
+    loaded = opened.module
     info = loaded.pretrained
     if info.checkpoint is not None:
         info.checkpoint.require("to predict", "preprocess")
@@ -143,9 +213,10 @@ def load_predictor(checkpoint: str | Path, backend: str = "eager", device: str =
     return run, info.preprocess, names, chosen
 
 
+@register_predictor(CLASSIFICATION)
 @torch.no_grad()
-def predict(checkpoint: str | Path, images: list[str | Path | Image.Image], top_k: int = 5,
-            device: str = "auto", batch_size: int = 64, backend: str = "eager",
+def predict(checkpoint: str | Path | OpenedModel, images: list[str | Path | Image.Image],
+            top_k: int = 5, device: str = "auto", batch_size: int = 64, backend: str = "eager",
             model: str | None = None, source: str | None = None) -> list[Prediction]:
     """Top-``top_k`` classes with probabilities for each image (paths or PIL images), the
     model (a checkpoint, run folder or exported file) run by inference ``backend`` (BatchNorm
@@ -156,7 +227,8 @@ def predict(checkpoint: str | Path, images: list[str | Path | Image.Image], top_
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if not images:
         raise ValueError("no images given")
-    run, preprocess, names, chosen = load_predictor(checkpoint, backend, device, model, source)
+    run, preprocess, names, chosen = load_predictor(open_model(checkpoint, model, source),
+                                                    backend, device)
     transform = eval_transform(preprocess)
     k = min(top_k, len(names))
     results: list[Prediction] = []
@@ -171,41 +243,3 @@ def predict(checkpoint: str | Path, images: list[str | Path | Image.Image], top_
             label = f"<image {start + offset}>" if isinstance(image, Image.Image) else str(image)
             results.append(Prediction(label, [(names[i], i, p) for i, p in zip(indices, values)]))
     return results
-
-
-def evaluate_exported(path: str | Path, data: str | None = None, split: str = "val",
-                      batch_size: int = 256, workers: int | None = 0,
-                      limit_batches: int | None = None, backend: str | None = None,
-                      examples: int = 0) -> EvalResult | SegEvalResult:
-    """:func:`lightnets.train.evaluate` for an exported file: top-1, top-5, loss and confusion
-    on ``data`` (default: the data its sidecar records) with the sidecar's preprocessing."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be train or val, got {split!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    path = checkpoint_path(path)
-    run, sidecar = exported_runner(path, backend)
-    trained = sidecar.data
-    data = data or trained.get("data")
-    if not data:
-        raise ValueError(f"the sidecar of {str(path)!r} does not record the model's data; "
-                         "pass --data")
-    task = model_task(path)
-    if task == "detection":
-        raise ValueError(f"{str(path)!r} is an exported detector, which eval does not score "
-                         "(mAP is measured on its checkpoint); evaluate its checkpoint instead")
-    bundle = build_data(data, sidecar.preprocess, augment=False,
-                        val_fraction=trained.get("val_fraction", 0.2),
-                        seed=trained.get("seed", 0), normalize=task != "segmentation",
-                        task=task)
-    if sidecar.class_names is not None and bundle.classes != sidecar.class_names:
-        raise ValueError(f"the classes of {data!r} ({', '.join(bundle.classes[:5])}, ...) differ "
-                         f"from the model's ({', '.join(sidecar.class_names[:5])}, ...)")
-    dataset = bundle.val if split == "val" else bundle.train
-    loader = make_loader(dataset, batch_size, torch.device("cpu"), workers or 0)
-    if task == "segmentation":  # uint8 from the loader, kept for the examples' picture
-        return evaluate_segmenter(run, loader, bundle.num_classes, limit_batches=limit_batches,
-                                  classes=bundle.classes, examples=examples,
-                                  normalize=normalize_transform(sidecar.preprocess))
-    return evaluate_model(run, loader, bundle.num_classes, limit_batches=limit_batches,
-                          classes=bundle.classes)

@@ -20,12 +20,11 @@ from lightnets.data.detection import letterbox, rgb_image
 from lightnets.data.palette import palette
 from lightnets.export.detection import Detections, session_detections
 from lightnets.export.onnx import onnx_session
-from lightnets.export.predict import is_exported
+from lightnets.export.predict import OpenedModel, open_model, register_predictor
 from lightnets.export.predict_masks import output_stems
-from lightnets.export.sidecar import read_sidecar
 from lightnets.files import write_atomic
+from lightnets.registry import DETECTION
 from lightnets.train.runtime import pick_device
-from lightnets.weights import load_pretrained
 
 
 @dataclass
@@ -35,6 +34,13 @@ class BoxPrediction:
     image: str
     boxes: list[dict[str, Any]]         # class, label, score, box [x1, y1, x2, y2] (pixels)
     drawn_png: str | None = None
+
+    def line(self) -> str:
+        """The boxes found, and the picture written, for a line of output."""
+        found = "  ".join(f"{b['class']} {b['score']:.2f} at "
+                          f"({', '.join(f'{v:.0f}' for v in b['box'])})"
+                          for b in self.boxes) or "nothing above the threshold"
+        return f"{found} -> {self.drawn_png}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"image": self.image, "boxes": self.boxes, "drawn_png": self.drawn_png}
@@ -58,18 +64,26 @@ def draw_boxes(picture: Image.Image, boxes: list[dict[str, Any]]) -> Image.Image
     return drawn
 
 
+@register_predictor(DETECTION)
 @torch.no_grad()
-def predict_boxes(checkpoint: str | Path, images: list[str | Path], output: str | Path | None = None,
-                  score_threshold: float = 0.3, device: str = "auto",
-                  model: str | None = None, source: str | None = None) -> list[BoxPrediction]:
-    """Detections of a detector checkpoint (or run folder) on image files; with ``output``,
-    each image is written with its boxes drawn as ``<stem>.boxes.png`` into that folder."""
+def predict_boxes(checkpoint: str | Path | OpenedModel, images: list[str | Path],
+                  output: str | Path | None = None, score_threshold: float = 0.3,
+                  device: str = "auto", model: str | None = None, source: str | None = None,
+                  backend: str = "eager") -> list[BoxPrediction]:
+    """Detections of a detector checkpoint (or run folder), or of an ONNX file exported with
+    its post-processing, on image files; with ``output``, each image is written with its
+    boxes drawn as ``<stem>.boxes.png`` into that folder. A checkpoint runs in eager PyTorch,
+    the file in ONNX Runtime (``backend``: one of those)."""
     if not images:
         raise ValueError("no images given")
     if not 0 <= score_threshold <= 1:
         raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
-    detect, size, names = (exported_detector(checkpoint) if is_exported(checkpoint)
-                           else eager_detector(checkpoint, device, model, source))
+    opened = open_model(checkpoint, model, source)
+    if backend not in ("eager", "onnxruntime" if opened.exported else "eager"):
+        raise ValueError("detectors predict in eager PyTorch (a checkpoint) or ONNX Runtime (a "
+                         f"post-processed ONNX file); drop --backend {backend}")
+    detect, size, names = (exported_detector(opened) if opened.exported
+                           else eager_detector(opened, device))
     folder = Path(output) if output is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -101,11 +115,11 @@ def predict_boxes(checkpoint: str | Path, images: list[str | Path], output: str 
     return results
 
 
-def eager_detector(checkpoint: str | Path, device: str, model: str | None, source: str | None
+def eager_detector(opened: OpenedModel, device: str
                    ) -> tuple[Callable[[torch.Tensor], Detections], int, list[str]]:
     """``(detect, input size, class names)`` of a checkpoint: ``detect`` takes one 0-1
     letterboxed image and returns its boxes, scores and labels."""
-    loaded = load_pretrained(model, checkpoint, source)
+    loaded = opened.module
     info = loaded.pretrained
     if info.checkpoint is not None:
         info.checkpoint.require("to predict", "preprocess", "class_names")
@@ -119,10 +133,10 @@ def eager_detector(checkpoint: str | Path, device: str, model: str | None, sourc
         info.class_names or [str(i) for i in range(1, loaded.num_classes)]
 
 
-def exported_detector(path: str | Path
+def exported_detector(opened: OpenedModel
                       ) -> tuple[Callable[[torch.Tensor], Detections], int, list[str]]:
     """The same for an ONNX file exported with its post-processing, run in ONNX Runtime."""
-    sidecar = read_sidecar(path)
+    path, sidecar = opened.path, opened.sidecar
     form = sidecar.detection.get("form")
     if form != "postprocessed":
         raise ValueError(f"{str(path)!r} holds a detector's raw head outputs (boxes need "

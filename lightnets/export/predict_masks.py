@@ -20,8 +20,10 @@ from PIL import Image
 
 from lightnets.data.palette import overlay, palette
 from lightnets.data.transforms import eval_transform
-from lightnets.export.predict import load_predictor, open_image
+from lightnets.export.predict import (OpenedModel, load_predictor, open_image, open_model,
+                                      register_predictor)
 from lightnets.files import write_atomic
+from lightnets.registry import SEGMENTATION
 
 
 @dataclass
@@ -33,6 +35,12 @@ class MaskPrediction:
     fractions: dict[str, float]
     mask_png: str | None = None
     overlay_png: str | None = None
+
+    def line(self) -> str:
+        """Each class's share of the pixels, and the files written, for a line of output."""
+        shares = "  ".join(f"{name} {share:.1%}" for name, share in sorted(
+            self.fractions.items(), key=lambda item: -item[1]))
+        return f"{shares} -> {self.mask_png}, {self.overlay_png}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"image": self.image, "mask_png": self.mask_png, "overlay_png": self.overlay_png,
@@ -56,8 +64,9 @@ def write_mask_png(mask: torch.Tensor, path: Path) -> Path:
     return write_atomic(path, lambda temporary: picture.save(temporary, format="png"))
 
 
+@register_predictor(SEGMENTATION)
 @torch.no_grad()
-def predict_masks(checkpoint: str | Path, images: list[str | Path | Image.Image],
+def predict_masks(checkpoint: str | Path | OpenedModel, images: list[str | Path | Image.Image],
                   output: str | Path | None = None, device: str = "auto",
                   backend: str = "eager", model: str | None = None,
                   source: str | None = None) -> list[MaskPrediction]:
@@ -67,7 +76,8 @@ def predict_masks(checkpoint: str | Path, images: list[str | Path | Image.Image]
     into that folder."""
     if not images:
         raise ValueError("no images given")
-    run, preprocess, names, chosen = load_predictor(checkpoint, backend, device, model, source)
+    run, preprocess, names, chosen = load_predictor(open_model(checkpoint, model, source),
+                                                    backend, device)
     transform = eval_transform(preprocess)
     folder = Path(output) if output is not None else None
     if folder is not None:

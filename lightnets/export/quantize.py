@@ -12,8 +12,9 @@ bf16: OpenVINO compiles the fp32 ONNX graph with bf16 inference precision (the w
 keeps fp32 weights; the sidecar says to run it in bf16), or eager PyTorch runs a bf16 ``.pt2``.
 Refused on CPUs without native bf16 (see :mod:`lightnets.hardware`).
 
-Both evaluate top-1 on a validation set before and after, in the backend that will run the
-model, and refuse to write it (unless forced) when it drops by more than ``max_drop`` points.
+Both measure the task's figure (top-1, mIoU or mAP: :meth:`lightnets.tasks.Task.gate_score`) on a
+validation set before and after, in the backend that will run the model, and refuse to write it
+(unless forced) when it drops by more than ``max_drop`` points.
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightnets.data import build_data, data_requirements, unsplit_images
-from lightnets.data.detection import detection_collate
-from lightnets.detect.detector import decoded_detector
+from lightnets.data import DataBundle, data_requirements
 from lightnets.export.artefact import export_model, export_requirements
 from lightnets.export.backends import artefact_backend, backend_requirements, check_precision
 from lightnets.export.fuse import fuse
@@ -40,18 +39,20 @@ from lightnets.export.onnx import onnx_session, run_session
 from lightnets.optional import available, require, require_all
 from lightnets.export.sidecar import write_sidecar
 from lightnets.files import check_writable_file, write_atomic
-from lightnets.export.source import from_checkpoint
+from lightnets.export.source import ModelSource, from_checkpoint
 from lightnets.export.timing import time_callables
 from lightnets.export.torch_formats import export_pt2
 from lightnets.export.verify import Runner
 from lightnets.hardware import native_int8_dot
-from lightnets.train.det_evaluate import evaluate_detector
-from lightnets.train.seg_evaluate import evaluate_segmenter
+from lightnets.tasks import Task, task_for
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # backend -> the artefact format the reduced model is written in
 ARTEFACT_FORMATS = {"onnxruntime": "onnx", "openvino": "onnx", "eager": "pt2"}
 INT8_BACKENDS, BF16_BACKENDS = ("onnxruntime", "openvino"), ("openvino", "eager")
+# (precision, artefact format) -> the written file's suffix
+SUFFIXES = {("int8", "onnx"): ".int8.onnx", ("bf16", "onnx"): ".bf16.onnx",
+            ("bf16", "pt2"): ".bf16.pt2"}
 
 
 def default_backend(precision: str) -> str:
@@ -83,8 +84,8 @@ class AccuracyGateError(ValueError):
 
 @dataclass
 class QuantizeReport:
-    """Accuracy (fractions: top-1 for classifiers, mIoU for segmenters, the ``metric``) and
-    latency (ms per batch) before and after."""
+    """The task's figure (``metric``, a fraction: top-1, mIoU or mAP) and latency (ms per
+    batch) before and after."""
 
     model: str
     precision: str
@@ -96,11 +97,8 @@ class QuantizeReport:
     latency_ms: dict[int, dict[str, float]] = field(default_factory=dict)
     written: str | None = None
     backend: str = "onnxruntime"
-    metric: str = "top1"            # or "miou", "map"
-
-    @property
-    def metric_name(self) -> str:
-        return {"top1": "top-1", "miou": "mIoU", "map": "mAP@[.5:.95]"}[self.metric]
+    metric: str = "top1"            # the task's: "top1", "miou", "map"
+    metric_label: str = "top-1"
 
     @property
     def drop_points(self) -> float:
@@ -111,7 +109,7 @@ class QuantizeReport:
         return self.drop_points <= self.max_drop_points
 
     def lines(self) -> list[str]:
-        out = [f"{self.metric_name} on {self.val_images} validation images: fp32 {self.fp32_score:.2%}, "
+        out = [f"{self.metric_label} on {self.val_images} validation images: fp32 {self.fp32_score:.2%}, "
                f"{self.precision} in {self.backend} {self.reduced_score:.2%} "
                f"(drop {self.drop_points:+.2f} points, "
                f"allowed {self.max_drop_points:.2f})"]
@@ -193,36 +191,6 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: tor
     return Path(int8_path)
 
 
-@torch.no_grad()
-def score(run: Runner, dataset: Any, num_classes: int, task: str, batch_size: int = 64,
-          model: nn.Module | None = None) -> float:
-    """What the gate compares: top-1 accuracy of ``run`` on an (image, label) dataset, the
-    mIoU on an (image, mask) one, or for a detector (``model``, a :class:`RawHeads` whose
-    network ``run`` computes) the COCO mAP of the boxes torchvision decodes from its outputs."""
-    if task == "detection":
-        loader = torch.utils.data.DataLoader(dataset, batch_size=16,
-                                             collate_fn=detection_collate)
-        return evaluate_detector(decoded_detector(model.detector, run), loader,
-                                 dataset.classes).map
-    if task == "segmentation":
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
-        return evaluate_segmenter(run, loader, num_classes).miou
-    return top1(run, dataset, batch_size)
-
-
-@torch.no_grad()
-def top1(run: Runner, dataset: Any, batch_size: int = 64) -> float:
-    """Top-1 accuracy of ``run`` on an (image, label) dataset."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
-    correct = total = 0
-    for images, labels in loader:
-        correct += int((run(images).argmax(1) == labels).sum())
-        total += len(labels)
-    if total == 0:
-        raise ValueError("the validation set is empty")
-    return correct / total
-
-
 class CastToBfloat16(nn.Module):
     """Float32 in, float32 out, the whole network in bf16 between."""
 
@@ -243,13 +211,85 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                         latency_batches: tuple[int, ...] = (1, 32),
                         allow_emulated_bf16: bool = False, backend: str | None = None,
                         log: Callable[[str], None] | None = None) -> QuantizeReport:
-    """int8 or bf16 model of a checkpoint, written only when its top-1 on the validation set
-    (default: the checkpoint's own data), measured in ``backend``, is within ``max_drop``
-    points of fp32, or when ``force``. Raises :class:`AccuracyGateError` (carrying the report)
-    otherwise. ``backend`` (default :func:`default_backend`): int8 runs in onnxruntime or
-    openvino (an int8 ONNX file), bf16 in openvino (an ONNX file it compiles in bf16) or eager
-    PyTorch (a ``.pt2``)."""
+    """int8 or bf16 model of a checkpoint, written only when its task's figure (top-1, mIoU,
+    mAP) on the validation set (default: the checkpoint's own data), measured in ``backend``,
+    is within ``max_drop`` points of fp32, or when ``force``. Raises
+    :class:`AccuracyGateError` (carrying the report) otherwise. ``backend`` (default
+    :func:`default_backend`): int8 runs in onnxruntime or openvino (an int8 ONNX file), bf16 in
+    openvino (an ONNX file it compiles in bf16) or eager PyTorch (a ``.pt2``)."""
     say = log or (lambda message: None)
+    backend = check_options(precision, max_drop, calib_size, backend, calib_data,
+                            allow_emulated_bf16)
+    source = from_checkpoint(checkpoint)
+    if getattr(source.model, "two_stage", False):  # the gate decodes the int8 raw outputs
+        raise ValueError("quantize takes one-stage detectors (fcos, retinanet, ssdlite): a "
+                         "two-stage Faster R-CNN has no raw head outputs for torchvision to "
+                         "decode; export it in fp32 with lightnets export")
+    task = task_for(source.model)
+    val = validation_data(source, task, val_data)
+    if reduce_range is None:
+        reduce_range = not native_int8_dot()
+    path = check_writable_file(Path(output) if output else Path(source.checkpoint).with_suffix(
+        SUFFIXES[precision, ARTEFACT_FORMATS[backend]]), "the quantized model")
+    # calibration images need no validation split: read them all before any export
+    images = (task.network_inputs(source.model, evenly_spaced(
+        task.calibration_images(calib_data, source.preprocess), calib_size))
+              if precision == "int8" else torch.empty(0))
+    with tempfile.TemporaryDirectory() as folder:
+        say("exporting and checking the fp32 ONNX model...")
+        # a detector's network alone: the int8 graph's outputs are decoded by torchvision
+        fp32 = export_model(source, "onnx", Path(folder) / "fp32.onnx", postprocess=False)
+        fp32_session = onnx_session(fp32.path)
+        fp32_run: Runner = lambda x: run_session(fp32_session, x)  # noqa: E731
+        reduced_path = reduced_model(source, fp32.path, Path(folder), images, precision,
+                                     backend, method, per_channel, reduce_range, say)
+        reduced_run = artefact_backend(reduced_path, ARTEFACT_FORMATS[backend], precision,
+                                       backend)
+        say(f"evaluating on {len(val.val)} validation images ({precision} in {backend})...")
+        report = QuantizeReport(source.name, precision,
+                                task.gate_score(fp32_run, val.val, val.classes, source.model),
+                                task.gate_score(reduced_run, val.val, val.classes,
+                                                source.model),
+                                len(val.val), len(images), max_drop, backend=backend,
+                                metric=task.metric, metric_label=task.metric_label)
+        report.latency_ms = latency(fp32_run, reduced_run, precision, source.input_size,
+                                    latency_batches)
+        if not report.passed and not force:
+            raise AccuracyGateError(
+                f"{precision} model not written: {report.metric_label} dropped "
+                f"{report.drop_points:.2f} points, "
+                f"more than the allowed {max_drop:.2f} (raise --max-drop or pass --force)",
+                report)
+        write_atomic(path, Path(reduced_path).read_bytes())  # a crash never leaves half a file
+    report.written = str(path)
+    calibration = {"data": calib_data, "images": len(images), "method": method,
+                   "per_channel": per_channel, "reduce_range": reduce_range}
+    # the fp32 export's sidecar: its verification is of the file the model came from
+    sidecar = fp32.sidecar
+    sidecar.artefact, sidecar.precision, sidecar.backend = path.name, precision, backend
+    sidecar.artefact_format = ARTEFACT_FORMATS[backend]
+    sidecar.accuracy = {**report.as_dict(),
+                        "calibration": calibration if precision == "int8" else None}
+    write_sidecar(sidecar, path)
+    return report
+
+
+def latency(fp32_run: Runner, reduced_run: Runner, precision: str,
+            input_size: tuple[int, int, int], batches: tuple[int, ...]
+            ) -> dict[int, dict[str, float]]:
+    """Median milliseconds of the fp32 and the reduced model at each batch size."""
+    medians = {}
+    for batch in batches:
+        x = torch.randn(batch, *input_size)
+        times = time_callables({"fp32": fp32_run, precision: reduced_run}, x, 2, 10)
+        medians[batch] = {k: float(np.median(v)) for k, v in times.items()}
+    return medians
+
+
+def check_options(precision: str, max_drop: float, calib_size: int, backend: str | None,
+                  calib_data: str | None, allow_emulated_bf16: bool) -> str:
+    """The backend that will run the reduced model, once every option is checked and every
+    package it needs is there (before any work)."""
     if precision not in ("int8", "bf16"):
         raise ValueError(f"precision must be int8 or bf16, got {precision!r}")
     if max_drop < 0 or calib_size < 1:
@@ -263,83 +303,36 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
         check_precision(backend, "bf16", allow_emulated_bf16)
     elif not calib_data:
         raise ValueError("int8 quantization needs calibration data (--calib-data)")
-    source = from_checkpoint(checkpoint)
-    if getattr(source.model, "two_stage", False):  # the gate decodes the int8 raw outputs
-        raise ValueError("quantize takes one-stage detectors (fcos, retinanet, ssdlite): a "
-                         "two-stage Faster R-CNN has no raw head outputs for torchvision to "
-                         "decode; export it in fp32 with lightnets export")
+    return backend
+
+
+def validation_data(source: ModelSource, task: Task, val_data: str | None) -> DataBundle:
+    """The validation split the gate measures on: ``val_data``'s, else the one the checkpoint
+    trained with (its data, seed and fraction), read with the checkpoint's preprocessing."""
     training = source.training
-    seed, fraction = training.get("seed", 0), training.get("val_fraction", 0.2)
     val_source = val_data or training.get("data")
     if not val_source:
         raise ValueError("the checkpoint does not record its data; pass --val-data")
-    task = getattr(source.model, "task", "classification")
-    val = build_data(val_source, source.preprocess, augment=False, val_fraction=fraction,
-                     seed=seed, warn=False, task=task)
+    val = task.build_data(val_source, source.preprocess, augment=False,
+                          val_fraction=training.get("val_fraction", 0.2),
+                          seed=training.get("seed", 0), warn=False)
     if source.class_names and val.classes != source.class_names:
         raise ValueError(f"the classes of {val_source!r} differ from the checkpoint's")
-    if reduce_range is None:
-        reduce_range = not native_int8_dot()
-    suffix = {("int8", "onnx"): ".int8.onnx", ("bf16", "onnx"): ".bf16.onnx",
-              ("bf16", "pt2"): ".bf16.pt2"}[precision, ARTEFACT_FORMATS[backend]]
-    path = check_writable_file(Path(output) if output else
-                               Path(source.checkpoint).with_suffix(suffix), "the quantized model")
-    # calibration images need no validation split: read them all before any export
-    images = (evenly_spaced(unsplit_images(calib_data, source.preprocess, task), calib_size)
-              if precision == "int8" else torch.empty(0))
-    if task == "detection" and len(images):  # uint8 canvases, as the detector's transform
-        #                                      normalises them before its network
-        transform = source.model.detector.transform
-        mean = torch.tensor(transform.image_mean).view(1, -1, 1, 1)
-        std = torch.tensor(transform.image_std).view(1, -1, 1, 1)
-        images = (images.float() / 255 - mean) / std
+    return val
 
-    with tempfile.TemporaryDirectory() as folder:
-        say("exporting and checking the fp32 ONNX model...")
-        # a detector's network alone: the int8 graph's outputs are decoded by torchvision
-        fp32 = export_model(source, "onnx", Path(folder) / "fp32.onnx",
-                            postprocess=False if task == "detection" else None)
-        fp32_session = onnx_session(fp32.path)
-        fp32_run: Runner = lambda x: run_session(fp32_session, x)  # noqa: E731
-        if precision == "int8":
-            say(f"calibrating on {len(images)} images ({method}) and quantizing...")
-            reduced_path = quantize_onnx(fp32.path, Path(folder) / "reduced.onnx", images,
-                                         per_channel, method, reduce_range)
-        elif backend == "openvino":  # bf16 is how OpenVINO compiles the fp32 graph
-            reduced_path = fp32.path
-        else:
-            say("exporting the bf16 model...")
-            reduced_path = export_pt2(CastToBfloat16(fuse(source.model)),
-                                      Path(folder) / "reduced.pt2", source.input_size)
-        reduced_run = artefact_backend(reduced_path, ARTEFACT_FORMATS[backend], precision,
-                                       backend)
-        say(f"evaluating on {len(val.val)} validation images ({precision} in {backend})...")
-        report = QuantizeReport(source.name, precision,
-                                score(fp32_run, val.val, val.num_classes, task,
-                                      model=source.model),
-                                score(reduced_run, val.val, val.num_classes, task,
-                                      model=source.model),
-                                len(val.val), len(images), max_drop, backend=backend,
-                                metric={"segmentation": "miou", "detection": "map"}.get(
-                                    task, "top1"))
-        for batch in latency_batches:
-            x = torch.randn(batch, *source.input_size)
-            times = time_callables({"fp32": fp32_run, precision: reduced_run}, x, 2, 10)
-            report.latency_ms[batch] = {k: float(np.median(v)) for k, v in times.items()}
-        if not report.passed and not force:
-            raise AccuracyGateError(
-                f"{precision} model not written: {report.metric_name} dropped "
-                f"{report.drop_points:.2f} points, "
-                f"more than the allowed {max_drop:.2f} (raise --max-drop or pass --force)",
-                report)
-        write_atomic(path, Path(reduced_path).read_bytes())  # a crash never leaves half a file
-    report.written = str(path)
-    calibration = {"data": calib_data, "images": len(images), "method": method,
-                   "per_channel": per_channel, "reduce_range": reduce_range}
-    sidecar = fp32.sidecar  # its verification is of the fp32 export the model came from
-    sidecar.artefact, sidecar.precision, sidecar.backend = path.name, precision, backend
-    sidecar.artefact_format = ARTEFACT_FORMATS[backend]
-    sidecar.accuracy = {**report.as_dict(),
-                        "calibration": calibration if precision == "int8" else None}
-    write_sidecar(sidecar, path)
-    return report
+
+def reduced_model(source: ModelSource, fp32_path: Path, folder: Path, images: torch.Tensor,
+                  precision: str, backend: str, method: str, per_channel: bool,
+                  reduce_range: bool, say: Callable[[str], None]) -> Path:
+    """The reduced-precision file in ``folder``: the int8 ONNX graph calibrated on
+    ``images``; for bf16 in OpenVINO the fp32 graph itself (bf16 is how OpenVINO compiles it);
+    else a bf16 ``.pt2``."""
+    if precision == "int8":
+        say(f"calibrating on {len(images)} images ({method}) and quantizing...")
+        return quantize_onnx(fp32_path, folder / "reduced.onnx", images, per_channel, method,
+                             reduce_range)
+    if backend == "openvino":
+        return fp32_path
+    say("exporting the bf16 model...")
+    return export_pt2(CastToBfloat16(fuse(source.model)), folder / "reduced.pt2",
+                      source.input_size)

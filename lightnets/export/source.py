@@ -17,12 +17,12 @@ from typing import Any
 from torch import nn
 
 from lightnets.data.transforms import preprocess_input_size
-from lightnets.detect.detector import RawHeads
+from lightnets.detect.detector import Detector, RawHeads
 from lightnets.models.base import normalize_input_size
 from lightnets.registry import create_model, resolve_name
 from lightnets.weights import load_pretrained
+from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -93,8 +93,9 @@ def from_checkpoint(path: str | Path, input_size: int | tuple[int, ...] | None =
         preprocess["resize"] = (round(resize * ratio) if isinstance(resize, int)
                                 else [round(s * ratio) for s in resize])
         preprocess["input_size"] = size[1] if size[1] == size[2] else [size[1], size[2]]
-    metrics = {"epoch": state.epoch, "best_top1": state.best_top1} if state else {}
-    if getattr(model, "task", None) == "detection":  # its network, without post-processing
+    metrics = ({"epoch": state.epoch, "best_score": state.best_score,
+                "best_metric": state.best_metric} if state else {})
+    if isinstance(model, Detector):  # its network, without post-processing
         model = RawHeads(model).eval()
     return ModelSource(model, name, model_args, size, preprocess, info.class_names, info.path,
                        metrics, dict(state.config) if state else {})

@@ -106,6 +106,10 @@ def peer_runner(row: str, name: str, input_size: tuple[int, int, int]) -> Runner
     return lambda x: run_session(session, x)
 
 
+# what a row of a backend comparison times: (precision, notes, runner)
+PreparedRow = tuple[str, str, Runner]
+
+
 def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
                    input_size: tuple[int, int, int] | None = None, precision: str = "fp32",
                    peers: tuple[str, ...] = ("torchvision-eager",), warmup: int = 3,
@@ -121,6 +125,24 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
     name = resolve_name(name)
     everything = "all" in backends
     say = log or (lambda message: None)
+    chosen = choose_backends(backends, precision, allow_emulated_bf16, say)
+    model = (create_model(name) if model is None else model).eval()
+    size = tuple(input_size or model.default_input_size)
+    runs = backend_rows(model, chosen, size, precision, allow_emulated_bf16, everything, say)
+    runs.update(peer_rows(name, peers, size, say))
+    results = []
+    for batch_size in batch_sizes:
+        say(f"timing {name} at batch {batch_size}...")
+        results += time_rows(name, runs, torch.randn(batch_size, *size), peers, warmup,
+                             repeats)
+    return results
+
+
+def choose_backends(backends: list[str], precision: str, allow_emulated_bf16: bool,
+                    say: Callable[[str], None]) -> list[str]:
+    """The backends to time, checked before any work: one asked for by name that cannot run
+    here, or not at ``precision``, is an error; ``all`` leaves those out and says so."""
+    everything = "all" in backends
     for backend_name, reason in available_backends().items():
         if reason and (everything or backend_name in backends):
             if not everything:
@@ -132,9 +154,15 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
             warnings.simplefilter("ignore")
             for backend_name in chosen:
                 check_precision(backend_name, precision, allow_emulated_bf16)
-    model = (create_model(name) if model is None else model).eval()
-    size = tuple(input_size or model.default_input_size)
-    runs: dict[str, tuple[str, str, Runner]] = {}  # row -> (precision, notes, runner)
+    return chosen
+
+
+def backend_rows(model: torch.nn.Module, chosen: list[str], size: tuple[int, int, int],
+                 precision: str, allow_emulated_bf16: bool, everything: bool,
+                 say: Callable[[str], None]) -> dict[str, PreparedRow]:
+    """``model`` behind each chosen backend, by backend name; with ``everything`` (``all``) one
+    that fails to build is left out, otherwise its error is raised."""
+    runs: dict[str, PreparedRow] = {}
     for backend_name in chosen:
         say(f"preparing {backend_name} ({precision})...")
         try:
@@ -146,6 +174,14 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
             say(f"leaving out {backend_name}: {error}")
             continue
         runs[backend_name] = (backend.precision, ", ".join(backend.notes), backend)
+    return runs
+
+
+def peer_rows(name: str, peers: tuple[str, ...], size: tuple[int, int, int],
+              say: Callable[[str], None]) -> dict[str, PreparedRow]:
+    """torchvision's model of the same architecture in each ``peers`` row, the first the
+    baseline; none where torchvision lacks it."""
+    runs: dict[str, PreparedRow] = {}
     if "torchvision" in peers_of(name):
         for row in peers:
             say(f"preparing {row}...")
@@ -153,18 +189,18 @@ def bench_backends(name: str, backends: list[str], batch_sizes: list[int],
             runs[row] = ("fp32", note, peer_runner(row, name, size))
     elif peers:
         say(f"no torchvision counterpart for {name}: no baseline rows")
-    results = []
-    for batch_size in batch_sizes:
-        say(f"timing {name} at batch {batch_size}...")
-        x = torch.randn(batch_size, *size)
-        times = time_callables({row: run for row, (_, _, run) in runs.items()}, x, warmup,
-                               repeats)
-        rows = [BackendTiming(name, row, runs[row][0], batch_size,
-                              statistics.median(times[row]),
-                              sorted(times[row])[int(0.9 * (len(times[row]) - 1))], runs[row][1])
-                for row in runs]
-        baseline = next((r.median_ms for r in rows if peers and r.backend == peers[0]), None)
-        for row in rows:
-            row.speedup_vs_baseline = baseline / row.median_ms if baseline else None
-        results += rows
-    return results
+    return runs
+
+
+def time_rows(name: str, runs: dict[str, PreparedRow], x: torch.Tensor, peers: tuple[str, ...],
+              warmup: int, repeats: int) -> list[BackendTiming]:
+    """One timing of every row on the batch ``x``, with its speed-up against the first peer
+    row where that ran."""
+    times = time_callables({row: run for row, (_, _, run) in runs.items()}, x, warmup, repeats)
+    rows = [BackendTiming(name, row, runs[row][0], len(x), statistics.median(times[row]),
+                          sorted(times[row])[int(0.9 * (len(times[row]) - 1))], runs[row][1])
+            for row in runs]
+    baseline = next((r.median_ms for r in rows if peers and r.backend == peers[0]), None)
+    for row in rows:
+        row.speedup_vs_baseline = baseline / row.median_ms if baseline else None
+    return rows

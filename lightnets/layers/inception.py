@@ -34,12 +34,12 @@ from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.pooling import avg_pool, max_pool
 from lightnets.layers.separable import SpatiallySeparableConv
+from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
 
 inception_norm: LayerFactory = partial(nn.BatchNorm2d, eps=1e-3)
 """BatchNorm with the epsilon of the Inception releases (0.001)."""
 
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class TransformInput(nn.Module):

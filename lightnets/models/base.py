@@ -22,6 +22,7 @@ from torch import nn
 from torch.func import functional_call
 
 from lightnets.models.stages import StageTracker, stage_info
+from lightnets.registry import CLASSIFICATION
 
 
 class Classifier(nn.Module):
@@ -33,7 +34,7 @@ class Classifier(nn.Module):
     describe the family.
     """
 
-    task: str = "classification"
+    task: str = CLASSIFICATION
     family: str = ""
     paper: str = ""
     default_input_size: tuple[int, int, int] = (3, 224, 224)

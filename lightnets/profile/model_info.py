@@ -21,7 +21,8 @@ from importlib import resources
 from typing import Any
 
 from lightnets.profile.counter import count_complexity
-from lightnets.registry import aliases_of, list_models, meta_model, resolve_name, task_of
+from lightnets.registry import (CLASSIFICATION, aliases_of, list_models, meta_model, resolve_name,
+                                task_of)
 
 
 @cache
@@ -52,7 +53,7 @@ class ModelInfo:
     macs: int | None
     aliases: list[str] = field(default_factory=list)
     reference: dict[str, Any] = field(default_factory=dict)
-    task: str = "classification"
+    task: str = CLASSIFICATION
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

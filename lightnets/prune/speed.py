@@ -15,7 +15,7 @@ from lightnets.export.backends import BackendUnavailableError, available_backend
 from lightnets.export.timing import time_callables
 
 # fp32 backends a prune report times (torch.compile is left out: minutes to compile per model
-# and batch size on a small CPU, and slower than ONNX Runtime there; see the README)
+# and batch size on a small CPU, and slower than ONNX Runtime there; see docs/benchmarks.md)
 LATENCY_BACKENDS = ("eager", "onnxruntime", "openvino")
 
 

@@ -31,7 +31,7 @@ from lightnets.layers.deeplabv3plus import DeepLabV3PlusHead
 from lightnets.layers.fcn_head import FCNHead
 from lightnets.layers.lraspp import LRASPPHead
 from lightnets.models.base import FeatureNet, check_images
-from lightnets.registry import create_model, resolve_name, task_of
+from lightnets.registry import CLASSIFICATION, SEGMENTATION, create_model, resolve_name, task_of
 
 DEFAULT_INPUT_SIZE = (3, 520, 520)  # torchvision's evaluation size for its segmentation models
 AUX_LOSS_WEIGHT = 0.5  # torchvision's reference recipe: loss = out + 0.5 * aux
@@ -77,7 +77,7 @@ class Segmenter(nn.Module):
     the first ``head_inputs`` of them, and an optional ``aux_head``. Built by
     :func:`create_segmenter`."""
 
-    task = "segmentation"
+    task = SEGMENTATION
 
     def __init__(self, backbone: FeatureNet, head: nn.Module, aux_head: nn.Module | None,
                  head_inputs: int, num_classes: int, spec: HeadSpec) -> None:
@@ -139,7 +139,7 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
     spec = HEADS[head]
     backbone = resolve_name(backbone)
-    if task_of(backbone) != "classification":
+    if task_of(backbone) != CLASSIFICATION:
         raise ValueError(f"backbone {backbone!r} is a {task_of(backbone)} model; expected a "
                          "classifier of the zoo (see `lightnets list --task classification`)")
     if not isinstance(num_classes, int) or num_classes < 1:

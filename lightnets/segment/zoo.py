@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightnets.registry import register_model
+from lightnets.registry import SEGMENTATION, register_model
 from lightnets.segment.segmenter import Segmenter, create_segmenter
 
 TORCHVISION_ARGS = {"weights_backbone": None}  # torchvision would fetch ImageNet weights
@@ -34,28 +34,28 @@ def torchvision_peer(name: str, **kwargs: Any) -> dict[str, tuple[str, dict[str,
 
 
 # -- torchvision's six: their shapes, their function ----------------------------------------------
-@register_model(task="segmentation", peers=torchvision_peer("fcn_resnet50", aux_loss=True))
+@register_model(task=SEGMENTATION, peers=torchvision_peer("fcn_resnet50", aux_loss=True))
 def fcn_resnet50(aux_loss: bool = True, **kwargs: Any) -> Segmenter:
     return create_segmenter("fcn", "resnet50", aux_loss=aux_loss, **kwargs)
 
 
-@register_model(task="segmentation", peers=torchvision_peer("fcn_resnet101", aux_loss=True))
+@register_model(task=SEGMENTATION, peers=torchvision_peer("fcn_resnet101", aux_loss=True))
 def fcn_resnet101(aux_loss: bool = True, **kwargs: Any) -> Segmenter:
     return create_segmenter("fcn", "resnet101", aux_loss=aux_loss, **kwargs)
 
 
-@register_model(task="segmentation", peers=torchvision_peer("deeplabv3_resnet50", aux_loss=True))
+@register_model(task=SEGMENTATION, peers=torchvision_peer("deeplabv3_resnet50", aux_loss=True))
 def deeplabv3_resnet50(aux_loss: bool = True, **kwargs: Any) -> Segmenter:
     return create_segmenter("deeplabv3", "resnet50", aux_loss=aux_loss, **kwargs)
 
 
-@register_model(task="segmentation",
+@register_model(task=SEGMENTATION,
                 peers=torchvision_peer("deeplabv3_resnet101", aux_loss=True))
 def deeplabv3_resnet101(aux_loss: bool = True, **kwargs: Any) -> Segmenter:
     return create_segmenter("deeplabv3", "resnet101", aux_loss=aux_loss, **kwargs)
 
 
-@register_model(task="segmentation",
+@register_model(task=SEGMENTATION,
                 peers=torchvision_peer("deeplabv3_mobilenet_v3_large", aux_loss=True))
 def deeplabv3_mobilenet_v3_large(aux_loss: bool = True, output_stride: int = 16,
                                  rates: tuple[int, ...] = (12, 24, 36),
@@ -66,7 +66,7 @@ def deeplabv3_mobilenet_v3_large(aux_loss: bool = True, output_stride: int = 16,
                             aux_level=aux_level if aux_loss else None, **kwargs)
 
 
-@register_model(task="segmentation", peers=torchvision_peer("lraspp_mobilenet_v3_large"))
+@register_model(task=SEGMENTATION, peers=torchvision_peer("lraspp_mobilenet_v3_large"))
 def lraspp_mobilenet_v3_large(low_level: int | str | None = "features.4",
                               **kwargs: Any) -> Segmenter:
     return create_segmenter("lraspp", "mobilenet_v3_large", low_level=low_level, **kwargs)
@@ -91,7 +91,7 @@ def _register_pair(name: str, head: str, backbone: str) -> None:
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"The {head} head on {backbone}."
-    register_model(task="segmentation")(build)
+    register_model(task=SEGMENTATION)(build)
 
 
 for _name, (_head, _backbone) in PAIRS.items():

@@ -1,5 +1,7 @@
-"""The training loop: one flat function, read top to bottom. Data, model, optimiser, schedule,
-then per epoch: train steps, evaluation, checkpoint, metrics, plot.
+"""The training loop, read top to bottom: set-up (run folder, model settings, data, model and
+optimiser, resume), then per epoch :func:`train_one_epoch`, :func:`validate` and
+:func:`save_epoch`. What differs by task (data, batches, loss, metric) the model's task answers
+(:mod:`lightnets.tasks`).
 
 Runs on one process or, under ``torchrun``, on several with DistributedDataParallel (one data
 shard per process, metrics summed over processes, files written by rank 0 only). On the CPU a run
@@ -16,34 +18,32 @@ import itertools
 import random
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from rich.console import Console
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from lightnets.data import (EMBEDDED, IGNORE_INDEX, build_data, data_kind, default_preprocess,
-                            default_workers, make_loader, normalize_transform)
+from lightnets.data import DataBundle, default_workers, make_loader, normalize_transform
 from lightnets.optional import by_product
-from lightnets.registry import create_model, meta_model, task_of
+from lightnets.registry import create_model, meta_model
+from lightnets.tasks import Task, task_for
 from lightnets.train import report
 from lightnets.train.config import (TrainConfig, given_backbone, resolve_config, resumed_config,
                                     run_label)
-from lightnets.train.det_evaluate import evaluate_detector
-from lightnets.train.det_evaluate import to_device as detection_batch
 from lightnets.train.distill import load_teacher
-from lightnets.train.evaluate import evaluate_model
 from lightnets.train.finetune import backbone_parameters, freeze_backbone
 from lightnets.train.optim import build_optimizer, build_scheduler
 from lightnets.train.precise_bn import lagging_batchnorm, recompute_batchnorm_stats
 from lightnets.train.rng import capture_rng, restore_rng
 from lightnets.train.runtime import Runtime, pick_precision_and_layout, setup_runtime
-from lightnets.train.seg_evaluate import evaluate_segmenter
 from lightnets.train.step import TrainStep
 from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 
@@ -52,44 +52,63 @@ from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 PRECISE_BN_BATCHES = 20
 
 
-def hits_and_counts(logits: torch.Tensor | None, labels: torch.Tensor | list,
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right predictions and predictions made, as float64 on the device: one per image for
-    classifiers, one per labelled pixel for segmenters (masks ``(N, H, W)``), none for
-    detectors (their figure is the validation mAP)."""
-    if logits is None:
-        zero = torch.zeros((), dtype=torch.float64, device=device)
-        return zero, zero
-    predicted = logits.detach().argmax(1)
-    if labels.dim() == 1:
-        return ((predicted == labels).sum().double(),
-                torch.tensor(len(labels), dtype=torch.float64, device=device))
-    labelled = labels != IGNORE_INDEX
-    return ((predicted == labels) & labelled).sum().double(), labelled.sum().double()
-
-
-def detection_evaluation(distributed: bool):
-    """:func:`evaluate_detector` called as the loop calls the other tasks' evaluations."""
-    def run(model, loader, num_classes, device, amp_dtype, channels_last, limit_batches,
-            reduce, classes, normalize):
-        return evaluate_detector(model, loader, classes, device, limit_batches, distributed)
-    return run
-
-
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stopped, its last good checkpoint kept."""
 
 
 @dataclass
 class TrainResult:
-    """Where a finished run left its files, and how it did."""
+    """Where a finished run left its files, and how it did: ``best_score`` is the best
+    validation figure of the ``task``'s ``metric`` (top-1, mIoU or mAP, a fraction)."""
 
     run_dir: Path
     last_checkpoint: Path
     best_checkpoint: Path
-    best_top1: float
+    best_score: float
     history: list[dict[str, float]]
     train_seconds: float
+    task: str
+    metric: str
+
+
+@dataclass
+class Run:
+    """What the set-up hands the epochs: the settings, the data, the model and its optimiser,
+    and the state a checkpoint carries on."""
+
+    config: TrainConfig
+    runtime: Runtime
+    task: Task
+    run_dir: Path
+    data: DataBundle
+    preprocess: dict[str, Any]
+    train_loader: DataLoader
+    val_loader: DataLoader
+    sampler: DistributedSampler | None
+    steps_per_epoch: int
+    model: nn.Module
+    model_args: dict[str, Any]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    train_step: TrainStep | None = None
+    backbone: list[nn.Parameter] = field(default_factory=list)
+    pruning: dict[str, Any] | None = None
+    start_epoch: int = 0
+    best_score: float = -1.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.runtime.channels_last else torch.contiguous_format
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
 
 
 def train(config: TrainConfig, overwrite: bool = False, console: Console | None = None
@@ -110,17 +129,13 @@ def train_epochs(config: TrainConfig, overwrite: bool = False, console: Console 
     """:func:`train` one epoch at a time: yields each epoch's metrics row once its checkpoint
     is written, and returns the :class:`TrainResult` (for interleaving a run with other work,
     as ``benchmarks/train_vs_torchvision.py`` does with torchvision's loop)."""
-    # -- resume: the stored configuration, with the caller's changes ------------------------
     resume_from = None
-    if config.resume:
+    if config.resume:  # the stored configuration, with the caller's changes
         resume_from = load_checkpoint(config.resume, prefer="last")
         resume_from.require("to resume training", "optimizer", "scheduler", "scaler", "rng")
         config = resumed_config(config, resume_from)
-
-    if config.data is None:  # the embedded data of the model's task: digits or digits-seg
-        config = dataclasses.replace(config, data=EMBEDDED[task_of(config.model)])
-
-    # -- runtime: device, precision, processes ----------------------------------------------
+    if config.data is None:  # the embedded data of the model's task
+        config = dataclasses.replace(config, data=task_for(config.model).embedded_data)
     runtime = setup_runtime(config.device, config.amp, config.channels_last)
     with contextlib.ExitStack() as cleanup:  # the process group, then the run folder's lock
         cleanup.callback(runtime.close)
@@ -132,17 +147,39 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
            overwrite: bool, console: Console, cleanup: contextlib.ExitStack
            ) -> Generator[dict[str, float], None, TrainResult]:
     """The loop proper, once the runtime (and process group) is set up."""
-    device, is_main = runtime.device, runtime.is_main
-    show = config.progress and is_main
     seed = config.seed + runtime.rank  # each process its own augmentation and dropout
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
+    run_dir = claim_run_dir(config, runtime, resume_from, overwrite, cleanup)
+    run = set_up(config, runtime, resume_from, run_dir)
+    write_run_files(run, resume_from, overwrite, console)
+    plots = runtime.is_main and by_product("matplotlib", f"{run_dir / 'curves.png'}")
+    seconds = 0.0  # of training, validation and checkpoints (not of a paused consumer)
+    for epoch in range(run.start_epoch, run.config.epochs):
+        epoch_start = time.perf_counter()
+        tally, train_seconds = train_one_epoch(run, epoch, console)
+        result = validate(run, epoch)
+        row = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"],
+               "train_loss": float(tally[0] / tally[3]),
+               **({"train_acc": float(tally[1] / tally[2].clamp(min=1))}
+                  if run.task.train_accuracy else {}),
+               **result.row(), "epoch_seconds": time.perf_counter() - epoch_start,
+               "images_per_second": float(tally[3]) / train_seconds}
+        save_epoch(run, epoch, row, result.primary, plots, console)
+        seconds += time.perf_counter() - epoch_start
+        yield row
+    return TrainResult(run_dir, run.last_path, run.best_path, run.best_score, run.history,
+                       seconds, run.task.name, run.task.metric)
 
-    # -- run folder: chosen and locked by rank 0 before any long work, shared with the others
+
+def claim_run_dir(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None,
+                  overwrite: bool, cleanup: contextlib.ExitStack) -> Path:
+    """The run folder: chosen and locked by rank 0 before any long work, shared with the
+    other processes (each stops on rank 0's error, none waits forever)."""
     choice: list[str | None] = [None, None]  # the folder, or why there is none
     failure: Exception | None = None
-    if is_main:
+    if runtime.is_main:
         try:
             resume_dir = Path(resume_from.path).parent if resume_from is not None else None
             choice[0] = str(cleanup.enter_context(report.claimed_run_dir(
@@ -150,37 +187,78 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                 resume_dir)))
         except (ValueError, OSError) as error:
             failure, choice[1] = error, str(error)
-    if runtime.distributed:  # every process stops on rank 0's error, none waits forever
+    if runtime.distributed:
         dist.broadcast_object_list(choice, src=0)
     if choice[1]:
         raise failure or ValueError(choice[1])
-    run_dir = Path(choice[0])
-    plots = is_main and by_product("matplotlib", f"{run_dir / 'curves.png'}")
+    return Path(choice[0])
 
-    # -- data: per-data defaults, datasets, loaders -----------------------------------------
+
+def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None,
+           run_dir: Path) -> Run:
+    """Settings, data, model, optimiser and, when resuming, their stored states."""
+    config, task, pretrained, shape_only = resolve_model_settings(config, resume_from, runtime)
+    preprocess = task.preprocess(config.data, config.input_size, config.in_chans,
+                                 pretrained.preprocess if pretrained else None)
+    if resume_from is not None and config.pretrained:  # what the first run derived from them
+        preprocess = resume_from.preprocess
+    # the loaders hand over images before their last step (uint8 for decoded files), which
+    # runs on the device, on whole batches: see transforms.train_transform
+    data = task.build_data(config.data, preprocess, config.augment, config.val_fraction,
+                           config.seed, warn=runtime.is_main, normalize=False)
+    train_loader, val_loader, sampler, steps = make_loaders(config, runtime, task, data)
+    model, model_args, pruning = build_model(config, runtime, task, data, pretrained,
+                                             resume_from)
+    if config.precise_bn_batches is None:
+        config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
+                                     if lagging_batchnorm(model, steps) else 0)
+    teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, runtime.device)
+               .to(memory_format=torch.channels_last if runtime.channels_last
+                   else torch.contiguous_format) if config.teacher else None)
+    # the fused kernels take every parameter's momentum buffer at once, and a backbone frozen
+    # for the first epochs has none when it thaws: PyTorch's own update there
+    optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
+                                config.momentum,
+                                fused=False if config.freeze_backbone_epochs else None)
+    scheduler = build_scheduler(optimizer, round(config.warmup_epochs * steps),
+                                config.epochs * steps)
+    scaler = torch.amp.GradScaler(runtime.device.type,
+                                  enabled=runtime.amp_dtype == torch.float16)
+    run = Run(dataclasses.replace(config, name=run_dir.name, runs_dir=str(run_dir.parent),
+                                  resume=None),
+              runtime, task, run_dir, data, preprocess, train_loader, val_loader, sampler,
+              steps, model, model_args, optimizer, scheduler, scaler, pruning=pruning)
+    if resume_from is not None:
+        restore_state(run, resume_from, config.seed + runtime.rank)
+    run.train_step = make_train_step(run, teacher)
+    return run
+
+
+def resolve_model_settings(config: TrainConfig, resume_from: Checkpoint | None,
+                           runtime: Runtime
+                           ) -> tuple[TrainConfig, Task, SourceWeights | None, nn.Module]:
+    """The configuration with the model's and data's defaults filled in and checked, the
+    model's task, the pretrained weights (read before the data: their preprocessing sets the
+    data's), and the model's shape on the meta device. Precision and memory format are chosen
+    for this model at this size (the memory format recorded, so that `lightnets eval` and a
+    resumed run use it too)."""
     fixed = sorted({"num_classes", "in_chans"} & set(config.model_args))
     if fixed:
         raise ValueError(f"model_args cannot set {', '.join(fixed)}: the data decides them "
                          "(use --in-chans for the channels)")
-    # Pretrained weights are read before the data: their preprocessing sets the data's, and the
-    # constructor options that reproduce them join the model arguments (so a resume, which
-    # does not read them again, rebuilds the same network).
+    task = task_for(config.model)
+    # the constructor options that reproduce the weights join the model arguments (so a
+    # resume, which does not read them again, rebuilds the same network); a backbone's weights
+    # are read where the model is built
     pretrained: SourceWeights | None = None
-    # (a detector's --pretrained holds its backbone's weights: read where the detector is built)
-    if config.pretrained and resume_from is None and task_of(config.model) != "detection":
+    if config.pretrained and resume_from is None and not task.pretrained_is_backbone:
         pretrained = read_pretrained(config.pretrained, config.model, config.pretrained_source,
                                      **config.model_args)
         config = dataclasses.replace(config, model_args={**pretrained.options,
                                                          **config.model_args})
     shape_only = meta_model(config.model, **config.model_args)
-    task = getattr(shape_only, "task", "classification")  # the model's task picks the data's
-    if task == "detection" and config.freeze_backbone_epochs:
-        raise ValueError("--freeze-backbone-epochs is for classifiers; freeze a detector's "
-                         "earliest stages with --model-arg trainable_layers=N")
-    if task != "classification" and config.teacher:
-        raise ValueError(f"--teacher distils classifiers; a {task} model trains on its labels "
-                         "alone")
-    kind = data_kind(config.data, task)
+    task.check_config(config)
+    kind = task.data_kind(config.data)
     # Auxiliary classifiers (GoogLeNet, Inception v3) are built off by default, like
     # torchvision's; training switches them on, as their papers train, unless told otherwise.
     if ("aux_logits" in inspect.signature(type(shape_only)).parameters
@@ -188,31 +266,22 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         config = dataclasses.replace(config, model_args={**config.model_args, "aux_logits": True})
     config = resolve_config(config, kind, pretrained.preprocess["input_size"] if pretrained
                             else shape_only.default_input_size[-1])
-    # precision and memory format for this model at this size (the memory format recorded, so
-    # that `lightnets eval` and a resumed run use it too)
-    if task == "detection":  # fp32 NCHW unless asked: torchvision's losses and box coding were
-        #                      written for it, and its transform batches the images itself
-        runtime.amp_dtype, runtime.channels_last = pick_precision_and_layout(
-            "off" if config.amp == "auto" else config.amp, bool(config.channels_last), device,
-            shape_only, (3, config.input_size, config.input_size))
-    else:
-        runtime.amp_dtype, runtime.channels_last = pick_precision_and_layout(
-            config.amp, config.channels_last, device, shape_only,
-            (shape_only.in_chans, config.input_size, config.input_size))
+    runtime.amp_dtype, runtime.channels_last = pick_precision_and_layout(
+        *task.runtime_defaults(config.amp, config.channels_last), runtime.device, shape_only,
+        task.input_shape(shape_only, config.input_size))
     config = dataclasses.replace(config, channels_last=runtime.channels_last)
     min_size = max(shape_only.min_input_size)
     if config.input_size < min_size:
         raise ValueError(f"{config.model} needs inputs of at least {min_size}x{min_size}; "
                          f"got --input-size {config.input_size}")
-    preprocess = default_preprocess(kind, config.input_size, config.in_chans,
-                                    pretrained.preprocess if pretrained else None)
-    if resume_from is not None and config.pretrained:  # what the first run derived from them
-        preprocess = resume_from.preprocess
-    # the loaders hand over images before their last step (uint8 for decoded files), which
-    # runs on the device, on whole batches: see transforms.train_transform
-    data = build_data(config.data, preprocess, config.augment, config.val_fraction,
-                      config.seed, warn=is_main, normalize=False, task=task)
-    normalize = normalize_transform(preprocess)
+    return config, task, pretrained, shape_only
+
+
+def make_loaders(config: TrainConfig, runtime: Runtime, task: Task, data: DataBundle
+                 ) -> tuple[DataLoader, DataLoader, DistributedSampler | None, int]:
+    """The training loader (a shard per process), the validation loader (every
+    world_size-th image per process, so the summed tallies count each once), the sampler
+    and the steps of an epoch."""
     batch_size = config.batch_size // runtime.world_size  # per process
     if batch_size < 1:
         raise ValueError(f"batch_size {config.batch_size} is smaller than the "
@@ -220,29 +289,29 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     if len(data.train) < batch_size * runtime.world_size:
         raise ValueError(f"the training split has {len(data.train)} images, fewer than one batch "
                          f"of {config.batch_size}; lower --batch-size")
-    workers = default_workers(kind) if config.workers is None else config.workers
+    workers = default_workers(data.kind) if config.workers is None else config.workers
     sampler = (DistributedSampler(data.train, runtime.world_size, runtime.rank, shuffle=True,
                                   seed=config.seed, drop_last=True)
                if runtime.distributed else None)
-    train_loader = make_loader(data.train, batch_size, device, workers, shuffle=True,
-                               sampler=sampler, drop_last=True, task=task)
-    # Validation: every world_size-th image per process, so the summed tallies count each once.
+    train_loader = make_loader(data.train, batch_size, runtime.device, workers, shuffle=True,
+                               sampler=sampler, drop_last=True, collate=task.collate)
     val_shard = Subset(data.val, range(runtime.rank, len(data.val), runtime.world_size))
-    val_loader = make_loader(val_shard, 2 * batch_size, device, workers, task=task)
-    steps_per_epoch = len(train_loader)
-    evaluate = {"segmentation": evaluate_segmenter,
-                "detection": detection_evaluation(runtime.distributed)}.get(task, evaluate_model)
+    val_loader = make_loader(val_shard, 2 * batch_size, runtime.device, workers,
+                             collate=task.collate)
+    steps = len(train_loader)
     if config.limit_train_batches:
-        steps_per_epoch = min(steps_per_epoch, config.limit_train_batches)
+        steps = min(steps, config.limit_train_batches)
+    return train_loader, val_loader, sampler, steps
 
-    # -- model, teacher, optimiser, schedule, gradient scaler -------------------------------
-    # a detector counts the background among its classes, and sees the images at their
-    # letterboxed size (torchvision's transform would otherwise upscale them to 800)
-    num_classes = data.num_classes + (task == "detection")
-    model_args = {**config.model_args, "num_classes": num_classes, "in_chans": config.in_chans}
-    if task == "detection":
-        model_args = {"min_size": config.input_size, "max_size": config.input_size,
-                      **model_args}
+
+def build_model(config: TrainConfig, runtime: Runtime, task: Task, data: DataBundle,
+                pretrained: SourceWeights | None, resume_from: Checkpoint | None
+                ) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
+    """The model on its device and memory format, its constructor arguments (what the
+    checkpoint records) and, when it starts from a pruned model, its pruning."""
+    num_classes = task.model_classes(data.num_classes)
+    model_args = {**task.model_args(config), **config.model_args, "num_classes": num_classes,
+                  "in_chans": config.in_chans}
     init = load_checkpoint(config.init_from, prefer="last") if config.init_from else None
     if init is not None:  # e.g. a pruned model, rebuilt from its channel plan
         init.check_matches(config.model, num_classes, config.in_chans, what="init_from")
@@ -250,189 +319,184 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         model = init.build_model()
     elif pretrained:
         model = build_pretrained(pretrained, **model_args)
-    elif task == "detection" and config.pretrained and resume_from is None:
+    elif task.pretrained_is_backbone and config.pretrained and resume_from is None:
         # classifier weights (lightnets, torchvision, timm) for the trunk; the checkpoint keeps
         # the arguments without them, since its state dict holds every weight
         model = create_model(config.model, **model_args, backbone_args={
             "checkpoint_path": config.pretrained, "source": config.pretrained_source})
     else:
         model = create_model(config.model, **model_args)
-    model = model.to(device)
-    memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    if config.precise_bn_batches is None:
-        config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
-                                     if lagging_batchnorm(model, steps_per_epoch) else 0)
-    teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, device)
-               .to(memory_format=memory_format) if config.teacher else None)
-    # the fused kernels take every parameter's momentum buffer at once, and a backbone frozen
-    # for the first epochs has none when it thaws: PyTorch's own update there
-    optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
-                                config.momentum,
-                                fused=False if config.freeze_backbone_epochs else None)
-    scheduler = build_scheduler(optimizer, round(config.warmup_epochs * steps_per_epoch),
-                                config.epochs * steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=runtime.amp_dtype == torch.float16)
+    model = model.to(runtime.device).to(
+        memory_format=torch.channels_last if runtime.channels_last else torch.contiguous_format)
+    return model, model_args, init.pruning if init else None
 
-    # -- resume: weights, optimiser, schedule, RNG -------------------------------------------
-    start_epoch, best_top1, history = 0, -1.0, []
-    if resume_from is not None:
-        resume_from.check_matches(config.model, num_classes, config.in_chans,
-                                  what="--resume checkpoint")
-        resume_from.restore("model", model.load_state_dict)
-        resume_from.restore("optimizer", optimizer.load_state_dict)
-        resume_from.restore("scheduler", scheduler.load_state_dict)
-        if resume_from.scaler or not scaler.is_enabled():  # else fp16 starts with a fresh scaler
-            resume_from.restore("scaler", scaler.load_state_dict)
-        start_epoch, best_top1 = resume_from.epoch, resume_from.best_top1
-        history = list(resume_from.history)
-        if runtime.distributed:  # one stored state cannot serve every process: re-seed
-            torch.manual_seed(seed + 1_000_003 * start_epoch)
-        else:
-            resume_from.restore("rng", restore_rng)
-    backbone = (backbone_parameters(model, config.model, config.model_args)
-                if config.freeze_backbone_epochs else [])
-    # a frozen backbone gets no gradients: DistributedDataParallel must not wait for them
+
+def restore_state(run: Run, resume_from: Checkpoint, seed: int) -> None:
+    """Weights, optimiser, schedule, scaler, epoch, metrics and RNG of the run resumed."""
+    resume_from.check_matches(run.config.model, run.model_args["num_classes"],
+                              run.config.in_chans, what="--resume checkpoint")
+    resume_from.restore("model", run.model.load_state_dict)
+    resume_from.restore("optimizer", run.optimizer.load_state_dict)
+    resume_from.restore("scheduler", run.scheduler.load_state_dict)
+    if resume_from.scaler or not run.scaler.is_enabled():  # else fp16 starts a fresh scaler
+        resume_from.restore("scaler", run.scaler.load_state_dict)
+    run.start_epoch, run.best_score = resume_from.epoch, resume_from.best_score
+    run.history = list(resume_from.history)
+    if run.runtime.distributed:  # one stored state cannot serve every process: re-seed
+        torch.manual_seed(seed + 1_000_003 * run.start_epoch)
+    else:
+        resume_from.restore("rng", restore_rng)
+
+
+def make_train_step(run: Run, teacher: nn.Module | None) -> TrainStep:
+    """The step on the model as it trains: wrapped by DistributedDataParallel under torchrun
+    (a frozen backbone gets no gradients, which it must not wait for), compiled on the first
+    step with ``--compile`` (evaluation and checkpoints use the plain model)."""
+    config, runtime, model = run.config, run.runtime, run.model
+    run.backbone = (backbone_parameters(model, config.model, config.model_args)
+                    if config.freeze_backbone_epochs else [])
+    device = runtime.device
     train_model = (DistributedDataParallel(model, device_ids=[device.index]
                                            if device.type == "cuda" else None,
                                            find_unused_parameters=config.freeze_backbone_epochs > 0)
                    if runtime.distributed else model)
-    if config.compile:  # compiled on the first step; evaluation and checkpoints use `model`
+    if config.compile:
         train_model = torch.compile(train_model)
-    train_step = TrainStep(train_model, optimizer, scheduler, scaler, runtime.amp_dtype,
-                           config.label_smoothing,
-                           float(getattr(model, "aux_loss_weight", 0.0)), config.grad_clip,
-                           teacher, config.distill_alpha, config.distill_temperature, task)
+    return TrainStep(train_model, run.optimizer, run.scheduler, run.scaler, runtime.amp_dtype,
+                     config.label_smoothing, float(getattr(model, "aux_loss_weight", 0.0)),
+                     config.grad_clip, teacher, config.distill_alpha,
+                     config.distill_temperature, run.task)
 
-    # -- run folder: the resolved configuration, what really runs ----------------------------
-    config = dataclasses.replace(config, name=run_dir.name, runs_dir=str(run_dir.parent),
-                                 resume=None)
-    if is_main:
-        if overwrite and resume_from is None:
-            report.remove_run_files(run_dir)
-        report.write_config(run_dir, config.to_dict(), {
-            "num_classes": num_classes, "class_names": data.classes,
-            "world_size": runtime.world_size, "device": str(device),
-            "amp": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "off",
-            "channels_last": runtime.channels_last, "preprocess": preprocess, "task": task,
-            "train_images": len(data.train), "val_images": len(data.val)})
-        start = f" from {config.pretrained}" if config.pretrained else ""
-        trunk = given_backbone(config)
-        on = f" with backbone {trunk}" if trunk else ""
-        console.print(f"training {config.model}{on}{start} "
-                      f"({sum(p.numel() for p in model.parameters()):,} params) on {config.data}: "
-                      f"{len(data.train)} train / {len(data.val)} val "
-                      f"images, {data.num_classes} classes, {config.input_size}x"
-                      f"{config.input_size}x{config.in_chans}; {config.epochs} epochs of "
-                      f"{steps_per_epoch} steps on {device} x{runtime.world_size} -> {run_dir}"
-                      + (f" (resuming after epoch {start_epoch})" if resume_from else ""),
+
+def write_run_files(run: Run, resume_from: Checkpoint | None, overwrite: bool,
+                    console: Console) -> None:
+    """The resolved configuration (what really runs) in the run folder, and the start-up
+    line (rank 0)."""
+    config, runtime, data = run.config, run.runtime, run.data
+    if not runtime.is_main:
+        return
+    if overwrite and resume_from is None:
+        report.remove_run_files(run.run_dir)
+    report.write_config(run.run_dir, config.to_dict(), {
+        "num_classes": run.model_args["num_classes"], "class_names": data.classes,
+        "world_size": runtime.world_size, "device": str(runtime.device),
+        "amp": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "off",
+        "channels_last": runtime.channels_last, "preprocess": run.preprocess,
+        "task": run.task.name, "train_images": len(data.train), "val_images": len(data.val)})
+    start = f" from {config.pretrained}" if config.pretrained else ""
+    trunk = given_backbone(config)
+    on = f" with backbone {trunk}" if trunk else ""
+    console.print(f"training {config.model}{on}{start} "
+                  f"({sum(p.numel() for p in run.model.parameters()):,} params) on "
+                  f"{config.data}: {len(data.train)} train / {len(data.val)} val images, "
+                  f"{data.num_classes} classes, {config.input_size}x{config.input_size}x"
+                  f"{config.in_chans}; {config.epochs} epochs of {run.steps_per_epoch} steps on "
+                  f"{runtime.device} x{runtime.world_size} -> {run.run_dir}"
+                  + (f" (resuming after epoch {run.start_epoch})" if resume_from else ""),
+                  highlight=False, soft_wrap=True)
+    if resume_from is not None and run.start_epoch >= config.epochs:
+        console.print(f"{run.run_dir} has trained all its {config.epochs} epochs; nothing left "
+                      f"to do (pass --epochs above {config.epochs} to train longer)",
                       highlight=False, soft_wrap=True)
-        if resume_from is not None and start_epoch >= config.epochs:
-            console.print(f"{run_dir} has trained all its {config.epochs} epochs; nothing left "
-                          f"to do (pass --epochs above {config.epochs} to train longer)",
-                          highlight=False, soft_wrap=True)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
-    # -- epochs ------------------------------------------------------------------------------
-    seconds = 0.0  # of training, validation and checkpoints (not of a paused consumer)
-    for epoch in range(start_epoch, config.epochs):
-        epoch_start = time.perf_counter()
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        train_model.train()
-        frozen = epoch < config.freeze_backbone_epochs  # only the new classifier learns
-        freeze_backbone(model, backbone, frozen)
-        # running sums on this process: loss * images, correct predictions (pixels for
-        # segmenters, labelled ones only), predictions, images; kept on the device and read by
-        # the host only for the progress bar, a few times a second
-        tally = torch.zeros(4, dtype=torch.float64, device=device)
-        shown_at = epoch_start
-        with report.epoch_progress(console, show) as progress:
-            bar = progress.add_task(f"epoch {epoch + 1}/{config.epochs}",
-                                     total=steps_per_epoch, loss=0.0, acc=0.0, speed=0.0)
-            for step, (images, labels) in enumerate(train_loader):
-                if step >= steps_per_epoch:
-                    break
-                if task == "detection":  # lists: torchvision normalises and batches them
-                    images, labels = detection_batch(images, labels, device)
-                else:
-                    images = normalize(images.to(device, non_blocking=True,
-                                                 memory_format=memory_format))
-                    labels = labels.to(device, non_blocking=True).long()  # masks: uint8
-                logits, loss = train_step.forward(images, labels)
 
-                # a diverged loss stops every process at the same step, before any update
-                step_loss = runtime.sum(loss.detach().float().clone()) / runtime.world_size
-                if not torch.isfinite(step_loss):
-                    where = (f"the last good checkpoint is {last_path} (epoch {epoch})"
-                             if epoch > 0 and last_path.exists() else "no checkpoint was written")
-                    raise NonFiniteLossError(
-                        f"loss became {float(step_loss)} at epoch {epoch + 1} step {step + 1} "
-                        f"(lr {scheduler.get_last_lr()[0]:.3g}); stopped, {where}; try a lower "
-                        "--lr, --grad-clip or --amp off")
-                train_step.update(loss)
+def train_one_epoch(run: Run, epoch: int, console: Console) -> tuple[torch.Tensor, float]:
+    """The training steps of one epoch. Returns the tally summed over processes (loss times
+    images, right predictions, predictions, images) and the seconds it took."""
+    config, runtime, task, device = run.config, run.runtime, run.task, run.runtime.device
+    show = config.progress and runtime.is_main
+    epoch_start = time.perf_counter()
+    if run.sampler is not None:
+        run.sampler.set_epoch(epoch)
+    run.train_step.model.train()
+    # only the new classifier learns while the backbone is frozen
+    freeze_backbone(run.model, run.backbone, epoch < config.freeze_backbone_epochs)
+    normalize = normalize_transform(run.preprocess)
+    # kept on the device and read by the host only for the progress bar, a few times a second
+    tally = torch.zeros(4, dtype=torch.float64, device=device)
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    shown_at = epoch_start
+    with report.epoch_progress(console, show, task.train_accuracy) as progress:
+        bar = progress.add_task(f"epoch {epoch + 1}/{config.epochs}",
+                                total=run.steps_per_epoch, loss=0.0, acc=0.0, speed=0.0)
+        for step, (images, labels) in enumerate(run.train_loader):
+            if step >= run.steps_per_epoch:
+                break
+            images, labels = task.to_device(images, labels, device, normalize,
+                                            run.memory_format)
+            outputs, loss = run.train_step.forward(images, labels)
+            # a diverged loss stops every process at the same step, before any update
+            step_loss = runtime.sum(loss.detach().float().clone()) / runtime.world_size
+            if not torch.isfinite(step_loss):
+                raise diverged(run, epoch, step, float(step_loss))
+            run.train_step.update(loss)
+            hits = task.hits_and_counts(outputs, labels) if task.train_accuracy else (zero, zero)
+            tally += torch.stack([loss.detach().double() * len(labels), *hits,
+                                  torch.tensor(len(labels), dtype=torch.float64,
+                                               device=device)])
+            progress.advance(bar)
+            now = time.perf_counter()
+            if show and (now - shown_at > 0.25 or step + 1 == run.steps_per_epoch):
+                shown_at, (loss_sum, correct, counted, seen) = now, tally.tolist()
+                progress.update(bar, loss=loss_sum / seen, acc=correct / max(counted, 1),
+                                speed=seen * runtime.world_size / (now - epoch_start))
+    return runtime.sum(tally), time.perf_counter() - epoch_start
 
-                tally += torch.stack([loss.detach().double() * len(labels),
-                                      *hits_and_counts(logits, labels, device),
-                                      torch.tensor(len(labels), dtype=torch.float64,
-                                                   device=device)])
-                progress.advance(bar)
-                now = time.perf_counter()
-                if show and (now - shown_at > 0.25 or step + 1 == steps_per_epoch):
-                    shown_at, (loss_sum, correct, counted, seen) = now, tally.tolist()
-                    progress.update(bar, loss=loss_sum / seen, acc=correct / max(counted, 1),
-                                    speed=seen * runtime.world_size / (now - epoch_start))
-        tally = runtime.sum(tally)
-        train_seconds = time.perf_counter() - epoch_start
 
-        # evaluation on the validation split, each process on its shard of it, in full
-        # precision like `lightnets eval`, so the logged top-1 is the checkpoint's own; lagging
-        # BatchNorm averages are first recomputed from the current weights (precise_bn.py), in
-        # the training step's precision, whose statistics they stand for
-        if config.precise_bn_batches and not frozen:
-            batches = itertools.islice(train_loader, min(config.precise_bn_batches,
-                                                         steps_per_epoch))
-            with train_step.autocast:
-                if task == "detection":  # its network alone: the losses would need targets
-                    recompute_batchnorm_stats(model, (
-                        model.transform(detection_batch(images, [], device)[0])[0].tensors
-                        for images, _ in batches), model.batchnorm_forward)
-                else:
-                    recompute_batchnorm_stats(model, (normalize(images.to(
-                        device, memory_format=memory_format)) for images, _ in batches))
-        runtime.average_buffers(model)
-        result = evaluate(model, val_loader, data.num_classes, device, None,
-                          runtime.channels_last, config.limit_val_batches, runtime.sum,
-                          data.classes, normalize)
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-               "train_loss": float(tally[0] / tally[3]),
-               "train_acc": float(tally[1] / tally[2].clamp(min=1)), **result.row(),
-               "epoch_seconds": time.perf_counter() - epoch_start,
-               "images_per_second": float(tally[3]) / train_seconds}
-        history.append(row)
-        improved = result.primary > best_top1
-        best_top1 = max(best_top1, result.primary)
+def diverged(run: Run, epoch: int, step: int, loss: float) -> NonFiniteLossError:
+    """The error that stops a run whose loss became NaN or infinite."""
+    where = (f"the last good checkpoint is {run.last_path} (epoch {epoch})"
+             if epoch > 0 and run.last_path.exists() else "no checkpoint was written")
+    return NonFiniteLossError(
+        f"loss became {loss} at epoch {epoch + 1} step {step + 1} "
+        f"(lr {run.scheduler.get_last_lr()[0]:.3g}); stopped, {where}; try a lower --lr, "
+        "--grad-clip or --amp off")
 
-        # checkpoint, metrics, plot: rank 0 only; the others wait so no one runs ahead
-        if is_main:
-            checkpoint = Checkpoint(
-                model_name=config.model, model_args=model_args, model=model.state_dict(),
-                preprocess=preprocess, class_names=data.classes, config=config.to_dict(),
-                epoch=epoch + 1, best_top1=best_top1, history=history,
-                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                scaler=scaler.state_dict(), rng=capture_rng(),
-                pruning=init.pruning if init else None)
-            save_checkpoint(checkpoint, last_path)
-            if improved:
-                save_checkpoint(checkpoint, best_path)
-            report.write_metrics(run_dir, history)
-            if plots:
-                report.plot_curves(run_dir, history, f"{config.model} on {Path(config.data).name}")
-            if config.progress:
-                console.print(report.epoch_line(row, config.epochs), highlight=False,
-                              soft_wrap=True)
-        runtime.barrier()
-        seconds += time.perf_counter() - epoch_start
-        yield row
 
-    return TrainResult(run_dir, last_path, best_path, best_top1, history, seconds)
+def validate(run: Run, epoch: int) -> Any:
+    """The task's figures on the validation split, each process on its shard of it, in full
+    precision like `lightnets eval`, so the logged figure is the checkpoint's own. Lagging
+    BatchNorm averages are first recomputed from the current weights (precise_bn.py), in the
+    training step's precision, whose statistics they stand for."""
+    config, runtime, task = run.config, run.runtime, run.task
+    normalize = normalize_transform(run.preprocess)
+    if config.precise_bn_batches and epoch >= config.freeze_backbone_epochs:
+        batches = itertools.islice(run.train_loader, min(config.precise_bn_batches,
+                                                         run.steps_per_epoch))
+        with run.train_step.autocast:
+            inputs, forward = task.batchnorm_inputs(run.model, batches, runtime.device,
+                                                    normalize, run.memory_format)
+            recompute_batchnorm_stats(run.model, inputs, forward)
+    runtime.average_buffers(run.model)
+    return task.evaluate(run.model, run.val_loader, run.data.classes, runtime.device,
+                         runtime.channels_last, config.limit_val_batches, runtime.sum,
+                         runtime.distributed, normalize)
+
+
+def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots: bool,
+               console: Console) -> None:
+    """The epoch's checkpoint (``best.pt`` too when it improved), metrics table, curves and
+    summary line: rank 0 only; the others wait so no one runs ahead."""
+    config = run.config
+    run.history.append(row)
+    improved = score > run.best_score
+    run.best_score = max(run.best_score, score)
+    if run.runtime.is_main:
+        checkpoint = Checkpoint(
+            model_name=config.model, model_args=run.model_args, model=run.model.state_dict(),
+            preprocess=run.preprocess, class_names=run.data.classes, config=config.to_dict(),
+            epoch=epoch + 1, best_score=run.best_score, best_metric=run.task.metric,
+            history=run.history, optimizer=run.optimizer.state_dict(),
+            scheduler=run.scheduler.state_dict(), scaler=run.scaler.state_dict(),
+            rng=capture_rng(), pruning=run.pruning)
+        save_checkpoint(checkpoint, run.last_path)
+        if improved:
+            save_checkpoint(checkpoint, run.best_path)
+        report.write_metrics(run.run_dir, run.history, run.task)
+        if plots:
+            report.plot_curves(run.run_dir, run.history, run.task,
+                               f"{config.model} on {Path(config.data).name}")
+        if config.progress:
+            console.print(report.epoch_line(row, config.epochs, run.task), highlight=False,
+                          soft_wrap=True)
+    run.runtime.barrier()

@@ -19,21 +19,16 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from lightnets.files import FolderInUseError, lock_folder, write_atomic
+from lightnets.tasks import Task
 
 RUN_FILES = ("last.pt", "best.pt", "config.json", "metrics.csv", "curves.png")
-# the validation columns are the task's (EvalResult.row, SegEvalResult.row); a row says which
-VAL_COLUMNS = {"val_top1": ["val_loss", "val_top1", "val_top5"],
-               "val_miou": ["val_loss", "val_miou", "val_pixel_acc"],
-               "val_map": ["val_map", "val_map_50", "val_map_75"]}
-METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", *VAL_COLUMNS["val_top1"],
-                  "epoch_seconds", "images_per_second"]
 
 
-def metric_columns(row: dict[str, float]) -> list[str]:
-    """The columns of a metrics table whose rows look like ``row``."""
-    val = VAL_COLUMNS[next((key for key in VAL_COLUMNS if key in row), "val_top1")]
-    return ["epoch", "lr", "train_loss", "train_acc", *val, "epoch_seconds",
-            "images_per_second"]
+def metric_columns(task: Task) -> list[str]:
+    """The columns of a metrics table of ``task``'s runs (its validation columns, and a
+    training accuracy where the task counts one)."""
+    return ["epoch", "lr", "train_loss", *(["train_acc"] if task.train_accuracy else []),
+            *task.val_columns, "epoch_seconds", "images_per_second"]
 
 
 def choose_run_dir(runs_dir: str, name: str | None, model: str, data: str) -> Path:
@@ -90,10 +85,9 @@ def write_config(run_dir: Path, config: dict[str, Any], extra: dict[str, Any]) -
     write_atomic(run_dir / "config.json", json.dumps({**config, **extra}, indent=2) + "\n")
 
 
-def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
+def write_metrics(run_dir: Path, history: list[dict[str, float]], task: Task) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=metric_columns(history[0] if history else {}),
-                            extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=metric_columns(task), extrasaction="ignore")
     writer.writeheader()
     for row in history:
         writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value)
@@ -101,10 +95,11 @@ def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
     write_atomic(run_dir / "metrics.csv", buffer.getvalue())
 
 
-def plot_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> None:
-    """Loss (train and validation) and accuracy (train and validation top-1; for segmenters
-    train pixel accuracy, validation pixel accuracy and mIoU) per epoch (needs matplotlib:
-    check :func:`lightnets.optional.by_product` first)."""
+def plot_curves(run_dir: Path, history: list[dict[str, float]], task: Task, title: str
+                ) -> None:
+    """Loss (train and validation) and the task's figures (train accuracy where it counts one,
+    and its validation curves) per epoch (needs matplotlib: check
+    :func:`lightnets.optional.by_product` first)."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     epochs = [row["epoch"] for row in history]
@@ -114,23 +109,12 @@ def plot_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> N
     if "val_loss" in history[0]:  # detectors compute no loss in eval mode
         loss_axes.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
     loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    if "val_map" not in history[0]:
+    if task.train_accuracy:
         accuracy_axes.plot(epochs, [100 * row["train_acc"] for row in history], "o-",
                            label="train")
-    if "val_map" in history[0]:
-        for key, name in (("val_map", "mAP@[.5:.95]"), ("val_map_50", "mAP@.5")):
-            accuracy_axes.plot(epochs, [100 * row[key] for row in history], "o-", label=name)
-        accuracy_axes.set(xlabel="epoch", ylabel="%", title="validation box mAP")
-    elif "val_miou" in history[0]:
-        accuracy_axes.plot(epochs, [100 * row["val_pixel_acc"] for row in history], "o-",
-                           label="validation pixel accuracy")
-        accuracy_axes.plot(epochs, [100 * row["val_miou"] for row in history], "s-",
-                           label="validation mIoU")
-        accuracy_axes.set(xlabel="epoch", ylabel="%", title="pixel accuracy and mIoU")
-    else:
-        accuracy_axes.plot(epochs, [100 * row["val_top1"] for row in history], "o-",
-                           label="validation top-1")
-        accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for key, name, style in task.curves:
+        accuracy_axes.plot(epochs, [100 * row[key] for row in history], style, label=name)
+    accuracy_axes.set(xlabel="epoch", ylabel=task.curves_axis[0], title=task.curves_axis[1])
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
         axes.legend()
@@ -140,27 +124,21 @@ def plot_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> N
     write_atomic(run_dir / "curves.png", buffer.getvalue())
 
 
-def epoch_progress(console: Console, enabled: bool) -> Progress:
-    """A progress bar for one epoch: steps, loss, accuracy, throughput, elapsed time and ETA
-    (on a terminal only; logs get the per-epoch lines)."""
+def epoch_progress(console: Console, enabled: bool, accuracy: bool = True) -> Progress:
+    """A progress bar for one epoch: steps, loss, training accuracy (where counted),
+    throughput, elapsed time and ETA (on a terminal only; logs get the per-epoch lines)."""
+    shown = "acc {task.fields[acc]:6.2%}  " if accuracy else ""
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:6.2%}  "
-                   "{task.fields[speed]:5.0f} img/s"),
+        TextColumn("loss {task.fields[loss]:.4f}  " + shown + "{task.fields[speed]:5.0f} img/s"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
         console=console, transient=True, disable=not (enabled and console.is_terminal))
 
 
-def epoch_line(row: dict[str, float], epochs: int) -> str:
+def epoch_line(row: dict[str, float], epochs: int, task: Task) -> str:
     """The one-line summary printed after each epoch."""
-    if "val_map" in row:
-        train = f"train loss {row['train_loss']:.4f}"
-        val = (f"val mAP {row['val_map']:.3f} mAP@.5 {row['val_map_50']:.3f} "
-               f"mAP@.75 {row['val_map_75']:.3f}")
-    else:
-        train = f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2%}"
-        val = f"val loss {row['val_loss']:.4f} " + (
-            f"mIoU {row['val_miou']:6.2%} pixel acc {row['val_pixel_acc']:6.2%}"
-            if "val_miou" in row else f"top1 {row['val_top1']:6.2%} top5 {row['val_top5']:6.2%}")
+    train = f"train loss {row['train_loss']:.4f}" + (
+        f" acc {row['train_acc']:6.2%}" if task.train_accuracy else "")
+    val = task.epoch_summary(row)
     return (f"epoch {row['epoch']:>3}/{epochs}  lr {row['lr']:.2e}  {train}  |  {val}  |  "
             f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s")

@@ -78,7 +78,7 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 # The CPU defaults, from benchmarks/train_step_sweep.py (batch 32, 1 thread, CPU time; the
-# README's "Training speed" holds the figures): bf16 autocast pays off once the convolutions are
+# docs' training guide has the figures): bf16 autocast pays off once the convolutions are
 # large enough for the bf16 matrix units to outrun the casts around them. Measured in MACs per
 # image at the input size, against the fp32 step in its best memory format: MobileNetV2 at
 # 128 px (99M) 0.76x, ResNet-18 at 48 px (98M) 1.03x, ShuffleNet V2 at 224 px (145M) 0.97x;

@@ -1,33 +1,22 @@
 """One optimisation step as the trainer takes it, in two halves so the loop can stop a diverged
-loss before any update: :meth:`TrainStep.forward` (autocast forward, label and auxiliary losses
-(per image for classifiers, per pixel for segmenters), optionally the teacher's soft targets) and :meth:`TrainStep.update` (backward, clipping, the
-optimiser and schedule). ``lightnets bench --mode train`` times this same step."""
+loss before any update: :meth:`TrainStep.forward` (autocast forward and the task's loss, with
+the auxiliary heads' and optionally a teacher's soft targets) and :meth:`TrainStep.update`
+(backward, clipping, the optimiser and schedule). ``lightnets bench --mode train`` times this
+same step."""
 
 from __future__ import annotations
 
 from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from lightnets.tasks import CLASSIFICATION_TASK, Task
 from lightnets.train.distill import distillation_loss
-from lightnets.train.seg_evaluate import segmentation_loss
-
-
-def classification_loss(logits: torch.Tensor, aux_logits: list[torch.Tensor],
-                        labels: torch.Tensor, aux_weight: float,
-                        label_smoothing: float) -> torch.Tensor:
-    """Cross-entropy of the logits plus ``aux_weight`` times that of each auxiliary head."""
-    loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
-    for aux in aux_logits:
-        loss = loss + aux_weight * F.cross_entropy(aux.float(), labels,
-                                                   label_smoothing=label_smoothing)
-    return loss
 
 
 class TrainStep:
-    """Forward and update of ``model`` (a lightnets classifier, possibly wrapped by
+    """Forward and update of ``model`` (a lightnets model of ``task``, possibly wrapped by
     DistributedDataParallel or ``torch.compile``) on batches already on its device."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -36,7 +25,7 @@ class TrainStep:
                  amp_dtype: torch.dtype | None = None, label_smoothing: float = 0.0,
                  aux_weight: float = 0.0, grad_clip: float | None = None,
                  teacher: nn.Module | None = None, distill_alpha: float = 0.7,
-                 distill_temperature: float = 4.0, task: str = "classification") -> None:
+                 distill_temperature: float = 4.0, task: Task = CLASSIFICATION_TASK) -> None:
         device_type = next(model.parameters()).device.type
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.scaler = scaler or torch.amp.GradScaler(device_type, enabled=False)
@@ -47,19 +36,15 @@ class TrainStep:
         self.teacher, self.distill_alpha, self.distill_temperature = (teacher, distill_alpha,
                                                                       distill_temperature)
         self.task = task
-        self.loss = segmentation_loss if task == "segmentation" else classification_loss
 
     def forward(self, images: torch.Tensor | list, labels: torch.Tensor | list
                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(logits, loss)``: the labels' loss (with the auxiliary heads'), blended with the
-        distillation term when there is a teacher. A detector takes lists of images and
-        targets and gives ``(None, the sum of its losses)``."""
+        """``(outputs, loss)``: the task's loss of the labels (with the auxiliary heads'),
+        blended with the distillation term when there is a teacher (classifiers). A detector
+        takes lists of images and targets and gives ``(None, the sum of its losses)``."""
         with self.autocast:
-            if self.task == "detection":  # torchvision's detectors compute their own losses
-                losses = self.model(images, labels)
-                return None, sum(losses.values())
-            logits, aux_logits = self.model(images, return_aux=True)
-            loss = self.loss(logits, aux_logits, labels, self.aux_weight, self.label_smoothing)
+            logits, loss = self.task.forward_loss(self.model, images, labels, self.aux_weight,
+                                                  self.label_smoothing)
             if self.teacher is not None:
                 with torch.no_grad():
                     teacher_logits = self.teacher(images)

@@ -26,7 +26,8 @@ from lightnets.checkpoint import Checkpoint
 from lightnets.data import default_preprocess
 from lightnets.data.transforms import make_preprocess
 from lightnets.registry import (PeerWeights, create_model, list_models, meta_model, peers_of,
-                                resolve_name, task_of)
+                                resolve_name)
+from lightnets.tasks import task_for
 from lightnets.weights.files import WeightsFile, open_weights
 from lightnets.weights.layout import layout_of
 from lightnets.weights.mapping import Fit, adapt_input_conv, fit, rename
@@ -138,7 +139,7 @@ def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile
                       ) -> tuple[dict[str, Any], list[str] | None]:
     """The preprocessing and class names of a torchvision or timm file."""
     path, config = weights_file.path, weights_file.config or {}
-    detector = task_of(name) == "detection"
+    detector = task_for(name).background_classes > 0  # its class 0 is the background
     names = (imagenet_categories() if candidate.num_classes == IMAGENET_CLASSES and not detector
              else None)
     if candidate.source == "torchvision":
@@ -300,7 +301,7 @@ def build_pretrained(weights: SourceWeights, num_classes: int | None = None,
             preprocess["input_size"], chans, preprocess["resize"], preprocess["mean"],
             preprocess["std"], preprocess.get("interpolation", "bilinear"))}
     class_names = weights.class_names
-    detector = task_of(name) == "detection"
+    detector = task_for(name).background_classes > 0  # its class 0 is the background
     replaced = layout.classifier if classes != weights.num_classes else frozenset()
     if replaced:
         state = {key: tensor for key, tensor in state.items() if key not in replaced}

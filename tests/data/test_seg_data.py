@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from lightnets.data import IGNORE_INDEX, build_data, data_kind, default_preprocess
+from lightnets.data import IGNORE_INDEX, build_data, default_preprocess
+from lightnets.tasks import get_task
 from lightnets.data import digits_seg
 from lightnets.data.digits import digits_split
 from lightnets.data.seg_folders import VOC_CLASSES
@@ -54,16 +55,16 @@ def test_training_and_validation_canvases_come_from_disjoint_scans(monkeypatch):
 
 def test_digits_seg_bundle_and_its_task():
     preprocess = default_preprocess("digits-seg", 64, 3)
-    bundle = build_data("digits-seg", preprocess, normalize=False, task="segmentation")
-    assert bundle.task == "segmentation" and bundle.classes[0] == "background"
+    bundle = build_data("digits-seg", preprocess, normalize=False, kind="digits-seg")
+    assert bundle.kind == "digits-seg" and bundle.classes[0] == "background"
     assert bundle.num_classes == 11 and (len(bundle.train), len(bundle.val)) == (4000, 500)
     image, mask = bundle.train[0]
     assert image.dtype == torch.uint8 and image.shape == (3, 64, 64)
     assert isinstance(mask, tv_tensors.Mask) and mask.shape == (64, 64)
     with pytest.raises(ValueError, match="digits-seg is segmentation data"):
-        data_kind("digits-seg", "classification")
+        get_task("classification").data_kind("digits-seg")
     with pytest.raises(ValueError, match="digits is classification data.*digits-seg"):
-        data_kind("digits", "segmentation")
+        get_task("segmentation").data_kind("digits")
 
 
 def test_joint_transforms_move_the_mask_with_the_image():
@@ -119,7 +120,7 @@ def pair_folder(root, count=6, **kwargs):
 
 def seg_bundle(root, **kwargs):
     return build_data(str(root), default_preprocess("seg-folder", 16, 3), augment=False,
-                      task="segmentation", **kwargs)
+                      kind="seg-folder", **kwargs)
 
 
 def test_pair_folder_split_by_fraction_and_by_folders(tmp_path):
@@ -194,7 +195,7 @@ def test_corrupt_files_are_skipped_and_counted(tmp_path):
 
 def test_folder_kinds_follow_the_task(tmp_path):
     root = pair_folder(tmp_path / "data", 2)
-    assert data_kind(str(root), "segmentation") == "seg-folder"
+    assert get_task("segmentation").data_kind(str(root)) == "seg-folder"
     (tmp_path / "classes" / "cat").mkdir(parents=True)
     with pytest.raises(ValueError, match="neither a VOC nor a pair folder"):
-        data_kind(str(tmp_path / "classes"), "segmentation")
+        get_task("segmentation").data_kind(str(tmp_path / "classes"))

@@ -16,7 +16,8 @@ from lightnets import registry
 from lightnets.checkpoint import load_checkpoint
 from lightnets.cli import main
 from lightnets.models.base import Classifier, stage_info
-from lightnets.train import (NonFiniteLossError, TrainConfig, evaluate, loop, step, train,
+from lightnets.tasks import classification
+from lightnets.train import (NonFiniteLossError, TrainConfig, evaluate, loop, train,
                              train_epochs)
 from tests.conftest import DIGITS_RUN, TINY_TRAIN, add_corrupt_files, make_image_tree
 from tests.train.conftest import tiny_config, train_killed_after_first_epoch
@@ -83,7 +84,7 @@ def test_resume_ends_with_the_same_weights(tmp_path, monkeypatch):
 
 
 def poison_loss_after(monkeypatch, good_steps: int) -> None:
-    real = step.classification_loss
+    real = classification.classification_loss
     calls = {"count": 0}
 
     def poisoned(*args, **kwargs):
@@ -91,7 +92,7 @@ def poison_loss_after(monkeypatch, good_steps: int) -> None:
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["count"] > good_steps else loss
 
-    monkeypatch.setattr(step, "classification_loss", poisoned)
+    monkeypatch.setattr(classification, "classification_loss", poisoned)
 
 
 @pytest.mark.slow
@@ -160,8 +161,9 @@ def test_aux_logits_enter_the_loss_with_their_weight():
     logits, aux = torch.randn(4, 5), [torch.randn(4, 5), torch.randn(4, 5)]
     labels = torch.tensor([0, 1, 2, 3])
     expected = F.cross_entropy(logits, labels) + 0.3 * sum(F.cross_entropy(a, labels) for a in aux)
-    assert torch.allclose(step.classification_loss(logits, aux, labels, 0.3, 0.0), expected)
-    assert torch.allclose(step.classification_loss(logits, [], labels, 0.3, 0.0),
+    assert torch.allclose(classification.classification_loss(logits, aux, labels, 0.3, 0.0),
+                          expected)
+    assert torch.allclose(classification.classification_loss(logits, [], labels, 0.3, 0.0),
                           F.cross_entropy(logits, labels))
 
 
@@ -191,13 +193,13 @@ class TinyAuxNet(Classifier):
 def test_training_switches_on_and_uses_auxiliary_heads(tmp_path, monkeypatch):
     monkeypatch.setitem(registry._BUILDERS, "tiny_aux_net", lambda **kw: TinyAuxNet(**kw))
     seen = []
-    real = step.classification_loss
+    real = classification.classification_loss
 
     def spy(logits, aux_logits, labels, aux_weight, smoothing):
         seen.append((len(aux_logits), aux_weight))
         return real(logits, aux_logits, labels, aux_weight, smoothing)
 
-    monkeypatch.setattr(step, "classification_loss", spy)
+    monkeypatch.setattr(classification, "classification_loss", spy)
     result = train(tiny_config(tmp_path, model="tiny_aux_net", epochs=1, batch_size=16,
                                input_size=16, limit_train_batches=2))
     assert seen == [(1, 0.3), (1, 0.3)]

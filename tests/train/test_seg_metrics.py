@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightnets.data import IGNORE_INDEX
-from lightnets.train.seg_evaluate import (confusion_counts, evaluate_segmenter, scores,
+from lightnets.tasks.segmentation import (confusion_counts, evaluate_segmenter, scores,
                                           segmentation_loss)
 
 

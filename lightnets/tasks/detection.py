@@ -1,10 +1,13 @@
-"""Detection evaluation: COCO mAP@[.5:.95], mAP@.5, mAP@.75 and per-class AP, computed by
-pycocotools (:class:`lightnets.metrics.DetectionEvaluator`) from the detector's boxes on the
-validation split. Under DDP every process evaluates its shard and the per-image records are
-gathered, so the figures are the whole split's."""
+"""Detection: boxes of classes. Its data (digits-det canvases, COCO and Pascal VOC folders,
+letterboxed), losses (the detector's own), metric (COCO mAP@[.5:.95], mAP@.5, mAP@.75 and
+per-class AP, by pycocotools through :class:`lightnets.metrics.DetectionEvaluator`) and
+picture (validation images with their true and predicted boxes). A detector counts the
+background among its classes. Under DDP every process evaluates its shard and the per-image
+records are gathered, so the figures are the whole split's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +15,14 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
+from lightnets.data.detection import detection_collate, detection_data_kind
+from lightnets.detect.detector import decoded_detector
 from lightnets.files import write_atomic
 from lightnets.metrics import DetectionEvaluator, save_coco_detections, to_coco_detections
+from lightnets.registry import DETECTION
+from lightnets.tasks.base import Normalize, Task, register_task
 
 
 @dataclass
@@ -147,3 +154,121 @@ def save_boxes_png(result: DetEvalResult, path: str | Path, title: str = "",
     figure.suptitle(title or f"mAP {result.map:.3f} (mAP@.5 {result.map_50:.3f}) on "
                     f"{result.count} images; dashed: ground truth")
     return write_atomic(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
+
+
+class Detection(Task):
+    """Detectors: images and their boxes, with a background class of the model's own."""
+
+    name = DETECTION
+    embedded_data = "digits-det"
+    expected_data = ("'digits-det', a COCO folder (annotations.json + images/) or a Pascal VOC "
+                     "folder (Annotations/ + JPEGImages/)")
+    metric, metric_label = "map", "mAP@[.5:.95]"
+    second_metric = ("val_map_50", "map_50", "mAP@.5")
+    reference_metric = ("box_map", "COCO box mAP")
+    outputs, outputs_tensor = "boxes", False
+    background_classes = 1
+    train_accuracy = False
+    val_columns = ("val_map", "val_map_50", "val_map_75")
+    curves = (("val_map", "mAP@[.5:.95]", "o-"), ("val_map_50", "mAP@.5", "o-"))
+    curves_axis = ("%", "validation box mAP")
+    picture_stem, picture_name = "detections", "the example predictions"
+    saves_predictions = True
+    collate = staticmethod(detection_collate)
+    pretrained_is_backbone = True
+    scores_exported = False
+
+    def folder_kind(self, path: Path) -> str | None:
+        return detection_data_kind(str(path))
+
+    def network_inputs(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        # uint8 canvases, normalised as the detector's transform does before its network
+        # (``model``: the RawHeads exported)
+        if not len(images):
+            return images
+        transform = model.detector.transform
+        mean = torch.tensor(transform.image_mean).view(1, -1, 1, 1)
+        std = torch.tensor(transform.image_std).view(1, -1, 1, 1)
+        return (images.float() / 255 - mean) / std
+
+    def describe_classes(self, model_classes: int) -> str:
+        return f"{model_classes - 1} object classes ({model_classes} with the background)"
+
+    def check_config(self, config: Any) -> None:
+        if config.freeze_backbone_epochs:
+            raise ValueError("--freeze-backbone-epochs is for classifiers; freeze a detector's "
+                             "earliest stages with --model-arg trainable_layers=N")
+        super().check_config(config)
+
+    def model_args(self, config: Any) -> dict[str, Any]:
+        # the images at their letterboxed size (torchvision's transform would otherwise
+        # upscale them to 800)
+        return {"min_size": config.input_size, "max_size": config.input_size}
+
+    def runtime_defaults(self, amp: str, channels_last: bool | None
+                         ) -> tuple[str, bool | None]:
+        # fp32 NCHW unless asked: torchvision's losses and box coding were written for it, and
+        # its transform batches the images itself
+        return "off" if amp == "auto" else amp, bool(channels_last)
+
+    def epoch_summary(self, row: dict[str, float]) -> str:
+        return (f"val mAP {row['val_map']:.3f} mAP@.5 {row['val_map_50']:.3f} "
+                f"mAP@.75 {row['val_map_75']:.3f}")
+
+    def input_shape(self, model: nn.Module, input_size: int) -> tuple[int, int, int]:
+        return (3, input_size, input_size)  # its transform batches RGB images itself
+
+    def to_device(self, images: list, targets: list, device: torch.device,
+                  normalize: Normalize | None, memory_format: torch.memory_format
+                  ) -> tuple[list, list]:
+        return to_device(images, targets, device)  # lists: torchvision normalises and batches
+
+    def forward_loss(self, model: nn.Module, images: list, targets: list, aux_weight: float,
+                     label_smoothing: float) -> tuple[None, torch.Tensor]:
+        return None, sum(model(images, targets).values())  # torchvision's own losses
+
+    def batchnorm_inputs(self, model: nn.Module, batches: Iterable[tuple[list, list]],
+                         device: torch.device, normalize: Normalize | None,
+                         memory_format: torch.memory_format
+                         ) -> tuple[Iterable[torch.Tensor], Callable[[torch.Tensor], Any]]:
+        # its network alone: the losses would need targets
+        return ((model.transform(to_device(images, [], device)[0])[0].tensors
+                 for images, _ in batches), model.batchnorm_forward)
+
+    def evaluate(self, model: nn.Module, loader: DataLoader, classes: list[str],
+                 device: torch.device | str = "cpu", channels_last: bool = False,
+                 limit_batches: int | None = None,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 distributed: bool = False, normalize: Normalize | None = None,
+                 examples: int = 0) -> DetEvalResult:
+        return evaluate_detector(model, loader, classes, device, limit_batches, distributed,
+                                 examples)
+
+    def save_picture(self, result: DetEvalResult, path: str | Path, title: str = "") -> Path:
+        return save_boxes_png(result, path, title)
+
+    def save_predictions(self, result: DetEvalResult, path: str | Path) -> Path:
+        return save_predictions(result, path)
+
+    def headline(self, result: DetEvalResult) -> str:
+        return f"mAP {result.map:.3f}, mAP@.5 {result.map_50:.3f}"
+
+    def summary(self, result: DetEvalResult, split: str) -> str:
+        return (f"mAP@[.5:.95] {result.map:.3f}  mAP@.5 {result.map_50:.3f}  "
+                f"mAP@.75 {result.map_75:.3f}  on {result.count} {split} images "
+                f"({result.objects} objects, {result.detections} detections)")
+
+    def table(self, result: DetEvalResult) -> tuple[str, list[str], list[list[str]]]:
+        return ("per-class AP@[.5:.95]", ["class", "AP"],
+                [[name, "-" if ap is None else f"{ap:.3f}"]
+                 for name, ap in result.per_class_ap.items()])
+
+    def gate_score(self, run: Callable, dataset: Dataset, classes: list[str],
+                   model: nn.Module | None = None) -> float:
+        # ``model`` is the RawHeads whose network ``run`` computes: torchvision decodes the
+        # boxes from its outputs
+        loader = DataLoader(dataset, batch_size=16, collate_fn=detection_collate)
+        return evaluate_detector(decoded_detector(model.detector, run), loader, classes).map
+
+
+DETECTION_TASK = register_task(Detection())

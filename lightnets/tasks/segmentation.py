@@ -1,5 +1,9 @@
-"""Segmentation metrics from one confusion matrix: mean intersection-over-union, pixel accuracy
-and per-class IoU (Long et al. 2015, Sec. 5; the Pascal VOC protocol: pixels labelled 255 are
+"""Segmentation: a class per pixel. Its data (digits-seg, Pascal VOC and image/mask pair
+folders), loss (per-pixel cross-entropy), metrics and picture (validation images beside their
+masks).
+
+The metrics come from one confusion matrix: mean intersection-over-union, pixel accuracy and
+per-class IoU (Long et al. 2015, Sec. 5; the Pascal VOC protocol: pixels labelled 255 are
 ignored, the matrix is summed over the whole split before any ratio is taken, and a class that
 neither appears nor is predicted is left out of the mean). Under DDP each process fills the
 matrix for its shard and the sums are added, so the figures are the whole split's."""
@@ -16,9 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lightnets.data import IGNORE_INDEX
+from lightnets.data import IGNORE_INDEX, segmentation_folder_kind
 from lightnets.data.palette import colourize
 from lightnets.files import write_atomic
+from lightnets.registry import SEGMENTATION
+from lightnets.tasks.base import Normalize, Task, register_task
+from lightnets.tasks.classification import hits_and_counts
 
 
 @dataclass
@@ -169,3 +176,72 @@ def save_examples_png(result: SegEvalResult, path: str | Path, title: str = "") 
             axis.set_axis_off()
     figure.suptitle(title or f"mIoU {result.miou:.2%} on {result.count} images")
     return write_atomic(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
+
+
+class Segmentation(Task):
+    """Segmenters: images and their masks of class indices."""
+
+    name = SEGMENTATION
+    embedded_data = "digits-seg"
+    expected_data = ("'digits-seg', a Pascal VOC folder (JPEGImages/, SegmentationClass/) or a "
+                     "pair folder (images/, masks/)")
+    not_this_data = "neither a VOC nor a pair folder"
+    metric, metric_label = "miou", "mIoU"
+    second_metric = ("val_pixel_acc", "pixel_accuracy", "pixel accuracy")
+    reference_metric = ("miou", "mIoU")
+    outputs = "per-pixel logits"
+    val_columns = ("val_loss", "val_miou", "val_pixel_acc")
+    curves = (("val_pixel_acc", "validation pixel accuracy", "o-"),
+              ("val_miou", "validation mIoU", "s-"))
+    curves_axis = ("%", "pixel accuracy and mIoU")
+    picture_stem, picture_name = "segmentation", "the example predictions"
+    dynamic_export_size = True
+
+    def folder_kind(self, path: Path) -> str | None:
+        return segmentation_folder_kind(path)
+
+    def forward_loss(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
+                     aux_weight: float, label_smoothing: float
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, aux_logits = model(images, return_aux=True)
+        return logits, segmentation_loss(logits, aux_logits, masks, aux_weight, label_smoothing)
+
+    def epoch_summary(self, row: dict[str, float]) -> str:
+        return (f"val loss {row['val_loss']:.4f} mIoU {row['val_miou']:6.2%} pixel acc "
+                f"{row['val_pixel_acc']:6.2%}")
+
+    def hits_and_counts(self, outputs: torch.Tensor | None, masks: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        return hits_and_counts(outputs, masks, IGNORE_INDEX)
+
+    def evaluate(self, model: nn.Module | Callable, loader: DataLoader, classes: list[str],
+                 device: torch.device | str = "cpu", channels_last: bool = False,
+                 limit_batches: int | None = None,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 distributed: bool = False, normalize: Normalize | None = None,
+                 examples: int = 0) -> SegEvalResult:
+        return evaluate_segmenter(model, loader, len(classes), device, None, channels_last,
+                                  limit_batches, reduce, classes, normalize, examples)
+
+    def save_picture(self, result: SegEvalResult, path: str | Path, title: str = "") -> Path:
+        return save_examples_png(result, path, title)
+
+    def headline(self, result: SegEvalResult) -> str:
+        return f"mIoU {result.miou:.2%}"
+
+    def summary(self, result: SegEvalResult, split: str) -> str:
+        return (f"mIoU {result.miou:.2%}  pixel accuracy {result.pixel_accuracy:.2%}  "
+                f"loss {result.loss:.4f}  on {result.count} {split} images")
+
+    def table(self, result: SegEvalResult) -> tuple[str, list[str], list[list[str]]]:
+        return ("per-class IoU", ["class", "pixels", "IoU"],
+                [[name, f"{sum(row):,}", "-" if iou is None else f"{iou:.2%}"] for name, iou, row
+                 in zip(result.classes, result.per_class_iou, result.confusion)])
+
+    def summary_dict(self, result: SegEvalResult) -> dict[str, Any]:
+        return {"miou": result.miou, "pixel_accuracy": result.pixel_accuracy,
+                "loss": result.loss, "count": result.count,
+                "per_class_iou": dict(zip(result.classes, result.per_class_iou))}
+
+
+SEGMENTATION_TASK = register_task(Segmentation())
