@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test docs docs-serve clean
+.PHONY: run test test-fast docs docs-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ run: $(BIN)/python
 test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+# The inner loop: the same, without the tests marked slow (trainings, torchrun, run locks, the
+# README's examples, anything over ~5 s); `make test` still runs everything.
+test-fast: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
 
 # Installs the documentation tools and builds the site into site/; strict: a broken link, a
 # missing anchor or an API reference that does not resolve fails the build (as the test suite's

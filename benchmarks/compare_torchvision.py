@@ -13,16 +13,16 @@ implementations alternating every repeat::
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 import torchvision
-from rich.console import Console
 from rich.table import Table
 
 from lightnets.profile import count_complexity
 from lightnets.profile.bench import benchmark, build_peer
 from lightnets.registry import list_models, meta_model, peers_of
+
+from _common import add_common_arguments, begin, write_json  # benchmarks/_common.py
 
 
 def published_gmacs(name: str) -> float | None:
@@ -62,25 +62,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--input-size", type=int, default=None, help="square size (default: "
                         "each model's default)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-latency", action="store_true", help="counts only")
-    parser.add_argument("--json", action="store_true")
+    add_common_arguments(parser, warmup=3, repeats=10, json=True)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    console = begin(args)
     names = [n for n in list_models(args.patterns) if "torchvision" in peers_of(n)]
-    console = Console(stderr=args.json)
-    if not console.is_terminal:  # a pipe or log gets full lines rather than cut names
-        console = Console(stderr=args.json, width=160)
     records = []
     for name in names:
         console.print(f"[dim]{name}...[/]", highlight=False)
         records.append(compare(name, args))
-    if args.json:
-        print(json.dumps(records))
-        return
+    write_json(args.json, records)
     table = Table(title=f"lightnets vs torchvision {torchvision.__version__} "
                   f"({torch.get_num_threads()} threads, batch {args.batch_size})")
     for column in ("model", "same shapes", "params", "MACs (ours)", "MACs (tv model)",

@@ -46,14 +46,12 @@ worker threads keep spinning after each call.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import warnings
 from pathlib import Path
 
 import torch
-from rich.console import Console
 from rich.table import Table
 
 from lightnets.export.backends import BackendUnavailableError, create_backend, openvino_runner
@@ -61,6 +59,8 @@ from lightnets.export.fuse import fuse
 from lightnets.export.onnx import export_onnx, onnx_session, run_session
 from lightnets.export.timing import peer_runner, time_callables
 from lightnets.registry import create_model, meta_model, resolve_name
+
+from _common import add_common_arguments, begin, write_json  # benchmarks/_common.py
 
 DEFAULT_MODELS = ["mobilenet_v2", "shufflenet_v2_x1_0", "squeezenet1_1", "resnet18",
                   "mobilenet_v3_large"]
@@ -158,9 +158,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=DEFAULT_MODELS)
     parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None, help="torch and ORT threads")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--openvino", action="store_true", help="also time OpenVINO (installed)")
     parser.add_argument("--bf16", action="store_true",
@@ -171,13 +168,13 @@ def main() -> None:
                         help="also time the int8 model in ONNX Runtime (and OpenVINO)")
     parser.add_argument("--skip-eager", action="store_true",
                         help="leave out both eager rows (the slowest: quicker runs)")
-    parser.add_argument("--json", metavar="PATH", help="also write the records as JSON")
+    add_common_arguments(parser, warmup=3, repeats=10, json=True)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    console = Console(width=None if Console().is_terminal else 160)
-    say = lambda message: console.print(message, style="dim", highlight=False,  # noqa: E731
-                                        markup=False)
+    console = begin(args)
+
+    def say(message: str) -> None:
+        console.print(message, style="dim", highlight=False, markup=False)
+
     records = []
     for name in args.models:
         records += run_model(resolve_name(name), args, say)
@@ -192,8 +189,7 @@ def main() -> None:
     console.print(table)
     for line in summary(records):
         console.print(line, highlight=False, markup=False)
-    if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=1))
+    write_json(args.json, records)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,14 @@ import statistics
 import tempfile
 
 import torch
-from rich.console import Console
 
 from lightnets.checkpoint import load_checkpoint
 from lightnets.export.timing import time_callables
 from lightnets.profile.counter import count_complexity
 from lightnets.registry import meta_model
 from lightnets.train import TrainConfig, train
+
+from _common import add_common_arguments, begin  # benchmarks/_common.py
 
 DEFAULT_MODELS = ["fcos_shufflenet_v2_x1_0", "fcos_mobilenet_v2", "fcos_squeezenet1_1",
                   "fcos_ghostnet_x1_0", "fcos_mobilenet_v3_large"]
@@ -34,9 +35,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=DEFAULT_MODELS)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=20)
+    add_common_arguments(parser, threads=False, repeats=20)
     args = parser.parse_args()
-    console = Console()
+    console = begin(args)
     rows = []
     with tempfile.TemporaryDirectory() as runs:
         for name in args.models:

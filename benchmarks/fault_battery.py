@@ -11,6 +11,7 @@ on) in a scratch folder; it takes a few minutes on two cores, mostly process sta
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -19,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import add_common_arguments, begin, write_json  # benchmarks/_common.py
 
 TINY = ["--model", "mobilenet_v2_x0_25", "--batch-size", "32", "--limit-train-batches", "3",
         "--limit-val-batches", "2", "--no-progress", "--runs-dir", "runs"]
@@ -184,13 +187,19 @@ def faults() -> dict[str, str]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser, threads=False, json=True)
+    args = parser.parse_args()
+    json_path = args.json if args.json in (None, "-") else str(Path(args.json).resolve())
+    console = begin(args)
     with tempfile.TemporaryDirectory() as scratch:
         os.chdir(scratch)
         os.chmod(scratch, 0o755)  # the unprivileged process must reach its read-only folder
         results = faults()
     width = max(map(len, results))
     for fault, what in results.items():
-        print(f"{fault:<{width}}  {what}")
+        console.print(f"{fault:<{width}}  {what}", highlight=False, markup=False, soft_wrap=True)
+    write_json(json_path, results)
 
 
 if __name__ == "__main__":

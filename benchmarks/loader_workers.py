@@ -20,11 +20,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from rich.console import Console
 from rich.table import Table
 
 from lightnets.data.digits import write_digits_folder
 from lightnets.train import TrainConfig, train_epochs
+
+from _common import begin  # benchmarks/_common.py
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is left out of the median")
-    console = Console(width=None if Console().is_terminal else 140)
+    console = begin(args)
     with tempfile.TemporaryDirectory(prefix="loader_workers-") as scratch:
         root = args.data or write_digits_folder(Path(scratch) / "digits-256")
         runs = {count: train_epochs(TrainConfig(

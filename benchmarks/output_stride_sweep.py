@@ -12,29 +12,25 @@ and lightnets' namesakes given the same random weights, eval outputs compared. `
 draws the MACs of one model per family at each output stride (``docs/output_stride_cost.png``)::
 
     python benchmarks/output_stride_sweep.py                      # all classifiers, seconds
-    python benchmarks/output_stride_sweep.py --exact --torchvision --plot docs/output_stride_cost.png
+    python benchmarks/output_stride_sweep.py --exact --torchvision \
+        --plot docs/output_stride_cost.png
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
-from pathlib import Path
 
 import torch
-from rich.console import Console
 from rich.table import Table
 
 import lightnets
 from lightnets.profile import count_complexity
 from lightnets.registry import meta_model
+from lightnets.testing import peer_twins, randomise
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the suite's weight helpers
-from tests.conftest import randomise  # noqa: E402
-from tests.segment.conftest import torchvision_twins  # noqa: E402
+from _common import add_common_arguments, begin, write_json  # benchmarks/_common.py
 
 STRIDES = (32, 16, 8)
 REPRESENTATIVES = ["alexnet", "vgg16", "googlenet", "inception_v3", "xception", "resnet50",
@@ -93,8 +89,8 @@ def dense_vs_strided(name: str, min_size: tuple[int, int]) -> dict[int, float]:
 
 def against_torchvision(name: str) -> float:
     """Largest |difference| / output scale of the eval outputs with torchvision's weights."""
-    ours, theirs = torchvision_twins(name)
-    x = torch.randn(2, 3, 131, 97)
+    ours, theirs = peer_twins(name)
+    x = torch.randn(2, 3, 131, 97, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         reference = theirs(x)["out"]
         return float((ours(x) - reference).abs().max() / reference.abs().max())
@@ -136,19 +132,16 @@ def main() -> None:
     parser.add_argument("--torchvision", action="store_true",
                         help="torchvision's six segmentation models, outputs compared")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of the MACs per stride")
-    parser.add_argument("--json", action="store_true")
+    add_common_arguments(parser, json=True)
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    console = Console(stderr=args.json, width=150)
+    console = begin(args)
     start = time.perf_counter()
     records = []
     for name in lightnets.list_models(args.patterns, task="classification"):
         console.print(f"[dim]{name}...[/]", highlight=False)
         records.append(sweep(name, args.exact))
     parity = {name: against_torchvision(name) for name in TORCHVISION} if args.torchvision else {}
-    if args.json:
-        print(json.dumps({"classifiers": records, "torchvision": parity}))
-        return
+    write_json(args.json, records, torchvision=parity)
     table = Table(title=f"{len(records)} classifiers at output stride 32 / 16 / 8")
     for column in ("model", "params equal", "strides true", "last stride", "GMACs",
                    *(["dense vs strided (16 / 8)"] if args.exact else [])):

@@ -29,13 +29,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from rich.console import Console
 from rich.table import Table
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
 from lightnets.cli import main as lightnets_main
 from lightnets.train import loop, report
+
+from _common import begin  # benchmarks/_common.py
 
 CATEGORIES = ("set-up", "data", "forward", "backward", "optimizer", "other operations",
               "validation", "checkpoint and report", "python and idle")
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--data", default=None, help="image folder (default: digits as JPEGs)")
     args = parser.parse_args()
-    console = Console(width=None if Console().is_terminal else 120)
+    console = begin(args)
     with tempfile.TemporaryDirectory(prefix="profile_train-") as scratch:
         if args.data is None:  # imported here: with --data, older lightnets profile too
             from lightnets.data.digits import write_digits_folder

@@ -31,6 +31,8 @@ from lightnets.export.timing import time_callables
 from lightnets.export.verify import real_images
 from lightnets.profile import count_complexity
 
+from _common import add_common_arguments, begin  # benchmarks/_common.py
+
 REFERENCE = "unpruned onnxruntime fp32"
 
 
@@ -56,14 +58,16 @@ def main() -> int:
     parser.add_argument("checkpoints", nargs="+", help="pruned checkpoints")
     parser.add_argument("--size", type=int, default=224, help="square input side (224)")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--int8", action="store_true", help="also both models in int8")
+    add_common_arguments(parser, repeats=20)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"{torch.get_num_threads()} threads, input {args.size}x{args.size}, median of "
-          f"{args.repeats}; speed-up against the {REFERENCE}")
+    console = begin(args)
+
+    def say(line: str) -> None:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    say(f"{torch.get_num_threads()} threads, input {args.size}x{args.size}, median of "
+        f"{args.repeats}; speed-up against the {REFERENCE}")
     for path in args.checkpoints:
         pruned = load_checkpoint(path)
         if not pruned.pruning:
@@ -73,8 +77,8 @@ def main() -> int:
                   "pruned": pruned.build_model().eval()}
         size = (models["pruned"].in_chans, args.size, args.size)
         macs = {which: count_complexity(model, size).macs for which, model in models.items()}
-        print(f"\n{pruned.model_name} ({path}): MACs {macs['unpruned'] / 1e6:.1f}M -> "
-              f"{macs['pruned'] / 1e6:.1f}M ({macs['pruned'] / macs['unpruned']:.1%})")
+        say(f"\n{pruned.model_name} ({path}): MACs {macs['unpruned'] / 1e6:.1f}M -> "
+            f"{macs['pruned'] / 1e6:.1f}M ({macs['pruned'] / macs['unpruned']:.1%})")
         with tempfile.TemporaryDirectory() as folder:
             rows = runners(models, size, pruned.preprocess, args.int8, folder)
             for batch in args.batch_size:
@@ -82,9 +86,9 @@ def main() -> int:
                                        repeats=args.repeats)
                 medians = {row: statistics.median(values) for row, values in times.items()}
                 reference = medians[REFERENCE]
-                print(f"  batch {batch}:")
+                say(f"  batch {batch}:")
                 for row, median in medians.items():
-                    print(f"    {row:28s} {median:9.2f} ms  {reference / median:5.2f}x")
+                    say(f"    {row:28s} {median:9.2f} ms  {reference / median:5.2f}x")
     return 0
 
 

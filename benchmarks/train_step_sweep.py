@@ -34,13 +34,14 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
 from rich.table import Table
 
 from lightnets import create_model
 from lightnets.hardware import native_bf16
 from lightnets.profile.bench import time_interleaved
 from lightnets.train.bench import trainer_step
+
+from _common import add_common_arguments, begin  # benchmarks/_common.py
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 FORMATS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
@@ -168,13 +169,9 @@ def main() -> None:
                         help="with --compile: time the compilation with inductor's usual cache")
     parser.add_argument("--cpu-time", action="store_true",
                         help="process CPU time instead of wall time (use with --threads 1)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
+    add_common_arguments(parser, warmup=2, repeats=5)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    console = Console(width=None if Console().is_terminal else 140)
+    console = begin(args)
     if args.compile:
         table = Table(title=f"trainer's step, batch {args.batch_size}, "
                       f"{torch.get_num_threads()} threads: eager against torch.compile")

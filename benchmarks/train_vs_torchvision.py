@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -48,6 +46,8 @@ from lightnets.data.folder import seeded_split
 from lightnets.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lightnets.registry import peers_of
 from lightnets.train import TrainConfig, train_epochs
+
+from _common import add_common_arguments, begin, write_json  # benchmarks/_common.py
 
 # the issue's targets: lightnets' images/s over the plain loop's at 224 px, batch 32, 2 cores
 TARGETS = {"mobilenet_v2": 3.0, "resnet18": 2.0}
@@ -166,20 +166,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads for both loops (default: torch's choice)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    add_common_arguments(parser, json=True)  # --threads: both loops
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    console = Console(width=None if Console().is_terminal else 140)
+    console = begin(args)
     with tempfile.TemporaryDirectory(prefix="train_vs_torchvision-") as scratch:
         root = args.data or write_digits_folder(Path(scratch) / "digits-256")
         load_before = os.getloadavg()
-        console.print(f"{platform.processor() or platform.machine()}, "
-                      f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-                      f"torchvision {torchvision.__version__}; data {root}; load average "
-                      f"{load_before[0]:.2f} / {load_before[1]:.2f} (1 / 5 min)", highlight=False)
+        console.print(f"data {root}; load average {load_before[0]:.2f} / {load_before[1]:.2f} "
+                      "(1 / 5 min)", highlight=False)
         results = [compare(name, Path(root), args, Path(scratch) / "runs", console)
                    for name in args.models]
     load_after = os.getloadavg()
@@ -190,17 +184,15 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in results:
         target = TARGETS.get(r["model"])
-        verdict = ("" if target is None else
-                   f"{target:.0f}x {'[green]met[/]' if r['speedup'] >= target else '[red]missed[/]'}")
+        met = "[green]met[/]" if target is not None and r["speedup"] >= target else "[red]missed[/]"
+        verdict = "" if target is None else f"{target:.0f}x {met}"
         table.add_row(r["model"], f"{r['lightnets_images_per_s']:.1f}",
                       f"{r['torchvision_images_per_s']:.1f}", f"{r['speedup']:.2f}x", verdict,
                       f"{r['lightnets_top1']:.1%} / {r['torchvision_top1']:.1%}")
     console.print(table)
     console.print(f"load average at the end {load_after[0]:.2f} / {load_after[1]:.2f} "
                   f"(1 / 5 min) on {os.cpu_count()} CPUs", highlight=False)
-    if args.json:
-        args.json.write_text(json.dumps({"load_before": load_before, "load_after": load_after,
-                                         "results": results}, indent=2) + "\n")
+    write_json(args.json, results, load_before=load_before, load_after=load_after)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Shared helpers: zoo models once per worker, gradients, weights, image trees, one trained run."""
+"""Shared helpers: zoo models once per worker, gradients, image trees, one trained run (the
+weights and BatchNorm statistics of parity checks: :mod:`lightnets.testing`)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def small_input(model: torch.nn.Module, batch: int = 2, scale: int = 1) -> torch
     return torch.randn(batch, model.in_chans, height * scale, width * scale)
 
 
-# -- blocks and weights ---------------------------------------------------------------------------
+# -- blocks ---------------------------------------------------------------------------------------
 def grads_flow(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Forward and backward; the input and every parameter must receive a gradient."""
     x = x.clone().requires_grad_(True)
@@ -89,29 +90,6 @@ def check_aux_outputs(model: nn.Module, x: torch.Tensor, count: int, shape: tupl
         logits, aux = model(x, return_aux=True)
     assert aux == []
     torch.testing.assert_close(logits, plain)
-
-
-def randomise(module: nn.Module) -> None:
-    """Non-trivial weights and BN statistics, so that a mismatch cannot hide behind identity BN."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for param in module.parameters():
-            param.normal_(0, 0.1)
-        for name, buffer in module.named_buffers():
-            if name.endswith("running_mean"):
-                buffer.normal_(0, 0.1)
-            elif name.endswith("running_var"):
-                buffer.uniform_(0.002, 0.5)  # small variances make BN's eps matter
-
-
-def copy_by_order(source: nn.Module, target: nn.Module) -> None:
-    """Load ``source``'s parameters and buffers into ``target`` position by position."""
-    pairs = [*zip(source.parameters(), target.parameters()),
-             *zip(source.buffers(), target.buffers())]
-    assert len(pairs) == len(list(source.parameters())) + len(list(source.buffers()))
-    with torch.no_grad():
-        for src, dst in pairs:
-            dst.copy_(src)
 
 
 # -- image folders --------------------------------------------------------------------------------
@@ -145,8 +123,12 @@ def add_corrupt_files(root: Path) -> list[Path]:
 # `lightnets train` arguments for a few steps of the smallest MobileNetV2 on the digits
 TINY_TRAIN = ["--model", "mobilenet_v2_x0_25", "--batch-size", "32", "--limit-train-batches", "3",
               "--limit-val-batches", "2", "--no-progress"]
-# the tests that read `digits_run` ask for one worker (xdist_group), so that it is trained once
-DIGITS_RUN = pytest.mark.xdist_group("digits_run")
+
+
+def DIGITS_RUN(test):  # a decorator, named as the mark it replaces
+    """For the tests that read ``digits_run``: one worker (xdist_group), so that it is trained
+    once, and ``slow`` (the training takes about 20 s on two cores)."""
+    return pytest.mark.slow(pytest.mark.xdist_group("digits_run")(test))
 
 
 @pytest.fixture(scope="session")

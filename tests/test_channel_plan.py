@@ -25,7 +25,10 @@ def narrowed() -> nn.Sequential:
 
 def test_plan_rebuilds_the_narrow_model():
     torch.manual_seed(0)
-    fresh = lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 4, 1))
+
+    def fresh() -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 4, 1))
+
     small = narrowed().eval()
     plan = channel_plan(small, fresh())
     assert plan == {"0": {"out_channels": 5}, "1": {"num_features": 5}, "2": {"in_channels": 5}}

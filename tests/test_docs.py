@@ -38,6 +38,7 @@ def page_text(site: Path, page: str) -> str:
     return re.sub(r"<[^>]+>", " ", (site / page / "index.html").read_text())
 
 
+@pytest.mark.slow  # the whole site (the small sites below check the same settings quickly)
 def test_the_site_builds_strictly(tmp_path):
     site = tmp_path / "site"
     built = mkdocs_build(CONFIG, site)

@@ -1,8 +1,8 @@
 """The package's floors: imports point down (``cli -> prune -> export -> train -> profile,
-weights -> tasks -> checkpoint, features, segment, data -> models -> layers -> registry``), never sideways
-between two packages on the same floor, never in a circle; library code imports the package at
-the top of its modules (lazy imports only in ``cli/``, for start-up time, and for optional
-dependencies)."""
+weights -> tasks -> checkpoint, features, segment, data -> models -> layers -> registry``), never
+sideways between two packages on the same floor, never in a circle; library code imports the
+package at the top of its modules (lazy imports only in ``cli/``, for start-up time, and for
+optional dependencies); tests/ and benchmarks/ do not import each other."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ PACKAGE = Path(lightnets.__file__).parent
 # the top-level module or sub-package -> its floor; docs/architecture.md says the same
 FLOORS = {
     "registry": 0, "hardware": 0, "optional": 0, "files": 0, "channel_plan": 0, "constants": 0,
-    "layers": 1,
+    "layers": 1, "testing": 1,
     "models": 2,
     "checkpoint": 3, "features": 3, "segment": 3, "detect": 3, "data": 3, "metrics": 3,
     "tasks": 4,
@@ -122,3 +122,38 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     assert package_imports(source) == [("lightnets.train", True), ("lightnets.export", False)]
     source.write_text("from lightnets import models, create_model\n")
     assert package_imports(source) == [("lightnets.models", True), ("lightnets", True)]
+
+
+# -- tests/ and benchmarks/ -----------------------------------------------------------------------
+# neither imports the other (their shared helpers live in the package: lightnets.testing), not
+# by package name nor by a module's bare name after a sys.path change
+ROOT = PACKAGE.parent
+SIDES = {"tests": sorted((ROOT / "tests").rglob("*.py")),
+         "benchmarks": sorted((ROOT / "benchmarks").glob("*.py"))}
+
+
+def imported_roots(path: Path) -> set[str]:
+    """The first component of every module ``path`` imports (absolute imports only)."""
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+    return roots
+
+
+@pytest.mark.parametrize("side, other", [("tests", "benchmarks"), ("benchmarks", "tests")])
+def test_tests_and_benchmarks_do_not_import_each_other(side, other):
+    assert SIDES[side] and SIDES[other]
+    forbidden = {other} | {path.stem for path in SIDES[other]}
+    found = [f"{path.relative_to(ROOT)} imports {sorted(imported_roots(path) & forbidden)}"
+             for path in SIDES[side] if imported_roots(path) & forbidden]
+    assert not found, f"{side}/ must not import {other}/: " + "; ".join(found)
+
+
+def test_the_cross_import_checker_sees_both_forms(tmp_path):
+    source = tmp_path / "bad.py"
+    source.write_text("import torch\nfrom benchmarks.weights_parity import x\n\ndef f():\n"
+                      "    from conftest import randomise\n    import tests.conftest\n")
+    assert imported_roots(source) == {"torch", "benchmarks", "conftest", "tests"}

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+pytestmark = pytest.mark.slow  # the examples train, prune and export
 
 
 def digit_png(digit: int) -> Callable[[Path], None]:

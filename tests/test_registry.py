@@ -80,7 +80,8 @@ def test_a_variant_name_sets_defaults_that_arguments_override():
     # the one rule of the zoo: a name is a preset, every constructor argument can change it
     for preset, other, change in [("shufflenet_v1_g3_x1_0", "shufflenet_v1_g8_x0_5",
                                    dict(groups=8, width_mult=0.5)),
-                                  ("shufflenet_v2_x1_0", "shufflenet_v2_x2_0", dict(width_mult=2.0)),
+                                  ("shufflenet_v2_x1_0", "shufflenet_v2_x2_0",
+                                   dict(width_mult=2.0)),
                                   ("mobilenet_v2_x0_5", "mobilenet_v2_x1_4", dict(width_mult=1.4)),
                                   ("resnext50_32x4d", "resnet50", dict(groups=1, base_width=64))]:
         changed = registry.meta_model(preset, **change).state_dict()

@@ -7,5 +7,5 @@ from lightnets.detect.backbone import FPNBackbone, SSDLiteBackbone, fpn_backbone
 from lightnets.detect.detector import ARCHS, Detector, create_detector
 from lightnets.detect.graph import DetectionGraph
 
-__all__ = ["ARCHS", "DetectionGraph", "Detector", "FPNBackbone", "SSDLiteBackbone", "create_detector",
-           "fpn_backbone", "ssdlite_backbone"]
+__all__ = ["ARCHS", "DetectionGraph", "Detector", "FPNBackbone", "SSDLiteBackbone",
+           "create_detector", "fpn_backbone", "ssdlite_backbone"]

@@ -141,7 +141,8 @@ class FPNBackbone(nn.Module):
                                          norm_layer=norm_layer)
         self.out_channels = out_channels
         last = body.reductions[-1]
-        self.strides = [*body.reductions, *(last * 2 ** (i + 1) for i in range(EXTRA_LEVELS[extra]))]
+        self.strides = [*body.reductions,
+                        *(last * 2 ** (i + 1) for i in range(EXTRA_LEVELS[extra]))]
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         return self.fpn(as_ordered_dict(self.body(x)))

@@ -1,9 +1,9 @@
 """Convolution + normalisation + activation: the unit every network in the zoo is made of.
 
-Plain, 1x1 (pointwise), group, depthwise, dilated (atrous; Yu & Koltun 2016, Chen et al. 2017) and
-transposed (Zeiler et al. 2010) convolutions are all expressed through :class:`ConvNormAct` by its
-arguments; padding is derived from kernel size and dilation so the output is ``ceil(input / stride)``
-for odd kernels (or ``input * stride`` for a transposed convolution).
+Plain, 1x1 (pointwise), group, depthwise, dilated (atrous; Yu & Koltun 2016, Chen et al. 2017)
+and transposed (Zeiler et al. 2010) convolutions are all expressed through :class:`ConvNormAct`
+by its arguments; padding is derived from kernel size and dilation so the output is
+``ceil(input / stride)`` for odd kernels (or ``input * stride`` for a transposed convolution).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from lightnets.layers.helpers import LayerFactory, make_act, make_layer, same_pa
 
 
 def transposed_padding(kernel_size: int | tuple[int, int], stride: int | tuple[int, int],
-                       dilation: int | tuple[int, int] = 1) -> tuple[tuple[int, int], tuple[int, int]]:
+                       dilation: int | tuple[int, int] = 1
+                       ) -> tuple[tuple[int, int], tuple[int, int]]:
     """``(padding, output_padding)`` making a transposed convolution map ``n`` to ``n * stride``.
 
     From ``out = (n - 1) * s - 2p + d * (k - 1) + output_padding + 1``, solved for ``out = n * s``.

@@ -19,8 +19,9 @@ from lightnets.layers.conv_norm_act import ConvNormAct
 
 
 class LRASPPHead(nn.Module):
-    """``forward(low, high)``: ``low_classifier(low) + high_classifier(up(cbr(high) * scale(high)))``
-    at the low-level map's size; ``channels`` is the width of the high-level branch (128)."""
+    """``forward(low, high)``:
+    ``low_classifier(low) + high_classifier(up(cbr(high) * scale(high)))`` at the low-level map's
+    size; ``channels`` is the width of the high-level branch (128)."""
 
     def __init__(self, low_channels: int, high_channels: int, num_classes: int,
                  channels: int = 128) -> None:

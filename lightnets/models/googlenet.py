@@ -46,7 +46,8 @@ from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
 from lightnets.layers.helpers import LayerFactory
-from lightnets.layers.inception import GoogLeNetAuxHead, InceptionModule, TransformInput, inception_norm
+from lightnets.layers.inception import (GoogLeNetAuxHead, InceptionModule, TransformInput,
+                                        inception_norm)
 from lightnets.layers.pooling import max_pool
 from lightnets.models.base import AuxClassifierNet, trunc_normal_init
 from lightnets.registry import Peer, PeerWeights, register_model

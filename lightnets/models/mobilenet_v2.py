@@ -83,9 +83,12 @@ def torchvision_keys(stages: list[tuple[int, int, int, int]]) -> list[tuple[str,
         parts = ["depthwise"] if expand_ratio == 1 else ["expand", "depthwise"]
         for _ in range(repeats):
             for j, part in enumerate(parts):
-                rules += [(rf"^features\.{index}\.conv\.{j}\.0\.", f"features.{index}.{part}.conv."),
-                          (rf"^features\.{index}\.conv\.{j}\.1\.", f"features.{index}.{part}.norm.")]
-            rules += [(rf"^features\.{index}\.conv\.{len(parts)}\.", f"features.{index}.project.conv."),
+                rules += [(rf"^features\.{index}\.conv\.{j}\.0\.",
+                           f"features.{index}.{part}.conv."),
+                          (rf"^features\.{index}\.conv\.{j}\.1\.",
+                           f"features.{index}.{part}.norm.")]
+            rules += [(rf"^features\.{index}\.conv\.{len(parts)}\.",
+                       f"features.{index}.project.conv."),
                       (rf"^features\.{index}\.conv\.{len(parts) + 1}\.",
                        f"features.{index}.project.norm.")]
             index += 1
@@ -115,7 +118,8 @@ TIMM_FIRST_BLOCK = [(r"^features\.1\.conv_dw\.", "features.1.depthwise.conv."),
 TIMM_INVERTED_RESIDUAL = [(r"\.conv_pw\.", ".expand.conv."), (r"\.bn1\.", ".expand.norm."),
                           (r"\.conv_dw\.", ".depthwise.conv."), (r"\.bn2\.", ".depthwise.norm."),
                           (r"\.conv_pwl\.", ".project.conv."), (r"\.bn3\.", ".project.norm."),
-                          (r"\.se\.conv_reduce\.", ".se.fc1."), (r"\.se\.conv_expand\.", ".se.fc2.")]
+                          (r"\.se\.conv_reduce\.", ".se.fc1."),
+                          (r"\.se\.conv_expand\.", ".se.fc2.")]
 LAST = 1 + sum(row[2] for row in STAGES)  # the 1x1 conv to 1280
 TIMM_KEYS = [*TIMM_STEM, (r"^conv_head\.", f"features.{LAST}.conv."),
              (r"^bn2\.", f"features.{LAST}.norm."), *timm_block_keys([row[2] for row in STAGES]),

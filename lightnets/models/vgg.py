@@ -112,8 +112,8 @@ def features_keys(config: list[int | str], batch_norm: bool) -> list[tuple[str, 
 
 
 # torchvision's classifier: Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear
-TORCHVISION_HEAD = [(r"^classifier\.0\.", "head_hidden.0."), (r"^classifier\.3\.", "head_hidden.3."),
-                    (r"^classifier\.6\.", "classifier.")]
+TORCHVISION_HEAD = [(r"^classifier\.0\.", "head_hidden.0."),
+                    (r"^classifier\.3\.", "head_hidden.3."), (r"^classifier\.6\.", "classifier.")]
 # timm's: pre_logits.fc1 (7x7 conv), pre_logits.fc2 (1x1 conv), head.fc
 TIMM_HEAD = [(r"^pre_logits\.fc1\.", "head_hidden.0."), (r"^pre_logits\.fc2\.", "head_hidden.3."),
              (r"^head\.fc\.", "classifier.")]

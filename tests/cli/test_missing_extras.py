@@ -41,6 +41,7 @@ def test_require_all_names_every_missing_package_and_its_extras(monkeypatch):
         "installed (pip install 'lightnets[export,openvino]')")
 
 
+@pytest.mark.slow
 def test_train_without_matplotlib_keeps_the_numbers(monkeypatch, tmp_path, capsys):
     hide(monkeypatch, "matplotlib")
     assert 0 == main(["train", *TINY_TRAIN, "--epochs", "2", "--limit-train-batches", "1",

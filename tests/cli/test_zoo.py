@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from tests.cli.conftest import TINY_BENCH
 
 
+@pytest.mark.slow
 def test_zoo_writes_csv_markdown_and_png(run_cli, tmp_path):
     status, out, _ = run_cli("zoo", "--pattern", "mobilenet_v2_x0_25", "mobilenet_v2_x0_5",
                              "--out", str(tmp_path), "--batch-size", "2", *TINY_BENCH)

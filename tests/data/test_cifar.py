@@ -29,7 +29,8 @@ def write_fake_cifar10(root: Path, per_batch: int = 4) -> Path:
 
 def test_cifar_pickle_folder(tmp_path, monkeypatch):
     folder = write_fake_cifar10(tmp_path)
-    assert get_task("classification").data_kind(str(tmp_path)) == classification_kind(str(folder)) == "cifar"
+    assert get_task("classification").data_kind(str(tmp_path)) == \
+        classification_kind(str(folder)) == "cifar"
     # the generated files fail torchvision's MD5 check: a clear error, no crash
     with pytest.raises(ValueError, match="incomplete or corrupt"):
         build_data(str(folder), default_preprocess("cifar", 32, 3))

@@ -25,7 +25,8 @@ def test_imagesets_splits_corners_classes_and_difficult(tmp_path):
                                              for _, b, _ in expected]
             assert record.labels.tolist() == [VOC_CLASSES.index(n) + 1 for n, _, _ in expected]
             assert record.iscrowd.tolist() == [d for _, _, d in expected]
-            assert record.image_id == index and record.file.endswith(f"2007_{first + index:06d}.jpg")
+            assert record.image_id == index
+            assert record.file.endswith(f"2007_{first + index:06d}.jpg")
     assert data.train.records[3].iscrowd.tolist() == [1, 0]  # difficult -> ignored by mAP
     image, target = data.val[0]
     assert image.shape == (3, 64, 64) and image.dtype == torch.uint8

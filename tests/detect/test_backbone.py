@@ -14,6 +14,7 @@ import lightnets
 from lightnets.detect import fpn_backbone, ssdlite_backbone
 from lightnets.detect.backbone import fpn_taps, freeze_batchnorm
 from lightnets.registry import meta_model
+from lightnets.testing import randomise
 from tests.conftest import zoo_params
 
 
@@ -76,10 +77,7 @@ def test_fine_tuning_options():
 def test_frozen_batchnorm_keeps_the_function():
     torch.manual_seed(0)
     trunk = lightnets.create_model("mobilenet_v3_small", num_classes=0).eval()
-    for module in trunk.modules():  # statistics that matter
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.normal_(0, 0.1)
-            module.running_var.uniform_(0.5, 2)
+    randomise(trunk, weights="keep")  # statistics that matter
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         before = trunk.forward_features(x)

@@ -30,6 +30,7 @@ def trained(tmp_path_factory):
     return runs / "det"
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("det_workflow")
 def test_detection_run_eval_predict_export(trained, tmp_path, run_cli):
     [row] = list(csv.DictReader((trained / "metrics.csv").open()))
@@ -97,6 +98,7 @@ def test_detection_run_eval_predict_export(trained, tmp_path, run_cli):
     assert report["fp32_map"] == pytest.approx(evaluate(trained / "last.pt").map, abs=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("det_workflow")
 def test_pretrained_backbone_weights_start_the_trunk(tmp_path):
     """``--pretrained`` for a detector holds classifier weights for its trunk (a torchvision
@@ -120,6 +122,7 @@ def test_pretrained_backbone_weights_start_the_trunk(tmp_path):
     assert torch.allclose(first, next(p for p in ours.state_dict().values() if p.dim() == 4))
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("det_workflow")
 def test_any_backbone_by_the_architectures_name(tmp_path, run_cli):
     """``--model fcos --backbone NAME`` trains FCOS on that classifier; the checkpoint records

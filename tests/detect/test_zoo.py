@@ -8,14 +8,13 @@ import torch
 import torchvision
 
 import lightnets
-from benchmarks.weights_parity import randomise
 from lightnets.cli import main
 from lightnets.detect.zoo import ANY_BACKBONE, LIGHT, torchvision_keys
 from lightnets.profile import count_complexity
 from lightnets.profile.model_info import golden, reference
 from lightnets.registry import meta_model, peers_of, task_of
+from lightnets.testing import randomise
 from lightnets.weights.mapping import rename
-from tests.conftest import randomise as small_random
 from tests.conftest import zoo_params
 
 DETECTORS = zoo_params(task="detection")
@@ -95,7 +94,7 @@ def twins(name: str, he_scale: bool = True,
     images = [torch.rand(3, 112, 128), torch.rand(3, 128, 96)]
     theirs = torchvision.models.get_model(name, weights=None, weights_backbone=None, **kwargs)
     with torch.no_grad():
-        randomise(theirs, images) if he_scale else small_random(theirs)
+        randomise(theirs, images, weights="he") if he_scale else randomise(theirs)
     ours = lightnets.create_model(name, **kwargs)
     ours.load_state_dict(rename(theirs.state_dict(), torchvision_keys(name)))
     return ours.eval(), theirs.eval(), images

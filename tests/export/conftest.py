@@ -11,6 +11,7 @@ from torch import nn
 import lightnets
 from lightnets.export import ModelSource
 from lightnets.export.source import imagenet_preprocess
+from lightnets.testing import randomise
 from tests.conftest import cached_model
 
 SIZE = (3, 32, 32)  # the input of the `model` fixture
@@ -25,19 +26,9 @@ def model():
 
 def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
     """A copy in eval mode whose BatchNorms have non-trivial statistics and affine terms
-    (fresh BNs are near-identity, so folding them wrongly would go unnoticed)."""
-    model = copy.deepcopy(model).eval()
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                size = module.num_features
-                module.running_mean.copy_(0.2 * torch.randn(size, generator=generator))
-                module.running_var.copy_(0.5 + torch.rand(size, generator=generator))
-                if module.affine:
-                    module.weight.copy_(0.5 + torch.rand(size, generator=generator))
-                    module.bias.copy_(0.2 * torch.randn(size, generator=generator))
-    return model
+    (fresh BNs are near-identity, so folding them wrongly would go unnoticed): the model's own
+    weights kept."""
+    return randomise(copy.deepcopy(model).eval(), weights="keep", seed=seed)
 
 
 def relative_error(reference: torch.Tensor, other: torch.Tensor) -> float:

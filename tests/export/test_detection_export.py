@@ -40,6 +40,7 @@ def detector(name: str, score_thresh: float):
 
 # FCOS is exported by the command-line test below; RetinaNet's decoding is FCOS's, less the
 # centerness, with another box coder
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "score_thresh"), [("ssdlite_mobilenet_v2", 0.105),
                                                     ("retinanet_shufflenet_v2_x1_0", 0.0135)])
 def test_postprocessed_onnx_gives_the_eager_boxes(name, score_thresh, tmp_path):
@@ -82,6 +83,7 @@ def saved(tmp_path_factory):
     return save_checkpoint(checkpoint, tmp_path_factory.mktemp("det") / "det.pt")
 
 
+@pytest.mark.slow
 def test_cli_exports_a_checked_postprocessed_file(saved, tmp_path, run_cli):
     out = tmp_path / "det.onnx"
     status, printed, _ = run_cli("export", "--checkpoint", str(saved), "--output", str(out))
@@ -115,6 +117,7 @@ def test_cli_exports_a_checked_postprocessed_file(saved, tmp_path, run_cli):
         assert mine["box"] == pytest.approx(theirs["box"], abs=0.11)  # listed to 0.1 px
 
 
+@pytest.mark.slow
 def test_cli_raw_heads_on_request_and_refusals(saved, tmp_path, run_cli):
     out = tmp_path / "raw.onnx"
     status, _, _ = run_cli("export", "--checkpoint", str(saved), "--output", str(out),
@@ -161,6 +164,7 @@ def fasterrcnn() -> torch.nn.Module:
     return model
 
 
+@pytest.mark.slow
 def test_fasterrcnn_exported_with_its_two_stages_gives_the_eager_boxes(tmp_path, run_cli):
     model = fasterrcnn()
     path = export_detection_onnx(DetectionGraph(model, (SIZE, SIZE)), tmp_path / "frcnn.onnx",

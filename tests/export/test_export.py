@@ -23,12 +23,17 @@ from tests.conftest import zoo_params
 from tests.export.conftest import zoo_source
 
 
+# the longest graphs to export and check (5-7 s each on two cores)
+DEEP = {"inception_v3", "ghostnet_x1_0", "se_resnet50"}
+
+
 def heavy_marked(params: list) -> list:
     """Models over 30M parameters (VGG, AlexNet, the deepest ResNets: 8-11 s each, mostly
-    writing and loading their weights) also get the ``slow`` mark, so ``-m 'not slow'`` can
-    leave them out; the default run keeps them."""
+    writing and loading their weights) and the :data:`DEEP` graphs also get the ``slow`` mark,
+    so ``-m 'not slow'`` can leave them out; the default run keeps them."""
     return [pytest.param(*p.values, marks=[*p.marks, pytest.mark.slow], id=p.id)
-            if golden(p.values[0]).get("params", 0) > 30e6 else p for p in params]
+            if golden(p.values[0]).get("params", 0) > 30e6 or p.values[0] in DEEP else p
+            for p in params]
 
 
 @pytest.mark.parametrize("name", heavy_marked(zoo_params()))

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.xdist_group("quantize")
 
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory):
-    """MobileNetV1 x0.25 after two epochs on the digits (about 60% top-1, in seconds)."""
+    """MobileNetV1 x0.25 after two epochs on the digits (about 60% top-1, in seconds; the tests
+    that read it are ``slow``)."""
     runs = tmp_path_factory.mktemp("runs")
     result = train(TrainConfig(model="mobilenet_v1_x0_25", epochs=2, batch_size=32,
                                optimizer="adamw", lr=3e-3, weight_decay=0.0, augment=False,
@@ -28,6 +29,7 @@ def digits_checkpoint(tmp_path_factory):
     return result.best_checkpoint
 
 
+@pytest.mark.slow
 def test_int8_report_model_and_sidecar(digits_checkpoint, tmp_path, capsys):
     output = tmp_path / "tiny.int8.onnx"
     assert main(["quantize", "--checkpoint", str(digits_checkpoint), "--calib-data", "digits",
@@ -63,6 +65,7 @@ def test_int8_report_model_and_sidecar(digits_checkpoint, tmp_path, capsys):
     assert run_session(session, x).shape == (4, 10)
 
 
+@pytest.mark.slow
 def test_accuracy_gate_refuses_a_broken_calibration(digits_checkpoint, tmp_path, capsys,
                                                     monkeypatch):
     from lightnets.export import quantize
@@ -86,6 +89,7 @@ def test_accuracy_gate_refuses_a_broken_calibration(digits_checkpoint, tmp_path,
     assert read_sidecar(output).accuracy["passed"] is False
 
 
+@pytest.mark.slow
 def test_bf16_is_refused_without_native_support(digits_checkpoint, tmp_path, capsys,
                                                 monkeypatch):
     from lightnets.export import backends
@@ -102,6 +106,7 @@ def test_bf16_is_refused_without_native_support(digits_checkpoint, tmp_path, cap
     assert "bf16" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_openvino_runs_the_gated_int8_and_bf16_models(digits_checkpoint, tmp_path, capsys):
     pytest.importorskip("openvino")
     from lightnets.export.backends import backend_from_file
@@ -138,6 +143,7 @@ def test_openvino_runs_the_gated_int8_and_bf16_models(digits_checkpoint, tmp_pat
         backend_from_file(bf16, "onnxruntime")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv, expected", [
     (["--calib-data", "digits", "--max-drop", "-1"], "max_drop >= 0"),
     (["--calib-data", "digits", "--backend", "eager"], "int8 runs in onnxruntime or openvino"),
@@ -164,6 +170,7 @@ def test_evenly_spaced_covers_the_dataset():
     assert len(evenly_spaced(dataset, 500)) == 100
 
 
+@pytest.mark.slow
 def test_calibration_images_are_read_before_the_export(digits_checkpoint, tmp_path,
                                                        monkeypatch):
     from lightnets.export import quantize

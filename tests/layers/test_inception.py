@@ -19,7 +19,7 @@ from lightnets.layers.inception import (
     InceptionModule,
     InceptionV3AuxHead,
 )
-from tests.conftest import copy_by_order, randomise
+from lightnets.testing import copy_by_order, randomise
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
@@ -86,6 +86,7 @@ def test_blocks_use_release_batchnorm_eps():
 
 # -- auxiliary heads ------------------------------------------------------------------------------
 def test_aux_heads_compute_torchvision_functions():
+    torch.manual_seed(0)
     for ours, reference, channels, grid in [
             (GoogLeNetAuxHead(512, 10), GoogLeNetAux(512, 10), 512, 14),
             (InceptionV3AuxHead(768, 10), InceptionV3Aux(768, 10), 768, 17)]:

@@ -16,7 +16,8 @@ from lightnets.layers.aspp import ASPP, DeepLabV3Head, aspp_rates
 from lightnets.layers.deeplabv3plus import DeepLabV3PlusDecoder, DeepLabV3PlusHead
 from lightnets.layers.fcn_head import FCNHead
 from lightnets.layers.lraspp import LRASPPHead
-from tests.conftest import copy_by_order, grads_flow, randomise
+from lightnets.testing import copy_by_order, randomise
+from tests.conftest import grads_flow
 
 
 def assert_same_function(ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor) -> None:

@@ -9,7 +9,8 @@ from torch import nn
 
 import lightnets
 from lightnets.layers.inception import GoogLeNetAuxHead, InceptionV3AuxHead
-from tests.conftest import check_aux_outputs, copy_by_order, randomise
+from lightnets.testing import copy_by_order, randomise
+from tests.conftest import check_aux_outputs
 
 
 def assert_torchvision_shapes(ours: nn.Module, theirs: nn.Module, buffers: bool = True) -> None:
@@ -68,7 +69,9 @@ class InceptionChecks:
                                                                init_weights=True)
         assert_torchvision_shapes(ours, reference)
 
+    @pytest.mark.slow
     def test_same_function_as_torchvision_with_its_weights(self):
+        torch.manual_seed(0)
         reference = getattr(torchvision.models, self.name)(aux_logits=False,
                                                            init_weights=False).eval()
         randomise(reference)
@@ -94,6 +97,7 @@ class InceptionChecks:
         assert not any(isinstance(m, (GoogLeNetAuxHead, InceptionV3AuxHead))
                        for m in model.modules())
 
+    @pytest.mark.slow
     def test_aux_outputs_in_training_mode_only(self):
         count, weight, size = self.aux_count, self.aux_weight, self.aux_size
         torch.manual_seed(0)

@@ -14,7 +14,8 @@ from torch import nn
 import lightnets
 from lightnets.models.stages import StageTracker
 from lightnets.registry import meta_model
-from tests.conftest import randomise, zoo_params
+from lightnets.testing import randomise
+from tests.conftest import zoo_params
 
 
 def measured_reduction(input_size: int, map_size: int) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from torch import nn
 
 import lightnets
 from lightnets.models.shufflenet_v2 import ShuffleNetV2
 from lightnets.profile import count_complexity
+from lightnets.testing import randomise
 from tests.models.conftest import assert_meta_torchvision_shapes
 
 V2_VARIANTS = ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5",
@@ -24,10 +24,7 @@ def test_v2_has_torchvision_parameter_shapes(name):
 def test_v2_computes_torchvision_function_with_its_weights():
     torch.manual_seed(0)
     theirs = torchvision.models.shufflenet_v2_x0_5().eval()
-    for module in theirs.modules():  # non-trivial statistics so every norm matters
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.1, 0.1)
-            module.running_var.uniform_(0.5, 1.5)
+    randomise(theirs, weights="keep")  # non-trivial statistics so every norm matters
     ours = lightnets.create_model("shufflenet_v2_x0_5").eval()
     ours.load_state_dict(dict(zip(ours.state_dict(), theirs.state_dict().values())))
     x = torch.randn(2, 3, 64, 64)

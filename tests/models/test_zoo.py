@@ -59,7 +59,8 @@ def test_feature_info_matches_real_features(name, size):
     info = model.feature_info
     assert info, "feature_info must list the stages"
     reductions = [entry["reduction"] for entry in info]
-    assert reductions == sorted(set(reductions)), f"reductions not strictly increasing: {reductions}"
+    assert reductions == sorted(set(reductions)), (
+        f"reductions not strictly increasing: {reductions}")
     assert info[-1]["num_chs"] == model.num_features
     modules = dict(model.named_modules())
     shapes: dict[str, torch.Size] = {}

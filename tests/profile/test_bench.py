@@ -9,7 +9,8 @@ from lightnets.profile.bench import BenchResult, build_peer, measure_peak_gflops
 from lightnets.registry import meta_model, peers_of
 
 
-@pytest.mark.parametrize("name", [n for n in lightnets.list_models() if "torchvision" in peers_of(n)])
+@pytest.mark.parametrize("name",
+                         [n for n in lightnets.list_models() if "torchvision" in peers_of(n)])
 def test_torchvision_peers_have_our_parameter_shapes(name):
     ours, peer = meta_model(name), build_peer("torchvision", name, "meta")
     assert [p.shape for p in ours.parameters()] == [p.shape for p in peer.parameters()]

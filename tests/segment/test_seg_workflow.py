@@ -17,6 +17,7 @@ from lightnets.data.digits_seg import canvases
 from lightnets.export.onnx import onnx_session, run_session
 
 MODEL = "lraspp_mobilenet_v3_small"
+pytestmark = pytest.mark.slow  # a training run, then every command on it
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,8 @@ def test_eval_predict_export_and_quantize(trained, tmp_path, run_cli):
     assert status == 0
     scores = json.loads(out)
     metrics = list(csv.DictReader((trained / "metrics.csv").open()))[-1]
-    assert scores["count"] == 64 and scores["miou"] == pytest.approx(float(metrics["val_miou"]), abs=1e-6)
+    assert scores["count"] == 64
+    assert scores["miou"] == pytest.approx(float(metrics["val_miou"]), abs=1e-6)
     assert 0 <= scores["pixel_accuracy"] <= 1 and len(scores["per_class_iou"]) == 11
     assert Image.open(scores["examples_png"]).size[0] > 300
 

@@ -13,6 +13,9 @@ import pytest
 from lightnets.checkpoint import load_checkpoint
 from lightnets.train import evaluate
 
+# torchrun starts two training processes; each run has 300 s (subprocess timeout) of its own
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
 
 @pytest.mark.xdist_group("ddp")
 def test_two_process_cpu_run(tmp_path):

@@ -15,6 +15,8 @@ from lightnets.cli import main
 from lightnets.train import TrainConfig, train
 from tests.train.conftest import tiny_config, train_killed_after_first_epoch
 
+pytestmark = pytest.mark.slow  # three trainings
+
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):

@@ -42,6 +42,7 @@ def test_train_writes_the_run_folder(digits_run):
     assert (digits_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_folder_end_to_end_with_corrupt_files(tmp_path, capsys):
     data = make_image_tree(tmp_path / "shapes", per_class=8)
     bad = add_corrupt_files(data)
@@ -64,6 +65,7 @@ def test_folder_end_to_end_with_corrupt_files(tmp_path, capsys):
     assert "trained for 3 classes, the data has 10" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_ends_with_the_same_weights(tmp_path, monkeypatch):
     config = tiny_config(tmp_path)
     train(dataclasses.replace(config, name="straight"))
@@ -93,6 +95,7 @@ def poison_loss_after(monkeypatch, good_steps: int) -> None:
     monkeypatch.setattr(classification, "classification_loss", poisoned)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     poison_loss_after(monkeypatch, good_steps=3)  # epoch 1 is 3 steps
     with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 2 step 1") as error:
@@ -104,6 +107,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert all(torch.isfinite(t).all() for t in kept.model.values() if t.is_floating_point())
 
 
+@pytest.mark.slow
 def test_nan_loss_on_the_command_line_is_one_line(tmp_path, monkeypatch, capsys):
     poison_loss_after(monkeypatch, good_steps=1)
     assert main(["train", *TINY_TRAIN, "--epochs", "1", "--runs-dir", str(tmp_path)]) == 2
@@ -157,7 +161,8 @@ def test_aux_logits_enter_the_loss_with_their_weight():
     logits, aux = torch.randn(4, 5), [torch.randn(4, 5), torch.randn(4, 5)]
     labels = torch.tensor([0, 1, 2, 3])
     expected = F.cross_entropy(logits, labels) + 0.3 * sum(F.cross_entropy(a, labels) for a in aux)
-    assert torch.allclose(classification.classification_loss(logits, aux, labels, 0.3, 0.0), expected)
+    assert torch.allclose(classification.classification_loss(logits, aux, labels, 0.3, 0.0),
+                          expected)
     assert torch.allclose(classification.classification_loss(logits, [], labels, 0.3, 0.0),
                           F.cross_entropy(logits, labels))
 
@@ -205,6 +210,7 @@ def test_training_switches_on_and_uses_auxiliary_heads(tmp_path, monkeypatch):
     assert seen == [(0, 0.3)]
 
 
+@pytest.mark.slow
 def test_epoch_by_epoch_run_and_eval_repeats_its_validation(tmp_path):
     data = make_image_tree(tmp_path / "shapes", per_class=8, size=72)
     run = train_epochs(TrainConfig(model="mobilenet_v2_x0_25", data=str(data), epochs=2,

@@ -59,6 +59,7 @@ def test_short_epochs_and_slow_momentum_lag():
     assert not lagging_batchnorm(cumulative, 1) and not lagging_batchnorm(nn.ReLU(), 1)
 
 
+@pytest.mark.slow
 def test_slow_batchnorm_models_get_precise_bn(tmp_path):
     result = train(tiny_config(tmp_path, model="mobilenet_v3_small", epochs=1, batch_size=16,
                                limit_train_batches=2, name="v3"))

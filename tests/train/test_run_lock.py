@@ -40,6 +40,7 @@ def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = 3
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_folder_in_use_stops_naming_the_first(tmp_path):
     run_dir = tmp_path / "dup"
     first = subprocess.Popen(train_command(tmp_path, "--epochs", "200"), env=ENV,

@@ -14,10 +14,9 @@ from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 import lightnets
-from benchmarks.weights_parity import randomise
+from lightnets.testing import randomise
 from lightnets.weights import PretrainedNote
 from lightnets.weights.layout import layout_of
-from tests.conftest import randomise as small_random
 
 SMALL = {"min_size": 128, "max_size": 128}  # both models: a small canvas keeps the tests fast
 # per detector: the arguments (both models) that leave scored boxes on random weights, whether
@@ -68,7 +67,7 @@ def torchvision_file(name: str, folder: Path, frozen: bool = False, init: str = 
     head = {key: tensor.clone() for key, tensor in model.head.state_dict().items()
             } if init == "trunk" else {}
     with torch.no_grad():
-        randomise(model, images) if init != "small" else small_random(model)
+        randomise(model, images, weights="he") if init != "small" else randomise(model)
         if head:
             model.head.load_state_dict(head)
         if frozen:

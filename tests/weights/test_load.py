@@ -14,6 +14,7 @@ import torchvision
 import lightnets
 from lightnets import registry
 from lightnets.checkpoint import Checkpoint, save_checkpoint
+from lightnets.testing import randomise
 from lightnets.weights import PretrainedNote, adapt_input_conv, imagenet_categories
 
 timm = pytest.importorskip("timm")
@@ -24,14 +25,7 @@ X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 def resnet18():
     """torchvision's ResNet-18 with non-trivial BatchNorm, in eval mode."""
     torch.manual_seed(0)
-    model = torchvision.models.resnet18().eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.bias.normal_(0, 0.1)
-    return model
+    return randomise(torchvision.models.resnet18().eval(), weights="keep")
 
 
 @pytest.fixture(scope="module")

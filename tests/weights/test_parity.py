@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import lightnets
-from benchmarks.weights_parity import (FORMATS, TOLERANCE, input_for, peer_model,
-                                       relative_difference, twin_pairs, write_peer)
 from lightnets.registry import list_models, peers_of
+from lightnets.testing import (FORMATS, TOLERANCE, input_for, peer_model, relative_difference,
+                               twin_pairs, write_peer)
 from lightnets.weights.load import as_source
 
 timm = pytest.importorskip("timm")
