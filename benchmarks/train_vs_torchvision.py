@@ -43,7 +43,7 @@ from torchvision.datasets import ImageFolder
 
 from lightnets.data.digits import write_digits_folder
 from lightnets.data.folder import seeded_split
-from lightnets.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
 from lightnets.registry import peers_of
 from lightnets.train import TrainConfig, train_epochs
 

@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-emulated-bf16", action="store_true",
                         help="with --precision bf16: run even where bf16 is emulated (slow)")
     parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
-                        help="largest accepted drop of top-1 (mIoU, mAP) in percentage points (default 1)")
+                        help="largest accepted drop of top-1 (mIoU, mAP) in percentage points "
+                        "(default 1)")
     parser.add_argument("--force", action="store_true",
                         help="write the model even when it fails the accuracy gate")
     parser.add_argument("--output", metavar="PATH",

@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               help="SGD momentum (default 0.9)")
     optimisation.add_argument("--weight-decay", type=float, metavar="X")
     optimisation.add_argument("--warmup-epochs", type=float, metavar="X")
-    optimisation.add_argument("--label-smoothing", type=float, metavar="X", help="default 0.1 (segmentation: 0)")
+    optimisation.add_argument("--label-smoothing", type=float, metavar="X",
+                              help="default 0.1 (segmentation: 0)")
     optimisation.add_argument("--grad-clip", type=float, metavar="X",
                               help="max gradient norm (default off)")
     optimisation.add_argument("--precise-bn-batches", type=int, metavar="N",

@@ -16,7 +16,8 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -29,8 +30,9 @@ from lightnets.data.detection import detection_data_kind, detection_datasets
 from lightnets.data.digits_seg import digits_seg_datasets
 from lightnets.data.folder import folder_datasets, folder_images
 from lightnets.data.seg_folders import IGNORE_INDEX, is_pairs, is_voc, seg_folder_datasets
+from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
 from lightnets.data.transforms import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD,
-                                       IMAGENET_MEAN, IMAGENET_STD, eval_transform,
+                                       eval_transform,
                                        make_preprocess, normalize_transform,
                                        seg_eval_transform, seg_train_transform, train_transform)
 

@@ -217,7 +217,7 @@ def seg_folder_datasets(root: str | Path, train_transform: Callable, val_transfo
     num_classes = max(num_classes, val_classes)
     classes = classes or [str(i) for i in range(max(num_classes, 2))]
     if not train or not val:
-        raise ValueError(f"{str(root)!r} has no readable {'training' if not train else 'validation'}"
-                         " pair")
+        missing = "training" if not train else "validation"
+        raise ValueError(f"{str(root)!r} has no readable {missing} pair")
     return (SegmentationPairs(train, train_transform, classes),
             SegmentationPairs(val, val_transform, classes), classes, skipped)

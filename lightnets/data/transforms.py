@@ -13,7 +13,6 @@ from typing import Any
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
-from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 # Pixel statistics of the digits training split (intensities scaled from 0..16 to 0..1).

@@ -46,9 +46,9 @@ def convert(weights: str | Path, output: str | Path, model: str | None = None,
     info = loaded.pretrained
     task = task_for(loaded)
     if not task.outputs_tensor:  # the check compares one output tensor element by element
-        raise ValueError(f"{info.model_name} is a {task.name} model: convert checks logits, it "
-                         f"gives {task.outputs}; load its file directly (create_model(name, "
-                         "checkpoint_path=...), or --model with --weights)")
+        raise ValueError(f"{info.model_name} is a {task.model_noun}: convert checks logits, a "
+                         f"{task.model_noun} gives {task.outputs}; load its file directly "
+                         "(create_model(name, checkpoint_path=...), or --model with --weights)")
     state = loaded.state_dict()
     checkpoint = Checkpoint(model_name=info.model_name, model_args=info.model_args, model=state,
                             preprocess=info.preprocess, class_names=info.class_names)

@@ -2,8 +2,8 @@
 
 The batch dimension is exported as a symbol (``batch``) so one file serves any batch size; the
 spatial size is fixed at export, as the deployed preprocessing fixes it, except for segmenters,
-whose height and width are symbols too (``height``, ``width``: a mask at any image's size). The graph is traced at
-batch 2 because ``torch.export`` specialises sizes 0 and 1.
+whose height and width are symbols too (``height``, ``width``: a mask at any image's size). The
+graph is traced at batch 2 because ``torch.export`` specialises sizes 0 and 1.
 """
 
 from __future__ import annotations

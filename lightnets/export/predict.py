@@ -159,7 +159,7 @@ def evaluable(path: str | Path | OpenedModel, model: str | None = None,
     run, sidecar = exported_runner(opened, backend)
     task = opened.task
     refusal = (None if task.scores_exported else
-               f"{str(opened.path)!r} is an exported {task.name} model, which eval does not "
+               f"{str(opened.path)!r} is an exported {task.model_noun}, which eval does not "
                "score; evaluate its checkpoint instead")
     num_classes = task.model_classes(len(sidecar.class_names)) if sidecar.class_names else \
         int(sidecar.model_args.get("num_classes", 0)) or None

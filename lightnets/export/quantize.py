@@ -112,7 +112,8 @@ class QuantizeReport:
         return self.drop_points <= self.max_drop_points
 
     def lines(self) -> list[str]:
-        out = [f"{self.metric_label} on {self.val_images} validation images: fp32 {self.fp32_score:.2%}, "
+        out = [f"{self.metric_label} on {self.val_images} validation images: fp32 "
+               f"{self.fp32_score:.2%}, "
                f"{self.precision} in {self.backend} {self.reduced_score:.2%} "
                f"(drop {self.drop_points:+.2f} points, "
                f"allowed {self.max_drop_points:.2f})"]

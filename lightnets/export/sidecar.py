@@ -4,8 +4,8 @@
 (batch symbolic or fixed), the preprocessing (resize, centre crop, mean, std), the class names,
 the numeric precision the artefact computes in, the data it was trained on, the result of
 the export check, and for a detector which graph it holds (``detection``: post-processed boxes,
-scores, labels, or the raw head outputs). :func:`lightnets.export.backends.backend_from_file` checks a sidecar against
-the file it describes before trusting it.
+scores, labels, or the raw head outputs). :func:`lightnets.export.backends.backend_from_file`
+checks a sidecar against the file it describes before trusting it.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ class Task:
     override the methods; the defaults are a classifier's where one is natural."""
 
     name: ClassVar[str]
+    model_noun: ClassVar[str]       # what the messages call its models: "classifier", ...
     # --data: the embedded data, what the error messages say is expected, the kinds it reads
     embedded_data: ClassVar[str]
     expected_data: ClassVar[str]

@@ -4,10 +4,11 @@ confusion matrix) and picture (the confusion matrix)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -155,7 +156,7 @@ def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") ->
 class Classification(Task):
     """Classifiers: images and their labels."""
 
-    name = CLASSIFICATION
+    name, model_noun = CLASSIFICATION, "classifier"
     embedded_data = "digits"
     expected_data = "'digits', an image folder or a CIFAR-10/100 folder"
     metric, metric_label = "top1", "top-1"

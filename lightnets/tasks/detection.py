@@ -159,7 +159,7 @@ def save_boxes_png(result: DetEvalResult, path: str | Path, title: str = "",
 class Detection(Task):
     """Detectors: images and their boxes, with a background class of the model's own."""
 
-    name = DETECTION
+    name, model_noun = DETECTION, "detector"
     embedded_data = "digits-det"
     expected_data = ("'digits-det', a COCO folder (annotations.json + images/) or a Pascal VOC "
                      "folder (Annotations/ + JPEGImages/)")

@@ -10,10 +10,11 @@ matrix for its shard and the sums are added, so the figures are the whole split'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -181,7 +182,7 @@ def save_examples_png(result: SegEvalResult, path: str | Path, title: str = "") 
 class Segmentation(Task):
     """Segmenters: images and their masks of class indices."""
 
-    name = SEGMENTATION
+    name, model_noun = SEGMENTATION, "segmenter"
     embedded_data = "digits-seg"
     expected_data = ("'digits-seg', a Pascal VOC folder (JPEGImages/, SegmentationClass/) or a "
                      "pair folder (images/, masks/)")

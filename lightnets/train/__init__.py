@@ -2,7 +2,8 @@
 
 ``train(TrainConfig(...))`` runs the loop of :mod:`lightnets.train.loop`; ``evaluate`` scores a
 checkpoint (:mod:`lightnets.checkpoint`), which records the model, its weights and its
-preprocessing. What differs by task the model's task answers (:mod:`lightnets.tasks`). Prediction runs deployed models and lives in :mod:`lightnets.export.predict`.
+preprocessing. What differs by task the model's task answers (:mod:`lightnets.tasks`).
+Prediction runs deployed models and lives in :mod:`lightnets.export.predict`.
 """
 
 from lightnets.train.config import TrainConfig

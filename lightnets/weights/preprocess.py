@@ -19,7 +19,8 @@ from typing import Any
 
 import torchvision
 
-from lightnets.data.transforms import IMAGENET_MEAN, IMAGENET_STD, make_preprocess
+from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
+from lightnets.data.transforms import make_preprocess
 
 # timm's defaults for a pretrained_cfg field its family leaves out (timm's `_cfg` helpers)
 TIMM_DEFAULTS: dict[str, Any] = {"input_size": (3, 224, 224), "crop_pct": 0.875,
