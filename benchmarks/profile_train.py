@@ -40,8 +40,7 @@ from _common import begin  # benchmarks/_common.py
 
 CATEGORIES = ("set-up", "data", "forward", "backward", "optimizer", "other operations",
               "validation", "checkpoint and report", "python and idle")
-WRAPPED = {loop: {"evaluate_model": "validation", "recompute_batchnorm_stats": "validation",
-                  "save_checkpoint": "checkpoint and report"},
+WRAPPED = {loop: {"validate": "validation", "save_checkpoint": "checkpoint and report"},
            report: {"write_metrics": "checkpoint and report",
                     "plot_curves": "checkpoint and report",
                     "write_config": "checkpoint and report"}}

@@ -31,23 +31,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predictions).")
     add_weights_arguments(parser)
     parser.add_argument("--data", help="digits, an image folder or a CIFAR folder; for "
-                        "segmenters digits-seg, a VOC or a pair folder (default: the data the "
-                        "checkpoint was trained on)")
+                        "segmenters digits-seg, a VOC or a pair folder; for detectors "
+                        "digits-det, a COCO or a VOC folder (default: the data the checkpoint "
+                        "was trained on)")
     parser.add_argument("--split", choices=("val", "train"), default="val")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--workers", type=int, help="data-loading processes")
     parser.add_argument("--limit-batches", type=int, help="evaluate only this many batches")
     parser.add_argument("--confusion", metavar="PNG", help="where to save the confusion matrix, "
-                        "or a segmenter's example predictions (default: confusion-<split>.png "
-                        "or segmentation-<split>.png beside the checkpoint; for --weights, in "
-                        "the current folder)")
+                        "or a segmenter's or detector's example predictions (default: "
+                        "confusion-<split>.png, segmentation-<split>.png or "
+                        "detections-<split>.png beside the checkpoint; for --weights, in the "
+                        "current folder)")
     parser.add_argument("--save-predictions", metavar="JSON", help="detectors: write the "
                         "validation detections in COCO's results format (image_id, "
                         "category_id, bbox [x, y, w, h] in the original image's pixels, score)")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON object (top1, top5 as fractions; loss; per_class; "
-                        "segmenters: miou, pixel_accuracy, per_class_iou, count)")
+                        "segmenters: miou, pixel_accuracy, per_class_iou, count; detectors: "
+                        "map, map_50, map_75, per_class_ap, count, objects, detections)")
     parser.set_defaults(func=run, requires=requirements)
 
 
@@ -77,35 +80,37 @@ def picture_target(args: argparse.Namespace, folder: Path, task: Any) -> Path | 
 
 
 def run(args: argparse.Namespace) -> int:
+    from lightnets.checkpoint import checkpoint_path
     from lightnets.export.predict import evaluable, open_model
     from lightnets.files import check_writable_file
     from lightnets.train import evaluate
 
+    path = (checkpoint_path(args.checkpoint, prefer="best") if args.checkpoint
+            else Path(args.weights).expanduser())
     with warnings_as_lines():
-        opened = open_model(args.checkpoint or Path(args.weights).expanduser(), args.model,
-                            args.source)
+        opened = open_model(path, args.model, args.source)
         task = opened.task
         if args.save_predictions:
             if not task.saves_predictions:
                 raise CommandError("--save-predictions writes a detector's boxes; "
-                                   f"{opened.path} is a {task.name} model")
+                                   f"{path} is a {task.name} model")
             check_writable_file(args.save_predictions, "--save-predictions")
         # weights may sit in a read-only cache: their matrix goes to the current folder
-        png = picture_target(args, opened.path.parent if args.checkpoint else Path(), task)
-        examples = EXAMPLES if task.picture_label == "examples" and png is not None else 0
+        png = picture_target(args, path.parent if args.checkpoint else Path(), task)
+        examples = EXAMPLES if task.draws_examples and png is not None else 0
         result = evaluate(evaluable(opened, device=args.device), data=args.data,
                           split=args.split, batch_size=args.batch_size, workers=args.workers,
                           limit_batches=args.limit_batches, examples=examples)
     failure = None  # the numbers are printed even when the picture cannot be written
     if png is not None:
         try:
-            task.save_picture(result, png, title=f"{opened.path.name}: {task.headline(result)} "
+            task.save_picture(result, png, title=f"{path.name}: {task.headline(result)} "
                               f"on {result.count} {args.split} images")
         except OSError as error:
             failure, png = error, None
     if args.save_predictions:
         task.save_predictions(result, args.save_predictions)
-    show(args, opened.path, task, result, png)
+    show(args, path, task, result, png)
     if failure is not None:
         raise failure
     return 0
@@ -132,7 +137,6 @@ def show(args: argparse.Namespace, path: Path, task: Any, result: Any, png: Path
         for row in rows:
             table.add_row(*row)
         console.print(table)
-    label = "confusion matrix" if task.picture_label == "confusion" else task.picture_label
     console.print(f"{path}: {task.summary(result, args.split)}"
-                  + (f"; {label}: {png}" if png else ""),
+                  + (f"; {task.picture_caption}: {png}" if png else ""),
                   highlight=False, soft_wrap=True, markup=False)

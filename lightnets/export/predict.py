@@ -122,6 +122,7 @@ def open_model(path: str | Path | OpenedModel, model: str | None = None,
     or the torchvision / timm weights of the registered ``model``, once."""
     if isinstance(path, OpenedModel):
         return path
+    path = Path(path).expanduser()
     if is_exported(path):
         sidecar = read_sidecar(path)
         try:
@@ -160,12 +161,13 @@ def evaluable(path: str | Path | OpenedModel, model: str | None = None,
     task = opened.task
     refusal = (None if task.scores_exported else
                f"{str(opened.path)!r} is an exported {task.model_noun}, which eval does not "
-               "score; evaluate its checkpoint instead")
-    num_classes = task.model_classes(len(sidecar.class_names)) if sidecar.class_names else \
-        int(sidecar.model_args.get("num_classes", 0)) or None
-    return Evaluable(run, task, opened.path, sidecar.preprocess, num_classes,
-                     sidecar.class_names, sidecar.class_names is not None, dict(sidecar.data),
-                     refusal=refusal)
+               f"score ({task.metric_label} is measured on its checkpoint); evaluate its "
+               "checkpoint instead")
+    # its class names are checked against the data's (the count is theirs); one process reads
+    # the data, beside the runtime's threads
+    return Evaluable(run, task, opened.path, sidecar.preprocess, None, sidecar.class_names,
+                     sidecar.class_names is not None, dict(sidecar.data), refusal=refusal,
+                     workers=0, data_holder=f"the sidecar of {str(opened.path)!r}")
 
 
 def fixed_batch(run: Callable[[torch.Tensor], torch.Tensor], batch: int

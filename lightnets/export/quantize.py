@@ -44,7 +44,7 @@ from lightnets.export.timing import time_callables
 from lightnets.export.torch_formats import export_pt2
 from lightnets.export.verify import Runner
 from lightnets.hardware import native_int8_dot
-from lightnets.tasks import Task, task_for
+from lightnets.tasks import TASKS, Task, task_for
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # backend -> the artefact format the reduced model is written in
@@ -101,7 +101,10 @@ class QuantizeReport:
     written: str | None = None
     backend: str = "onnxruntime"
     metric: str = "top1"            # the task's: "top1", "miou", "map"
-    metric_label: str = "top-1"
+
+    @property
+    def metric_name(self) -> str:
+        return next(task.metric_label for task in TASKS.values() if task.metric == self.metric)
 
     @property
     def drop_points(self) -> float:
@@ -112,7 +115,7 @@ class QuantizeReport:
         return self.drop_points <= self.max_drop_points
 
     def lines(self) -> list[str]:
-        out = [f"{self.metric_label} on {self.val_images} validation images: fp32 "
+        out = [f"{self.metric_name} on {self.val_images} validation images: fp32 "
                f"{self.fp32_score:.2%}, "
                f"{self.precision} in {self.backend} {self.reduced_score:.2%} "
                f"(drop {self.drop_points:+.2f} points, "
@@ -253,12 +256,12 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                                 task.gate_score(reduced_run, val.val, val.classes,
                                                 source.model),
                                 len(val.val), len(images), max_drop, backend=backend,
-                                metric=task.metric, metric_label=task.metric_label)
+                                metric=task.metric)
         report.latency_ms = latency(fp32_run, reduced_run, precision, source.input_size,
                                     latency_batches)
         if not report.passed and not force:
             raise AccuracyGateError(
-                f"{precision} model not written: {report.metric_label} dropped "
+                f"{precision} model not written: {report.metric_name} dropped "
                 f"{report.drop_points:.2f} points, "
                 f"more than the allowed {max_drop:.2f} (raise --max-drop or pass --force)",
                 report)

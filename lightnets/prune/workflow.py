@@ -164,6 +164,10 @@ def start_run(config: PruneConfig, console: Console,
     it; returns the run and a copy of the model to prune."""
     source = load_checkpoint(config.checkpoint, prefer="best")
     source.require("to prune", "preprocess", "class_names")
+    task = task_for(source.model_name)
+    if not task.prunable:
+        raise ValueError(f"prune takes classifiers (it scores top-1 and fine-tunes on their "
+                         f"labels); {source.model_name} is a {task.model_noun}")
     output = Path(config.output) if config.output else default_output(config.checkpoint)
     if output.exists() and not config.overwrite:
         raise ValueError(f"{output} exists; pass --overwrite or another --output")
@@ -177,7 +181,7 @@ def start_run(config: PruneConfig, console: Console,
         raise ValueError(f"checkpoint {source.path!r} does not record its data; pass --data")
 
     # -- data and the model as it was trained -------------------------------------------------
-    bundle = task_for(source.model_name).build_data(
+    bundle = task.build_data(
         data, source.preprocess, augment=False, val_fraction=stored.val_fraction,
         seed=stored.seed, warn=False)
     source.check_matches(num_classes=bundle.num_classes)

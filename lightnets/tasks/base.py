@@ -57,6 +57,8 @@ class Task:
     # the figure shown beside it at the end of a run: (metrics column, JSON name, label)
     second_metric: ClassVar[tuple[str, str, str]]
     higher_is_better: ClassVar[bool] = True
+    # eval's figures come with example predictions drawn (else the picture is of the figures)
+    draws_examples: ClassVar[bool] = True
     # classes the model predicts beyond the data's (a detector's background)
     background_classes: ClassVar[int] = 0
     # the training table's columns: whether a training accuracy is counted, the validation ones
@@ -71,10 +73,13 @@ class Task:
     picture_stem: ClassVar[str]
     picture_name: ClassVar[str]
     picture_label: ClassVar[str] = "examples"
+    picture_caption: ClassVar[str] = "examples"
     # whether `lightnets eval --save-predictions` writes the evaluated predictions
     saves_predictions: ClassVar[bool] = False
     # how batches are made (None: PyTorch's default stacking)
     collate: ClassVar[Callable[[list], Any] | None] = None
+    # whether `lightnets prune` takes this task's models (it scores and fine-tunes classifiers)
+    prunable: ClassVar[bool] = False
     # whether --teacher can distil into this task's models (a classifier's soft targets)
     distills: ClassVar[bool] = False
     # --pretrained holds the weights of the model's backbone alone (read where it is built)
@@ -123,7 +128,8 @@ class Task:
     def build_data(self, data: str, preprocess: dict[str, Any], augment: bool = True,
                    val_fraction: float = 0.2, seed: int = 0, warn: bool = True,
                    normalize: bool = True) -> DataBundle:
-        """Train and validation datasets of ``data`` (:func:`lightnets.data.build_data`)."""
+        """Train and validation datasets of ``data`` (:func:`lightnets.data.build_data`), or a
+        one-line error when it is not this task's data."""
         return build_data(data, preprocess, augment, val_fraction, seed, warn, normalize,
                           kind=self.data_kind(data))
 
@@ -137,6 +143,12 @@ class Task:
         return images
 
     # -- classes ---------------------------------------------------------------------------
+    def improves(self, score: float, best: float | None) -> bool:
+        """Whether ``score`` beats the ``best`` so far (None: there is none yet)."""
+        if best is None:
+            return True
+        return score > best if self.higher_is_better else score < best
+
     def model_classes(self, data_classes: int) -> int:
         """The class count a model of ``data_classes`` classes of data is built with."""
         return data_classes + self.background_classes
@@ -183,16 +195,19 @@ class Task:
     def hits_and_counts(self, outputs: torch.Tensor | None, labels: Any
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """Right predictions and predictions made in a training batch, float64 on its device
-        (zeros where the task counts no training accuracy)."""
+        (asked only where :attr:`train_accuracy`)."""
         raise NotImplementedError
 
     def batchnorm_inputs(self, model: nn.Module, batches: Iterable[tuple[Any, Any]],
                          device: torch.device, normalize: Normalize | None,
                          memory_format: torch.memory_format
                          ) -> tuple[Iterable[torch.Tensor], Callable[[torch.Tensor], Any] | None]:
-        """What precise BN feeds the network: ``(inputs, forward)`` (forward None: the model)."""
-        return ((self.to_device(images, labels, device, normalize, memory_format)[0]
-                 for images, labels in batches), None)
+        """What precise BN feeds the network: ``(inputs, forward)`` (forward None: the model);
+        the images alone go to the device."""
+        def inputs(images: torch.Tensor) -> torch.Tensor:
+            images = images.to(device, non_blocking=True, memory_format=memory_format)
+            return normalize(images) if normalize else images
+        return (inputs(images) for images, _ in batches), None
 
     def epoch_summary(self, row: dict[str, float]) -> str:
         """The validation figures of a metrics row, for the line printed after each epoch."""

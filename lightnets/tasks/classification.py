@@ -166,7 +166,9 @@ class Classification(Task):
     curves = (("val_top1", "validation top-1", "o-"),)
     curves_axis = ("accuracy (%)", "accuracy")
     picture_stem, picture_name, picture_label = "confusion", "the confusion matrix", "confusion"
-    distills = True
+    picture_caption = "confusion matrix"
+    draws_examples = False
+    distills = prunable = True
 
     def folder_kind(self, path: Path) -> str | None:
         return classification_kind(str(path))

@@ -105,7 +105,8 @@ def evaluate_segmenter(model: nn.Module | Callable[[torch.Tensor], torch.Tensor]
                        examples: int = 0) -> SegEvalResult:
     """Evaluate a segmenter (a module, switched to eval mode, or any callable from images to
     ``(N, C, H, W)`` logits, such as an exported file's backend) on a loader of ``(image,
-    mask)`` batches; the arguments are those of :func:`lightnets.train.evaluate.evaluate_model`.
+    mask)`` batches; the arguments are those of
+    :func:`lightnets.tasks.classification.evaluate_model`.
     Logits of another size than the masks are resized to them bilinearly. The first
     ``examples`` images are kept with their masks and predictions (for a picture)."""
     if limit_batches is not None and limit_batches < 1:

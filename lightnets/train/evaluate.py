@@ -41,6 +41,8 @@ class Evaluable:
     channels_last: bool = False
     checkpoint: Checkpoint | None = None
     refusal: str | None = None      # why this model cannot be scored here, if it cannot
+    workers: int | None = None      # data-loading processes (None: as for training)
+    data_holder: str | None = None  # what records its data, for messages (default: the path)
 
 
 def open_checkpoint(checkpoint: str | Path | nn.Module, model: str | None = None,
@@ -91,14 +93,17 @@ def evaluate(checkpoint: str | Path | Evaluable, data: str | None = None, split:
         raise ValueError(target.refusal)
     data = data or target.data.get("data")
     if not data:
-        raise ValueError(f"{str(target.path)!r} does not record its data; pass --data")
+        raise ValueError((f"{target.data_holder} does not record the model's data"
+                          if target.data_holder else
+                          f"{str(target.path)!r} does not record its data") + "; pass --data")
     task = target.task
     bundle = task.build_data(data, target.preprocess, augment=False,
                              val_fraction=target.data.get("val_fraction", 0.2),
                              seed=target.data.get("seed", 0), normalize=False)
     check_classes(target, data, bundle.classes)
     dataset = bundle.val if split == "val" else bundle.train
-    workers = default_workers(bundle.kind) if workers is None else workers
+    if workers is None:
+        workers = default_workers(bundle.kind) if target.workers is None else target.workers
     loader = make_loader(dataset, batch_size, target.device, workers, collate=task.collate)
     result = task.evaluate(target.run, loader, bundle.classes, target.device,
                            target.channels_last, limit_batches,

@@ -17,7 +17,7 @@ import inspect
 import itertools
 import random
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from lightnets.data import DataBundle, default_workers, make_loader, normalize_transform
+from lightnets.data import (DataBundle, build_data, default_preprocess, default_workers,
+                            make_loader, normalize_transform)
 from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model
 from lightnets.tasks import Task, task_for
@@ -100,7 +101,12 @@ class Run:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.runtime.channels_last else torch.contiguous_format
+        return self.runtime.memory_format
+
+    @property
+    def normalize(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The last preprocessing step, run on the device on whole batches."""
+        return normalize_transform(self.preprocess)
 
     @property
     def last_path(self) -> Path:
@@ -152,9 +158,9 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     random.seed(seed)
     np.random.seed(seed)
     run_dir = claim_run_dir(config, runtime, resume_from, overwrite, cleanup)
+    plots = runtime.is_main and by_product("matplotlib", f"{run_dir / 'curves.png'}")
     run = set_up(config, runtime, resume_from, run_dir)
     write_run_files(run, resume_from, overwrite, console)
-    plots = runtime.is_main and by_product("matplotlib", f"{run_dir / 'curves.png'}")
     seconds = 0.0  # of training, validation and checkpoints (not of a paused consumer)
     for epoch in range(run.start_epoch, run.config.epochs):
         epoch_start = time.perf_counter()
@@ -197,15 +203,15 @@ def claim_run_dir(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint
 def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None,
            run_dir: Path) -> Run:
     """Settings, data, model, optimiser and, when resuming, their stored states."""
-    config, task, pretrained, shape_only = resolve_model_settings(config, resume_from, runtime)
-    preprocess = task.preprocess(config.data, config.input_size, config.in_chans,
-                                 pretrained.preprocess if pretrained else None)
+    config, task, kind, pretrained = resolve_model_settings(config, resume_from, runtime)
+    preprocess = default_preprocess(kind, config.input_size, config.in_chans,
+                                    pretrained.preprocess if pretrained else None)
     if resume_from is not None and config.pretrained:  # what the first run derived from them
         preprocess = resume_from.preprocess
     # the loaders hand over images before their last step (uint8 for decoded files), which
     # runs on the device, on whole batches: see transforms.train_transform
-    data = task.build_data(config.data, preprocess, config.augment, config.val_fraction,
-                           config.seed, warn=runtime.is_main, normalize=False)
+    data = build_data(config.data, preprocess, config.augment, config.val_fraction,
+                      config.seed, warn=runtime.is_main, normalize=False, kind=kind)
     train_loader, val_loader, sampler, steps = make_loaders(config, runtime, task, data)
     model, model_args, pruning = build_model(config, runtime, task, data, pretrained,
                                              resume_from)
@@ -213,8 +219,7 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
                                      if lagging_batchnorm(model, steps) else 0)
     teacher = (load_teacher(config.teacher, data.num_classes, config.in_chans, runtime.device)
-               .to(memory_format=torch.channels_last if runtime.channels_last
-                   else torch.contiguous_format) if config.teacher else None)
+               .to(memory_format=runtime.memory_format) if config.teacher else None)
     # the fused kernels take every parameter's momentum buffer at once, and a backbone frozen
     # for the first epochs has none when it thaws: PyTorch's own update there
     optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
@@ -236,10 +241,10 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
 
 def resolve_model_settings(config: TrainConfig, resume_from: Checkpoint | None,
                            runtime: Runtime
-                           ) -> tuple[TrainConfig, Task, SourceWeights | None, nn.Module]:
+                           ) -> tuple[TrainConfig, Task, str, SourceWeights | None]:
     """The configuration with the model's and data's defaults filled in and checked, the
-    model's task, the pretrained weights (read before the data: their preprocessing sets the
-    data's), and the model's shape on the meta device. Precision and memory format are chosen
+    model's task, the kind of its data, and the pretrained weights (read before the data: their
+    preprocessing sets the data's). Precision and memory format are chosen
     for this model at this size (the memory format recorded, so that `lightnets eval` and a
     resumed run use it too)."""
     fixed = sorted({"num_classes", "in_chans"} & set(config.model_args))
@@ -274,7 +279,7 @@ def resolve_model_settings(config: TrainConfig, resume_from: Checkpoint | None,
     if config.input_size < min_size:
         raise ValueError(f"{config.model} needs inputs of at least {min_size}x{min_size}; "
                          f"got --input-size {config.input_size}")
-    return config, task, pretrained, shape_only
+    return config, task, kind, pretrained
 
 
 def make_loaders(config: TrainConfig, runtime: Runtime, task: Task, data: DataBundle
@@ -326,8 +331,7 @@ def build_model(config: TrainConfig, runtime: Runtime, task: Task, data: DataBun
             "checkpoint_path": config.pretrained, "source": config.pretrained_source})
     else:
         model = create_model(config.model, **model_args)
-    model = model.to(runtime.device).to(
-        memory_format=torch.channels_last if runtime.channels_last else torch.contiguous_format)
+    model = model.to(runtime.device).to(memory_format=runtime.memory_format)
     return model, model_args, init.pruning if init else None
 
 
@@ -411,7 +415,7 @@ def train_one_epoch(run: Run, epoch: int, console: Console) -> tuple[torch.Tenso
     run.train_step.model.train()
     # only the new classifier learns while the backbone is frozen
     freeze_backbone(run.model, run.backbone, epoch < config.freeze_backbone_epochs)
-    normalize = normalize_transform(run.preprocess)
+    normalize = run.normalize
     # kept on the device and read by the host only for the progress bar, a few times a second
     tally = torch.zeros(4, dtype=torch.float64, device=device)
     zero = torch.zeros((), dtype=torch.float64, device=device)
@@ -459,7 +463,7 @@ def validate(run: Run, epoch: int) -> Any:
     BatchNorm averages are first recomputed from the current weights (precise_bn.py), in the
     training step's precision, whose statistics they stand for."""
     config, runtime, task = run.config, run.runtime, run.task
-    normalize = normalize_transform(run.preprocess)
+    normalize = run.normalize
     if config.precise_bn_batches and epoch >= config.freeze_backbone_epochs:
         batches = itertools.islice(run.train_loader, min(config.precise_bn_batches,
                                                          run.steps_per_epoch))
@@ -479,8 +483,10 @@ def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots:
     summary line: rank 0 only; the others wait so no one runs ahead."""
     config = run.config
     run.history.append(row)
-    improved = score > run.best_score
-    run.best_score = max(run.best_score, score)
+    # files written before a figure was kept hold -1 (nothing yet)
+    improved = run.task.improves(score, run.best_score if run.history[:-1] else None)
+    if improved:
+        run.best_score = score
     if run.runtime.is_main:
         checkpoint = Checkpoint(
             model_name=config.model, model_args=run.model_args, model=run.model.state_dict(),

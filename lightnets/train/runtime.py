@@ -33,6 +33,11 @@ class Runtime:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """Where the model's tensors and the batches are laid out."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over all processes (itself when there is one)."""
         if self.distributed:

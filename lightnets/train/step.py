@@ -11,7 +11,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from lightnets.tasks import CLASSIFICATION_TASK, Task
+from lightnets.tasks import CLASSIFICATION_TASK, Task, get_task
 from lightnets.train.distill import distillation_loss
 
 
@@ -25,7 +25,7 @@ class TrainStep:
                  amp_dtype: torch.dtype | None = None, label_smoothing: float = 0.0,
                  aux_weight: float = 0.0, grad_clip: float | None = None,
                  teacher: nn.Module | None = None, distill_alpha: float = 0.7,
-                 distill_temperature: float = 4.0, task: Task = CLASSIFICATION_TASK) -> None:
+                 distill_temperature: float = 4.0, task: Task | str = CLASSIFICATION_TASK) -> None:
         device_type = next(model.parameters()).device.type
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.scaler = scaler or torch.amp.GradScaler(device_type, enabled=False)
@@ -35,7 +35,7 @@ class TrainStep:
                                                                  grad_clip)
         self.teacher, self.distill_alpha, self.distill_temperature = (teacher, distill_alpha,
                                                                       distill_temperature)
-        self.task = task
+        self.task = get_task(task) if isinstance(task, str) else task
 
     def forward(self, images: torch.Tensor | list, labels: torch.Tensor | list
                 ) -> tuple[torch.Tensor | None, torch.Tensor]:

@@ -8,9 +8,10 @@ import json
 import pytest
 import torch
 
-from lightnets.checkpoint import load_checkpoint
+from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from lightnets.cli import main
 from lightnets.export import export_model, from_checkpoint
+from lightnets.registry import create_model
 from tests.conftest import DIGITS_RUN
 
 
@@ -100,3 +101,16 @@ def test_predict_and_quantize_take_the_pruned_checkpoint(pruned_run, tmp_path, c
                  "--backend", "onnxruntime", "--output", str(output), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["precision"] == "int8" and report["val_images"] == 355 and output.is_file()
+
+
+def test_prune_refuses_a_segmenter_in_one_line(tmp_path, capsys):
+    model = create_model("lraspp_mobilenet_v3_small", num_classes=3)
+    path = save_checkpoint(Checkpoint(
+        "lraspp_mobilenet_v3_small", {"num_classes": 3}, model.state_dict(),
+        {"input_size": 64, "in_chans": 3, "resize": [64, 64], "mean": [0.5] * 3,
+         "std": [0.25] * 3}, ["background", "a", "b"], {"data": "digits-seg"}),
+        tmp_path / "seg.pt")
+    assert main(["prune", "--checkpoint", str(path), "--target-macs", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "prune takes classifiers" in err and "is a segmenter" in err
+    assert len(err.strip().splitlines()) == 1

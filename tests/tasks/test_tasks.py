@@ -142,3 +142,10 @@ def test_a_task_registered_from_outside_the_package_is_found_by_name(monkeypatch
         assert get_task("keypoints") is task
     finally:
         TASKS.pop("keypoints")
+
+
+def test_a_better_figure_is_the_tasks_direction(monkeypatch):
+    task = get_task("classification")
+    assert task.improves(0.5, None) and task.improves(0.6, 0.5) and not task.improves(0.5, 0.5)
+    monkeypatch.setattr(type(task), "higher_is_better", False)  # a loss-like metric
+    assert task.improves(0.4, 0.5) and not task.improves(0.6, 0.5)
