@@ -28,7 +28,7 @@ from lightnets.data.digits import digits_datasets
 from lightnets.data.digits_seg import CLASS_NAMES as DIGITS_SEG_CLASSES
 from lightnets.data.detection import detection_data_kind, detection_datasets
 from lightnets.data.digits_seg import digits_seg_datasets
-from lightnets.data.folder import folder_datasets, folder_images
+from lightnets.data.folder import TRAIN_NAMES, VAL_NAMES, folder_datasets, folder_images
 from lightnets.data.seg_folders import IGNORE_INDEX, is_pairs, is_voc, seg_folder_datasets
 from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
 from lightnets.data.transforms import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD,
@@ -66,11 +66,37 @@ class DataBundle:
         return len(self.classes)
 
 
+def other_task_folder(path: Path) -> str | None:
+    """What ``path`` is in words when it holds segmentation or detection data (which a
+    classifier would read as class folders named ``images``, ``masks``, ...), else None."""
+    kind = detection_data_kind(str(path))
+    if kind == "coco":
+        return "a COCO detection folder (annotations.json, images/)"
+    if kind == "voc":
+        return "a Pascal VOC detection folder (Annotations/, JPEGImages/)"
+    if is_voc(path):
+        return "a Pascal VOC segmentation folder (JPEGImages/, SegmentationClass/)"
+    splits = [path / name for name in (*TRAIN_NAMES, *VAL_NAMES)]
+    if any((root / "images").is_dir() and (root / "masks").is_dir() for root in (path, *splits)):
+        return "a segmentation folder (images/, masks/)"
+    return None
+
+
 def classification_kind(data: str) -> str:
-    """``digits``, ``cifar`` (a folder holding CIFAR-10/100 pickles) or ``folder`` (images)."""
+    """``digits``, ``cifar`` (a folder holding CIFAR-10/100 pickles) or ``folder`` (images);
+    a one-line error for a segmentation or detection folder."""
     if data == "digits":
         return data
-    return "cifar" if find_cifar(Path(data).expanduser()) else "folder"
+    path = Path(data).expanduser()
+    if find_cifar(path):
+        return "cifar"
+    other = other_task_folder(path) if path.is_dir() else None
+    if other:
+        noun = "segmenter" if "segmentation" in other else "detector"
+        raise ValueError(f"--data {data} is {other}: a classifier needs a folder of class "
+                         "folders (one folder of images per class), 'digits' or a CIFAR-10/100 "
+                         f"folder; train a {noun} on it")
+    return "folder"
 
 
 def segmentation_folder_kind(path: Path) -> str | None:

@@ -85,3 +85,32 @@ def test_bad_folders_fail_clearly_before_training(tmp_path, layout, expected):
             # as the training loop reads it: through the classifiers' task
             get_task("classification").build_data(str(root), default_preprocess("folder", 16, 3))
     assert "\n" not in str(error.value)
+
+
+def test_a_classifier_refuses_segmentation_and_detection_folders(tmp_path):
+    from tests.data.detection_folders import coco_images, write_coco, write_voc
+    from tests.data.test_seg_data import pair_folder, write_pair
+    pair_folder(tmp_path / "pairs", 2)
+    pair_folder(tmp_path / "split" / "train", 2)
+    write_pair(tmp_path / "segvoc" / "JPEGImages", tmp_path / "segvoc" / "SegmentationClass", "a")
+    write_coco(tmp_path / "coco", coco_images(2))
+    write_voc(tmp_path / "detvoc", 2, splits=False)
+    task = get_task("classification")
+    preprocess = default_preprocess("folder", 16, 3)
+    for name, words in [("pairs", "a segmentation folder (images/, masks/)"),
+                        ("split", "a segmentation folder (images/, masks/)"),
+                        ("segvoc", "a Pascal VOC segmentation folder"),
+                        ("coco", "a COCO detection folder"),
+                        ("detvoc", "a Pascal VOC detection folder")]:
+        data = str(tmp_path / name)
+        for call in (lambda: task.data_kind(data),
+                     lambda: task.calibration_images(data, preprocess),
+                     lambda: build_data(data, preprocess)):
+            with pytest.raises(ValueError, match="a classifier needs a folder of class") as error:
+                call()
+            assert f"--data {data} is {words}" in str(error.value)
+            assert "\n" not in str(error.value)
+    # a class folder named "images" beside others is still a classification folder
+    make_image_tree(tmp_path / "cls", per_class=2)
+    (tmp_path / "cls" / "red").rename(tmp_path / "cls" / "images")
+    assert task.data_kind(str(tmp_path / "cls")) == "folder"
