@@ -201,3 +201,20 @@ def test_letterbox_of_a_new_image_as_predict_needs_it(tmp_path):
     assert boxed[:, :, 36:].max() == 0  # padded at the right
     content = boxed[:, :, :36].float().mean(dim=(1, 2))  # the image, scaled 1.5x
     assert torch.allclose(content, image.float().mean(dim=(1, 2)), atol=2)
+
+
+def test_a_validation_split_without_boxes_is_refused_before_training(tmp_path):
+    write_coco(tmp_path / "split" / "train", coco_images(4))
+    write_coco(tmp_path / "split" / "val", [dict(image, boxes=[]) for image in coco_images(2)])
+    expected = str(tmp_path / "split" / "val" / "annotations.json")
+    with pytest.raises(ValueError, match="has no boxes: mAP needs ground truth") as error:
+        quiet(tmp_path / "split")
+    assert f"the validation split of {expected!r}" in str(error.value)
+    assert "\n" not in str(error.value)
+    # one file split by a fraction: only boxless images land in validation
+    images = coco_images(4)
+    images[1]["boxes"] = []  # with images 0 and 3, three boxless images; image 2 has boxes
+    write_coco(tmp_path / "one", images)
+    with pytest.raises(ValueError, match=r"annotations.json' \(a seeded 0.5 of its images\) "
+                                         "has no boxes"):
+        quiet(tmp_path / "one", val_fraction=0.5, seed=0)

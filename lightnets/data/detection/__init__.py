@@ -84,6 +84,15 @@ def split_records(records: list[ImageRecord], val_fraction: float, seed: int, wh
     return [records[i] for i in train], [records[i] for i in val]
 
 
+def check_val_boxes(records: list[ImageRecord], where: str) -> None:
+    """A one-line error when the validation images hold no box mAP can count (crowds and
+    VOC's difficult objects are not counted), before a whole epoch trains for nothing."""
+    if records and not any(int((r.iscrowd == 0).sum()) for r in records):
+        raise ValueError(f"the validation split of {where} has no boxes: mAP needs ground truth; "
+                         f"its {len(records)} image(s) hold no annotation (crowds and difficult "
+                         "objects aside); annotate them or use another validation split")
+
+
 def coco_data(root: Path, val_fraction: float, seed: int, tally: Tally
               ) -> tuple[list[ImageRecord], list[ImageRecord], list[str], list[int]]:
     """Train and val records, class names and category ids of a COCO folder."""
@@ -94,12 +103,15 @@ def coco_data(root: Path, val_fraction: float, seed: int, tally: Tally
     train, categories = read_coco(train_dir, tally)
     if val_dir is None:
         train, val = split_records(train, val_fraction, seed, train_dir)
+        check_val_boxes(val, f"{str(train_dir / 'annotations.json')!r} (a seeded "
+                             f"{val_fraction:g} of its images)")
     else:
         val, val_categories = read_coco(val_dir, tally)
         if val_categories != categories:
             raise ValueError(f"{val_dir.name}/ and {train_dir.name}/ of {str(root)!r} have "
                              f"different categories ({val_categories} vs {categories}); both "
                              "need the same ids and names")
+        check_val_boxes(val, repr(str(val_dir / "annotations.json")))
     return train, val, [name for _, name in categories], [i for i, _ in categories]
 
 
@@ -113,9 +125,11 @@ def voc_data(root: Path, val_fraction: float, seed: int, tally: Tally
     if val_ids is None:
         records = voc_records(train, classes, tally)
         train_records, val_records = split_records(records, val_fraction, seed, root)
+        check_val_boxes(val_records, f"{str(root)!r} (a seeded {val_fraction:g} of its images)")
     else:
         train_records = voc_records(train, classes, tally)
         val_records = voc_records(val, classes, tally)
+        check_val_boxes(val_records, repr(str(root / "ImageSets" / "Main" / "val.txt")))
     return train_records, val_records, classes, None
 
 
