@@ -124,8 +124,16 @@ def check_pairs(pairs: list[tuple[Path, Path]], num_classes: int | None, skipped
 
 
 def _files(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir())
-            if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith(".")}
+    """The files of ``folder`` by stem; two files of one stem (a.png, a.jpg) are an error, as
+    only one of them could be paired with the stem's mask."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in extensions and not path.name.startswith("."):
+            if path.stem in found:
+                raise ValueError(f"{str(found[path.stem])!r} and {str(path)!r} share the stem "
+                                 f"{path.stem!r}; pairs are matched by stem, keep one of them")
+            found[path.stem] = path
+    return found
 
 
 def match_pairs(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:

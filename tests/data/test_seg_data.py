@@ -162,6 +162,7 @@ def test_voc_layout(tmp_path):
     ("size", r"mask .*img0.png' is 10x10 but its image is 24x20"),
     ("index", r"holds class index 5, but there are 3 classes"),
     ("colour", r"is a RGB image; expected a single-channel or palette PNG"),
+    ("two images of one stem", r"img1.jpg' and '.*img1.png' share the stem 'img1'"),
 ])
 def test_bad_pairs_are_one_line_errors_before_training(tmp_path, damage, message):
     root = pair_folder(tmp_path / "data", 4)
@@ -176,10 +177,13 @@ def test_bad_pairs_are_one_line_errors_before_training(tmp_path, damage, message
         write_pair(root / "images", root / "masks", "img1", top=5)
         labels = np.full((20, 24), 5, np.uint8)
         Image.fromarray(labels).save(root / "masks" / "img1.png")
-    else:
+    elif damage == "colour":
         write_pair(root / "images", root / "masks", "img2", mode="RGB")
-    with pytest.raises(ValueError, match=message):
+    else:
+        Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(root / "images" / "img1.png")
+    with pytest.raises(ValueError, match=message) as error:
         seg_bundle(root, val_fraction=0.5)
+    assert "\n" not in str(error.value)
 
 
 def test_corrupt_files_are_skipped_and_counted(tmp_path):
