@@ -94,11 +94,11 @@ def image_size(path: Path) -> tuple[int, int] | None:
 
 
 def check_pairs(pairs: list[tuple[Path, Path]], num_classes: int | None, skipped: list[str]
-                ) -> tuple[list[tuple[Path, Path]], int]:
-    """The decodable pairs, checked (sizes equal, indices below ``num_classes`` or 255), and
-    the number of classes their masks need (``num_classes`` when given). Undecodable files
-    join ``skipped``."""
-    kept, highest = [], 0
+                ) -> tuple[list[tuple[Path, Path]], int, int]:
+    """The decodable pairs, checked (sizes equal, indices below ``num_classes`` or 255), the
+    number of classes their masks need (``num_classes`` when given) and their labelled (not
+    ignored) pixels. Undecodable files join ``skipped``."""
+    kept, highest, labelled_pixels = [], 0, 0
     for image_path, mask_path in pairs:
         size = image_size(image_path)
         if size is None:
@@ -119,8 +119,9 @@ def check_pairs(pairs: list[tuple[Path, Path]], num_classes: int | None, skipped
                              f"{num_classes} classes (0-{num_classes - 1}, {IGNORE_INDEX} = "
                              "ignore)")
         highest = max(highest, top)
+        labelled_pixels += labelled.size
         kept.append((image_path, mask_path))
-    return kept, num_classes or highest + 1
+    return kept, num_classes or highest + 1, labelled_pixels
 
 
 def _files(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
@@ -205,6 +206,7 @@ def seg_folder_datasets(root: str | Path, train_transform: Callable, val_transfo
     skipped: list[str] = []
     if is_voc(root):
         train, val = voc_pairs(root)
+        val_where = repr(str(root / "ImageSets" / "Segmentation" / "val.txt"))
         classes: list[str] | None = list(VOC_CLASSES)
     else:
         splits = {p.name.lower(): p for p in root.iterdir() if (p / "images").is_dir()}
@@ -214,14 +216,20 @@ def seg_folder_datasets(root: str | Path, train_transform: Callable, val_transfo
         if train_dir and val_dir:
             train = match_pairs(train_dir / "images", train_dir / "masks")
             val = match_pairs(val_dir / "images", val_dir / "masks")
+            val_where = repr(str(val_dir / "masks"))
         elif train_dir or val_dir:
             raise ValueError(f"{str(root)!r} has a {(train_dir or val_dir).name}/ split but not "
                              "the other; expected train/ and val/, or images/ and masks/ only")
         else:
             train, val = seeded_pair_split(match_pairs(root / "images", root / "masks"),
                                            val_fraction, seed)
-    train, num_classes = check_pairs(train, len(classes) if classes else None, skipped)
-    val, val_classes = check_pairs(val, len(classes) if classes else None, skipped)
+            val_where = f"{str(root)!r} (a seeded {val_fraction:g} of its pairs)"
+    train, num_classes, _ = check_pairs(train, len(classes) if classes else None, skipped)
+    val, val_classes, val_labelled = check_pairs(val, len(classes) if classes else None, skipped)
+    if val and not val_labelled:  # mIoU would be 0 every epoch and best.pt chosen on nothing
+        raise ValueError(f"the validation split of {val_where} has no labelled pixel: its "
+                         f"{len(val)} mask(s) are all {IGNORE_INDEX} (ignore), so mIoU cannot be "
+                         "measured; label some pixels or use another validation split")
     num_classes = max(num_classes, val_classes)
     classes = classes or [str(i) for i in range(max(num_classes, 2))]
     if not train or not val:

@@ -203,3 +203,17 @@ def test_folder_kinds_follow_the_task(tmp_path):
     (tmp_path / "classes" / "cat").mkdir(parents=True)
     with pytest.raises(ValueError, match="neither a VOC nor a pair folder"):
         get_task("segmentation").data_kind(str(tmp_path / "classes"))
+
+
+def test_a_validation_split_without_labelled_pixels_is_refused_before_training(tmp_path):
+    root = tmp_path / "split"
+    pair_folder(root / "train", 2)
+    pair_folder(root / "val", 2)
+    for mask in (root / "val" / "masks").iterdir():
+        Image.fromarray(np.full((20, 24), IGNORE_INDEX, np.uint8)).save(mask)
+    with pytest.raises(ValueError, match="has no labelled pixel: its 2 mask") as error:
+        seg_bundle(root)
+    assert f"the validation split of {str(root / 'val' / 'masks')!r}" in str(error.value)
+    assert "\n" not in str(error.value)
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(root / "val" / "masks" / "img0.png")
+    assert len(seg_bundle(root).val) == 2  # one labelled pixel is enough
