@@ -33,7 +33,8 @@ IGNORE_INDEX = 255
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
                "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
                "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
-MASK_MODES = ("L", "P", "I", "I;16")  # single-channel PNGs: grey, palette, integer
+# single-channel PNGs: grey, palette, integer, 1-bit (pixels 0/1: classes 0/1)
+MASK_MODES = ("L", "P", "I", "I;16", "1")
 
 
 def is_voc(root: Path) -> bool:
@@ -143,6 +144,12 @@ def match_pairs(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
         if not folder.is_dir():
             raise ValueError(f"{str(folder)!r} is missing; the pair layout needs images/ and "
                              "masks/ folders side by side")
+    lossy = sorted(p for p in masks_dir.iterdir()
+                   if p.suffix.lower() in IMG_EXTENSIONS and p.suffix.lower() != ".png")
+    if lossy:  # else reported as images without a mask, hiding the cause
+        raise ValueError(f"mask {str(lossy[0])!r} is a {lossy[0].suffix} file ({len(lossy)} "
+                         "such in its folder): masks must be lossless PNG (JPEG compression "
+                         "changes label values); save them as .png")
     images, masks = _files(images_dir, IMG_EXTENSIONS), _files(masks_dir, (".png",))
     for what, extra, other in (("image", sorted(set(images) - set(masks)), masks_dir),
                                ("mask", sorted(set(masks) - set(images)), images_dir)):

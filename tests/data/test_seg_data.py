@@ -15,7 +15,7 @@ from lightnets.data import IGNORE_INDEX, build_data, default_preprocess
 from lightnets.tasks import get_task
 from lightnets.data import digits_seg
 from lightnets.data.digits import digits_split
-from lightnets.data.seg_folders import VOC_CLASSES
+from lightnets.data.seg_folders import VOC_CLASSES, read_mask
 from lightnets.data.transforms import seg_eval_transform, seg_train_transform
 
 
@@ -109,7 +109,9 @@ def write_pair(images_dir, masks_dir, stem, size=(24, 20), top=2, mode="L"):
         mask = mask.convert("P")
     elif mode == "RGB":
         mask = mask.convert("RGB")
-    mask.save(masks_dir / f"{stem}.png")
+    elif mode == "1":  # a 1-bit PNG: classes 0 and 1 only
+        mask = Image.fromarray(labels % 2 == 1).convert("1")
+    mask.save(masks_dir / f"{stem}.{'jpg' if mode == 'JPEG' else 'png'}")
 
 
 def pair_folder(root, count=6, **kwargs):
@@ -217,3 +219,29 @@ def test_a_validation_split_without_labelled_pixels_is_refused_before_training(t
     assert "\n" not in str(error.value)
     Image.fromarray(np.zeros((20, 24), np.uint8)).save(root / "val" / "masks" / "img0.png")
     assert len(seg_bundle(root).val) == 2  # one labelled pixel is enough
+
+
+def test_a_1_bit_mask_reads_as_classes_0_and_1(tmp_path):
+    root = tmp_path / "data"
+    for i in range(2):
+        write_pair(root / "images", root / "masks", f"img{i}", mode="1")
+    with Image.open(root / "masks" / "img0.png") as mask:
+        assert mask.mode == "1"
+        expected = np.asarray(mask).astype(np.uint8)
+    assert sorted(np.unique(expected).tolist()) == [0, 1]
+    assert np.array_equal(read_mask(root / "masks" / "img0.png"), expected)
+    bundle = build_data(str(root), default_preprocess("seg-folder", 24, 3), augment=False,
+                        kind="seg-folder", val_fraction=0.5)
+    assert bundle.classes == ["0", "1"]
+    masks = [bundle.train[0][1], bundle.val[0][1]]
+    assert all(set(mask.unique().tolist()) == {0, 1} for mask in masks)
+
+
+def test_a_jpeg_mask_is_refused_as_lossy(tmp_path):
+    root = pair_folder(tmp_path / "data", 3)
+    (root / "masks" / "img1.png").unlink()
+    write_pair(tmp_path / "elsewhere", root / "masks", "img1", mode="JPEG")
+    with pytest.raises(ValueError, match=r"img1.jpg' is a .jpg file \(1 such in its folder\): "
+                                         "masks must be lossless PNG") as error:
+        seg_bundle(root, val_fraction=0.5)
+    assert "without a counterpart" not in str(error.value)
