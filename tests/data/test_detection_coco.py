@@ -13,6 +13,8 @@ from torchvision import tv_tensors
 from lightnets.data.detection import (DetectionDataWarning, detection_collate,
                                       detection_data_kind, detection_datasets,
                                       detection_requirements, letterbox, rgb_image)
+from lightnets.data.detection.coco import read_coco
+from lightnets.data.detection.records import Tally
 from tests.data.detection_folders import COLORS, coco_images, write_coco
 
 
@@ -139,6 +141,12 @@ def no_categories_key(data, tmp_path):
     del data["categories"]
 
 
+def set_image(key, value):
+    def change(data, tmp_path):
+        data["images"][1][key] = value
+    return change
+
+
 @pytest.mark.parametrize("change, expected", [
     (corrupt, r"annotations.json: not valid JSON \(Expecting value at line 1 column 13\)"),
     (set_first("bbox", [1, 2, -3, 4]), r"annotations.json: annotation 1: bbox \[1, 2, -3, 4\] "
@@ -153,6 +161,12 @@ def no_categories_key(data, tmp_path):
     (missing_file, r"image id 101: file .*img1.png is missing"),
     (wrong_size, r"image id 101 is said to be 50x32 but .*img1.png is 24x32"),
     (no_categories_key, "expected a list under 'categories'"),
+    (set_image("width", "24"), r"annotations.json: image 1: expected 'width' to be an integer "
+                               r"number of pixels, got the str '24'"),
+    (set_image("height", 32.5), r"image 1: expected 'height' to be an integer number of pixels, "
+                                r"got the float 32.5"),
+    (set_first("bbox", ["1", 2, 3, 4]), r"annotation 1: expected 'bbox' to be \[x, y, w, h\] "
+                                         "of four finite numbers"),
 ])
 def test_bad_annotations_are_one_line_errors_naming_them(tmp_path, change, expected):
     data = write_coco(tmp_path, coco_images(4))
@@ -218,3 +232,11 @@ def test_a_validation_split_without_boxes_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"annotations.json' \(a seeded 0.5 of its images\) "
                                          "has no boxes"):
         quiet(tmp_path / "one", val_fraction=0.5, seed=0)
+
+
+def test_whole_float_sizes_are_taken(tmp_path):
+    data = write_coco(tmp_path, coco_images(4))
+    data["images"][1]["width"], data["images"][1]["height"] = 24.0, 32.0
+    (tmp_path / "annotations.json").write_text(json.dumps(data))
+    records, _ = read_coco(tmp_path, Tally(size=64))
+    assert [record.size for record in records][1] == (32, 24)

@@ -115,6 +115,12 @@ def read_coco(folder: Path, tally: Tally
         image_id = entry_field(entry, "id", int, where)
         if image_id in images:
             raise ValueError(f"{path}: image id {image_id} appears twice")
+        for key in ("width", "height"):  # else "said to be 128x128 but is 128x128" later
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      and not (isinstance(value, float) and value.is_integer())):
+                raise ValueError(f"{where}: expected {key!r} to be an integer number of pixels, "
+                                 f"got the {type(value).__name__} {value!r}")
         images[image_id] = {"file": entry_field(entry, "file_name", str, where), "boxes": [],
                             "labels": [], "iscrowd": [], "entry": entry}
     annotations = []
@@ -140,7 +146,7 @@ def read_coco(folder: Path, tally: Tally
             tally.unreadable.append(str(file))
             continue
         stated = image["entry"].get("height"), image["entry"].get("width")
-        if None not in stated and tuple(stated) != size:
+        if None not in stated and tuple(int(v) for v in stated) != size:
             raise ValueError(f"{path}: image id {image_id} is said to be {stated[1]}x{stated[0]} "
                              f"but {file} is {size[1]}x{size[0]}")
         sizes[image_id] = size
