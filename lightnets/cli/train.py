@@ -1,5 +1,6 @@
-"""``lightnets train``: train a registered classifier on digits, an image folder or CIFAR, or a
-segmenter on digits-seg, a Pascal VOC folder or an images/masks pair folder.
+"""``lightnets train``: train a registered classifier on digits, an image folder or CIFAR, a
+segmenter on digits-seg, a Pascal VOC folder or an images/masks pair folder, or a detector on
+digits-det, a COCO folder or a Pascal VOC folder.
 
 Every option left out takes the per-data default (see ``lightnets.train.config``). Also works
 as ``python -m lightnets train`` and under ``torchrun --nproc_per_node N -m lightnets train``.
@@ -44,8 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--model", help="registered model name (default: mobilenet_v2)")
     what.add_argument("--data", help="classifiers: 'digits' (default), an image folder (train/ "
                       "and val/ of class folders, or one class-folder tree) or a CIFAR-10/100 "
-                      "folder; segmenters: 'digits-seg' (default), a Pascal VOC folder or a "
-                      "folder of images/ and masks/ (or train/ and val/ of them)")
+                      "folder; segmenters: 'digits-seg' (default), a Pascal VOC folder "
+                      "(JPEGImages/, SegmentationClass/) or a pair folder of images/ and masks/ "
+                      "(or train/ and val/ of them); detectors: 'digits-det' (default), a COCO "
+                      "folder (annotations.json + images/, or train/ and val/ of them) or a "
+                      "Pascal VOC folder (Annotations/ + JPEGImages/)")
     what.add_argument("--backbone", metavar="NAME",
                       help="with --model fcos, retinanet, ssdlite or fasterrcnn: the classifier "
                       "of the zoo under the detector (default: the architecture's own)")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 
 import lightnets
-from lightnets.cli import main
+from lightnets.cli import build_parser, main
 
 
 def test_version(capsys):
@@ -55,3 +56,18 @@ def test_python_dash_m_entry_point():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "mobilenet_v2_x1_0" in done.stdout
+
+
+def test_train_help_lists_every_kind_of_data_per_task():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train = commands.choices["train"]
+    data_help = next(a.help for a in train._actions if "--data" in a.option_strings)
+    for task, kinds in [("classifiers:", ("'digits'", "image folder", "CIFAR-10/100")),
+                        ("segmenters:", ("'digits-seg'", "SegmentationClass/", "masks/")),
+                        ("detectors:", ("'digits-det'", "COCO folder", "annotations.json",
+                                        "Annotations/"))]:
+        assert task in data_help, task
+        for kind in kinds:
+            assert kind in data_help.split(task)[1], (task, kind)
+    assert "detectors:" in train.format_help()
