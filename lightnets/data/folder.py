@@ -22,6 +22,8 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
+from lightnets.data.images import load_rgb
+
 TRAIN_NAMES, VAL_NAMES, TEST_NAMES = ("train",), ("val", "valid", "validation"), ("test",)
 SPLIT_NAMES = TRAIN_NAMES + VAL_NAMES + TEST_NAMES
 
@@ -52,7 +54,8 @@ class CheckedImageFolder(ImageFolder):
             skipped.append(path)
             return False
 
-        super().__init__(str(root), transform=transform, is_valid_file=is_valid_file,
+        super().__init__(str(root), transform=transform, loader=load_rgb,
+                         is_valid_file=is_valid_file,
                          allow_empty=True)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:

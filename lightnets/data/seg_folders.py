@@ -28,6 +28,7 @@ from torchvision import tv_tensors
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from lightnets.data.folder import TRAIN_NAMES, VAL_NAMES
+from lightnets.data.images import to_mode
 
 IGNORE_INDEX = 255
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
@@ -60,7 +61,7 @@ class SegmentationPairs(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image_path, mask_path = self.pairs[index]
         with Image.open(image_path) as image:
-            pixels = np.asarray(image.convert("RGB"))
+            pixels = np.asarray(to_mode(image, "RGB"))
         image = tv_tensors.Image(torch.from_numpy(pixels.copy()).permute(2, 0, 1))
         mask = tv_tensors.Mask(torch.from_numpy(read_mask(mask_path)))
         return self.transform(image, mask) if self.transform else (image, mask)

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from lightnets.data.images import to_mode
 from lightnets.data.transforms import eval_transform, preprocess_input_size
 from lightnets.export.artefact import FORMATS
 from lightnets.export.backends import backend_from_file, create_backend
@@ -76,7 +77,7 @@ def open_image(source: str | Path | Image.Image, in_chans: int) -> Image.Image:
             raise ValueError(f"image {str(source)!r} not found") from None
         except (OSError, SyntaxError, ValueError) as error:
             raise ValueError(f"cannot read image {str(source)!r}: {error}") from None
-    return image.convert("L" if in_chans == 1 else "RGB")
+    return to_mode(image, "L" if in_chans == 1 else "RGB")
 
 
 def predict_runner(model: nn.Module, backend: str, preprocess: dict[str, Any],

@@ -26,6 +26,8 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
+from lightnets.data.images import to_mode
+
 # Boxes narrower, lower or smaller in area than this (in pixels at the training size) are
 # dropped, by the build-time count and by SanitizeBoundingBoxes alike.
 MIN_BOX_SIZE = 1.0
@@ -142,7 +144,7 @@ def small_boxes(record: ImageRecord, size: int) -> int:
 def rgb_image(path: str | Path) -> torch.Tensor:
     """An image file decoded to a uint8 ``(3, H, W)`` RGB tensor (PIL reads every format)."""
     with Image.open(path) as image:
-        return F.pil_to_tensor(image.convert("RGB"))
+        return F.pil_to_tensor(to_mode(image, "RGB"))
 
 
 def read_rgb(record: ImageRecord) -> torch.Tensor:
