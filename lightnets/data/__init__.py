@@ -66,19 +66,20 @@ class DataBundle:
         return len(self.classes)
 
 
-def other_task_folder(path: Path) -> str | None:
-    """What ``path`` is in words when it holds segmentation or detection data (which a
-    classifier would read as class folders named ``images``, ``masks``, ...), else None."""
+def other_task_folder(path: Path) -> tuple[str, str] | None:
+    """``(what path is, the model that reads it)`` in words when ``path`` holds segmentation or
+    detection data (which a classifier would read as class folders named ``images``,
+    ``masks``, ...), else None."""
     kind = detection_data_kind(str(path))
     if kind == "coco":
-        return "a COCO detection folder (annotations.json, images/)"
+        return "a COCO detection folder (annotations.json, images/)", "detector"
     if kind == "voc":
-        return "a Pascal VOC detection folder (Annotations/, JPEGImages/)"
+        return "a Pascal VOC detection folder (Annotations/, JPEGImages/)", "detector"
     if is_voc(path):
-        return "a Pascal VOC segmentation folder (JPEGImages/, SegmentationClass/)"
+        return "a Pascal VOC segmentation folder (JPEGImages/, SegmentationClass/)", "segmenter"
     splits = [path / name for name in (*TRAIN_NAMES, *VAL_NAMES)]
     if any((root / "images").is_dir() and (root / "masks").is_dir() for root in (path, *splits)):
-        return "a segmentation folder (images/, masks/)"
+        return "a segmentation folder (images/, masks/)", "segmenter"
     return None
 
 
@@ -92,8 +93,8 @@ def classification_kind(data: str) -> str:
         return "cifar"
     other = other_task_folder(path) if path.is_dir() else None
     if other:
-        noun = "segmenter" if "segmentation" in other else "detector"
-        raise ValueError(f"--data {data} is {other}: a classifier needs a folder of class "
+        what, noun = other
+        raise ValueError(f"--data {data} is {what}: a classifier needs a folder of class "
                          "folders (one folder of images per class), 'digits' or a CIFAR-10/100 "
                          f"folder; train a {noun} on it")
     return "folder"
