@@ -98,6 +98,18 @@ class Detector(nn.Module):
         if self.training and targets is None:
             raise ValueError(f"{owner} in training mode needs targets: one dict of boxes "
                              "(x1, y1, x2, y2) and labels (1..K) per image")
+        for index, target in enumerate(targets or []):
+            labels = target.get("labels") if isinstance(target, dict) else None
+            if isinstance(labels, torch.Tensor) and labels.numel():
+                # torchvision indexes its one-hot or class logits with the label: an
+                # IndexError (or a device assert) deep in the loss otherwise
+                low, high = int(labels.min()), int(labels.max())
+                if low < 1 or high >= self.num_classes:
+                    where = f"image_id {target['image_id']}" if "image_id" in target \
+                        else f"image {index} of the batch"
+                    raise ValueError(f"{owner} of num_classes={self.num_classes} takes labels "
+                                     f"1..{self.num_classes - 1}; the target of {where} has "
+                                     f"label {high if high >= self.num_classes else low}")
 
     def forward(self, images: Any, targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
         """Training mode: the dict of losses; eval mode: one ``{boxes, labels, scores}`` per

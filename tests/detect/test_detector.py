@@ -137,4 +137,7 @@ def test_errors_are_one_line():
             model.eval()(images)
     with pytest.raises(ValueError, match="needs targets"):
         model.train()([torch.rand(3, 64, 64)])
+    beyond = [{"boxes": torch.tensor([[1.0, 1, 20, 20]]), "labels": torch.tensor([7])}]
+    with pytest.raises(ValueError, match=r"num_classes=3 takes labels 1..2; .* image 0 .* 7$"):
+        model.train()([torch.rand(3, 64, 64)], beyond)
     assert set(ARCHS) == {"fcos", "retinanet", "ssdlite", "fasterrcnn"}
