@@ -210,3 +210,14 @@ def test_fasterrcnn_exported_with_its_two_stages_gives_the_eager_boxes(tmp_path,
     status, _, err = run_cli("quantize", "--checkpoint", checkpoint, "--calib-data",
                              "digits-det")
     assert status != 0 and "quantize takes one-stage detectors" in err
+
+
+def test_fasterrcnn_by_name_is_refused_raw_in_one_line(tmp_path, run_cli):
+    # from a name as from a checkpoint: the exported network is the RawHeads, so the same
+    # refusal comes before any export (before: a traceback, or the graph dumped)
+    for form in (["--format", "torchscript"], ["--format", "pt2"], ["--no-postprocess"]):
+        status, _, err = run_cli("export", "--model", "fasterrcnn", *form, "--output",
+                                 str(tmp_path))
+        assert status != 0 and "Faster R-CNN has no raw head outputs" in err
+        assert err.strip().count("\n") == 0, err[:300]
+    assert not list(tmp_path.iterdir())
