@@ -96,9 +96,7 @@ def run(args: argparse.Namespace) -> int:
                       highlight=False, soft_wrap=True)
         for line in result.verification.lines():
             console.print(f"  {line}", highlight=False, soft_wrap=True)
-        console.print(f"check passed: max relative difference "
-                      f"{result.verification.max_relative:.2e} <= {args.tolerance:.0e}",
-                      highlight=False)
+        console.print(result.verification.verdict(), highlight=False, soft_wrap=True)
     if args.latency is not None:
         print_latency(source, result, args.latency or [1], console, args.json)
     return 0

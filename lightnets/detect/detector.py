@@ -98,6 +98,18 @@ class Detector(nn.Module):
         if self.training and targets is None:
             raise ValueError(f"{owner} in training mode needs targets: one dict of boxes "
                              "(x1, y1, x2, y2) and labels (1..K) per image")
+        for index, target in enumerate(targets or []):
+            labels = target.get("labels") if isinstance(target, dict) else None
+            if isinstance(labels, torch.Tensor) and labels.numel():
+                # torchvision indexes its one-hot or class logits with the label: an
+                # IndexError (or a device assert) deep in the loss otherwise
+                low, high = int(labels.min()), int(labels.max())
+                if low < 1 or high >= self.num_classes:
+                    where = f"image_id {target['image_id']}" if "image_id" in target \
+                        else f"image {index} of the batch"
+                    raise ValueError(f"{owner} of num_classes={self.num_classes} takes labels "
+                                     f"1..{self.num_classes - 1}; the target of {where} has "
+                                     f"label {high if high >= self.num_classes else low}")
 
     def forward(self, images: Any, targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
         """Training mode: the dict of losses; eval mode: one ``{boxes, labels, scores}`` per
@@ -240,9 +252,18 @@ def create_detector(arch: str, backbone: str | Classifier, num_classes: int = 91
                          f"{num_classes!r}")
     check_arguments(arch, spec.detector, kwargs)
     options = {**(spec.defaults or {}), **kwargs}
-    for key, value in zip(spec.thresholds, (score_thresh, nms_thresh, detections_per_img)):
-        if value is not None:
-            options[key] = value
+    # checked here: torchvision takes any value, then gives no box or fails at the first image;
+    # named as given (score_thresh, or Faster R-CNN's box_score_thresh among kwargs)
+    given = {"score_thresh": score_thresh, "nms_thresh": nms_thresh,
+             "detections_per_img": detections_per_img}
+    for index, (name, key) in enumerate(zip(given, spec.thresholds)):
+        if given[name] is not None:
+            options[key] = given[name]
+        check_number(name if given[name] is not None else key, options.get(key),
+                     fraction=index < 2)
+    for key, value in (("min_size", min_size), ("max_size", max_size),
+                       ("fpn_channels", fpn_channels)):
+        check_number(key, value)
     for key, value in (("image_mean", image_mean), ("image_std", image_std)):
         if value is None:  # the arch's (ImageNet's), averaged over RGB for other channels
             value = options.get(key, IMAGENET_MEAN if key == "image_mean" else IMAGENET_STD)
@@ -277,6 +298,20 @@ def create_detector(arch: str, backbone: str | Classifier, num_classes: int = 91
     body = neck.body
     return spec.detector(neck, num_classes, in_chans=in_chans, backbone_family=body.family,
                          input_size=min_size, min_input_size=body.min_input_size, **options)
+
+
+def check_number(key: str, value: Any, fraction: bool = False) -> None:
+    """A one-line error unless ``value`` is a number in [0, 1] (``fraction``) or an integer
+    >= 1; ``None`` (the default) passes."""
+    if value is None:
+        return
+    if fraction:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and 0 <= value <= 1
+        if not ok:
+            raise ValueError(f"{key} must be a number in [0, 1], got {value!r}")
+    elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
 
 
 def check_arguments(arch: str, detector: type[Detector], kwargs: Mapping[str, Any]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import nn
 
+from lightnets.data.detection import detection_data_kind
 from lightnets.detect.detector import TWO_STAGE_RAW, RawHeads
 from lightnets.detect.graph import DetectionGraph
 from lightnets.export.detection import (DetectionVerification, check_detections,
@@ -161,6 +162,19 @@ def write_artefact(model: nn.Module, graph: DetectionGraph | None, plan: ExportP
         raise write_error(f"cannot write {path}", error) from None
 
 
+def check_data(training: dict[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
+    """The detection data to check an export on: the data the checkpoint was trained on (a
+    detector finds its boxes there), else ``digits-det``; its split, and a note when the
+    recorded data is not here."""
+    data = training.get("data")
+    if not isinstance(data, str) or data == "digits-det":
+        return "digits-det", {}, []
+    if detection_data_kind(data) is None:
+        return "digits-det", {}, [f"trained on {data}, which is not here: checked on "
+                                  "digits-det canvases"]
+    return data, {key: training[key] for key in ("val_fraction", "seed") if key in training}, []
+
+
 def verify_artefact(source: ModelSource, model: nn.Module, graph: DetectionGraph | None,
                     plan: ExportPlan) -> Verification | DetectionVerification:
     """Run the written file against the unfused eager model, noting BatchNorms left unfused in
@@ -169,9 +183,12 @@ def verify_artefact(source: ModelSource, model: nn.Module, graph: DetectionGraph
     # a fixed-batch artefact only takes its own batch size; a dynamic one is run at others
     sizes = (3, 5) if plan.dynamic_batch else (plan.batch_size, plan.batch_size)
     if graph is not None:
+        data, split, notes = check_data(source.training)
         verification = verify_detections(source.model.detector,
                                          session_detections(onnx_session(path)),
-                                         source.input_size[1:], plan.tolerance)
+                                         source.input_size[1:], plan.tolerance, data=data,
+                                         **split)
+        verification.notes.extend(notes)
     else:
         verification = verify(source.model, artefact_runner(path, format), source.input_size,
                               source.preprocess, plan.tolerance, plan.real_inputs, sizes,

@@ -70,6 +70,8 @@ def from_name(name: str, input_size: int | tuple[int, ...] | None = None,
     model = create_model(name, **model_args).eval()
     size = normalize_input_size(input_size, model.default_input_size)
     _check_size(model, size)
+    if isinstance(model, Detector):  # as from a checkpoint: the export's checks know it so
+        model = RawHeads(model).eval()
     return ModelSource(model, name, dict(model_args), size, imagenet_preprocess(size))
 
 

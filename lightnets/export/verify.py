@@ -66,6 +66,11 @@ class Verification:
     def max_relative(self) -> float:
         return self.worst.relative
 
+    def verdict(self) -> str:
+        """The check's outcome in one line."""
+        return (f"check {'passed' if self.passed else 'failed'}: max relative difference "
+                f"{self.max_relative:.2e} {'<=' if self.passed else '>'} {self.tolerance:.0e}")
+
     def lines(self) -> list[str]:
         """One human-readable line per comparison, then the notes."""
         out = [f"{c.inputs} inputs, batch {c.batch}: max |diff| {c.max_abs_diff:.3g} "

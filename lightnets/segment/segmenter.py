@@ -108,12 +108,18 @@ class Segmenter(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Fresh final convolutions (head and auxiliary head) for ``num_classes``."""
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        check_num_classes(num_classes)
         self.num_classes = num_classes
         for head in (self.head, self.aux_head):
             if head is not None:
                 head.reset_classifier(num_classes)
+
+
+def check_num_classes(num_classes: Any) -> None:
+    """A one-line error unless ``num_classes`` is a positive integer; a bool is an int to
+    Python but not a class count (as create_model's type check has it)."""
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
 def upsample(logits: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -142,8 +148,7 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
     if task_of(backbone) != CLASSIFICATION:
         raise ValueError(f"backbone {backbone!r} is a {task_of(backbone)} model; expected a "
                          "classifier of the zoo (see `lightnets list --task classification`)")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    check_num_classes(num_classes)
     options = {name: value for name, value in (("rates", rates), ("separable", separable))
                if value is not None}
     refused = sorted(set(options) - set(spec.options))

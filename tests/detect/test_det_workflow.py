@@ -21,9 +21,11 @@ MODEL = "fcos_mobilenet_v3_small"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A detector trained for one epoch of three batches at 64x64."""
+    """A detector trained for one epoch of three batches at 64x64; its score threshold low
+    enough that it finds boxes, which the export's check compares."""
     runs = tmp_path_factory.mktemp("runs")
-    status = main(["train", "--model", MODEL, "--epochs", "1", "--batch-size", "8",
+    status = main(["train", "--model", MODEL, "--model-arg", "score_thresh=0.02",
+                   "--epochs", "1", "--batch-size", "8",
                    "--input-size", "64", "--limit-train-batches", "3", "--limit-val-batches",
                    "2", "--no-progress", "--runs-dir", str(runs), "--name", "det"])
     assert status == 0
@@ -77,6 +79,7 @@ def test_detection_run_eval_predict_export(trained, tmp_path, run_cli):
     assert status == 0
     sidecar = json.loads(out)
     assert sidecar["detection"]["form"] == "postprocessed" and sidecar["verification"]["passed"]
+    assert sidecar["verification"]["compared"] > 0
     assert [m["eager"] for m in sidecar["verification"]["images"]] == \
         [m["matched"] for m in sidecar["verification"]["images"]]
     from lightnets.export.onnx import onnx_session, run_session

@@ -112,7 +112,20 @@ def test_errors_are_one_line():
             (lambda: create_detector("fcos", "resnet18", anchor_sizes=((8,),)), "one tuple"),
             (lambda: create_detector("fcos", "resnet18", in_chans=1, image_mean=[0.5] * 3),
              "one value per input channel"),
-            (lambda: lightnets.create_model("fcos_resnet18", widht=2), "does not accept")]:
+            (lambda: lightnets.create_model("fcos_resnet18", widht=2), "does not accept"),
+            (lambda: create_detector("fcos", "resnet18", score_thresh=2.0),
+             "score_thresh must be a number in \\[0, 1\\], got 2.0"),
+            (lambda: create_detector("fasterrcnn", "resnet18", score_thresh=2.0),
+             "score_thresh must be"),
+            (lambda: create_detector("fasterrcnn", "resnet18", box_nms_thresh=-1),
+             "box_nms_thresh must be"),
+            (lambda: create_detector("fcos", "resnet18", nms_thresh=-1), "nms_thresh must"),
+            (lambda: create_detector("fcos", "resnet18", nms_thresh=5), "nms_thresh must"),
+            (lambda: create_detector("fcos", "resnet18", detections_per_img=-1),
+             "detections_per_img must be an integer >= 1"),
+            (lambda: create_detector("fcos", "resnet18", min_size=0), "min_size must"),
+            (lambda: create_detector("ssdlite", "resnet18", min_size=-5), "min_size must"),
+            (lambda: create_detector("fcos", "resnet18", fpn_channels=0), "fpn_channels must")]:
         with torch.device("meta"), pytest.raises(ValueError, match=match) as error:
             call()
         assert "\n" not in str(error.value)
@@ -124,4 +137,7 @@ def test_errors_are_one_line():
             model.eval()(images)
     with pytest.raises(ValueError, match="needs targets"):
         model.train()([torch.rand(3, 64, 64)])
+    beyond = [{"boxes": torch.tensor([[1.0, 1, 20, 20]]), "labels": torch.tensor([7])}]
+    with pytest.raises(ValueError, match=r"num_classes=3 takes labels 1..2; .* image 0 .* 7$"):
+        model.train()([torch.rand(3, 64, 64)], beyond)
     assert set(ARCHS) == {"fcos", "retinanet", "ssdlite", "fasterrcnn"}

@@ -18,9 +18,11 @@ from lightnets.detect.graph import DetectionGraph
 from lightnets.export.detection import (DetectionVerification, ImageMatch, check_detections,
                                         export_detection_onnx, match, session_detections,
                                         verify_detections)
+from lightnets.export.artefact import check_data
 from lightnets.export.onnx import onnx_session
 from lightnets.export.verify import VerificationError
 from lightnets.registry import create_model
+from tests.data.detection_folders import coco_images, write_coco
 
 SIZE = 96
 # random weights: a score threshold low enough that boxes exist, high enough that fewer than
@@ -210,3 +212,37 @@ def test_fasterrcnn_exported_with_its_two_stages_gives_the_eager_boxes(tmp_path,
     status, _, err = run_cli("quantize", "--checkpoint", checkpoint, "--calib-data",
                              "digits-det")
     assert status != 0 and "quantize takes one-stage detectors" in err
+
+
+def test_fasterrcnn_by_name_is_refused_raw_in_one_line(tmp_path, run_cli):
+    # from a name as from a checkpoint: the exported network is the RawHeads, so the same
+    # refusal comes before any export (before: a traceback, or the graph dumped)
+    for form in (["--format", "torchscript"], ["--format", "pt2"], ["--no-postprocess"]):
+        status, _, err = run_cli("export", "--model", "fasterrcnn", *form, "--output",
+                                 str(tmp_path))
+        assert status != 0 and "Faster R-CNN has no raw head outputs" in err
+        assert err.strip().count("\n") == 0, err[:300]
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_check_that_compared_no_box_does_not_pass(tmp_path):
+    nothing = DetectionVerification([ImageMatch(0, 0, 0, 0, 0, 0.0, 0.0)], 1e-4, SIZE,
+                                    score_thresh=0.5)
+    assert not nothing.passed and not nothing.failed and nothing.compared == 0
+    assert nothing.verdict().startswith("check compared nothing: no boxes above the threshold")
+    assert nothing.as_dict()["compared"] == 0 and not nothing.as_dict()["passed"]
+    assert check_detections(nothing, "x.onnx") is nothing  # the file is kept, unchecked
+    some = DetectionVerification([ImageMatch(0, 2, 2, 2, 0, 0.0, 0.0)], 1e-4, SIZE)
+    assert some.passed and some.verdict().startswith("check passed: 2 box(es) compared")
+
+    # checked on the data the checkpoint was trained on, when it is here
+    write_coco(tmp_path / "coco", coco_images(6))
+    assert check_data({"data": str(tmp_path / "coco"), "seed": 1}) == (
+        str(tmp_path / "coco"), {"seed": 1}, [])
+    data, _, [note] = check_data({"data": str(tmp_path / "gone")})
+    assert data == "digits-det" and "not here" in note
+    model = detector("fcos_shufflenet_v2_x0_5", 0.15)
+    check = verify_detections(model, lambda x: (torch.zeros(0, 4), torch.zeros(0),
+                                                torch.zeros(0, dtype=torch.int64)),
+                              (SIZE, SIZE), 1e-4, data=str(tmp_path / "coco"))
+    assert check.lines()[0].startswith(f"{tmp_path / 'coco'} image 0")

@@ -70,6 +70,8 @@ def test_aux_output_mechanism_and_reset():
     model.reset_classifier(7)
     assert model(x).shape == (2, 7, 65, 49) and model.num_classes == 7
     assert model.aux_head.classifier.out_channels == 7
+    with pytest.raises(ValueError, match="positive integer, got True"):
+        model.reset_classifier(True)
 
 
 def test_errors_are_one_line():
@@ -80,6 +82,7 @@ def test_errors_are_one_line():
             (lambda: create_segmenter("fcn", "resnet18", low_level=1), "reads no low-level"),
             (lambda: create_segmenter("lraspp", "resnet18", aux_level=2), "needs aux_loss=True"),
             (lambda: create_segmenter("fcn", "resnet18", num_classes=0), "positive integer"),
+            (lambda: create_segmenter("fcn", "resnet18", num_classes=True), "got True"),
             (lambda: create_segmenter("fcn", "resnet18", output_stride=4), "8, 16 or 32"),
             (lambda: create_segmenter("fcn", "resnet_18"), "closest: resnet18"),
             (lambda: lightnets.create_model("fcn_resnet50", widht=2), "does not accept")]:

@@ -156,6 +156,18 @@ def read_rgb(record: ImageRecord) -> torch.Tensor:
                          f"{error}") from None
 
 
+def check_labels(records: list[ImageRecord], num_classes: int) -> None:
+    """A one-line error naming the first image with a label outside 1..``num_classes`` (found
+    here, before training, rather than as torchvision's IndexError in the loss)."""
+    for record in records:
+        labels = record.labels
+        if labels.numel() and (int(labels.min()) < 1 or int(labels.max()) > num_classes):
+            bad = int(labels.max()) if int(labels.max()) > num_classes else int(labels.min())
+            where = record.file or f"image_id {record.image_id}"
+            raise ValueError(f"{where} has label {bad}; labels must be 1..{num_classes} "
+                             f"(the dataset's {num_classes} classes)")
+
+
 class DetectionDataset(Dataset):
     """``(image, target)`` pairs: ``image`` a uint8 ``tv_tensors.Image`` of ``(3, size, size)``,
     ``target`` a dict of ``boxes`` (``tv_tensors.BoundingBoxes``, XYXY float32 pixels),
@@ -166,6 +178,7 @@ class DetectionDataset(Dataset):
                  size: int, transform: Callable | None, classes: list[str]) -> None:
         self.records, self.read_image, self.size = records, read_image, size
         self.transform, self.classes = transform, classes
+        check_labels(records, len(classes))
 
     def __len__(self) -> int:
         return len(self.records)
