@@ -111,7 +111,12 @@ def randomise(model: nn.Module, x: Any = None, *, weights: str = "small",
                 module.running_mean.normal_(0, 0.1, generator=generator)
                 module.running_var.uniform_(low, high, generator=generator)
         return model
-    norms = [m for m in norms if _running_stats(m)]
+    return _measured_statistics(model, [m for m in norms if _running_stats(m)], x, generator)
+
+
+def _measured_statistics(model: nn.Module, norms: list[nn.Module], x: Any,
+                         generator: torch.Generator) -> nn.Module:
+    """``norms``' statistics measured on ``x`` (see :func:`randomise`), then scattered."""
     modes = {module: module.training for module in model.modules()}
     momenta = [norm.momentum for norm in norms]
     try:

@@ -212,6 +212,31 @@ def retinanet_anchor_sizes(strides: Sequence[int]) -> tuple[tuple[int, ...], ...
     return tuple(tuple(int(4 * stride * 2 ** (i / 3)) for i in range(3)) for stride in strides)
 
 
+def detector_options(spec: ArchSpec, kwargs: dict[str, Any], in_chans: int,
+                     image_mean: Sequence[float] | None, image_std: Sequence[float] | None,
+                     given: dict[str, float | int | None]) -> dict[str, Any]:
+    """The torchvision class's options: the arch's defaults, ``kwargs``, the post-processing
+    settings ``given`` (score and NMS thresholds, detections per image) checked, and the
+    normalisation, one value per input channel."""
+    options = {**(spec.defaults or {}), **kwargs}
+    # checked here: torchvision takes any value, then gives no box or fails at the first image;
+    # named as given (score_thresh, or Faster R-CNN's box_score_thresh among kwargs)
+    for index, (name, key) in enumerate(zip(given, spec.thresholds)):
+        if given[name] is not None:
+            options[key] = given[name]
+        check_number(name if given[name] is not None else key, options.get(key),
+                     fraction=index < 2)
+    for key, value in (("image_mean", image_mean), ("image_std", image_std)):
+        if value is None:  # the arch's (ImageNet's), averaged over RGB for other channels
+            value = options.get(key, IMAGENET_MEAN if key == "image_mean" else IMAGENET_STD)
+            value = value if in_chans == 3 else [sum(value) / len(value)] * in_chans
+        options[key] = [float(v) for v in value]
+        if len(options[key]) != in_chans:
+            raise ValueError(f"{key} needs one value per input channel ({in_chans}), got "
+                             f"{options[key]}")
+    return options
+
+
 def create_detector(arch: str, backbone: str | Classifier, num_classes: int = 91, *,
                     in_chans: int = 3, min_size: int | None = None, max_size: int | None = None,
                     image_mean: Sequence[float] | None = None,
@@ -251,27 +276,12 @@ def create_detector(arch: str, backbone: str | Classifier, num_classes: int = 91
                          f"(K object classes labelled 1..K: num_classes=K+1), got "
                          f"{num_classes!r}")
     check_arguments(arch, spec.detector, kwargs)
-    options = {**(spec.defaults or {}), **kwargs}
-    # checked here: torchvision takes any value, then gives no box or fails at the first image;
-    # named as given (score_thresh, or Faster R-CNN's box_score_thresh among kwargs)
-    given = {"score_thresh": score_thresh, "nms_thresh": nms_thresh,
-             "detections_per_img": detections_per_img}
-    for index, (name, key) in enumerate(zip(given, spec.thresholds)):
-        if given[name] is not None:
-            options[key] = given[name]
-        check_number(name if given[name] is not None else key, options.get(key),
-                     fraction=index < 2)
+    options = detector_options(spec, kwargs, in_chans, image_mean, image_std, {
+        "score_thresh": score_thresh, "nms_thresh": nms_thresh,
+        "detections_per_img": detections_per_img})
     for key, value in (("min_size", min_size), ("max_size", max_size),
                        ("fpn_channels", fpn_channels)):
         check_number(key, value)
-    for key, value in (("image_mean", image_mean), ("image_std", image_std)):
-        if value is None:  # the arch's (ImageNet's), averaged over RGB for other channels
-            value = options.get(key, IMAGENET_MEAN if key == "image_mean" else IMAGENET_STD)
-            value = value if in_chans == 3 else [sum(value) / len(value)] * in_chans
-        options[key] = [float(v) for v in value]
-        if len(options[key]) != in_chans:
-            raise ValueError(f"{key} needs one value per input channel ({in_chans}), got "
-                             f"{options[key]}")
     min_size = spec.min_size if min_size is None else min_size
     max_size = (spec.max_size if arch != "ssdlite" else min_size) if max_size is None \
         else max_size
