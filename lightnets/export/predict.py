@@ -24,8 +24,9 @@ from torch import nn
 
 from lightnets.data.images import to_mode
 from lightnets.data.transforms import eval_transform, preprocess_input_size
-from lightnets.export.artefact import FORMATS
+from lightnets.export.artefact import export_model  # noqa: F401 (registers the formats)
 from lightnets.export.backends import backend_from_file, create_backend
+from lightnets.export.formats import format_of_file
 from lightnets.export.fuse import fuse
 from lightnets.export.sidecar import Sidecar, read_sidecar, sidecar_path
 from lightnets.registry import CLASSIFICATION
@@ -98,7 +99,7 @@ def is_exported(path: str | Path) -> bool:
     """Whether ``path`` is an exported model file (by its suffix, or a sidecar beside it)
     rather than a training checkpoint or run folder."""
     path = Path(path)
-    return path.is_file() and (path.suffix in FORMATS.values() or sidecar_path(path).is_file())
+    return path.is_file() and (format_of_file(path) is not None or sidecar_path(path).is_file())
 
 
 @dataclass
