@@ -106,6 +106,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                          help="channels-last memory format (default: on CUDA; on CPUs for "
                          "models with grouped convolutions or under bf16)")
+    runtime.add_argument("--calibrate", action=argparse.BooleanOptionalAction,
+                         help="on a CPU run of 500 steps or more whose --amp and "
+                         "--channels-last are not given, time the candidate settings here "
+                         "first (a few steps each, cached per CPU and model) and train with "
+                         "the fastest (default on)")
+    runtime.add_argument("--fused-optimizer", action=argparse.BooleanOptionalAction,
+                         help="the optimiser's fused kernel (default: where the device has it)")
     runtime.add_argument("--compile", action=argparse.BooleanOptionalAction,
                          help="torch.compile the training step (default off: on 2 CPU cores "
                          "its compile time outweighed its gain)")

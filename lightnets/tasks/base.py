@@ -82,6 +82,8 @@ class Task:
     prunable: ClassVar[bool] = False
     # whether --teacher can distil into this task's models (a classifier's soft targets)
     distills: ClassVar[bool] = False
+    # its training step can be timed on random batches (train/calibrate.py)
+    calibrates: ClassVar[bool] = False
     # --pretrained holds the weights of the model's backbone alone (read where it is built)
     pretrained_is_backbone: ClassVar[bool] = False
     # what the model gives, and whether it is one tensor an export or conversion check compares

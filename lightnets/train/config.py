@@ -81,6 +81,11 @@ class TrainConfig:
     channels_last: bool | None = None    # None: by device, model and size (runtime.py); the
     #                                      run records the choice
     compile: bool = False                # torch.compile the training forward and backward
+    calibrate: bool = True               # on a long CPU run, time the candidate precisions and
+    #                                      memory formats here and take the fastest
+    #                                      (calibrate.py); the run records the choice
+    fused_optimizer: bool | None = None  # None: fused where the device has the kernels
+    calibration: dict[str, Any] | None = None  # what calibration measured (filled in by the run)
     workers: int | None = None           # DataLoader processes; None: 0 for digits, else <= 4
     seed: int = 0
     # bookkeeping
