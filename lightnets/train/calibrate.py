@@ -150,7 +150,10 @@ def calibrated(key: str, settings: list[Setting],
                seconds_per_step: Callable[[Setting], float], path: Path | None = None
                ) -> tuple[Setting, dict[str, float], bool]:
     """``(setting, ms per step by label, from_cache)``: the cached choice for ``key`` when it
-    is one of ``settings``, else :func:`choose` and remember it."""
+    is one of ``settings``, else :func:`choose`. The first setting is timed again at the end:
+    only when both timings agree within twice the margin is the machine steady enough for the
+    choice to be remembered (a choice made under another program's load serves this run only).
+    """
     entry = read_cache(path).get(key)
     if isinstance(entry, dict):
         try:
@@ -160,5 +163,7 @@ def calibrated(key: str, settings: list[Setting],
         if setting in settings:
             return setting, dict(entry.get("ms_per_step", {})), True
     chosen, times = choose(settings, seconds_per_step)
-    remember(key, chosen, times, path)
+    first, again = times[settings[0]], seconds_per_step(settings[0])
+    if abs(again - first) <= 2 * MARGIN * min(first, again):
+        remember(key, chosen, times, path)
     return chosen, {s.label(): round(t * 1000, 3) for s, t in times.items()}, False
