@@ -13,6 +13,7 @@ the plain loop as measured. Results are cached per CPU, model, input size and ba
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from lightnets.files import write_atomic
-from lightnets.hardware import native_bf16
+from lightnets.hardware import cpu_flags, native_bf16
 
 WARMUP_STEPS, TIMED_STEPS = 2, 3
 # another setting must beat the plain one by more than this to replace it (the spread of
@@ -106,14 +107,20 @@ def cache_file() -> Path:
 
 
 def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else the platform's word for it."""
+    """The CPU's model name (``/proc/cpuinfo``, else the platform's word for it), its core
+    count, PyTorch's best instruction set and a digest of its feature flags: virtual machines
+    name very different CPUs alike ("AMD EPYC" for a Zen 1 and a Zen 4)."""
+    name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+                break
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    flags = hashlib.sha1(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:8]
+    return (f"{name}, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}, "
+            f"flags {flags}")
 
 
 def cache_key(model: str, model_args: dict[str, Any], input_shape: tuple[int, ...],
