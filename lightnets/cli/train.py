@@ -77,6 +77,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optimisation.add_argument("--warmup-epochs", type=float, metavar="X")
     optimisation.add_argument("--label-smoothing", type=float, metavar="X",
                               help="default 0.1 (segmentation: 0)")
+    optimisation.add_argument("--loss", metavar="SPEC",
+                              help="segmenters: ce (default), dice, focal, lovasz, tversky or a "
+                              "weighted sum such as ce+dice or ce+0.5*dice")
     optimisation.add_argument("--grad-clip", type=float, metavar="X",
                               help="max gradient norm (default off)")
     optimisation.add_argument("--precise-bn-batches", type=int, metavar="N",

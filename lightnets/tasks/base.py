@@ -82,6 +82,8 @@ class Task:
     prunable: ClassVar[bool] = False
     # whether --teacher can distil into this task's models (a classifier's soft targets)
     distills: ClassVar[bool] = False
+    # whether --loss chooses among losses (segmentation's Dice, Focal, ...)
+    chooses_loss: ClassVar[bool] = False
     # --pretrained holds the weights of the model's backbone alone (read where it is built)
     pretrained_is_backbone: ClassVar[bool] = False
     # what the model gives, and whether it is one tensor an export or conversion check compares
@@ -163,6 +165,9 @@ class Task:
         if config.teacher and not self.distills:
             raise ValueError(f"--teacher distils classifiers; a {self.name} model trains on its "
                              "labels alone")
+        if config.loss is not None and not self.chooses_loss:
+            raise ValueError(f"--loss chooses a segmenter's loss; a {self.name} model trains "
+                             "with its own (drop --loss)")
 
     def model_args(self, config: Any) -> dict[str, Any]:
         """Constructor arguments the task adds from the run's configuration."""
@@ -187,9 +192,10 @@ class Task:
                 labels.to(device, non_blocking=True).long())  # masks come as uint8
 
     def forward_loss(self, model: nn.Module, images: Any, labels: Any, aux_weight: float,
-                     label_smoothing: float) -> tuple[torch.Tensor | None, torch.Tensor]:
+                     label_smoothing: float, loss: str | None = None
+                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """``(outputs, loss)`` of one training batch (outputs None where the model gives none
-        in training mode)."""
+        in training mode); ``loss`` names the loss where the task has a choice (``--loss``)."""
         raise NotImplementedError
 
     def hits_and_counts(self, outputs: torch.Tensor | None, labels: Any

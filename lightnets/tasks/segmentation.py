@@ -1,6 +1,7 @@
 """Segmentation: a class per pixel. Its data (digits-seg, Pascal VOC and image/mask pair
-folders), loss (per-pixel cross-entropy), metrics and picture (validation images beside their
-masks).
+folders), loss (per-pixel cross-entropy by default; Dice, Focal, Lovász, Tversky and weighted
+sums through ``--loss``: :mod:`lightnets.segment.losses`), metrics and picture (validation
+images beside their masks).
 
 The metrics come from one confusion matrix: mean intersection-over-union, pixel accuracy and
 per-class IoU (Long et al. 2015, Sec. 5; the Pascal VOC protocol: pixels labelled 255 are
@@ -25,6 +26,7 @@ from lightnets.data import IGNORE_INDEX, segmentation_folder_kind
 from lightnets.data.palette import colourize
 from lightnets.files import write_atomic
 from lightnets.registry import SEGMENTATION
+from lightnets.segment.losses import DEFAULT_LOSS, make_loss, parse_loss
 from lightnets.tasks.base import Normalize, Task, register_task
 from lightnets.tasks.classification import hits_and_counts
 
@@ -80,18 +82,16 @@ def scores(confusion: torch.Tensor) -> tuple[float, float, list[float | None]]:
 
 
 def segmentation_loss(logits: torch.Tensor, aux_logits: list[torch.Tensor],
-                      masks: torch.Tensor, aux_weight: float, label_smoothing: float = 0.0
-                      ) -> torch.Tensor:
-    """Per-pixel cross-entropy over the labelled pixels, plus ``aux_weight`` times that of each
-    auxiliary head (torchvision's recipe weighs its FCN head by 0.5)."""
-    def pixel_loss(output: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output.float(), masks, ignore_index=IGNORE_INDEX,
-                               label_smoothing=label_smoothing)
-
-    loss = pixel_loss(logits)
+                      masks: torch.Tensor, aux_weight: float, label_smoothing: float = 0.0,
+                      loss: str | None = None) -> torch.Tensor:
+    """The ``loss`` (``--loss``; default per-pixel cross-entropy) over the labelled pixels, plus
+    ``aux_weight`` times that of each auxiliary head (torchvision's recipe weighs its FCN head
+    by 0.5)."""
+    pixel_loss = make_loss(loss or DEFAULT_LOSS, IGNORE_INDEX, label_smoothing)
+    total = pixel_loss(logits, masks)
     for aux in aux_logits:
-        loss = loss + aux_weight * pixel_loss(aux)
-    return loss
+        total = total + aux_weight * pixel_loss(aux, masks)
+    return total
 
 
 @torch.inference_mode()
@@ -198,15 +198,22 @@ class Segmentation(Task):
     curves_axis = ("%", "pixel accuracy and mIoU")
     picture_stem, picture_name = "segmentation", "the example predictions"
     dynamic_export_size = True
+    chooses_loss = True
 
     def folder_kind(self, path: Path) -> str | None:
         return segmentation_folder_kind(path)
 
+    def check_config(self, config: Any) -> None:
+        if config.loss is not None:
+            parse_loss(config.loss)  # a bad spec fails here, before any work
+        super().check_config(config)
+
     def forward_loss(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
-                     aux_weight: float, label_smoothing: float
+                     aux_weight: float, label_smoothing: float, loss: str | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
         logits, aux_logits = model(images, return_aux=True)
-        return logits, segmentation_loss(logits, aux_logits, masks, aux_weight, label_smoothing)
+        return logits, segmentation_loss(logits, aux_logits, masks, aux_weight, label_smoothing,
+                                         loss)
 
     def epoch_summary(self, row: dict[str, float]) -> str:
         return (f"val loss {row['val_loss']:.4f} mIoU {row['val_miou']:6.2%} pixel acc "

@@ -369,7 +369,7 @@ def make_train_step(run: Run, teacher: nn.Module | None) -> TrainStep:
     return TrainStep(train_model, run.optimizer, run.scheduler, run.scaler, runtime.amp_dtype,
                      config.label_smoothing, float(getattr(model, "aux_loss_weight", 0.0)),
                      config.grad_clip, teacher, config.distill_alpha,
-                     config.distill_temperature, run.task)
+                     config.distill_temperature, run.task, config.loss)
 
 
 def write_run_files(run: Run, resume_from: Checkpoint | None, overwrite: bool,
