@@ -151,6 +151,8 @@ def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile
         categories = list(entry.meta.get("categories") or [])
         if detector:  # torchvision's list starts with the background, lightnets' names at 1
             categories = categories[1:]
+        else:  # a segmenter's class 0, named as lightnets' VOC masks name it
+            categories = ["background" if c == "__background__" else c for c in categories]
         if len(categories) == candidate.num_classes - detector:
             names = categories
         if detector:  # the letterbox of lightnets' detection data, to the detector's min_size
