@@ -174,7 +174,9 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
         options.setdefault("rates", aspp_rates(features.reductions[head_inputs - 1]))
     head_module = spec.build(features.channels[:head_inputs], num_classes, **options)
     aux_head = FCNHead(features.channels[-1], num_classes) if aux_loss else None
-    return Segmenter(features, head_module, aux_head, head_inputs, num_classes, spec)
+    segmenter = Segmenter(features, head_module, aux_head, head_inputs, num_classes, spec)
+    segmenter.backbone_name = backbone  # a classifier's weights can initialise it alone
+    return segmenter
 
 
 def low_stage(feature_info: list[dict[str, Any]], reduction: int, backbone: str) -> int:
