@@ -26,9 +26,12 @@ from lightnets.data import IGNORE_INDEX, segmentation_folder_kind
 from lightnets.data.palette import colourize
 from lightnets.files import write_atomic
 from lightnets.registry import SEGMENTATION
-from lightnets.segment.losses import DEFAULT_LOSS, make_loss, parse_loss
+from lightnets.segment.losses import DEFAULT_LOSS, class_logits, make_loss, parse_loss
 from lightnets.tasks.base import Normalize, Task, register_task
 from lightnets.tasks.classification import hits_and_counts
+
+
+BINARY_THRESHOLD = 0.5  # a binary segmenter's default: the more likely of the two classes
 
 
 @dataclass
@@ -102,12 +105,13 @@ def evaluate_segmenter(model: nn.Module | Callable[[torch.Tensor], torch.Tensor]
                        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
                        classes: list[str] | None = None,
                        normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                       examples: int = 0) -> SegEvalResult:
+                       examples: int = 0, threshold: float = 0.5) -> SegEvalResult:
     """Evaluate a segmenter (a module, switched to eval mode, or any callable from images to
     ``(N, C, H, W)`` logits, such as an exported file's backend) on a loader of ``(image,
     mask)`` batches; the arguments are those of
     :func:`lightnets.tasks.classification.evaluate_model`.
-    Logits of another size than the masks are resized to them bilinearly. The first
+    Logits of another size than the masks are resized to them bilinearly; one channel (a binary
+    segmenter) is the foreground where its sigmoid exceeds ``threshold``. The first
     ``examples`` images are kept with their masks and predictions (for a picture)."""
     if limit_batches is not None and limit_batches < 1:
         raise ValueError(f"limit_batches must be at least 1, got {limit_batches}")
@@ -130,7 +134,7 @@ def evaluate_segmenter(model: nn.Module | Callable[[torch.Tensor], torch.Tensor]
         masks = masks.to(device, non_blocking=True).long()
         with autocast:
             logits = model(images)
-        logits = logits.float()
+        logits = class_logits(logits.float(), threshold)
         if logits.shape[-2:] != masks.shape[-2:]:
             logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear",
                                    align_corners=False)
@@ -199,9 +203,22 @@ class Segmentation(Task):
     picture_stem, picture_name = "segmentation", "the example predictions"
     dynamic_export_size = True
     chooses_loss = True
+    binary_output = True
 
     def folder_kind(self, path: Path) -> str | None:
         return segmentation_folder_kind(path)
+
+    def model_classes(self, data_classes: int, binary: bool = False) -> int:
+        if not binary:
+            return data_classes
+        if data_classes != 2:
+            raise ValueError(f"a binary segmenter (one output channel) needs data of 2 classes, "
+                             f"the background and one foreground; got {data_classes}")
+        return 1
+
+    def model_args(self, config: Any) -> dict[str, Any]:
+        # the threshold is recorded with the model (checkpoint, sidecar) for eval and predict
+        return {"threshold": BINARY_THRESHOLD} if config.binary else {}
 
     def check_config(self, config: Any) -> None:
         if config.loss is not None:
@@ -230,7 +247,8 @@ class Segmentation(Task):
                  distributed: bool = False, normalize: Normalize | None = None,
                  examples: int = 0) -> SegEvalResult:
         return evaluate_segmenter(model, loader, len(classes), device, None, channels_last,
-                                  limit_batches, reduce, classes, normalize, examples)
+                                  limit_batches, reduce, classes, normalize, examples,
+                                  getattr(model, "threshold", BINARY_THRESHOLD))
 
     def save_picture(self, result: SegEvalResult, path: str | Path, title: str = "") -> Path:
         return save_examples_png(result, path, title)

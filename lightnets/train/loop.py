@@ -314,7 +314,7 @@ def build_model(config: TrainConfig, runtime: Runtime, task: Task, data: DataBun
                 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
     """The model on its device and memory format, its constructor arguments (what the
     checkpoint records) and, when it starts from a pruned model, its pruning."""
-    num_classes = task.model_classes(data.num_classes)
+    num_classes = task.model_classes(data.num_classes, config.binary)
     model_args = {**task.model_args(config), **config.model_args, "num_classes": num_classes,
                   "in_chans": config.in_chans}
     init = load_checkpoint(config.init_from, prefer="last") if config.init_from else None
