@@ -1,6 +1,7 @@
 """The segmentation losses on hand-made masks: a perfect prediction gives the minimum, ignored
 pixels change nothing (value and gradients), gradients are finite, known values, weighted
-sums, binary (one-channel) logits, and one-line refusals of bad specs."""
+sums, binary (one-channel) logits, one-line refusals of bad specs, and a resumed run keeping
+its loss."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lightnets.checkpoint import Checkpoint
 from lightnets.segment.losses import LOSSES, class_logits, make_loss, parse_loss
 from lightnets.tasks.segmentation import segmentation_loss
+from lightnets.train import TrainConfig
+from lightnets.train.config import resumed_config
 
 IGNORE = 255
 NAMES = sorted(LOSSES)
@@ -66,7 +70,7 @@ def test_all_ignored_is_zero_with_a_graph(name):
     logits = torch.randn(1, 3, 4, 4, requires_grad=True)
     value = make_loss(name, IGNORE)(logits, masks)
     value.backward()
-    assert float(value) == 0.0 and logits.grad.abs().sum() == 0
+    assert float(value.detach()) == 0.0 and logits.grad.abs().sum() == 0
 
 
 def test_known_values():
@@ -124,3 +128,14 @@ def test_parser_refuses_bad_specs_in_one_line(spec, message):
     with pytest.raises(ValueError, match=message) as error:
         parse_loss(spec)
     assert "\n" not in str(error.value)
+
+
+def test_resume_keeps_the_loss_and_refuses_another():
+    stored = TrainConfig(model="lraspp_mobilenet_v3_small", data="digits-seg", epochs=3,
+                         loss="ce+dice", binary=False)
+    checkpoint = Checkpoint("lraspp_mobilenet_v3_small", {"num_classes": 11}, {},
+                            config=stored.to_dict(), epoch=1, path="runs/seg/last.pt")
+    kept = resumed_config(TrainConfig(resume="runs/seg"), checkpoint)
+    assert kept.loss == "ce+dice"
+    with pytest.raises(ValueError, match="loss 'ce\\+dice' -> 'lovasz'"):
+        resumed_config(TrainConfig(resume="runs/seg", loss="lovasz"), checkpoint)
