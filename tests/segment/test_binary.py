@@ -14,6 +14,7 @@ from PIL import Image
 
 import lightnets
 from lightnets.checkpoint import load_checkpoint
+from lightnets.export.verify import compare
 from lightnets.tasks.segmentation import evaluate_segmenter
 from lightnets.train import TrainConfig, train
 
@@ -107,3 +108,10 @@ def test_train_eval_predict_export_with_the_recorded_threshold(tmp_path, run_cli
     status, out, err = run_cli("eval", "--checkpoint", str(exported), "--json")
     assert status == 0, err
     assert json.loads(out)["miou"] == pytest.approx(json.loads(eager)["miou"], abs=1e-6)
+
+
+def test_the_export_check_compares_a_binary_segmenters_decisions():
+    # the arg-max of one channel always agrees: the check compares the logits' signs instead
+    logits = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert compare(logits, logits, "random").top1_agreement == 1.0
+    assert compare(logits, -logits, "random").top1_agreement == 0.0
