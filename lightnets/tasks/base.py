@@ -82,12 +82,12 @@ class Task:
     prunable: ClassVar[bool] = False
     # whether --teacher can distil into this task's models (a classifier's soft targets)
     distills: ClassVar[bool] = False
+    # --pretrained holds the weights of the model's backbone alone (read where it is built)
+    pretrained_is_backbone: ClassVar[bool] = False
     # whether --loss chooses among losses (segmentation's Dice, Focal, ...)
     chooses_loss: ClassVar[bool] = False
     # whether two classes can be one output channel (--binary: a binary segmenter's sigmoid)
     binary_output: ClassVar[bool] = False
-    # --pretrained holds the weights of the model's backbone alone (read where it is built)
-    pretrained_is_backbone: ClassVar[bool] = False
     # what the model gives, and whether it is one tensor an export or conversion check compares
     # element by element (a detector's boxes are matched box by box)
     outputs: ClassVar[str] = "logits"
