@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--val-fraction", type=float, metavar="X",
                       help="share of a single class-folder tree held out for validation "
                       "(default 0.2)")
+    what.add_argument("--binary", action="store_true",
+                      help="segmenters of two classes (background and one foreground): one "
+                      "output channel, its sigmoid thresholded at 0.5 (--model-arg threshold=X)")
     what.add_argument("--no-augment", dest="augment", action="store_false",
                       help="train without augmentation")
     optimisation = parser.add_argument_group("optimisation")
@@ -77,6 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optimisation.add_argument("--warmup-epochs", type=float, metavar="X")
     optimisation.add_argument("--label-smoothing", type=float, metavar="X",
                               help="default 0.1 (segmentation: 0)")
+    optimisation.add_argument("--loss", metavar="SPEC",
+                              help="segmenters: ce (default), dice, focal, lovasz, tversky or a "
+                              "weighted sum such as ce+dice or ce+0.5*dice")
     optimisation.add_argument("--grad-clip", type=float, metavar="X",
                               help="max gradient norm (default off)")
     optimisation.add_argument("--precise-bn-batches", type=int, metavar="N",

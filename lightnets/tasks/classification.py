@@ -174,7 +174,7 @@ class Classification(Task):
         return classification_kind(str(path))
 
     def forward_loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                     aux_weight: float, label_smoothing: float
+                     aux_weight: float, label_smoothing: float, loss: str | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
         logits, aux_logits = model(images, return_aux=True)
         return logits, classification_loss(logits, aux_logits, labels, aux_weight,

@@ -224,7 +224,8 @@ class Detection(Task):
         return to_device(images, targets, device)  # lists: torchvision normalises and batches
 
     def forward_loss(self, model: nn.Module, images: list, targets: list, aux_weight: float,
-                     label_smoothing: float) -> tuple[None, torch.Tensor]:
+                     label_smoothing: float, loss: str | None = None
+                     ) -> tuple[None, torch.Tensor]:
         return None, sum(model(images, targets).values())  # torchvision's own losses
 
     def batchnorm_inputs(self, model: nn.Module, batches: Iterable[tuple[list, list]],

@@ -64,6 +64,9 @@ class TrainConfig:
     warmup_epochs: float | None = None   # linear warm-up, then cosine decay to zero
     label_smoothing: float | None = None  # None: 0.1 for classification data, 0 for masks
     grad_clip: float | None = None       # max global gradient norm
+    binary: bool = False                 # segmenters of two classes: one output channel
+    loss: str | None = None              # segmenters: 'ce', 'dice', 'focal', 'lovasz',
+    #                                      'tversky' or a weighted sum ('ce+0.5*dice'); None: ce
     precise_bn_batches: int | None = None  # BatchNorm statistics recomputed over this many
     #                                        training batches before each validation; None:
     #                                        20 for models with slow BatchNorm (precise_bn.py)

@@ -318,7 +318,7 @@ def build_model(config: TrainConfig, runtime: Runtime, task: Task, data: DataBun
                 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
     """The model on its device and memory format, its constructor arguments (what the
     checkpoint records) and, when it starts from a pruned model, its pruning."""
-    num_classes = task.model_classes(data.num_classes)
+    num_classes = task.model_classes(data.num_classes, config.binary)
     model_args = {**task.model_args(config), **config.model_args, "num_classes": num_classes,
                   "in_chans": config.in_chans}
     init = load_checkpoint(config.init_from, prefer="last") if config.init_from else None
@@ -408,7 +408,7 @@ def make_train_step(run: Run, teacher: nn.Module | None) -> TrainStep:
     return TrainStep(train_model, run.optimizer, run.scheduler, run.scaler, runtime.amp_dtype,
                      config.label_smoothing, float(getattr(model, "aux_loss_weight", 0.0)),
                      config.grad_clip, teacher, config.distill_alpha,
-                     config.distill_temperature, run.task)
+                     config.distill_temperature, run.task, config.loss)
 
 
 def write_run_files(run: Run, resume_from: Checkpoint | None, overwrite: bool,
