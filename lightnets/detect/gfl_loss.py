@@ -72,7 +72,8 @@ def gfl_losses(outputs: dict[str, torch.Tensor], points: torch.Tensor, strides: 
     norm = quality.sum().clamp(min=1.0)
     weight = torch.cat(weights)
     chosen = torch.cat(chosen_reg).float()
-    boxes, where, step = torch.cat(chosen_boxes), torch.cat(chosen_points), torch.cat(chosen_strides)
+    boxes, where = torch.cat(chosen_boxes), torch.cat(chosen_points)
+    step = torch.cat(chosen_strides)
     decoded = decode_boxes(chosen, where, step, reg_max)
     giou = generalized_box_iou_loss(decoded, boxes, reduction="none") if len(boxes) else \
         decoded.new_zeros(0)
