@@ -7,7 +7,8 @@ returns ``boxes (K, 4)`` (x1, y1, x2, y2 in the input's pixels), ``scores (K,)``
 image. The decoding is torchvision's ``postprocess_detections`` of the class (FCOS, RetinaNet,
 SSD), with its thresholds, its box coder and the anchors of the export size, precomputed as a
 buffer: the input size is fixed (a GFL detector: its own
-:meth:`~lightnets.detect.gfl.GFLDetector.candidates` on the points of that size). Two steps are reordered, with the same result, so that the
+:meth:`~lightnets.detect.gfl.GFLDetector.candidates` on the points of that size). Two steps
+are reordered, with the same result, so that the
 graph has a fixed count of candidates: the top-``topk_candidates`` scores are taken before the
 ``score_thresh`` filter (the same candidates as filtering first), and NMS (torchvision's
 ``batched_nms``) runs before the filter too. The batch is one image: NMS and the
