@@ -161,7 +161,8 @@ class Detection(Task):
 
     name, model_noun = DETECTION, "detector"
     embedded_data = "digits-det"
-    expected_data = ("'digits-det', a COCO folder (annotations.json + images/) or a Pascal VOC "
+    expected_data = ("'digits-det', a COCO folder (annotations.json + images/), a YOLO folder "
+                     "(data.yaml, images/, labels/) or a Pascal VOC "
                      "folder (Annotations/ + JPEGImages/)")
     metric, metric_label = "map", "mAP@[.5:.95]"
     second_metric = ("val_map_50", "map_50", "mAP@.5")
