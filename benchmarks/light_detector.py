@@ -7,7 +7,8 @@ training augmentation) and a learning rate that warms up over the first 5% of th
 then follows a cosine to 0 over the rest, by elapsed time. It is then scored on the 200
 validation canvases by pycocotools (mAP@[.5:.95]), counted (params; MACs of backbone, neck and
 head at the input size) and exported with its post-processing to ONNX, whose ONNX Runtime
-latency on one canvas is the median of ``--repeats`` calls (alternating blocks)::
+latencies on one canvas are medians of ``--repeats`` calls, all models timed together in
+alternating blocks; ``--budget 0`` skips training (latency and counts only)::
 
     python benchmarks/light_detector.py --budget 300 --size 128
 """
@@ -67,18 +68,22 @@ def train_for(model: torch.nn.Module, loader: DataLoader, budget: float, lr: flo
             steps += 1
 
 
-def onnx_latency(model: torch.nn.Module, size: int, folder: Path, repeats: int) -> float:
-    """Median milliseconds of the post-processed ONNX file on one canvas in ONNX Runtime."""
+def onnx_latencies(models: dict[str, torch.nn.Module], size: int, folder: Path, repeats: int
+                   ) -> dict[str, float]:
+    """Median milliseconds of each model's post-processed ONNX file on one canvas in ONNX
+    Runtime, timed together in alternating blocks (drift on a shared machine hits all alike)."""
     import onnxruntime
 
-    path = export_detection_onnx(DetectionGraph(model, (size, size)), folder / "m.onnx", 18)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(str(path), options,
-                                           providers=["CPUExecutionProvider"])
-    run = session_detections(session)
-    times = time_callables({"onnx": run}, torch.randn(1, 3, size, size), 5, repeats)
-    return statistics.median(times["onnx"])
+    runs = {}
+    for name, model in models.items():
+        path = export_detection_onnx(DetectionGraph(model.eval(), (size, size)),
+                                     folder / f"{name}.onnx", 18)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        runs[name] = session_detections(onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]))
+    times = time_callables(runs, torch.randn(1, 3, size, size), 5, repeats, rounds=4)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -92,29 +97,29 @@ def main() -> None:
     console = begin(args)
     data = detection_datasets("digits-det", args.size)
     val = DataLoader(data.val, batch_size=16, collate_fn=detection_collate)
-    rows = []
+    rows, trained = [], {}
     for name in args.models:
         torch.manual_seed(0)
         loader = DataLoader(data.train, batch_size=16, shuffle=True, drop_last=True,
                             collate_fn=detection_collate)
         settings = {"num_classes": data.num_classes + 1, "min_size": args.size}
         model = create_model(name, **settings)
-        steps, epochs = train_for(model, loader, args.budget, args.lr)
+        steps, epochs = (train_for(model, loader, args.budget, args.lr) if args.budget > 0
+                         else (0, 0.0))
         scores = evaluate_detector(model, val, data.classes)
-        with tempfile.TemporaryDirectory() as folder:
-            latency = onnx_latency(model.eval(), args.size, Path(folder), args.repeats)
         counts = count_complexity(meta_model(name, **settings), (3, args.size, args.size))
-        rows.append((name, counts.params, counts.macs, steps, epochs, scores.map, scores.map_50,
-                     latency))
+        trained[name] = model
+        rows.append((name, counts.params, counts.macs, steps, epochs, scores.map, scores.map_50))
         console.print(f"{name}: {steps} steps ({epochs:.1f} epochs) in {args.budget:.0f} s, "
-                      f"mAP {scores.map:.3f}, mAP@.5 {scores.map_50:.3f}, ONNX Runtime "
-                      f"{latency:.2f} ms", highlight=False)
+                      f"mAP {scores.map:.3f}, mAP@.5 {scores.map_50:.3f}", highlight=False)
+    with tempfile.TemporaryDirectory() as folder:
+        latency = onnx_latencies(trained, args.size, Path(folder), args.repeats)
     console.print(f"| model | params | MACs at {args.size} | steps (epochs) in {args.budget:.0f} s "
                   "| mAP@[.5:.95] | mAP@.5 | ONNX Runtime, batch 1 (ms) |\n"
                   "|---|---:|---:|---:|---:|---:|---:|")
-    for name, params, macs, steps, epochs, box_map, map_50, latency in rows:
+    for name, params, macs, steps, epochs, box_map, map_50 in rows:
         console.print(f"| `{name}` | {params / 1e6:.2f}M | {macs / 1e6:.0f}M | {steps} "
-                      f"({epochs:.1f}) | {box_map:.3f} | {map_50:.3f} | {latency:.2f} |",
+                      f"({epochs:.1f}) | {box_map:.3f} | {map_50:.3f} | {latency[name]:.2f} |",
                       highlight=False)
 
 
