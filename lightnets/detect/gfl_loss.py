@@ -25,7 +25,7 @@ from lightnets.detect.assign import task_aligned_assign
 from lightnets.detect.gfl_head import decode_boxes, encode_sides
 
 QFL_BETA = 2.0
-WEIGHTS = {"classification": 1.0, "bbox_regression": 2.0, "bbox_distribution": 0.25}
+WEIGHTS = {"quality_focal": 1.0, "giou": 2.0, "distribution_focal": 0.25}
 
 
 def quality_focal_loss(logits: torch.Tensor, quality: torch.Tensor,
@@ -79,8 +79,8 @@ def gfl_losses(outputs: dict[str, torch.Tensor], points: torch.Tensor, strides: 
         decoded.new_zeros(0)
     dfl = distribution_focal_loss(chosen.unflatten(-1, (4, reg_max + 1)),
                                   encode_sides(boxes, where, step, reg_max)) / 4
-    losses = {"classification": quality_focal_loss(logits.float(), quality).sum(),
-              "bbox_regression": (giou * weight).sum(), "bbox_distribution": (dfl * weight).sum()}
+    losses = {"quality_focal": quality_focal_loss(logits.float(), quality).sum(),
+              "giou": (giou * weight).sum(), "distribution_focal": (dfl * weight).sum()}
     # an image without positives still touches every output, so DDP sees all gradients
     anchor = regression.sum() * 0
     return {name: WEIGHTS[name] * loss / norm + anchor for name, loss in losses.items()}

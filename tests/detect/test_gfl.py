@@ -135,7 +135,7 @@ def test_the_loss_falls_on_one_batch_and_eval_follows_the_contract():
     totals = []
     for _ in range(8):
         losses = model(images, targets)
-        assert set(losses) == {"classification", "bbox_regression", "bbox_distribution"}
+        assert set(losses) == {"quality_focal", "giou", "distribution_focal"}
         total = sum(losses.values())
         optimizer.zero_grad()
         total.backward()
