@@ -44,6 +44,10 @@ class DetectionGraph(nn.Module):
         transform = detector.transform
         kept = (tuple(transform.fixed_size) == self.size[::-1] if transform.fixed_size else
                 min(transform.min_size[-1] / min(size), transform.max_size / max(size)) == 1)
+        divisor = transform.size_divisible
+        if size[0] % divisor or size[1] % divisor:  # eager pads the batch, the graph cannot
+            raise ValueError(f"the detector pads its inputs to multiples of {divisor}; export it "
+                             f"at such a size, not {size[0]}x{size[1]}")
         if not kept:  # the graph holds no resizing: it would decode another image than eager's
             wanted = transform.fixed_size[0] if transform.fixed_size else transform.min_size[-1]
             raise ValueError(f"the detector resizes a {size[0]}x{size[1]} input to its own size "

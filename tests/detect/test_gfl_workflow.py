@@ -12,6 +12,7 @@ from PIL import Image
 
 from lightnets.checkpoint import load_checkpoint
 from lightnets.data.detection import detection_datasets
+from lightnets.detect.graph import DetectionGraph
 from lightnets.export.source import from_name
 from lightnets.registry import meta_model
 from lightnets.tasks import get_task
@@ -36,6 +37,11 @@ def test_the_input_size_is_the_size_the_detector_runs_at(name):
 def test_a_size_the_detector_cannot_take_is_one_line():
     with pytest.raises(ValueError, match=r"multiples of 32 .*got 100$"):
         from_name("gfl_squeezenet1_1", 100)
+    # torchvision's transform pads a 100x100 batch to 128: no graph of the same boxes at 100
+    detector = from_name("fcos_shufflenet_v2_x1_0", 100).model.detector
+    with pytest.raises(ValueError, match="pads its inputs to multiples of 32; export it at such "
+                                         "a size, not 100x100"):
+        DetectionGraph(detector, (100, 100))
 
 
 @pytest.mark.slow
