@@ -1,6 +1,6 @@
 """``lightnets train``: train a registered classifier on digits, an image folder or CIFAR, a
 segmenter on digits-seg, a Pascal VOC folder or an images/masks pair folder, or a detector on
-digits-det, a COCO folder or a Pascal VOC folder.
+digits-det, a COCO, Pascal VOC or YOLO txt folder.
 
 Every option left out takes the per-data default (see ``lightnets.train.config``). Also works
 as ``python -m lightnets train`` and under ``torchrun --nproc_per_node N -m lightnets train``.
@@ -48,11 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "folder; segmenters: 'digits-seg' (default), a Pascal VOC folder "
                       "(JPEGImages/, SegmentationClass/) or a pair folder of images/ and masks/ "
                       "(or train/ and val/ of them); detectors: 'digits-det' (default), a COCO "
-                      "folder (annotations.json + images/, or train/ and val/ of them) or a "
-                      "Pascal VOC folder (Annotations/ + JPEGImages/)")
+                      "folder (annotations.json + images/, or train/ and val/ of them), a "
+                      "Pascal VOC folder (Annotations/ + JPEGImages/) or a YOLO txt folder "
+                      "(data.yaml, images/, labels/)")
     what.add_argument("--backbone", metavar="NAME",
-                      help="with --model fcos, retinanet, ssdlite or fasterrcnn: the classifier "
-                      "of the zoo under the detector (default: the architecture's own)")
+                      help="with --model fcos, retinanet, ssdlite, fasterrcnn or gfl: the "
+                      "classifier of the zoo under the detector (default: the architecture's "
+                      "own)")
     what.add_argument("--model-arg", dest="model_args", type=model_arg, action="append",
                       metavar="KEY=VALUE", help="extra model argument, e.g. width_mult=0.5 or "
                       "drop_rate=0.1 (repeatable)")

@@ -179,6 +179,11 @@ class Task:
 
     def model_args(self, config: Any) -> dict[str, Any]:
         """Constructor arguments the task adds from the run's configuration."""
+        return self.size_args(config.input_size)
+
+    def size_args(self, input_size: int) -> dict[str, Any]:
+        """Constructor arguments that make a model run at ``input_size`` (a detector's
+        transform would resize to its own size otherwise)."""
         return {}
 
     def runtime_defaults(self, amp: str, channels_last: bool | None
