@@ -28,11 +28,12 @@ import torch.distributed as dist
 from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
 from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from lightnets.data import (DataBundle, build_data, default_preprocess, default_workers,
-                            make_loader, normalize_transform)
+from lightnets.data import (CLASSIFICATION_KINDS, DataBundle, build_data, default_preprocess,
+                            default_workers, make_loader, normalize_transform)
+from lightnets.data.seeding import SeededSampler, SeededSamples
 from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model
 from lightnets.tasks import Task, task_for
@@ -298,11 +299,23 @@ def make_loaders(config: TrainConfig, runtime: Runtime, task: Task, data: DataBu
     sampler = (DistributedSampler(data.train, runtime.world_size, runtime.rank, shuffle=True,
                                   seed=config.seed, drop_last=True)
                if runtime.distributed else None)
-    train_loader = make_loader(data.train, batch_size, runtime.device, workers, shuffle=True,
-                               sampler=sampler, drop_last=True, collate=task.collate)
+    # Loader processes keep their RNG from epoch to epoch (persistent workers), which a resumed
+    # run cannot reproduce: with them, and for segmenters and detectors always (so that a run
+    # does not depend on how many there are), each sample's augmentation is drawn from a seed
+    # the main process hands out with it (data/seeding.py), and the loaders' own seeds come
+    # from a generator of theirs, not from the main process's RNG (persistent workers draw
+    # them once, at the first epoch run). Classifiers on 0 workers draw as they always did.
+    train_set, order, generator = data.train, sampler, None
+    if workers > 0 or data.kind not in CLASSIFICATION_KINDS:
+        train_set = SeededSamples(data.train)
+        order = SeededSampler(sampler if sampler is not None else RandomSampler(data.train))
+        generator = torch.Generator().manual_seed(config.seed)
+    train_loader = make_loader(train_set, batch_size, runtime.device, workers, shuffle=True,
+                               sampler=order, drop_last=True, collate=task.collate,
+                               generator=generator)
     val_shard = Subset(data.val, range(runtime.rank, len(data.val), runtime.world_size))
     val_loader = make_loader(val_shard, 2 * batch_size, runtime.device, workers,
-                             collate=task.collate)
+                             collate=task.collate, generator=generator)
     steps = len(train_loader)
     if config.limit_train_batches:
         steps = min(steps, config.limit_train_batches)
