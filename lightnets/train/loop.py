@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
 from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from lightnets.files import write_atomic
 from lightnets.data import (CLASSIFICATION_KINDS, DataBundle, build_data, default_preprocess,
                             default_workers, make_loader, normalize_transform)
 from lightnets.data.seeding import SeededSampler, SeededSamples
@@ -52,6 +53,10 @@ from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 # batches precise BN averages over, where the model's BatchNorm averages lag (slow momentum or
 # short epochs: see precise_bn.py)
 PRECISE_BN_BATCHES = 20
+# Most of the run's time the curves may take: one plot costs ~0.3 s of matplotlib, more than a
+# whole epoch on a dozen images, so they are redrawn only while the drawing so far stays within
+# this share of the run's time (and always after the last epoch).
+PLOT_SHARE = 0.1
 
 
 class NonFiniteLossError(RuntimeError):
@@ -163,6 +168,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     run = set_up(config, runtime, resume_from, run_dir)
     write_run_files(run, resume_from, overwrite, console)
     seconds = 0.0  # of training, validation and checkpoints (not of a paused consumer)
+    plot_seconds = 0.0
     for epoch in range(run.start_epoch, run.config.epochs):
         epoch_start = time.perf_counter()
         tally, train_seconds = train_one_epoch(run, epoch, console)
@@ -173,7 +179,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                   if run.task.train_accuracy else {}),
                **result.row(), "epoch_seconds": time.perf_counter() - epoch_start,
                "images_per_second": float(tally[3]) / train_seconds}
-        save_epoch(run, epoch, row, result.primary, plots, console)
+        draw = plots and (epoch + 1 == run.config.epochs or plot_seconds <= PLOT_SHARE * seconds)
+        plot_seconds += save_epoch(run, epoch, row, result.primary, draw, console)
         seconds += time.perf_counter() - epoch_start
         yield row
     return TrainResult(run_dir, run.last_path, run.best_path, run.best_score, run.history,
@@ -491,15 +498,17 @@ def validate(run: Run, epoch: int) -> Any:
 
 
 def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots: bool,
-               console: Console) -> None:
-    """The epoch's checkpoint (``best.pt`` too when it improved), metrics table, curves and
-    summary line: rank 0 only; the others wait so no one runs ahead."""
+               console: Console) -> float:
+    """The epoch's checkpoint (``best.pt`` too when it improved), metrics table, curves (when
+    ``plots``) and summary line: rank 0 only; the others wait so no one runs ahead. Returns
+    the seconds spent drawing the curves."""
     config = run.config
     run.history.append(row)
     # files written before a figure was kept hold -1 (nothing yet)
     improved = run.task.improves(score, run.best_score if run.history[:-1] else None)
     if improved:
         run.best_score = score
+    plot_seconds = 0.0
     if run.runtime.is_main:
         checkpoint = Checkpoint(
             model_name=config.model, model_args=run.model_args, model=run.model.state_dict(),
@@ -509,13 +518,16 @@ def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots:
             scheduler=run.scheduler.state_dict(), scaler=run.scaler.state_dict(),
             rng=capture_rng(), pruning=run.pruning)
         save_checkpoint(checkpoint, run.last_path)
-        if improved:
-            save_checkpoint(checkpoint, run.best_path)
+        if improved:  # the same bytes: serialised once
+            write_atomic(run.best_path, run.last_path.read_bytes())
         report.write_metrics(run.run_dir, run.history, run.task)
         if plots:
+            plot_start = time.perf_counter()
             report.plot_curves(run.run_dir, run.history, run.task,
                                f"{config.model} on {Path(config.data).name}")
+            plot_seconds = time.perf_counter() - plot_start
         if config.progress:
             console.print(report.epoch_line(row, config.epochs, run.task), highlight=False,
                           soft_wrap=True)
     run.runtime.barrier()
+    return plot_seconds
