@@ -17,11 +17,10 @@ only for what eager fp32 cannot itself reach.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import copy
 
 import torch
 from torch import nn
@@ -184,15 +183,15 @@ class Float64Reference:
     in float64 (an operation without a float64 kernel, a cast inside ``forward``)."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.model, self.copy, self.note = model, None, None
+        self.model, self.exact, self.note = model, None, None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor | None:
         if self.note is not None:
             return None
         try:
-            if self.copy is None:
-                self.copy = copy.deepcopy(self.model).double().eval()
-            return self.copy(x.double())
+            if self.exact is None:
+                self.exact = copy.deepcopy(self.model).double().eval()
+            return self.exact(x.double())
         except (RuntimeError, TypeError) as error:
             self.note = (f"no float64 reference ({type(error).__name__}: "
                          f"{str(error).strip().splitlines()[0]}): compared with eager fp32 alone")
