@@ -164,8 +164,8 @@ def deployment_faults(run: Runner) -> dict[str, str]:
     for name, extra in (("torchscript", ["--format", "torchscript"]),
                         ("--no-postprocess", ["--no-postprocess"]),
                         ("pt2", ["--format", "pt2"])):
-        results[f"7 export --model fasterrcnn_mobilenet_v3_large {name}"] = run(
-            ["export", "--model", "fasterrcnn_mobilenet_v3_large", "--output", "frcnn",
+        results[f"7 export --model fasterrcnn {name}"] = run(
+            ["export", "--model", "fasterrcnn", "--output", "frcnn",
              *extra])
     for kind in ("seg", "det"):
         results[f"8 prune a {'segmenter' if kind == 'seg' else 'detector'}"] = run(
