@@ -28,11 +28,13 @@ import torch.distributed as dist
 from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
 from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from lightnets.data import (DataBundle, build_data, default_preprocess, default_workers,
-                            make_loader, normalize_transform)
+from lightnets.files import write_atomic
+from lightnets.data import (CLASSIFICATION_KINDS, DataBundle, build_data, default_preprocess,
+                            default_workers, make_loader, normalize_transform)
+from lightnets.data.seeding import SeededSampler, SeededSamples
 from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model
 from lightnets.tasks import Task, task_for
@@ -51,6 +53,10 @@ from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 # batches precise BN averages over, where the model's BatchNorm averages lag (slow momentum or
 # short epochs: see precise_bn.py)
 PRECISE_BN_BATCHES = 20
+# Most of the run's time the curves may take: one plot costs ~0.3 s of matplotlib, more than a
+# whole epoch on a dozen images, so they are redrawn only while the drawing so far stays within
+# this share of the run's time (and always after the last epoch).
+PLOT_SHARE = 0.1
 
 
 class NonFiniteLossError(RuntimeError):
@@ -162,6 +168,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     run = set_up(config, runtime, resume_from, run_dir)
     write_run_files(run, resume_from, overwrite, console)
     seconds = 0.0  # of training, validation and checkpoints (not of a paused consumer)
+    plot_seconds = 0.0
     for epoch in range(run.start_epoch, run.config.epochs):
         epoch_start = time.perf_counter()
         tally, train_seconds = train_one_epoch(run, epoch, console)
@@ -172,7 +179,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                   if run.task.train_accuracy else {}),
                **result.row(), "epoch_seconds": time.perf_counter() - epoch_start,
                "images_per_second": float(tally[3]) / train_seconds}
-        save_epoch(run, epoch, row, result.primary, plots, console)
+        draw = plots and (epoch + 1 == run.config.epochs or plot_seconds <= PLOT_SHARE * seconds)
+        plot_seconds += save_epoch(run, epoch, row, result.primary, draw, console)
         seconds += time.perf_counter() - epoch_start
         yield row
     return TrainResult(run_dir, run.last_path, run.best_path, run.best_score, run.history,
@@ -302,11 +310,23 @@ def make_loaders(config: TrainConfig, runtime: Runtime, task: Task, data: DataBu
     sampler = (DistributedSampler(data.train, runtime.world_size, runtime.rank, shuffle=True,
                                   seed=config.seed, drop_last=True)
                if runtime.distributed else None)
-    train_loader = make_loader(data.train, batch_size, runtime.device, workers, shuffle=True,
-                               sampler=sampler, drop_last=True, collate=task.collate)
+    # Loader processes keep their RNG from epoch to epoch (persistent workers), which a resumed
+    # run cannot reproduce: with them, and for segmenters and detectors always (so that a run
+    # does not depend on how many there are), each sample's augmentation is drawn from a seed
+    # the main process hands out with it (data/seeding.py), and the loaders' own seeds come
+    # from a generator of theirs, not from the main process's RNG (persistent workers draw
+    # them once, at the first epoch run). Classifiers on 0 workers draw as they always did.
+    train_set, order, generator = data.train, sampler, None
+    if workers > 0 or data.kind not in CLASSIFICATION_KINDS:
+        train_set = SeededSamples(data.train)
+        order = SeededSampler(sampler if sampler is not None else RandomSampler(data.train))
+        generator = torch.Generator().manual_seed(config.seed)
+    train_loader = make_loader(train_set, batch_size, runtime.device, workers, shuffle=True,
+                               sampler=order, drop_last=True, collate=task.collate,
+                               generator=generator)
     val_shard = Subset(data.val, range(runtime.rank, len(data.val), runtime.world_size))
     val_loader = make_loader(val_shard, 2 * batch_size, runtime.device, workers,
-                             collate=task.collate)
+                             collate=task.collate, generator=generator)
     steps = len(train_loader)
     if config.limit_train_batches:
         steps = min(steps, config.limit_train_batches)
@@ -523,15 +543,17 @@ def validate(run: Run, epoch: int) -> Any:
 
 
 def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots: bool,
-               console: Console) -> None:
-    """The epoch's checkpoint (``best.pt`` too when it improved), metrics table, curves and
-    summary line: rank 0 only; the others wait so no one runs ahead."""
+               console: Console) -> float:
+    """The epoch's checkpoint (``best.pt`` too when it improved), metrics table, curves (when
+    ``plots``) and summary line: rank 0 only; the others wait so no one runs ahead. Returns
+    the seconds spent drawing the curves."""
     config = run.config
     run.history.append(row)
     # files written before a figure was kept hold -1 (nothing yet)
     improved = run.task.improves(score, run.best_score if run.history[:-1] else None)
     if improved:
         run.best_score = score
+    plot_seconds = 0.0
     if run.runtime.is_main:
         checkpoint = Checkpoint(
             model_name=config.model, model_args=run.model_args, model=run.model.state_dict(),
@@ -541,13 +563,16 @@ def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots:
             scheduler=run.scheduler.state_dict(), scaler=run.scaler.state_dict(),
             rng=capture_rng(), pruning=run.pruning)
         save_checkpoint(checkpoint, run.last_path)
-        if improved:
-            save_checkpoint(checkpoint, run.best_path)
+        if improved:  # the same bytes: serialised once
+            write_atomic(run.best_path, run.last_path.read_bytes())
         report.write_metrics(run.run_dir, run.history, run.task)
         if plots:
+            plot_start = time.perf_counter()
             report.plot_curves(run.run_dir, run.history, run.task,
                                f"{config.model} on {Path(config.data).name}")
+            plot_seconds = time.perf_counter() - plot_start
         if config.progress:
             console.print(report.epoch_line(row, config.epochs, run.task), highlight=False,
                           soft_wrap=True)
     run.runtime.barrier()
+    return plot_seconds

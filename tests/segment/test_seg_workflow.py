@@ -83,6 +83,9 @@ def test_eval_predict_export_and_quantize(trained, tmp_path, run_cli):
     assert sidecar["dynamic_size"] and sidecar["dynamic_batch"]
     assert any(c["inputs"].startswith("real 56x72") for c in sidecar["verification"]
                ["comparisons"])
+    # beyond the tolerance, the file's and eager fp32's errors against float64 (issue 30, 5)
+    assert all(c["artefact_error"] is not None for c in sidecar["verification"]["comparisons"]
+               if c["relative"] > sidecar["verification"]["tolerance"])
     session = onnx_session(onnx)
     assert tuple(run_session(session, torch.randn(3, 3, 40, 52)).shape) == (3, 11, 40, 52)
     status, out, _ = run_cli("eval", "--checkpoint", str(onnx), "--json", "--limit-batches",
