@@ -69,7 +69,8 @@ def from_name(name: str, input_size: int | tuple[int, ...] | None = None,
     """A registered model with its initial (random) weights and ImageNet preprocessing."""
     name = resolve_name(name)
     side = input_size if isinstance(input_size, int) else None
-    if isinstance(input_size, (tuple, list)) and input_size[-1] == input_size[-2]:
+    if isinstance(input_size, (tuple, list)) and input_size and (
+            len(input_size) == 1 or input_size[-1] == input_size[-2]):
         side = input_size[-1]
     if side is not None:  # a detector runs at the size asked for, not its default
         model_args = {**task_for(name).size_args(side), **model_args}
