@@ -82,6 +82,9 @@ class Task:
     prunable: ClassVar[bool] = False
     # whether --teacher can distil into this task's models (a classifier's soft targets)
     distills: ClassVar[bool] = False
+    # whether the image-level recipe applies (--auto-augment, --random-erase, --mixup,
+    # --cutmix): it moves and blends pixels that a mask or boxes would have to follow
+    image_recipe: ClassVar[bool] = False
     # --pretrained holds the weights of the model's backbone alone (read where it is built)
     pretrained_is_backbone: ClassVar[bool] = False
     # what the model gives, and whether it is one tensor an export or conversion check compares
@@ -163,6 +166,19 @@ class Task:
         if config.teacher and not self.distills:
             raise ValueError(f"--teacher distils classifiers; a {self.name} model trains on its "
                              "labels alone")
+        recipe = [flag for flag, value in (("--auto-augment", config.auto_augment),
+                                           ("--random-erase", config.random_erase),
+                                           ("--mixup", config.mixup), ("--cutmix", config.cutmix))
+                  if value]
+        if recipe and not self.image_recipe:
+            raise ValueError(f"{', '.join(recipe)} augment a classifier's images and labels; a "
+                             f"{self.name} model's labels would not follow its pixels")
+
+    def batch_mix(self, config: Any, num_classes: int
+                  ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]] | None:
+        """What blends each training batch and its labels on the device (MixUp, CutMix), or
+        None."""
+        return None
 
     def model_args(self, config: Any) -> dict[str, Any]:
         """Constructor arguments the task adds from the run's configuration."""

@@ -93,6 +93,7 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     train_step: TrainStep | None = None
+    mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]] | None = None
     backbone: list[nn.Parameter] = field(default_factory=list)
     pruning: dict[str, Any] | None = None
     start_epoch: int = 0
@@ -211,7 +212,8 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     # the loaders hand over images before their last step (uint8 for decoded files), which
     # runs on the device, on whole batches: see transforms.train_transform
     data = build_data(config.data, preprocess, config.augment, config.val_fraction,
-                      config.seed, warn=runtime.is_main, normalize=False, kind=kind)
+                      config.seed, warn=runtime.is_main, normalize=False, kind=kind,
+                      auto_augment=config.auto_augment, random_erase=config.random_erase)
     train_loader, val_loader, sampler, steps = make_loaders(config, runtime, task, data)
     model, model_args, pruning = build_model(config, runtime, task, data, pretrained,
                                              resume_from)
@@ -236,6 +238,7 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     if resume_from is not None:
         restore_state(run, resume_from, config.seed + runtime.rank)
     run.train_step = make_train_step(run, teacher)
+    run.mix = task.batch_mix(config, data.num_classes)
     return run
 
 
@@ -261,6 +264,9 @@ def resolve_model_settings(config: TrainConfig, resume_from: Checkpoint | None,
                                      **config.model_args)
         config = dataclasses.replace(config, model_args={**pretrained.options,
                                                          **config.model_args})
+    if config.drop_path_rate:  # a constructor argument, kept with the others in checkpoints
+        config = dataclasses.replace(config, model_args={
+            **config.model_args, "drop_path_rate": config.drop_path_rate})
     shape_only = meta_model(config.model, **config.model_args)
     task.check_config(config)
     kind = task.data_kind(config.data)
@@ -428,6 +434,8 @@ def train_one_epoch(run: Run, epoch: int, console: Console) -> tuple[torch.Tenso
                 break
             images, labels = task.to_device(images, labels, device, normalize,
                                             run.memory_format)
+            if run.mix is not None:  # MixUp / CutMix: soft labels from here on
+                images, labels = run.mix(images, labels)
             outputs, loss = run.train_step.forward(images, labels)
             # a diverged loss stops every process at the same step, before any update
             step_loss = runtime.sum(loss.detach().float().clone()) / runtime.world_size
