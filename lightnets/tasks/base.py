@@ -171,8 +171,9 @@ class Task:
                                            ("--mixup", config.mixup), ("--cutmix", config.cutmix))
                   if value]
         if recipe and not self.image_recipe:
-            raise ValueError(f"{', '.join(recipe)} augment a classifier's images and labels; a "
-                             f"{self.name} model's labels would not follow its pixels")
+            raise ValueError(f"{', '.join(recipe)}: classifiers only (one label per image "
+                             f"follows its mixed or erased pixels); a {self.name} model's "
+                             "labels would not")
 
     def batch_mix(self, config: Any, num_classes: int
                   ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]] | None:

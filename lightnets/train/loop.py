@@ -264,11 +264,15 @@ def resolve_model_settings(config: TrainConfig, resume_from: Checkpoint | None,
                                      **config.model_args)
         config = dataclasses.replace(config, model_args={**pretrained.options,
                                                          **config.model_args})
-    if config.drop_path_rate:  # a constructor argument, kept with the others in checkpoints
-        config = dataclasses.replace(config, model_args={
-            **config.model_args, "drop_path_rate": config.drop_path_rate})
     shape_only = meta_model(config.model, **config.model_args)
     task.check_config(config)
+    if config.drop_path_rate:  # a constructor argument, kept with the others in checkpoints
+        if "drop_path_rate" not in inspect.signature(type(shape_only)).parameters:
+            raise ValueError(f"--drop-path: {config.model} has no residual branch to drop "
+                             "(stochastic depth applies to MobileNetV2/V3, GhostNet, ResNet, "
+                             "ResNeXt, SE-ResNet, ShuffleNetV1 and Xception)")
+        config = dataclasses.replace(config, model_args={
+            **config.model_args, "drop_path_rate": config.drop_path_rate})
     kind = task.data_kind(config.data)
     # Auxiliary classifiers (GoogLeNet, Inception v3) are built off by default, like
     # torchvision's; training switches them on, as their papers train, unless told otherwise.
