@@ -1,11 +1,12 @@
 """The regularisation recipe, one element at a time: top-1 without and with each of
-``--auto-augment``, ``--mix-up``, ``--cutmix``, ``--random-erase`` and ``--drop-path``, at equal
+``--auto-augment``, ``--mixup``, ``--cutmix``, ``--random-erase`` and ``--drop-path``, at equal
 epochs, on data where the defaults stay below 95%.
 
-The data: a few digits per class as 64 px RGB JPEGs (``train/``, the first ``--per-class`` of
-each class of the digits' training split) validated on all 355 digits of the validation split
-(``val/``), written once to ``--root``. Everything else is the image-folder defaults (AdamW,
-30 epochs, batch 64, label smoothing 0.1). Each run prints its final and best validation
+The data: a few dozen digits per class as RGB JPEGs (``train/``, the first ``--per-class``
+(30) of each class of the digits' training split) validated on all 355 digits of the
+validation split (``val/``), written once to ``--root``, trained at ``--size`` (32) px.
+Everything else is the image-folder defaults (AdamW, 30 epochs, batch 64, label smoothing
+0.1). Each run prints its final and best validation
 top-1; the table at the end compares each element with the baseline of the same model and
 seed::
 
@@ -80,8 +81,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(ELEMENTS), default=list(ELEMENTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=None, help="default: the folder's (30)")
-    parser.add_argument("--per-class", type=int, default=20)
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--per-class", type=int, default=30)
+    parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--root", type=Path, default=None,
                         help="where the data is written (default: a temporary folder)")
     add_common_arguments(parser, json=True)
