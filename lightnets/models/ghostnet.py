@@ -52,7 +52,9 @@ Row = tuple[int, int, bool, int, int]
 
 
 class GhostNet(Classifier):
-    """A 16-channel stem, the Ghost bottlenecks of ``blocks``, a 1x1 conv and the paper's head."""
+    """A 16-channel stem, the Ghost bottlenecks of ``blocks``, a 1x1 conv and the paper's head.
+    ``drop_path_rate``: stochastic depth rising linearly to it at the last block
+    (:func:`lightnets.layers.drop_path_rates`)."""
 
     family = "GhostNet"
     paper = "Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020"

@@ -69,7 +69,9 @@ Row = tuple[int, int, int, bool, str, int]
 
 class MobileNetV3(Classifier):
     """A 16-channel hard-swish stem, the bottleneck rows of ``blocks``, a 1x1 conv widening the
-    last block ``head[0]`` times and the paper's two-layer head (hidden width ``head[1]``)."""
+    last block ``head[0]`` times and the paper's two-layer head (hidden width ``head[1]``).
+    ``drop_path_rate``: stochastic depth rising linearly to it at the last block
+    (:func:`lightnets.layers.drop_path_rates`)."""
 
     family = "MobileNetV3"
     paper = "Howard et al., Searching for MobileNetV3, ICCV 2019"

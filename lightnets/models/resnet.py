@@ -73,6 +73,8 @@ class ResNet(Classifier):
     ``groups``/``base_width`` make ResNeXt, ``se_layer`` SE-ResNet, ``stride_in_1x1`` the papers'
     bottleneck, ``zero_init_residual`` starts every block as its shortcut, and ``output_stride``
     (8 or 16) swaps the last strides for dilation to keep a denser map (Chen et al., DeepLab).
+    ``drop_path_rate``: stochastic depth rising linearly to it at the last block
+    (:func:`lightnets.layers.drop_path_rates`).
     """
 
     family = "ResNet"

@@ -99,7 +99,9 @@ def init_shufflenet_weights(model: nn.Module, stem: nn.Module) -> None:
 
 
 class ShuffleNetV1(Classifier):
-    """Stem, max pool, three stages of ShuffleNet units with ``groups`` groups, classifier."""
+    """Stem, max pool, three stages of ShuffleNet units with ``groups`` groups, classifier.
+    ``drop_path_rate``: stochastic depth rising linearly to it at the last block
+    (:func:`lightnets.layers.drop_path_rates`)."""
 
     family = "ShuffleNetV1"
     paper = ("Zhang et al., ShuffleNet: An Extremely Efficient Convolutional Neural Network for "

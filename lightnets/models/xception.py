@@ -56,7 +56,8 @@ EXIT_CHANNELS = (1536, 2048)  # separable convolutions + BN + ReLU after the las
 
 class Xception(Classifier):
     """Stem convolutions, the residual separable-convolution blocks of ``blocks``, and the
-    exit flow's separable convolutions."""
+    exit flow's separable convolutions. ``drop_path_rate``: stochastic depth rising linearly
+    to it at the last block (:func:`lightnets.layers.drop_path_rates`)."""
 
     family = "Xception"
     paper = ("Chollet, Xception: Deep Learning with Depthwise Separable Convolutions, "
