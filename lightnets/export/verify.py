@@ -107,13 +107,19 @@ def real_images(input_size: tuple[int, int, int], preprocess: dict[str, Any] | N
     return ((images - mean) / std).contiguous()
 
 
+def decisions(logits: torch.Tensor) -> torch.Tensor:
+    """The predicted class per image or pixel: the arg-max, or for one channel (a binary
+    segmenter, whose arg-max would always agree) the sign of the logit, its sigmoid above 0.5."""
+    return logits[:, 0] > 0 if logits.shape[1] == 1 else logits.argmax(1)
+
+
 def compare(reference: torch.Tensor, candidate: torch.Tensor, inputs: str) -> Comparison:
     """The :class:`Comparison` of two logit batches."""
     reference, candidate = reference.detach().float(), candidate.detach().float()
     if reference.shape != candidate.shape:
         raise VerificationError(f"artefact output shape {tuple(candidate.shape)} differs from "
                                 f"the eager model's {tuple(reference.shape)} ({inputs} inputs)")
-    agreement = (reference.argmax(1) == candidate.argmax(1)).float().mean().item() \
+    agreement = (decisions(reference) == decisions(candidate)).float().mean().item() \
         if reference.dim() in (2, 4) and reference.shape[1] > 0 else 1.0
     return Comparison(inputs, reference.shape[0], (reference - candidate).abs().max().item(),
                       reference.abs().max().item(), agreement)

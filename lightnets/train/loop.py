@@ -36,7 +36,7 @@ from lightnets.data import (DataBundle, build_data, default_preprocess, default_
 from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model
 from lightnets.tasks import Task, task_for
-from lightnets.train import report
+from lightnets.train import calibrate, report
 from lightnets.train.config import (TrainConfig, given_backbone, resolve_config, resumed_config,
                                     run_label)
 from lightnets.train.distill import load_teacher
@@ -204,6 +204,7 @@ def claim_run_dir(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint
 def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None,
            run_dir: Path) -> Run:
     """Settings, data, model, optimiser and, when resuming, their stored states."""
+    fixed = config.amp != "auto" or config.channels_last is not None  # before they resolve
     config, task, kind, pretrained = resolve_model_settings(config, resume_from, runtime)
     preprocess = default_preprocess(kind, config.input_size, config.in_chans,
                                     pretrained.preprocess if pretrained else None)
@@ -217,6 +218,9 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     train_loader, val_loader, sampler, steps = make_loaders(config, runtime, task, data)
     model, model_args, pruning = build_model(config, runtime, task, data, pretrained,
                                              resume_from)
+    if calibrates(config, fixed, runtime, task, resume_from, steps):
+        config = calibrate_run(config, runtime, task, model, data.num_classes)
+        model = model.to(memory_format=runtime.memory_format)
     if config.precise_bn_batches is None:
         config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
                                      if lagging_batchnorm(model, steps) else 0)
@@ -225,8 +229,8 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     # the fused kernels take every parameter's momentum buffer at once, and a backbone frozen
     # for the first epochs has none when it thaws: PyTorch's own update there
     optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
-                                config.momentum,
-                                fused=False if config.freeze_backbone_epochs else None)
+                                config.momentum, fused=False if config.freeze_backbone_epochs
+                                else config.fused_optimizer)
     scheduler = build_scheduler(optimizer, round(config.warmup_epochs * steps),
                                 config.epochs * steps)
     scaler = torch.amp.GradScaler(runtime.device.type,
@@ -324,7 +328,7 @@ def build_model(config: TrainConfig, runtime: Runtime, task: Task, data: DataBun
                 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
     """The model on its device and memory format, its constructor arguments (what the
     checkpoint records) and, when it starts from a pruned model, its pruning."""
-    num_classes = task.model_classes(data.num_classes)
+    num_classes = task.model_classes(data.num_classes, config.binary)
     model_args = {**task.model_args(config), **config.model_args, "num_classes": num_classes,
                   "in_chans": config.in_chans}
     init = load_checkpoint(config.init_from, prefer="last") if config.init_from else None
@@ -343,6 +347,41 @@ def build_model(config: TrainConfig, runtime: Runtime, task: Task, data: DataBun
         model = create_model(config.model, **model_args)
     model = model.to(runtime.device).to(memory_format=runtime.memory_format)
     return model, model_args, init.pruning if init else None
+
+
+def calibrates(config: TrainConfig, fixed: bool, runtime: Runtime, task: Task,
+               resume_from: Checkpoint | None, steps: int) -> bool:
+    """Whether this run times its candidate settings first (:mod:`lightnets.train.calibrate`):
+    a new run on one CPU process, of a task whose step can be timed, long enough to pay for it,
+    whose precision, memory format and optimiser kernel the user left open."""
+    return (config.calibrate and not fixed and config.fused_optimizer is None
+            and resume_from is None and runtime.device.type == "cpu"
+            and not runtime.distributed and not config.compile and task.calibrates
+            and config.epochs * steps >= calibrate.MIN_RUN_STEPS)
+
+
+def calibrate_run(config: TrainConfig, runtime: Runtime, task: Task, model: nn.Module,
+                  num_classes: int) -> TrainConfig:
+    """Time the candidate settings on copies of ``model`` (or take the cached choice), set the
+    runtime to the fastest and record it in the configuration."""
+    shape = (config.in_chans, config.input_size, config.input_size)
+
+    def loss(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return task.forward_loss(network, images, labels, 0.0, 0.0)[1]
+
+    key = calibrate.cache_key(config.model, config.model_args, shape, config.batch_size)
+    with torch.random.fork_rng():  # the timing steps must not move the run's random stream
+        batch = (torch.randn(config.batch_size, *shape),
+                 torch.randint(num_classes, (config.batch_size,)))
+        chosen, times, cached = calibrate.calibrated(
+            key, calibrate.candidates(),
+            lambda setting: calibrate.time_steps(model, setting, batch, loss))
+    runtime.amp_dtype = torch.bfloat16 if chosen.amp == "bf16" else None
+    runtime.channels_last = chosen.channels_last
+    return dataclasses.replace(config, amp=chosen.amp, channels_last=chosen.channels_last,
+                               fused_optimizer=chosen.fused, calibration={
+                                   "chosen": chosen.label(), "ms_per_step": times,
+                                   "cached": cached})
 
 
 def restore_state(run: Run, resume_from: Checkpoint, seed: int) -> None:
@@ -379,7 +418,7 @@ def make_train_step(run: Run, teacher: nn.Module | None) -> TrainStep:
     return TrainStep(train_model, run.optimizer, run.scheduler, run.scaler, runtime.amp_dtype,
                      config.label_smoothing, float(getattr(model, "aux_loss_weight", 0.0)),
                      config.grad_clip, teacher, config.distill_alpha,
-                     config.distill_temperature, run.task)
+                     config.distill_temperature, run.task, config.loss)
 
 
 def write_run_files(run: Run, resume_from: Checkpoint | None, overwrite: bool,
@@ -408,6 +447,12 @@ def write_run_files(run: Run, resume_from: Checkpoint | None, overwrite: bool,
                   f"{runtime.device} x{runtime.world_size} -> {run.run_dir}"
                   + (f" (resuming after epoch {run.start_epoch})" if resume_from else ""),
                   highlight=False, soft_wrap=True)
+    if config.calibration and resume_from is None:
+        measured = config.calibration
+        timings = ", ".join(f"{label} {ms:.0f}" for label, ms in measured["ms_per_step"].items())
+        console.print(f"  calibrated on this CPU{' (cached)' if measured['cached'] else ''}: "
+                      f"{measured['chosen']} (ms per step: {timings})",
+                      highlight=False, soft_wrap=True)
     if resume_from is not None and run.start_epoch >= config.epochs:
         console.print(f"{run.run_dir} has trained all its {config.epochs} epochs; nothing left "
                       f"to do (pass --epochs above {config.epochs} to train longer)",

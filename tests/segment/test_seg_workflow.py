@@ -22,11 +22,13 @@ pytestmark = pytest.mark.slow  # a training run, then every command on it
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A segmenter trained for two epochs of four batches at 32x32 (seconds, not minutes)."""
+    """A segmenter trained for two epochs of four batches at 32x32 (seconds, not minutes), with
+    cross-entropy plus Dice (issue 29's workflow test of the losses)."""
     runs = tmp_path_factory.mktemp("runs")
     status = main(["train", "--model", MODEL, "--epochs", "2", "--batch-size", "16",
                    "--input-size", "32", "--limit-train-batches", "4", "--limit-val-batches",
-                   "2", "--no-progress", "--runs-dir", str(runs), "--name", "seg", "--json"])
+                   "2", "--no-progress", "--runs-dir", str(runs), "--name", "seg", "--json",
+                   "--loss", "ce+dice"])
     assert status == 0
     return runs / "seg"
 
@@ -41,6 +43,7 @@ def test_training_writes_segmentation_metrics(trained):
     config = json.loads((trained / "config.json").read_text())
     assert config["task"] == "segmentation" and config["data"] == "digits-seg"
     assert config["label_smoothing"] == 0.0 and config["num_classes"] == 11
+    assert config["loss"] == "ce+dice"
     assert (trained / "curves.png").stat().st_size > 1000
 
 
