@@ -91,6 +91,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               help="recompute BatchNorm statistics over N training batches "
                               "before each validation (default: 20 for models whose BatchNorm "
                               "averages slowly, e.g. MobileNetV3; else 0)")
+    recipe = parser.add_argument_group(
+        "regularisation recipe (classifiers; off by default: see the training guide's "
+        "measurements)")
+    recipe.add_argument("--auto-augment", choices=("autoaugment", "randaugment",
+                                                   "trivialaugment", "augmix"),
+                        help="an augmentation policy of torchvision's after the data's own "
+                        "augmentation")
+    recipe.add_argument("--random-erase", type=float, metavar="P",
+                        help="erase a random rectangle of each training image with "
+                        "probability P (to the mean colour)")
+    recipe.add_argument("--mixup", type=float, metavar="ALPHA",
+                        help="MixUp each batch, ratios from Beta(ALPHA, ALPHA), e.g. 0.2")
+    recipe.add_argument("--cutmix", type=float, metavar="ALPHA",
+                        help="CutMix each batch, e.g. 1.0 (with --mixup: one or the other per "
+                        "batch); the train accuracy then counts the dominant image's class")
+    recipe.add_argument("--drop-path", dest="drop_path_rate", type=float, metavar="RATE",
+                        help="stochastic depth: residual branches dropped with probability "
+                        "rising linearly to RATE at the last block, e.g. 0.1")
     finetune = parser.add_argument_group("fine-tuning from pretrained weights")
     finetune.add_argument("--pretrained", metavar="PATH", help="start from these weights: a "
                           "lightnets checkpoint, a torchvision or timm file (.pth, .bin, "

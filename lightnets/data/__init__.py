@@ -146,7 +146,8 @@ def default_preprocess(kind: str, input_size: int, in_chans: int,
 
 def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
                val_fraction: float = 0.2, seed: int = 0, warn: bool = True,
-               normalize: bool = True, kind: str | None = None) -> DataBundle:
+               normalize: bool = True, kind: str | None = None,
+               auto_augment: str | None = None, random_erase: float = 0.0) -> DataBundle:
     """Train and validation datasets for ``data`` with the given evaluation ``preprocess``
     (see :func:`default_preprocess`); training adds light augmentation when ``augment``.
     Unreadable image files are skipped with one warning naming them (``warn=False``: silent,
@@ -155,7 +156,9 @@ def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
     :data:`DATA_KINDS`, as the model's task identified it (:meth:`lightnets.tasks.Task.data_kind`;
     default: classification data). Segmentation data yields ``(image, mask)`` pairs, masks uint8
     class indices with :data:`IGNORE_INDEX` for pixels without a label; detection data
-    ``(image, target)`` pairs."""
+    ``(image, target)`` pairs. ``auto_augment`` and ``random_erase`` add a policy and random
+    erasing to a classifier's training images
+    (:func:`lightnets.data.transforms.train_transform`)."""
     kind = kind or classification_kind(data)
     if kind in DETECTION_KINDS:  # its own letterboxing and box-aware augmentation
         found = detection_datasets(data, preprocess["input_size"], augment, val_fraction, seed,
@@ -166,7 +169,8 @@ def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
         train_tf = seg_train_transform(preprocess, kind, augment, normalize)
         val_tf = seg_eval_transform(preprocess, normalize)
     else:
-        train_tf = train_transform(preprocess, kind, augment, normalize)
+        train_tf = train_transform(preprocess, kind, augment, normalize, auto_augment,
+                                   random_erase)
         val_tf = eval_transform(preprocess, normalize)
     skipped: list[str] = []
     if kind == "digits-seg":

@@ -58,11 +58,15 @@ def digits_datasets(train_transform: Callable, val_transform: Callable
 
 
 def write_digits_folder(root: str | Path, per_class: int = 60, size: int = 256,
-                        quality: int = 90) -> Path:
-    """Write the first ``per_class`` digits of each class as ``root/<digit>/<i>.jpg``, RGB
-    JPEGs of ``size`` x ``size`` (bicubic upscaling of the 8x8 scans): a small photograph-like
-    class folder for trying and timing the folder path without downloading anything."""
-    (images, labels), _ = digits_split()
+                        quality: int = 90, split: str = "train") -> Path:
+    """Write the first ``per_class`` digits of each class of the ``split`` (``train`` or
+    ``val``) as ``root/<digit>/<i>.jpg``, RGB JPEGs of ``size`` x ``size`` (bicubic upscaling
+    of the 8x8 scans): a small photograph-like class folder for trying and timing the folder
+    path without downloading anything."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    train, val = digits_split()
+    images, labels = train if split == "train" else val
     root = Path(root)
     for digit in range(10):
         (root / CLASS_NAMES[digit]).mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,13 @@ DIGITS_MEAN, DIGITS_STD = (0.3058,), (0.3764,)
 
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+# --auto-augment: torchvision's policies, each at its authors' default settings. AutoAugment
+# (Cubuk et al., arXiv:1805.09501) with its ImageNet policy, RandAugment (Cubuk et al.,
+# arXiv:1909.13719: 2 ops at magnitude 9), TrivialAugment (Mueller & Hutter,
+# arXiv:2103.10686: one op, uniform strength), AugMix (Hendrycks et al., arXiv:1912.02781).
+AUTO_AUGMENTS: dict[str, type[v2.Transform]] = {
+    "autoaugment": v2.AutoAugment, "randaugment": v2.RandAugment,
+    "trivialaugment": v2.TrivialAugmentWide, "augmix": v2.AugMix}
 
 
 def make_preprocess(input_size: int, in_chans: int, resize: int | list[int],
@@ -74,16 +81,43 @@ def eval_transform(preprocess: dict[str, Any], normalize: bool = True) -> v2.Com
     ])
 
 
+def check_recipe(auto_augment: str | None, random_erase: float) -> None:
+    """One-line ``ValueError`` for an unknown policy or an erasing probability outside [0, 1]."""
+    if auto_augment is not None and auto_augment not in AUTO_AUGMENTS:
+        raise ValueError(f"auto_augment must be one of {', '.join(AUTO_AUGMENTS)}, got "
+                         f"{auto_augment!r}")
+    if not 0 <= random_erase <= 1:
+        raise ValueError(f"random_erase must be a probability in [0, 1], got {random_erase}")
+
+
+def random_erasing(preprocess: dict[str, Any], kind: str, p: float) -> v2.RandomErasing:
+    """Random erasing (Zhong et al., arXiv:1708.04896) at torchvision's default sizes, with
+    probability ``p``. The images are erased before they are normalised (on the device), so the
+    rectangle is filled with the data's mean colour, which normalisation then makes zero, as
+    erasing after normalisation with zeros does; the embedded digits are [0, 1] floats there,
+    decoded files uint8."""
+    scale = 1.0 if kind == "digits" else 255.0
+    value = [m * scale if scale == 1.0 else round(m * scale) for m in preprocess["mean"]]
+    return v2.RandomErasing(p=p, value=value)
+
+
 def train_transform(preprocess: dict[str, Any], kind: str, augment: bool = True,
-                    normalize: bool = True) -> v2.Compose:
+                    normalize: bool = True, auto_augment: str | None = None,
+                    random_erase: float = 0.0) -> v2.Compose:
     """Evaluation preprocessing plus light augmentation suited to the data ``kind``:
     small affine jitter for digits (no flips: a mirrored 2 is no digit), padded random crops and
-    flips for CIFAR, random-resized crops and flips for photographs in folders.
+    flips for CIFAR, random-resized crops and flips for photographs in folders. Then, when
+    asked, the policy ``auto_augment`` (:data:`AUTO_AUGMENTS`) and random erasing with
+    probability ``random_erase``, in that order (torchvision's classification reference's).
 
     The trainer passes ``normalize=False``: decoded images stay uint8 through augmentation,
     collation and the hand-over from the loader processes (a quarter of float32's bytes), and
     become normalised floats on the device, a whole batch at once."""
+    check_recipe(auto_augment, random_erase)
     if not augment:
+        if auto_augment or random_erase:
+            raise ValueError("auto_augment and random_erase augment the training images; "
+                             "they need augmentation on (drop --no-augment)")
         return eval_transform(preprocess, normalize)
     size, mode = preprocess["input_size"], interpolation(preprocess)
     if kind == "digits":
@@ -101,8 +135,23 @@ def train_transform(preprocess: dict[str, Any], kind: str, augment: bool = True,
         v2.ToImage(),
         to_channels(preprocess["in_chans"]),
         *geometry,
+        *([AUTO_AUGMENTS[auto_augment]()] if auto_augment else []),
+        *([random_erasing(preprocess, kind, random_erase)] if random_erase else []),
         *([normalize_transform(preprocess)] if normalize else []),
     ])
+
+
+def batch_mix(mixup: float, cutmix: float, num_classes: int) -> v2.Transform | None:
+    """MixUp (Zhang et al., arXiv:1710.09412) and/or CutMix (Yun et al., arXiv:1905.04899) of a
+    batch ``(images (N, C, H, W), labels (N,))``, which becomes ``(images, soft labels (N,
+    num_classes))``; each ``alpha`` > 0 switches one on (its mixing ratio drawn from
+    Beta(alpha, alpha)); with both, each batch gets one of them at random, as torchvision's
+    classification reference and timm do. None when both are 0."""
+    mixes = [mix(alpha=alpha, num_classes=num_classes)
+             for mix, alpha in ((v2.MixUp, mixup), (v2.CutMix, cutmix)) if alpha > 0]
+    if not mixes:
+        return None
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
 # -- segmentation: the image and its mask transformed together --------------------------------

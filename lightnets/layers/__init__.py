@@ -1,6 +1,7 @@
 """Building blocks of modern CNN design, one small file per kind, shared by every family."""
 
 from lightnets.layers.conv_norm_act import ConvNormAct, transposed_padding
+from lightnets.layers.drop_path import drop_path, drop_path_rates
 from lightnets.layers.fire import Fire
 from lightnets.layers.ghost import GhostBottleneck, GhostModule
 from lightnets.layers.helpers import make_divisible, same_padding
@@ -25,5 +26,5 @@ __all__ = [
     "GhostBottleneck", "GhostModule", "InceptionA", "InceptionB", "InceptionC", "InceptionD",
     "InceptionE", "InceptionModule", "InvertedResidual", "ShuffleV1Unit", "ShuffleV2Unit",
     "SpatiallySeparableConv", "SqueezeExcite", "XceptionBlock", "channel_shuffle",
-    "make_divisible", "same_padding", "transposed_padding",
+    "drop_path", "drop_path_rates", "make_divisible", "same_padding", "transposed_padding",
 ]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.drop_path import drop_path
 from lightnets.layers.helpers import LayerFactory, make_layer
 
 
@@ -58,14 +59,16 @@ class GhostBottleneck(nn.Module):
     In a trunk at output stride below 32, ``strided=True`` builds the downsampling block at
     stride 1: its depthwise convolutions (and the first Ghost module's) are dilated by
     ``first_dilation``, the second Ghost module's by ``dilation`` (see
-    :mod:`lightnets.models.stages`).
+    :mod:`lightnets.models.stages`). ``drop_path_rate``: stochastic depth of the Ghost branch
+    (the shortcut, identity or not, always passes), as timm's GhostNet.
     """
 
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int,
                  kernel_size: int = 3, stride: int = 1, act_layer: LayerFactory = nn.ReLU,
                  se_layer: LayerFactory | None = None,
                  norm_layer: LayerFactory = nn.BatchNorm2d, dilation: int = 1,
-                 first_dilation: int | None = None, strided: bool | None = None) -> None:
+                 first_dilation: int | None = None, strided: bool | None = None,
+                 drop_path_rate: float = 0.0) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"GhostBottleneck stride must be 1 or 2, got {stride!r}")
@@ -84,7 +87,8 @@ class GhostBottleneck(nn.Module):
             ConvNormAct(in_channels, in_channels, kernel_size, stride, first_dilation,
                         groups=in_channels, norm_layer=norm_layer, act_layer=None),
             ConvNormAct(in_channels, out_channels, 1, norm_layer=norm_layer, act_layer=None))
+        self.drop_path = drop_path(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.ghost2(self.se(self.depthwise(self.ghost1(x))))
-        return out + self.shortcut(x)
+        return self.drop_path(out) + self.shortcut(x)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.drop_path import drop_path
 from lightnets.layers.helpers import LayerFactory, make_layer
 
 
@@ -17,14 +18,15 @@ class InvertedResidual(nn.Module):
     projection has no activation: the paper shows a non-linearity in the narrow bottleneck
     destroys information. The identity shortcut is used when the block does not downsample
     and widths match; ``strided=True`` marks a downsampling block built at stride 1 (its stride
-    replaced by ``dilation``), which keeps no shortcut.
+    replaced by ``dilation``), which keeps no shortcut. ``drop_path_rate`` drops the branch of
+    a block with a shortcut for that share of the images while training (stochastic depth).
     """
 
     def __init__(self, in_channels: int, out_channels: int, mid_channels: int, stride: int = 1,
                  kernel_size: int = 3, dilation: int = 1, act_layer: LayerFactory = nn.ReLU6,
                  se_layer: LayerFactory | None = None,
                  norm_layer: LayerFactory = nn.BatchNorm2d,
-                 strided: bool | None = None) -> None:
+                 strided: bool | None = None, drop_path_rate: float = 0.0) -> None:
         super().__init__()
         self.expand = (nn.Identity() if mid_channels == in_channels else
                        ConvNormAct(in_channels, mid_channels, 1, norm_layer=norm_layer,
@@ -37,7 +39,8 @@ class InvertedResidual(nn.Module):
                                    act_layer=None)
         strided = stride > 1 if strided is None else strided
         self.has_residual = not strided and in_channels == out_channels
+        self.drop_path = drop_path(drop_path_rate if self.has_residual else 0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.se(self.depthwise(self.expand(x))))
-        return out + x if self.has_residual else out
+        return self.drop_path(out) + x if self.has_residual else out

@@ -5,7 +5,9 @@ SE-ResNet (Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018, Fig. 3).
 
 Both blocks compute ``act(se(residual(x)) + shortcut(x))``. The shortcut is the identity when the
 shapes agree, else a projection (1x1 convolution + norm, the paper's option B) that the block
-builds itself unless one is passed as ``downsample``.
+builds itself unless one is passed as ``downsample``. ``drop_path_rate`` drops the residual
+branch (stochastic depth, Huang et al. 2016) for that share of the images while training, in
+every block, the projection ones too, as timm's ResNet does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.drop_path import drop_path
 from lightnets.layers.helpers import LayerFactory, make_layer
 
 
@@ -62,7 +65,7 @@ class BasicBlock(nn.Module):
                  dilation: int = 1, first_dilation: int | None = None,
                  se_layer: LayerFactory | None = None,
                  norm_layer: LayerFactory | None = nn.BatchNorm2d,
-                 act_layer: LayerFactory | None = nn.ReLU) -> None:
+                 act_layer: LayerFactory | None = nn.ReLU, drop_path_rate: float = 0.0) -> None:
         super().__init__()
         _check_common(in_channels, out_channels, stride, dilation, groups, base_width,
                       self.expansion)
@@ -75,6 +78,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample if downsample is not None else projection_shortcut(
             in_channels, out_channels, stride, norm_layer)
         self.act = make_layer(act_layer)
+        self.drop_path = drop_path(drop_path_rate)
 
     def zero_init_last(self) -> None:
         """Zero the last norm's scale so the block starts as (ReLU of) its shortcut
@@ -83,7 +87,7 @@ class BasicBlock(nn.Module):
             nn.init.zeros_(self.conv2.norm.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.se(self.conv2(self.conv1(x))) + self.downsample(x))
+        return self.act(self.drop_path(self.se(self.conv2(self.conv1(x)))) + self.downsample(x))
 
 
 class Bottleneck(nn.Module):
@@ -102,7 +106,7 @@ class Bottleneck(nn.Module):
                  dilation: int = 1, first_dilation: int | None = None,
                  se_layer: LayerFactory | None = None, stride_in_1x1: bool = False,
                  norm_layer: LayerFactory | None = nn.BatchNorm2d,
-                 act_layer: LayerFactory | None = nn.ReLU) -> None:
+                 act_layer: LayerFactory | None = nn.ReLU, drop_path_rate: float = 0.0) -> None:
         super().__init__()
         _check_common(in_channels, out_channels, stride, dilation, groups, base_width,
                       self.expansion)
@@ -117,6 +121,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample if downsample is not None else projection_shortcut(
             in_channels, out_channels, stride, norm_layer)
         self.act = make_layer(act_layer)
+        self.drop_path = drop_path(drop_path_rate)
 
     def zero_init_last(self) -> None:
         """Zero the last norm's scale so the block starts as (ReLU of) its shortcut."""
@@ -125,4 +130,4 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.se(self.conv3(self.conv2(self.conv1(x))))
-        return self.act(out + self.downsample(x))
+        return self.act(self.drop_path(out) + self.downsample(x))

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.drop_path import drop_path
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.pooling import avg_pool
 from lightnets.layers.shuffle import ChannelShuffle
@@ -24,14 +25,16 @@ class ShuffleV1Unit(nn.Module):
     unless given. ``group_first_conv=False`` leaves the first 1x1 conv dense, as the paper does
     for the first unit of stage 2 whose input is narrow. ``dilation`` dilates the depthwise
     convolution (and the shortcut's pool); ``strided=True`` builds the downsampling unit at
-    stride 1, for a trunk at output stride below 32.
+    stride 1, for a trunk at output stride below 32. ``drop_path_rate``: stochastic depth of
+    the main branch where it is added to the identity (stride 1); the downsampling unit
+    concatenates, so it keeps its branch.
     """
 
     def __init__(self, in_channels: int, out_channels: int, groups: int, stride: int = 1,
                  bottleneck_channels: int | None = None, group_first_conv: bool = True,
                  act_layer: LayerFactory = nn.ReLU,
                  norm_layer: LayerFactory = nn.BatchNorm2d, dilation: int = 1,
-                 strided: bool | None = None) -> None:
+                 strided: bool | None = None, drop_path_rate: float = 0.0) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"ShuffleV1Unit: stride must be 1 or 2, got {stride}")
@@ -53,12 +56,14 @@ class ShuffleV1Unit(nn.Module):
                                   act_layer=None)
         self.shortcut = avg_pool(3, stride, 1, dilation) if strided else nn.Identity()
         self.concat_shortcut = strided
+        self.drop_path = drop_path(0.0 if strided else drop_path_rate)
         self.act = act_layer()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.expand(self.depthwise(self.shuffle(self.compress(x))))
         shortcut = self.shortcut(x)
-        out = torch.cat((shortcut, out), 1) if self.concat_shortcut else out + shortcut
+        out = (torch.cat((shortcut, out), 1) if self.concat_shortcut
+               else self.drop_path(out) + shortcut)
         return self.act(out)
 
 

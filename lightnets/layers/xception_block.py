@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.drop_path import drop_path
 from lightnets.layers.helpers import LayerFactory, make_layer
 from lightnets.layers.pooling import max_pool
 from lightnets.layers.separable import DepthwiseSeparableConv
@@ -43,12 +44,14 @@ class XceptionBlock(nn.Module):
     follows a ReLU already). The shortcut sees the block input before that activation.
     ``strided=True`` builds a downsampling block at stride 1 (a trunk at output stride below
     32): its max-pool then keeps the size, dilated by ``dilation`` like the units.
+    ``drop_path_rate``: stochastic depth of the units' branch (the shortcut always passes).
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int], stride: int = 1,
                  leading_act: bool = True, kernel_size: int = 3, dilation: int = 1,
                  norm_layer: LayerFactory = nn.BatchNorm2d,
-                 act_layer: LayerFactory = nn.ReLU, strided: bool | None = None) -> None:
+                 act_layer: LayerFactory = nn.ReLU, strided: bool | None = None,
+                 drop_path_rate: float = 0.0) -> None:
         super().__init__()
         if not channels:
             raise ValueError("channels must list at least one separable convolution width")
@@ -67,6 +70,7 @@ class XceptionBlock(nn.Module):
                                      act_layer=None)
                          if strided or in_channels != width else nn.Identity())
         self.in_channels, self.out_channels, self.stride = in_channels, width, stride
+        self.drop_path = drop_path(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.units(x)) + self.shortcut(x)
+        return self.drop_path(self.pool(self.units(x))) + self.shortcut(x)

@@ -33,7 +33,7 @@ from functools import partial
 
 from torch import nn
 
-from lightnets.layers import ConvNormAct, SqueezeExcite, make_divisible
+from lightnets.layers import ConvNormAct, SqueezeExcite, drop_path_rates, make_divisible
 from lightnets.layers.ghost import GhostBottleneck
 from lightnets.models.base import Classifier
 from lightnets.models.mobilenet_v2 import TIMM_STEM, timm_block_keys
@@ -52,14 +52,16 @@ Row = tuple[int, int, bool, int, int]
 
 
 class GhostNet(Classifier):
-    """A 16-channel stem, the Ghost bottlenecks of ``blocks``, a 1x1 conv and the paper's head."""
+    """A 16-channel stem, the Ghost bottlenecks of ``blocks``, a 1x1 conv and the paper's head.
+    ``drop_path_rate``: stochastic depth rising linearly to it at the last block
+    (:func:`lightnets.layers.drop_path_rates`)."""
 
     family = "GhostNet"
     paper = "Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020"
 
     def __init__(self, blocks: list[Row] = STAGES, width_mult: float = 1.0,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 output_stride: int = 32) -> None:
+                 output_stride: int = 32, drop_path_rate: float = 0.0) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if not width_mult > 0:
             raise ValueError(f"width_mult must be positive, got {width_mult!r}")
@@ -67,6 +69,7 @@ class GhostNet(Classifier):
         se_layer = partial(SqueezeExcite, rd_ratio=0.25, rd_divisor=4, gate_layer=nn.Hardsigmoid)
         channels = make_divisible(16 * width_mult, 4)
         tracker = self.track_stages(output_stride)
+        rates = iter(drop_path_rates(drop_path_rate, len(blocks)))
         layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3,
                                                stride=tracker.layer(2).stride)]
         for expansion, out, use_se, stride, kernel in blocks:
@@ -79,7 +82,8 @@ class GhostNet(Classifier):
                                           se_layer=se_layer if use_se else None,
                                           dilation=step.dilation,
                                           first_dilation=step.first_dilation,
-                                          strided=step.strided))
+                                          strided=step.strided,
+                                          drop_path_rate=next(rates)))
             channels = out
         last_conv = make_divisible(HEAD[0] * width_mult, 4)
         layers.append(ConvNormAct(channels, last_conv, 1))

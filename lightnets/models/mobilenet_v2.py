@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lightnets.layers import ConvNormAct, InvertedResidual, make_divisible
+from lightnets.layers import ConvNormAct, InvertedResidual, drop_path_rates, make_divisible
 from lightnets.models.base import Classifier, he_init
 from lightnets.registry import Peer, PeerWeights, register_model
 
@@ -31,7 +31,9 @@ STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
 
 
 class MobileNetV2(Classifier):
-    """A 32-channel stem, the inverted-residual stages of ``stages`` and a 1x1 conv to 1280."""
+    """A 32-channel stem, the inverted-residual stages of ``stages`` and a 1x1 conv to 1280.
+    ``drop_path_rate``: stochastic depth of the blocks with a shortcut, rising linearly to the
+    rate at the last block (:func:`lightnets.layers.drop_path_rates`)."""
 
     family = "MobileNetV2"
     paper = ("Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, "
@@ -39,7 +41,8 @@ class MobileNetV2(Classifier):
 
     def __init__(self, stages: list[tuple[int, int, int, int]] = STAGES, width_mult: float = 1.0,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 round_to: int = 8, output_stride: int = 32) -> None:
+                 round_to: int = 8, output_stride: int = 32, drop_path_rate: float = 0.0
+                 ) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
@@ -47,6 +50,7 @@ class MobileNetV2(Classifier):
         channels = make_divisible(32 * width_mult, round_to)
         last_channels = make_divisible(1280 * max(1.0, width_mult), round_to)
         tracker = self.track_stages(output_stride)
+        rates = iter(drop_path_rates(drop_path_rate, sum(row[2] for row in stages)))
         layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3,
                                                stride=tracker.layer(2).stride,
                                                act_layer=nn.ReLU6)]
@@ -58,7 +62,8 @@ class MobileNetV2(Classifier):
                 step = tracker.layer(stride if i == 0 else 1)
                 layers.append(InvertedResidual(channels, out, round(channels * expand_ratio),
                                                step.stride, dilation=step.first_dilation,
-                                               act_layer=nn.ReLU6, strided=step.strided))
+                                               act_layer=nn.ReLU6, strided=step.strided,
+                                               drop_path_rate=next(rates)))
                 channels = out
         layers.append(ConvNormAct(channels, last_channels, 1, act_layer=nn.ReLU6))
         tracker.end_stage(last_channels, f"features.{len(layers) - 1}")

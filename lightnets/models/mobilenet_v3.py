@@ -39,7 +39,8 @@ from functools import partial
 
 from torch import nn
 
-from lightnets.layers import ConvNormAct, InvertedResidual, SqueezeExcite, make_divisible
+from lightnets.layers import (ConvNormAct, InvertedResidual, SqueezeExcite, drop_path_rates,
+                              make_divisible)
 from lightnets.models.base import Classifier, he_init
 from lightnets.models.mobilenet_v2 import (TIMM_FIRST_BLOCK, TIMM_INVERTED_RESIDUAL, TIMM_STEM,
                                            timm_block_keys)
@@ -68,14 +69,17 @@ Row = tuple[int, int, int, bool, str, int]
 
 class MobileNetV3(Classifier):
     """A 16-channel hard-swish stem, the bottleneck rows of ``blocks``, a 1x1 conv widening the
-    last block ``head[0]`` times and the paper's two-layer head (hidden width ``head[1]``)."""
+    last block ``head[0]`` times and the paper's two-layer head (hidden width ``head[1]``).
+    ``drop_path_rate``: stochastic depth rising linearly to it at the last block
+    (:func:`lightnets.layers.drop_path_rates`)."""
 
     family = "MobileNetV3"
     paper = "Howard et al., Searching for MobileNetV3, ICCV 2019"
 
     def __init__(self, blocks: list[Row], head: tuple[int, int], width_mult: float = 1.0,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 bn_eps: float = 0.001, output_stride: int = 32) -> None:
+                 bn_eps: float = 0.001, output_stride: int = 32,
+                 drop_path_rate: float = 0.0) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if not width_mult > 0:
             raise ValueError(f"width_mult must be positive, got {width_mult!r}")
@@ -87,6 +91,7 @@ class MobileNetV3(Classifier):
         se_layer = partial(SqueezeExcite, rd_ratio=0.25, rd_divisor=8, gate_layer=nn.Hardsigmoid)
         channels = make_divisible(16 * width_mult)
         tracker = self.track_stages(output_stride, dilate_first=True)
+        rates = iter(drop_path_rates(drop_path_rate, len(blocks)))
         layers: list[nn.Module] = [ConvNormAct(in_chans, channels, 3,
                                                stride=tracker.layer(2).stride,
                                                norm_layer=norm_layer, act_layer=nn.Hardswish)]
@@ -99,7 +104,7 @@ class MobileNetV3(Classifier):
                 channels, out, make_divisible(expansion * width_mult), step.stride, kernel,
                 step.first_dilation, act_layer=ACTIVATIONS[nonlinearity],
                 se_layer=se_layer if use_se else None, norm_layer=norm_layer,
-                strided=step.strided))
+                strided=step.strided, drop_path_rate=next(rates)))
             channels = out
         last_conv, hidden = head[0] * channels, make_divisible(head[1] * width_mult)
         layers.append(ConvNormAct(channels, last_conv, 1, norm_layer=norm_layer,

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.drop_path import drop_path_rates
 from lightnets.layers.helpers import LayerFactory
 from lightnets.layers.pooling import max_pool
 from lightnets.layers.resnet_blocks import BasicBlock, Bottleneck
@@ -72,6 +73,8 @@ class ResNet(Classifier):
     ``groups``/``base_width`` make ResNeXt, ``se_layer`` SE-ResNet, ``stride_in_1x1`` the papers'
     bottleneck, ``zero_init_residual`` starts every block as its shortcut, and ``output_stride``
     (8 or 16) swaps the last strides for dilation to keep a denser map (Chen et al., DeepLab).
+    ``drop_path_rate``: stochastic depth rising linearly to it at the last block
+    (:func:`lightnets.layers.drop_path_rates`).
     """
 
     family = "ResNet"
@@ -84,7 +87,7 @@ class ResNet(Classifier):
                  se_layer: LayerFactory | None = None, zero_init_residual: bool = False,
                  output_stride: int = 32, stem_pool: str = "padded",
                  norm_layer: LayerFactory = nn.BatchNorm2d,
-                 act_layer: LayerFactory = nn.ReLU) -> None:
+                 act_layer: LayerFactory = nn.ReLU, drop_path_rate: float = 0.0) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if se_layer is not None:
             self.family, self.paper = "SE-ResNet", SE_PAPER
@@ -106,14 +109,17 @@ class ResNet(Classifier):
         if stem_pool not in STEM_POOLS:
             raise ValueError(f"stem_pool must be one of {', '.join(STEM_POOLS)}, got {stem_pool!r}")
         self.maxpool = max_pool(3, tracker.layer(2).stride, **STEM_POOLS[stem_pool])
+        rates = iter(drop_path_rates(drop_path_rate, sum(layers)))
         channels = 64
         for index, (planes, repeats, stride) in enumerate(zip(STAGE_PLANES, layers,
                                                               STAGE_STRIDES), start=1):
             step = tracker.layer(stride)
             out_channels = planes * block.expansion
             blocks = [block(channels, out_channels, step.stride, dilation=step.dilation,
-                            first_dilation=step.first_dilation, **block_args)]
-            blocks += [block(out_channels, out_channels, dilation=step.dilation, **block_args)
+                            first_dilation=step.first_dilation, drop_path_rate=next(rates),
+                            **block_args)]
+            blocks += [block(out_channels, out_channels, dilation=step.dilation,
+                             drop_path_rate=next(rates), **block_args)
                        for _ in range(repeats - 1)]
             self.add_module(f"layer{index}", nn.Sequential(*blocks))
             channels = out_channels

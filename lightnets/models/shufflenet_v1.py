@@ -47,6 +47,7 @@ from __future__ import annotations
 from torch import nn
 
 from lightnets.layers.conv_norm_act import ConvNormAct
+from lightnets.layers.drop_path import drop_path_rates
 from lightnets.layers.helpers import make_divisible
 from lightnets.layers.pooling import max_pool
 from lightnets.layers.shufflenet_units import ShuffleV1Unit
@@ -98,7 +99,9 @@ def init_shufflenet_weights(model: nn.Module, stem: nn.Module) -> None:
 
 
 class ShuffleNetV1(Classifier):
-    """Stem, max pool, three stages of ShuffleNet units with ``groups`` groups, classifier."""
+    """Stem, max pool, three stages of ShuffleNet units with ``groups`` groups, classifier.
+    ``drop_path_rate``: stochastic depth rising linearly to it at the last block
+    (:func:`lightnets.layers.drop_path_rates`)."""
 
     family = "ShuffleNetV1"
     paper = ("Zhang et al., ShuffleNet: An Extremely Efficient Convolutional Neural Network for "
@@ -109,7 +112,7 @@ class ShuffleNetV1(Classifier):
                  stage_widths: tuple[int, ...] | None = None,
                  stage_repeats: tuple[int, ...] = STAGE_REPEATS,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
-                 output_stride: int = 32) -> None:
+                 output_stride: int = 32, drop_path_rate: float = 0.0) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         if not isinstance(groups, int) or groups < 1:
             raise ValueError(f"groups must be a positive integer, got {groups!r}")
@@ -127,6 +130,7 @@ class ShuffleNetV1(Classifier):
         channels = stem_width(width_mult, groups)
         tracker = self.track_stages(output_stride)
         layers = shufflenet_stem(in_chans, channels, tracker)
+        rates = iter(drop_path_rates(drop_path_rate, sum(stage_repeats)))
         for index, (width, repeats) in enumerate(zip(stage_widths, stage_repeats)):
             width = make_divisible(width * width_mult, 4 * groups)
             units = []
@@ -134,7 +138,8 @@ class ShuffleNetV1(Classifier):
                 step = tracker.layer(2 if i == 0 else 1)
                 units.append(ShuffleV1Unit(channels, width, groups, stride=step.stride,
                                            group_first_conv=index > 0 or i > 0,
-                                           dilation=step.first_dilation, strided=step.strided))
+                                           dilation=step.first_dilation, strided=step.strided,
+                                           drop_path_rate=next(rates)))
                 channels = width
             layers.append(nn.Sequential(*units))
             tracker.end_stage(channels, f"features.{len(layers) - 1}")

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lightnets.layers import ConvNormAct, DepthwiseSeparableConv
+from lightnets.layers import ConvNormAct, DepthwiseSeparableConv, drop_path_rates
 from lightnets.layers.xception_block import XceptionBlock
 from lightnets.models.base import Classifier, he_init
 from lightnets.registry import Peer, PeerWeights, register_model
@@ -56,7 +56,8 @@ EXIT_CHANNELS = (1536, 2048)  # separable convolutions + BN + ReLU after the las
 
 class Xception(Classifier):
     """Stem convolutions, the residual separable-convolution blocks of ``blocks``, and the
-    exit flow's separable convolutions."""
+    exit flow's separable convolutions. ``drop_path_rate``: stochastic depth rising linearly
+    to it at the last block (:func:`lightnets.layers.drop_path_rates`)."""
 
     family = "Xception"
     paper = ("Chollet, Xception: Deep Learning with Depthwise Separable Convolutions, "
@@ -66,9 +67,10 @@ class Xception(Classifier):
 
     def __init__(self, blocks: list[tuple[tuple[int, ...], int, int, bool]] = BLOCKS,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5,
-                 output_stride: int = 32) -> None:
+                 output_stride: int = 32, drop_path_rate: float = 0.0) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
         tracker = self.track_stages(output_stride)
+        rates = iter(drop_path_rates(drop_path_rate, sum(row[2] for row in blocks)))
         stem_1, stem_2 = STEM_CHANNELS
         layers: list[nn.Module] = [ConvNormAct(in_chans, stem_1, 3,
                                                stride=tracker.layer(2).stride, padding=0),
@@ -81,7 +83,8 @@ class Xception(Classifier):
                 step = tracker.layer(stride if i == 0 else 1)
                 layers.append(XceptionBlock(channels, widths, step.stride,
                                             leading_act=leading_act,
-                                            dilation=step.first_dilation, strided=step.strided))
+                                            dilation=step.first_dilation, strided=step.strided,
+                                            drop_path_rate=next(rates)))
                 channels = widths[-1]
         for out in EXIT_CHANNELS:
             layers.append(DepthwiseSeparableConv(channels, out, 3,

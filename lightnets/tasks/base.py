@@ -84,6 +84,9 @@ class Task:
     distills: ClassVar[bool] = False
     # its training step can be timed on random batches (train/calibrate.py)
     calibrates: ClassVar[bool] = False
+    # whether the image-level recipe applies (--auto-augment, --random-erase, --mixup,
+    # --cutmix): it moves and blends pixels that a mask or boxes would have to follow
+    image_recipe: ClassVar[bool] = False
     # --pretrained holds the weights of the model's backbone alone (read where it is built)
     pretrained_is_backbone: ClassVar[bool] = False
     # whether --loss chooses among losses (segmentation's Dice, Focal, ...)
@@ -176,6 +179,20 @@ class Task:
         if config.loss is not None and not self.chooses_loss:
             raise ValueError(f"--loss chooses a segmenter's loss; a {self.name} model trains "
                              "with its own (drop --loss)")
+        recipe = [flag for flag, value in (("--auto-augment", config.auto_augment),
+                                           ("--random-erase", config.random_erase),
+                                           ("--mixup", config.mixup), ("--cutmix", config.cutmix))
+                  if value]
+        if recipe and not self.image_recipe:
+            raise ValueError(f"{', '.join(recipe)}: classifiers only (one label per image "
+                             f"follows its mixed or erased pixels); a {self.name} model's "
+                             "labels would not")
+
+    def batch_mix(self, config: Any, num_classes: int
+                  ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]] | None:
+        """What blends each training batch and its labels on the device (MixUp, CutMix), or
+        None."""
+        return None
 
     def model_args(self, config: Any) -> dict[str, Any]:
         """Constructor arguments the task adds from the run's configuration."""

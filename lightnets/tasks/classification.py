@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
+from torchvision.transforms import v2
 
 from lightnets.data import classification_kind
+from lightnets.data.transforms import batch_mix
 from lightnets.files import write_atomic
 from lightnets.registry import CLASSIFICATION
 from lightnets.tasks.base import Normalize, Task, register_task
@@ -24,7 +26,10 @@ from lightnets.tasks.base import Normalize, Task, register_task
 def classification_loss(logits: torch.Tensor, aux_logits: list[torch.Tensor],
                         labels: torch.Tensor, aux_weight: float,
                         label_smoothing: float) -> torch.Tensor:
-    """Cross-entropy of the logits plus ``aux_weight`` times that of each auxiliary head."""
+    """Cross-entropy of the logits plus ``aux_weight`` times that of each auxiliary head.
+    ``labels`` are class indices ``(N,)`` or, after MixUp or CutMix, class probabilities
+    ``(N, C)``; PyTorch's cross-entropy takes either, and smooths probabilities the same way
+    (``(1 - e) * p + e / C``), so label smoothing composes with the mixing."""
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
     for aux in aux_logits:
         loss = loss + aux_weight * F.cross_entropy(aux.float(), labels,
@@ -168,7 +173,7 @@ class Classification(Task):
     picture_stem, picture_name, picture_label = "confusion", "the confusion matrix", "confusion"
     picture_caption = "confusion matrix"
     draws_examples = False
-    distills = prunable = calibrates = True
+    distills = prunable = calibrates = image_recipe = True
 
     def folder_kind(self, path: Path) -> str | None:
         return classification_kind(str(path))
@@ -180,12 +185,20 @@ class Classification(Task):
         return logits, classification_loss(logits, aux_logits, labels, aux_weight,
                                            label_smoothing)
 
+    def batch_mix(self, config: Any, num_classes: int) -> v2.Transform | None:
+        return batch_mix(config.mixup, config.cutmix, num_classes)
+
     def epoch_summary(self, row: dict[str, float]) -> str:
         return (f"val loss {row['val_loss']:.4f} top1 {row['val_top1']:6.2%} top5 "
                 f"{row['val_top5']:6.2%}")
 
     def hits_and_counts(self, outputs: torch.Tensor | None, labels: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft labels ``(N, C)`` (MixUp, CutMix) count as their most probable class: the
+        image holding the larger share of the blend, so the training accuracy under mixing
+        reads "predicted the dominant image's class"."""
+        if labels.dim() == 2:
+            labels = labels.argmax(1)
         return hits_and_counts(outputs, labels)
 
     def evaluate(self, model: nn.Module | Callable, loader: DataLoader, classes: list[str],

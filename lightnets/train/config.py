@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lightnets.checkpoint import Checkpoint
+from lightnets.data.transforms import check_recipe
 
 # Per data kind. Digits: tuned so MobileNetV2 at 32x32 passes 98% validation accuracy in a few
 # minutes on two CPU cores. CIFAR: the usual SGD recipe. Folders: AdamW, robust to the unknown.
@@ -70,6 +71,12 @@ class TrainConfig:
     precise_bn_batches: int | None = None  # BatchNorm statistics recomputed over this many
     #                                        training batches before each validation; None:
     #                                        20 for models with slow BatchNorm (precise_bn.py)
+    # regularisation recipe (classifiers), off by default: docs/guides/training.md measures it
+    auto_augment: str | None = None      # 'autoaugment', 'randaugment', 'trivialaugment', 'augmix'
+    random_erase: float = 0.0            # probability of erasing a rectangle of an image
+    mixup: float = 0.0                   # MixUp's Beta(alpha, alpha); 0: off
+    cutmix: float = 0.0                  # CutMix's Beta(alpha, alpha); with mixup: one per batch
+    drop_path_rate: float = 0.0          # stochastic depth of the last residual block
     # knowledge distillation (Hinton et al. 2015)
     # fine-tuning from pretrained weights (lightnets.weights)
     pretrained: str | None = None        # lightnets checkpoint, torchvision/timm file or folder
@@ -228,6 +235,15 @@ def check_config(config: TrainConfig) -> None:
             "freeze_backbone_epochs needs pretrained weights (--pretrained)")
     require(not (config.init_from and config.pretrained),
             "init_from and --pretrained both give the starting weights; pass one")
+    check_recipe(config.auto_augment, config.random_erase)
+    require(config.augment or not (config.auto_augment or config.random_erase),
+            "auto_augment and random_erase augment the training images; they need "
+            "augmentation on (drop --no-augment)")
+    for name in ("mixup", "cutmix"):
+        require(getattr(config, name) >= 0, f"{name} is a Beta distribution's alpha, >= 0 "
+                f"(0: off); got {getattr(config, name)}")
+    require(0 <= config.drop_path_rate < 1,
+            f"drop_path_rate must be in [0, 1), got {config.drop_path_rate}")
     for name in ("limit_train_batches", "limit_val_batches", "workers"):
         value = getattr(config, name)
         require(value is None or value >= (0 if name == "workers" else 1),

@@ -99,6 +99,7 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     train_step: TrainStep | None = None
+    mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]] | None = None
     backbone: list[nn.Parameter] = field(default_factory=list)
     pruning: dict[str, Any] | None = None
     start_epoch: int = 0
@@ -220,7 +221,8 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     # the loaders hand over images before their last step (uint8 for decoded files), which
     # runs on the device, on whole batches: see transforms.train_transform
     data = build_data(config.data, preprocess, config.augment, config.val_fraction,
-                      config.seed, warn=runtime.is_main, normalize=False, kind=kind)
+                      config.seed, warn=runtime.is_main, normalize=False, kind=kind,
+                      auto_augment=config.auto_augment, random_erase=config.random_erase)
     train_loader, val_loader, sampler, steps = make_loaders(config, runtime, task, data)
     model, model_args, pruning = build_model(config, runtime, task, data, pretrained,
                                              resume_from)
@@ -248,6 +250,7 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     if resume_from is not None:
         restore_state(run, resume_from, config.seed + runtime.rank)
     run.train_step = make_train_step(run, teacher)
+    run.mix = task.batch_mix(config, data.num_classes)
     return run
 
 
@@ -275,6 +278,13 @@ def resolve_model_settings(config: TrainConfig, resume_from: Checkpoint | None,
                                                          **config.model_args})
     shape_only = meta_model(config.model, **config.model_args)
     task.check_config(config)
+    if config.drop_path_rate:  # a constructor argument, kept with the others in checkpoints
+        if "drop_path_rate" not in inspect.signature(type(shape_only)).parameters:
+            raise ValueError(f"--drop-path: {config.model} has no residual branch to drop "
+                             "(stochastic depth applies to MobileNetV2/V3, GhostNet, ResNet, "
+                             "ResNeXt, SE-ResNet, ShuffleNetV1 and Xception)")
+        config = dataclasses.replace(config, model_args={
+            **config.model_args, "drop_path_rate": config.drop_path_rate})
     kind = task.data_kind(config.data)
     # Auxiliary classifiers (GoogLeNet, Inception v3) are built off by default, like
     # torchvision's; training switches them on, as their papers train, unless told otherwise.
@@ -493,6 +503,8 @@ def train_one_epoch(run: Run, epoch: int, console: Console) -> tuple[torch.Tenso
                 break
             images, labels = task.to_device(images, labels, device, normalize,
                                             run.memory_format)
+            if run.mix is not None:  # MixUp / CutMix: soft labels from here on
+                images, labels = run.mix(images, labels)
             outputs, loss = run.train_step.forward(images, labels)
             # a diverged loss stops every process at the same step, before any update
             step_loss = runtime.sum(loss.detach().float().clone()) / runtime.world_size
