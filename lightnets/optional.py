@@ -25,6 +25,8 @@ _PACKAGES = {
     "timm": ("timm", None),
     "torch_pruning": ("torch-pruning", "prune"),
     "pycocotools": ("pycocotools", "detect"),
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "yaml": ("pyyaml", "train"),
 }
 
 

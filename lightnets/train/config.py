@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lightnets.checkpoint import Checkpoint
+from lightnets.train.ema import EMA_DECAY
 
 # Per data kind. Digits: tuned so MobileNetV2 at 32x32 passes 98% validation accuracy in a few
 # minutes on two CPU cores. CIFAR: the usual SGD recipe. Folders: AdamW, robust to the unknown.
@@ -37,7 +38,9 @@ OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # What a resumed run may change: where it runs and what it shows, and its length (only longer).
 # Everything else shapes the optimisation the stored state belongs to, so it stays the run's.
-RESUME_MAY_CHANGE = ("epochs", "device", "amp", "channels_last", "compile", "workers", "progress")
+RESUME_MAY_CHANGE = ("epochs", "device", "amp", "channels_last", "compile", "workers", "progress",
+                     "log")
+LOGGERS = ("tensorboard",)
 
 
 @dataclass
@@ -67,6 +70,9 @@ class TrainConfig:
     precise_bn_batches: int | None = None  # BatchNorm statistics recomputed over this many
     #                                        training batches before each validation; None:
     #                                        20 for models with slow BatchNorm (precise_bn.py)
+    accumulate: int = 1                  # batches whose gradients make one optimiser step
+    model_ema: bool = False              # keep an exponential moving average of the weights
+    model_ema_decay: float = EMA_DECAY   # its decay per optimiser step (ema.py)
     # knowledge distillation (Hinton et al. 2015)
     # fine-tuning from pretrained weights (lightnets.weights)
     pretrained: str | None = None        # lightnets checkpoint, torchvision/timm file or folder
@@ -83,6 +89,7 @@ class TrainConfig:
     compile: bool = False                # torch.compile the training forward and backward
     workers: int | None = None           # DataLoader processes; None: 0 for digits, else <= 4
     seed: int = 0
+    sync_bn: bool = False                # SyncBatchNorm across processes (DDP on GPUs only)
     # bookkeeping
     name: str | None = None              # run folder name; None: '<model>-<data>[-N]'
     runs_dir: str = "runs"
@@ -92,6 +99,7 @@ class TrainConfig:
     limit_train_batches: int | None = None  # for smoke tests: batches per epoch
     limit_val_batches: int | None = None
     progress: bool = True                # rich progress bar and per-epoch lines
+    log: str | None = None               # 'tensorboard': also log there (run_dir/tensorboard)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON- and checkpoint-safe)."""
@@ -220,6 +228,11 @@ def check_config(config: TrainConfig) -> None:
             "freeze_backbone_epochs needs pretrained weights (--pretrained)")
     require(not (config.init_from and config.pretrained),
             "init_from and --pretrained both give the starting weights; pass one")
+    require(config.accumulate >= 1, f"accumulate must be at least 1, got {config.accumulate}")
+    require(0 < config.model_ema_decay < 1,
+            f"model_ema_decay must be in (0, 1), got {config.model_ema_decay}")
+    require(config.log is None or config.log in LOGGERS,
+            f"log must be one of {', '.join(LOGGERS)}, got {config.log!r}")
     for name in ("limit_train_batches", "limit_val_batches", "workers"):
         value = getattr(config, name)
         require(value is None or value >= (0 if name == "workers" else 1),
