@@ -45,8 +45,8 @@ from lightnets.train.finetune import backbone_parameters, freeze_backbone
 from lightnets.train.optim import build_optimizer, build_scheduler
 from lightnets.train.precise_bn import lagging_batchnorm, recompute_batchnorm_stats
 from lightnets.train.rng import capture_rng, restore_rng
-from lightnets.train.runtime import (Runtime, pick_precision_and_layout, setup_runtime,
-                                     sync_batchnorm)
+from lightnets.train.runtime import (Runtime, check_sync_bn, pick_precision_and_layout,
+                                     setup_runtime, sync_batchnorm)
 from lightnets.train.step import TrainStep, accumulation_group, optimizer_steps
 from lightnets.train.tensorboard import check_logger, open_logger
 from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
@@ -158,6 +158,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
            overwrite: bool, console: Console, cleanup: contextlib.ExitStack
            ) -> Generator[dict[str, float], None, TrainResult]:
     """The loop proper, once the runtime (and process group) is set up."""
+    if config.sync_bn:
+        check_sync_bn(runtime)
     seed = config.seed + runtime.rank  # each process its own augmentation and dropout
     torch.manual_seed(seed)
     random.seed(seed)
