@@ -95,7 +95,8 @@ def test_resume_with_ema_ends_with_the_same_average(ema_run, tmp_path, monkeypat
                          accumulate=2, workers=0)
     train_killed_after_first_epoch(config, monkeypatch)
     train(TrainConfig(resume=str(tmp_path / "killed"), progress=False))
-    straight, resumed = load_checkpoint(ema_run.last_checkpoint), load_checkpoint(tmp_path / "killed" / "last.pt")
+    straight = load_checkpoint(ema_run.last_checkpoint)
+    resumed = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert resumed.ema["updates"] == straight.ema["updates"]
     for key, tensor in straight.ema["model"].items():
         assert torch.equal(tensor, resumed.ema["model"][key]), key
