@@ -248,11 +248,15 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     run = Run(dataclasses.replace(config, name=run_dir.name, runs_dir=str(run_dir.parent),
                                   resume=None),
               runtime, task, run_dir, data, preprocess, train_loader, val_loader, sampler,
-              steps, model, model_args, optimizer, scheduler, scaler, pruning=pruning,
-              ema=ModelEma(model, config.model_ema_decay) if config.model_ema else None)
+              steps, model, model_args, optimizer, scheduler, scaler, pruning=pruning)
     if resume_from is not None:
         restore_state(run, resume_from, config.seed + runtime.rank)
     run.train_step = make_train_step(run, teacher)
+    if config.model_ema:  # after DDP has given every process rank 0's weights
+        run.ema = ModelEma(model, config.model_ema_decay)
+        if resume_from is not None:
+            resume_from.require("to resume a run with --model-ema", "ema")
+            resume_from.restore("ema", run.ema.load_state_dict)
     return run
 
 
@@ -361,9 +365,6 @@ def restore_state(run: Run, resume_from: Checkpoint, seed: int) -> None:
     resume_from.restore("scheduler", run.scheduler.load_state_dict)
     if resume_from.scaler or not run.scaler.is_enabled():  # else fp16 starts a fresh scaler
         resume_from.restore("scaler", run.scaler.load_state_dict)
-    if run.ema is not None:
-        resume_from.require("to resume a run with --model-ema", "ema")
-        resume_from.restore("ema", run.ema.load_state_dict)
     run.start_epoch, run.best_score = resume_from.epoch, resume_from.best_score
     run.history = list(resume_from.history)
     if run.runtime.distributed:  # one stored state cannot serve every process: re-seed

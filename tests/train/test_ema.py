@@ -4,6 +4,9 @@ and in a run: its validation columns, its checkpoint state, and eval taking it."
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 import pytest
 import torch
 from torch import nn
@@ -102,3 +105,25 @@ def test_resume_with_ema_ends_with_the_same_average(ema_run, tmp_path, monkeypat
         assert torch.equal(tensor, resumed.ema["model"][key]), key
     for key, tensor in straight.model.items():
         assert torch.equal(tensor, resumed.model[key]), key
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.xdist_group("ddp")
+def test_two_processes_hold_one_average(tmp_path):
+    """Under torchrun (gloo) every process averages rank 0's weights: the figure the processes
+    validate together is that of the average rank 0 saved."""
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", "-m", "lightnets", "train",
+               "--model", "mobilenet_v2_x0_25", "--epochs", "1", "--batch-size", "32",
+               "--limit-train-batches", "3", "--device", "cpu", "--no-progress",
+               "--model-ema", "--accumulate", "2", "--runs-dir", str(runs), "--name", "ddp"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [row] = list(csv.DictReader((runs / "ddp" / "metrics.csv").open()))
+    alone = evaluate(runs / "ddp" / "last.pt", device="cpu", workers=0)
+    assert alone.count == 355
+    assert alone.loss == pytest.approx(float(row["ema_val_loss"]), rel=1e-4)
+    assert load_checkpoint(runs / "ddp" / "last.pt").ema["updates"] == 2
