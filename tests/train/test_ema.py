@@ -127,3 +127,19 @@ def test_two_processes_hold_one_average(tmp_path):
     assert alone.count == 355
     assert alone.loss == pytest.approx(float(row["ema_val_loss"]), rel=1e-4)
     assert load_checkpoint(runs / "ddp" / "last.pt").ema["updates"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, column", [("lraspp_mobilenet_v3_small", "ema_val_miou"),
+                                           ("fcos_mobilenet_v3_small", "ema_val_map")])
+def test_dense_tasks_keep_and_log_the_average(tmp_path, model, column):
+    pytest.importorskip("tensorboard")
+    result = train(TrainConfig(model=model, epochs=1, batch_size=8, input_size=64,
+                               limit_train_batches=2, limit_val_batches=1, progress=False,
+                               runs_dir=str(tmp_path), name="dense", model_ema=True,
+                               log="tensorboard", workers=0))
+    [row] = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
+    assert 0 <= float(row[column]) <= 1
+    assert load_checkpoint(result.last_checkpoint).ema["updates"] == 2
+    # the picture of example predictions, drawn from the average's validation
+    assert any((result.run_dir / "tensorboard").iterdir())
