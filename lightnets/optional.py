@@ -26,7 +26,7 @@ _PACKAGES = {
     "torch_pruning": ("torch-pruning", "prune"),
     "pycocotools": ("pycocotools", "detect"),
     "tensorboard": ("tensorboard", "tensorboard"),
-    "yaml": ("pyyaml", "train"),
+    "yaml": ("pyyaml", "train"),  # in the detect extra too (YOLO data.yaml)
 }
 
 

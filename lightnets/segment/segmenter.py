@@ -131,7 +131,8 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
                      output_stride: int | None = None, aux_loss: bool = False, in_chans: int = 3,
                      rates: Sequence[int] | None = None, separable: bool | None = None,
                      low_level: int | str | None = None, aux_level: int | str | None = None,
-                     backbone_args: Mapping[str, Any] | None = None) -> Segmenter:
+                     backbone_args: Mapping[str, Any] | None = None,
+                     threshold: float = 0.5) -> Segmenter:
     """A ``head`` (``fcn``, ``deeplabv3``, ``deeplabv3plus``, ``lraspp``) on the trunk of any
     registered classifier ``backbone``, built at ``output_stride`` (default: the head's own,
     8 for FCN and DeepLabV3, 16 for DeepLabV3+ and LR-ASPP).
@@ -140,7 +141,11 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
     the ASPP of the DeepLab heads; ``low_level`` / ``aux_level`` choose the stages the decoder
     and the auxiliary head read (a ``feature_info`` index or a trunk module's name);
     ``backbone_args`` go to the backbone's constructor (``width_mult``, ...). The 21 classes
-    by default are Pascal VOC's (20 and the background), as torchvision's."""
+    by default are Pascal VOC's (20 and the background), as torchvision's.
+
+    ``num_classes=1`` is a binary segmenter: one foreground logit per pixel, foreground where
+    its sigmoid exceeds ``threshold`` (kept as ``model.threshold``, and recorded among the
+    model's arguments, so that evaluation, prediction and exported files use it too)."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
     spec = HEADS[head]
@@ -149,6 +154,9 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
         raise ValueError(f"backbone {backbone!r} is a {task_of(backbone)} model; expected a "
                          "classifier of the zoo (see `lightnets list --task classification`)")
     check_num_classes(num_classes)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
+            0 < threshold < 1):
+        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
     options = {name: value for name, value in (("rates", rates), ("separable", separable))
                if value is not None}
     refused = sorted(set(options) - set(spec.options))
@@ -174,7 +182,10 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
         options.setdefault("rates", aspp_rates(features.reductions[head_inputs - 1]))
     head_module = spec.build(features.channels[:head_inputs], num_classes, **options)
     aux_head = FCNHead(features.channels[-1], num_classes) if aux_loss else None
-    return Segmenter(features, head_module, aux_head, head_inputs, num_classes, spec)
+    segmenter = Segmenter(features, head_module, aux_head, head_inputs, num_classes, spec)
+    segmenter.backbone_name = backbone  # a classifier's weights can initialise it alone
+    segmenter.threshold = float(threshold)  # of the foreground's sigmoid (num_classes=1)
+    return segmenter
 
 
 def low_stage(feature_info: list[dict[str, Any]], reduction: int, backbone: str) -> int:
