@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from lightnets.optional import by_product, require
 from lightnets.tasks import Task
 
@@ -56,21 +59,21 @@ class EpochLogger:
         for column, value in row.items():
             if column != "epoch" and isinstance(value, (int, float)):
                 self.writer.add_scalar(scalar_tag(column), value, epoch)
-        if self.pictures and (result is not None):
-            self.writer.add_image("val/picture", picture(task, result), epoch)
+        if self.pictures and result is not None:
+            self.writer.add_image("val/picture", picture(task, result), epoch,
+                                  dataformats="HWC")
         self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
 
 
-def picture(task: Task, result: Any):
-    """The task's picture of ``result`` as a ``(3, H, W)`` uint8 tensor."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
-
+def picture(task: Task, result: Any) -> np.ndarray:
+    """The task's picture of ``result`` as an ``(H, W, 3)`` uint8 array."""
     with tempfile.TemporaryDirectory() as folder:
         path = task.save_picture(result, Path(folder) / "picture.png")
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
 
 
 @contextlib.contextmanager
