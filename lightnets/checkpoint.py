@@ -58,7 +58,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "epoch": (int,), "best_score": (int, float), "best_metric": (str, type(None)),
     "history": (list,),
     "optimizer": (dict, type(None)), "scheduler": (dict, type(None)),
-    "scaler": (dict, type(None)), "rng": (dict, type(None)),
+    "scaler": (dict, type(None)), "rng": (dict, type(None)), "ema": (dict, type(None)),
 }
 PREPROCESS_KEYS = ("input_size", "in_chans", "resize", "mean", "std")
 
@@ -85,6 +85,9 @@ class Checkpoint:
     rng: dict[str, Any] | None = None
     # a pruned model: its "channel_plan" (lightnets.channel_plan) and how it was pruned
     pruning: dict[str, Any] | None = None
+    # the moving average of the weights (`lightnets train --model-ema`): its "model" state
+    # (the model's keys), "decay" and "updates" (lightnets.train.ema)
+    ema: dict[str, Any] | None = None
     path: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,14 +140,21 @@ class Checkpoint:
                              f"run ({detail}); the file is damaged or from another "
                              "configuration") from None
 
-    def build_model(self) -> nn.Module:
+    def weights(self, raw: bool = False) -> dict[str, torch.Tensor]:
+        """The weights to evaluate and deploy: the moving average when the run kept one
+        (what its EMA validation column scored), else (or when ``raw``) the trained ones."""
+        if self.ema is not None and not raw:
+            return self.ema["model"]
+        return self.model
+
+    def build_model(self, raw: bool = False) -> nn.Module:
         """Rebuild the model from its registered name and arguments (and, if pruned, its
-        channel plan) and load its weights."""
+        channel plan) and load its :meth:`weights`."""
         model = create_model(self.model_name, **self.model_args)
         try:
             if self.pruning:
                 apply_channel_plan(model, self.pruning["channel_plan"], self.model)
-            model.load_state_dict(self.model)
+            model.load_state_dict(self.weights(raw))
         except (RuntimeError, ValueError, KeyError) as error:
             raise ValueError(f"weights in {self.path or 'the checkpoint'!r} do not fit "
                              f"{self.model_name}: {first_line(error)}") from None
@@ -286,7 +296,9 @@ def safetensors_bytes(payload: dict[str, Any]) -> bytes:
         except TypeError as error:
             raise ValueError(f"checkpoint field {name} cannot be stored in a .safetensors file "
                              f"({error}); save it as .pt") from None
-    tensors = {key: tensor.detach().contiguous() for key, tensor in payload["model"].items()}
+    # the weights to deploy: a run's moving average when it kept one (Checkpoint.weights)
+    weights = (payload.get("ema") or {}).get("model") or payload["model"]
+    tensors = {key: tensor.detach().contiguous() for key, tensor in weights.items()}
     return safetensors.save(tensors, metadata=metadata)
 
 

@@ -25,7 +25,8 @@ _PACKAGES = {
     "timm": ("timm", None),
     "torch_pruning": ("torch-pruning", "prune"),
     "pycocotools": ("pycocotools", "detect"),
-    "yaml": ("pyyaml", "detect"),
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "yaml": ("pyyaml", "train"),  # in the detect extra too (YOLO data.yaml)
 }
 
 

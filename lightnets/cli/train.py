@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"{digits['input_size']}x{digits['input_size']} grey, SGD lr {digits['lr']}). Writes "
         "runs/<name>/ with config.json, metrics.csv, curves.png, last.pt and best.pt.",
         argument_default=SUPPRESS)
+    parser.add_argument("--config", metavar="FILE", help="read the settings from a YAML or "
+                        "JSON file with the keys of a run's config.json (a run's own repeats "
+                        "it in a new folder); options given here override it")
     what = parser.add_argument_group("model and data")
     what.add_argument("--model", help="registered model name (default: mobilenet_v2)")
     what.add_argument("--data", help="classifiers: 'digits' (default), an image folder (train/ "
@@ -109,6 +112,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recipe.add_argument("--drop-path", dest="drop_path_rate", type=float, metavar="RATE",
                         help="stochastic depth: residual branches dropped with probability "
                         "rising linearly to RATE at the last block, e.g. 0.1")
+    optimisation.add_argument("--accumulate", type=int, metavar="N",
+                              help="gradient accumulation: one optimiser step per N batches "
+                              "(an effective batch of N x --batch-size; default 1)")
+    optimisation.add_argument("--model-ema", action=argparse.BooleanOptionalAction,
+                              help="keep an exponential moving average of the weights, "
+                              "validated each epoch beside them and used by eval, export and "
+                              "predict (default off)")
+    optimisation.add_argument("--model-ema-decay", type=float, metavar="D",
+                              help="its decay per optimiser step (default 0.9998, warmed up "
+                              "as min(D, (1 + n) / (10 + n)))")
     finetune = parser.add_argument_group("fine-tuning from pretrained weights")
     finetune.add_argument("--pretrained", metavar="PATH", help="start from these weights: a "
                           "lightnets checkpoint, a torchvision or timm file (.pth, .bin, "
@@ -143,6 +156,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="torch.compile the training step (default off: on 2 CPU cores "
                          "its compile time outweighed its gain)")
     runtime.add_argument("--workers", type=int, metavar="N", help="data-loading processes")
+    runtime.add_argument("--sync-bn", action=argparse.BooleanOptionalAction,
+                         help="SyncBatchNorm across the processes of a torchrun run on GPUs")
     runtime.add_argument("--seed", type=int, metavar="N", help="default 0")
     run = parser.add_argument_group("run folder")
     run.add_argument("--name", help="run folder name under --runs-dir (default: "
@@ -157,37 +172,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--limit-val-batches", type=int, metavar="N")
     run.add_argument("--no-progress", dest="progress", action="store_false",
                      help="no progress bar or per-epoch lines")
+    run.add_argument("--log", choices=("tensorboard",), help="also log each epoch's figures "
+                     "and validation picture to TensorBoard (<run folder>/tensorboard; needs "
+                     "pip install 'lightnets[tensorboard]')")
     run.add_argument("--json", action="store_true", default=False,
                      help="print the final result as JSON")
     parser.set_defaults(func=run_command, requires=requirements)
 
 
 def requirements(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The digits need scikit-learn (a resumed run reads its data from the checkpoint)."""
+    """The digits need scikit-learn (a resumed run reads its data from the checkpoint),
+    ``--log tensorboard`` TensorBoard and a YAML ``--config`` PyYAML."""
     from lightnets.data import EMBEDDED_KINDS, data_requirements
     from lightnets.tasks import task_for
 
+    needs = [("tensorboard", "--log tensorboard")] if getattr(args, "log", None) else []
+    if str(getattr(args, "config", "")).lower().endswith((".yaml", ".yml")):
+        needs.append(("yaml", "--config with a YAML file"))
     if getattr(args, "resume", None):
-        return []
+        return needs
     data = getattr(args, "data", None)
     if data is None:
         try:
             data = task_for(getattr(args, "model", "mobilenet_v2")).embedded_data
         except ValueError:  # an unknown model: the run names it
             data = EMBEDDED_KINDS[0]
-    return data_requirements(data)
+    return needs + data_requirements(data)
 
 
 def config_from_args(args: argparse.Namespace):
-    """A :class:`TrainConfig` holding only the options given on the command line."""
+    """A :class:`TrainConfig` holding the options given on the command line, over those of
+    the ``--config`` file when there is one."""
     import dataclasses
 
     from lightnets.train import TrainConfig
+    from lightnets.train.config_file import read_config_file
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if hasattr(args, f.name)}
-    if "model_args" in given:
-        given["model_args"] = dict(given["model_args"])
+    stored = read_config_file(args.config) if getattr(args, "config", None) else {}
+    if "model_args" in given:  # merged into the file's, key by key
+        given["model_args"] = {**stored.get("model_args", {}), **dict(given["model_args"])}
+    given = {**stored, **given}
     if hasattr(args, "backbone"):
         given["model_args"] = {**given.get("model_args", {}), "backbone": args.backbone}
         check_backbone_option(given.get("model", TrainConfig.model))
@@ -220,12 +246,15 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     task = get_task(result.task)
     final = result.history[-1]
-    key, name, label = f"val_{task.metric}", task.metric, task.metric_label
+    # a run with --model-ema is judged, like its best.pt, by the moving average
+    prefix = "ema_" if f"ema_val_{task.metric}" in final else ""
+    key, name, label = f"{prefix}val_{task.metric}", task.metric, task.metric_label
     second, second_name, second_label = task.second_metric
+    second = prefix + second
     best = max(result.history, key=lambda row: row[key])
     summary = {"run_dir": str(result.run_dir), "last_checkpoint": str(result.last_checkpoint),
                "best_checkpoint": str(result.best_checkpoint), "epochs": final["epoch"],
-               name: final[key], second_name: final[second], "loss": final.get("val_loss"),
+               name: final[key], second_name: final[second], "loss": final.get(f"{prefix}val_loss"),
                "best_epoch": best["epoch"], f"best_{name}": best[key],
                "train_seconds": round(result.train_seconds, 1)}
     if args.json:

@@ -11,6 +11,7 @@ from typing import Any
 
 from lightnets.checkpoint import Checkpoint
 from lightnets.data.transforms import check_recipe
+from lightnets.train.ema import EMA_DECAY
 
 # Per data kind. Digits: tuned so MobileNetV2 at 32x32 passes 98% validation accuracy in a few
 # minutes on two CPU cores. CIFAR: the usual SGD recipe. Folders: AdamW, robust to the unknown.
@@ -38,7 +39,9 @@ OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # What a resumed run may change: where it runs and what it shows, and its length (only longer).
 # Everything else shapes the optimisation the stored state belongs to, so it stays the run's.
-RESUME_MAY_CHANGE = ("epochs", "device", "amp", "channels_last", "compile", "workers", "progress")
+RESUME_MAY_CHANGE = ("epochs", "device", "amp", "channels_last", "compile", "workers", "progress",
+                     "log")
+LOGGERS = ("tensorboard",)
 
 
 @dataclass
@@ -77,6 +80,9 @@ class TrainConfig:
     mixup: float = 0.0                   # MixUp's Beta(alpha, alpha); 0: off
     cutmix: float = 0.0                  # CutMix's Beta(alpha, alpha); with mixup: one per batch
     drop_path_rate: float = 0.0          # stochastic depth of the last residual block
+    accumulate: int = 1                  # batches whose gradients make one optimiser step
+    model_ema: bool = False              # keep an exponential moving average of the weights
+    model_ema_decay: float = EMA_DECAY   # its decay per optimiser step (ema.py)
     # knowledge distillation (Hinton et al. 2015)
     # fine-tuning from pretrained weights (lightnets.weights)
     pretrained: str | None = None        # lightnets checkpoint, torchvision/timm file or folder
@@ -98,6 +104,7 @@ class TrainConfig:
     calibration: dict[str, Any] | None = None  # what calibration measured (filled in by the run)
     workers: int | None = None           # DataLoader processes; None: 0 for digits, else <= 4
     seed: int = 0
+    sync_bn: bool = False                # SyncBatchNorm across processes (DDP on GPUs only)
     # bookkeeping
     name: str | None = None              # run folder name; None: '<model>-<data>[-N]'
     runs_dir: str = "runs"
@@ -107,6 +114,7 @@ class TrainConfig:
     limit_train_batches: int | None = None  # for smoke tests: batches per epoch
     limit_val_batches: int | None = None
     progress: bool = True                # rich progress bar and per-epoch lines
+    log: str | None = None               # 'tensorboard': also log there (run_dir/tensorboard)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON- and checkpoint-safe)."""
@@ -244,6 +252,11 @@ def check_config(config: TrainConfig) -> None:
                 f"(0: off); got {getattr(config, name)}")
     require(0 <= config.drop_path_rate < 1,
             f"drop_path_rate must be in [0, 1), got {config.drop_path_rate}")
+    require(config.accumulate >= 1, f"accumulate must be at least 1, got {config.accumulate}")
+    require(0 < config.model_ema_decay < 1,
+            f"model_ema_decay must be in (0, 1), got {config.model_ema_decay}")
+    require(config.log is None or config.log in LOGGERS,
+            f"log must be one of {', '.join(LOGGERS)}, got {config.log!r}")
     for name in ("limit_train_batches", "limit_val_batches", "workers"):
         value = getattr(config, name)
         require(value is None or value >= (0 if name == "workers" else 1),

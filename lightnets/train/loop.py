@@ -42,12 +42,15 @@ from lightnets.train import calibrate, report
 from lightnets.train.config import (TrainConfig, given_backbone, resolve_config, resumed_config,
                                     run_label)
 from lightnets.train.distill import load_teacher
+from lightnets.train.ema import ModelEma
 from lightnets.train.finetune import backbone_parameters, freeze_backbone
 from lightnets.train.optim import build_optimizer, build_scheduler
 from lightnets.train.precise_bn import lagging_batchnorm, recompute_batchnorm_stats
 from lightnets.train.rng import capture_rng, restore_rng
-from lightnets.train.runtime import Runtime, pick_precision_and_layout, setup_runtime
-from lightnets.train.step import TrainStep
+from lightnets.train.runtime import (Runtime, check_sync_bn, pick_precision_and_layout,
+                                     setup_runtime, sync_batchnorm)
+from lightnets.train.step import TrainStep, accumulation_group, optimizer_steps
+from lightnets.train.tensorboard import check_logger, open_logger
 from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 
 # batches precise BN averages over, where the model's BatchNorm averages lag (slow momentum or
@@ -100,6 +103,7 @@ class Run:
     scaler: torch.amp.GradScaler
     train_step: TrainStep | None = None
     mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]] | None = None
+    ema: ModelEma | None = None
     backbone: list[nn.Parameter] = field(default_factory=list)
     pruning: dict[str, Any] | None = None
     start_epoch: int = 0
@@ -149,6 +153,7 @@ def train_epochs(config: TrainConfig, overwrite: bool = False, console: Console 
         config = resumed_config(config, resume_from)
     if config.data is None:  # the embedded data of the model's task
         config = dataclasses.replace(config, data=task_for(config.model).embedded_data)
+    check_logger(config.log)
     runtime = setup_runtime(config.device, config.amp, config.channels_last)
     with contextlib.ExitStack() as cleanup:  # the process group, then the run folder's lock
         cleanup.callback(runtime.close)
@@ -160,6 +165,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
            overwrite: bool, console: Console, cleanup: contextlib.ExitStack
            ) -> Generator[dict[str, float], None, TrainResult]:
     """The loop proper, once the runtime (and process group) is set up."""
+    if config.sync_bn:
+        check_sync_bn(runtime)
     seed = config.seed + runtime.rank  # each process its own augmentation and dropout
     torch.manual_seed(seed)
     random.seed(seed)
@@ -168,20 +175,27 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     plots = runtime.is_main and by_product("matplotlib", f"{run_dir / 'curves.png'}")
     run = set_up(config, runtime, resume_from, run_dir)
     write_run_files(run, resume_from, overwrite, console)
+    logger = cleanup.enter_context(open_logger(run.config.log, run_dir, runtime.is_main))
     seconds = 0.0  # of training, validation and checkpoints (not of a paused consumer)
     plot_seconds = 0.0
     for epoch in range(run.start_epoch, run.config.epochs):
         epoch_start = time.perf_counter()
         tally, train_seconds = train_one_epoch(run, epoch, console)
-        result = validate(run, epoch)
+        examples = logger.examples(run.task) if logger else 0
+        result = validate(run, epoch, examples=examples)
+        # the moving average is what eval, export and predict take: its figure picks best.pt
+        averaged = validate(run, epoch, run.ema.module, examples) if run.ema else None
         row = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"],
                "train_loss": float(tally[0] / tally[3]),
                **({"train_acc": float(tally[1] / tally[2].clamp(min=1))}
                   if run.task.train_accuracy else {}),
-               **result.row(), "epoch_seconds": time.perf_counter() - epoch_start,
+               **result.row(), **(report.ema_columns(averaged.row()) if averaged else {}),
+               "epoch_seconds": time.perf_counter() - epoch_start,
                "images_per_second": float(tally[3]) / train_seconds}
         draw = plots and (epoch + 1 == run.config.epochs or plot_seconds <= PLOT_SHARE * seconds)
-        plot_seconds += save_epoch(run, epoch, row, result.primary, draw, console)
+        plot_seconds += save_epoch(run, epoch, row, (averaged or result).primary, draw, console)
+        if logger:
+            logger.log_epoch(run.task, row, averaged or result)
         seconds += time.perf_counter() - epoch_start
         yield row
     return TrainResult(run_dir, run.last_path, run.best_path, run.best_score, run.history,
@@ -239,8 +253,10 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
                                 config.momentum, fused=False if config.freeze_backbone_epochs
                                 else config.fused_optimizer)
-    scheduler = build_scheduler(optimizer, round(config.warmup_epochs * steps),
-                                config.epochs * steps)
+    # the schedule counts optimiser steps: one per group of `accumulate` batches
+    updates = optimizer_steps(steps, config.accumulate)
+    scheduler = build_scheduler(optimizer, round(config.warmup_epochs * updates),
+                                config.epochs * updates)
     scaler = torch.amp.GradScaler(runtime.device.type,
                                   enabled=runtime.amp_dtype == torch.float16)
     run = Run(dataclasses.replace(config, name=run_dir.name, runs_dir=str(run_dir.parent),
@@ -251,6 +267,11 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
         restore_state(run, resume_from, config.seed + runtime.rank)
     run.train_step = make_train_step(run, teacher)
     run.mix = task.batch_mix(config, data.num_classes)
+    if config.model_ema:  # after DDP has given every process rank 0's weights
+        run.ema = ModelEma(model, config.model_ema_decay)
+        if resume_from is not None:
+            resume_from.require("to resume a run with --model-ema", "ema")
+            resume_from.restore("ema", run.ema.load_state_dict)
     return run
 
 
@@ -429,6 +450,8 @@ def make_train_step(run: Run, teacher: nn.Module | None) -> TrainStep:
     run.backbone = (backbone_parameters(model, config.model, config.model_args)
                     if config.freeze_backbone_epochs else [])
     device = runtime.device
+    if config.sync_bn:  # in place: the optimiser's and the EMA's tensors stay the model's
+        sync_batchnorm(model, runtime)
     train_model = (DistributedDataParallel(model, device_ids=[device.index]
                                            if device.type == "cuda" else None,
                                            find_unused_parameters=config.freeze_backbone_epochs > 0)
@@ -505,12 +528,16 @@ def train_one_epoch(run: Run, epoch: int, console: Console) -> tuple[torch.Tenso
                                             run.memory_format)
             if run.mix is not None:  # MixUp / CutMix: soft labels from here on
                 images, labels = run.mix(images, labels)
-            outputs, loss = run.train_step.forward(images, labels)
-            # a diverged loss stops every process at the same step, before any update
-            step_loss = runtime.sum(loss.detach().float().clone()) / runtime.world_size
-            if not torch.isfinite(step_loss):
-                raise diverged(run, epoch, step, float(step_loss))
-            run.train_step.update(loss)
+            group, last = accumulation_group(step, run.steps_per_epoch, config.accumulate)
+            with run.train_step.syncing(last):
+                outputs, loss = run.train_step.forward(images, labels)
+                # a diverged loss stops every process at the same step, before any update
+                step_loss = runtime.sum(loss.detach().float().clone()) / runtime.world_size
+                if not torch.isfinite(step_loss):
+                    raise diverged(run, epoch, step, float(step_loss))
+                run.train_step.update(loss, group, last)
+            if last and run.ema is not None:
+                run.ema.update()
             hits = task.hits_and_counts(outputs, labels) if task.train_accuracy else (zero, zero)
             tally += torch.stack([loss.detach().double() * len(labels), *hits,
                                   torch.tensor(len(labels), dtype=torch.float64,
@@ -534,24 +561,26 @@ def diverged(run: Run, epoch: int, step: int, loss: float) -> NonFiniteLossError
         "--grad-clip or --amp off")
 
 
-def validate(run: Run, epoch: int) -> Any:
-    """The task's figures on the validation split, each process on its shard of it, in full
-    precision like `lightnets eval`, so the logged figure is the checkpoint's own. Lagging
-    BatchNorm averages are first recomputed from the current weights (precise_bn.py), in the
-    training step's precision, whose statistics they stand for."""
+def validate(run: Run, epoch: int, model: nn.Module | None = None, examples: int = 0) -> Any:
+    """The task's figures of ``model`` (default: the one training; else its moving average)
+    on the validation split, each process on its shard of it, in full precision like
+    `lightnets eval`, so the logged figure is the checkpoint's own. Lagging BatchNorm averages
+    are first recomputed from the current weights (precise_bn.py), in the training step's
+    precision, whose statistics they stand for. ``examples`` images are kept for a picture."""
     config, runtime, task = run.config, run.runtime, run.task
+    model = run.model if model is None else model
     normalize = run.normalize
     if config.precise_bn_batches and epoch >= config.freeze_backbone_epochs:
         batches = itertools.islice(run.train_loader, min(config.precise_bn_batches,
                                                          run.steps_per_epoch))
         with run.train_step.autocast:
-            inputs, forward = task.batchnorm_inputs(run.model, batches, runtime.device,
+            inputs, forward = task.batchnorm_inputs(model, batches, runtime.device,
                                                     normalize, run.memory_format)
-            recompute_batchnorm_stats(run.model, inputs, forward)
-    runtime.average_buffers(run.model)
-    return task.evaluate(run.model, run.val_loader, run.data.classes, runtime.device,
+            recompute_batchnorm_stats(model, inputs, forward)
+    runtime.average_buffers(model)
+    return task.evaluate(model, run.val_loader, run.data.classes, runtime.device,
                          runtime.channels_last, config.limit_val_batches, runtime.sum,
-                         runtime.distributed, normalize)
+                         runtime.distributed, normalize, examples)
 
 
 def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots: bool,
@@ -573,7 +602,8 @@ def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots:
             epoch=epoch + 1, best_score=run.best_score, best_metric=run.task.metric,
             history=run.history, optimizer=run.optimizer.state_dict(),
             scheduler=run.scheduler.state_dict(), scaler=run.scaler.state_dict(),
-            rng=capture_rng(), pruning=run.pruning)
+            rng=capture_rng(), pruning=run.pruning,
+            ema=run.ema.state_dict() if run.ema is not None else None)
         save_checkpoint(checkpoint, run.last_path)
         if improved:  # the same bytes: serialised once
             write_atomic(run.best_path, run.last_path.read_bytes())

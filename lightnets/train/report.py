@@ -24,11 +24,28 @@ from lightnets.tasks import Task
 RUN_FILES = ("last.pt", "best.pt", "config.json", "metrics.csv", "curves.png")
 
 
-def metric_columns(task: Task) -> list[str]:
+# the columns of the weights' moving average (--model-ema) start with this
+EMA_PREFIX = "ema_"
+
+
+def metric_columns(task: Task, ema: bool = False) -> list[str]:
     """The columns of a metrics table of ``task``'s runs (its validation columns, and a
-    training accuracy where the task counts one)."""
+    training accuracy where the task counts one; with ``ema``, the validation columns of the
+    weights' moving average too)."""
     return ["epoch", "lr", "train_loss", *(["train_acc"] if task.train_accuracy else []),
-            *task.val_columns, "epoch_seconds", "images_per_second"]
+            *task.val_columns, *(ema_columns(dict.fromkeys(task.val_columns)) if ema else []),
+            "epoch_seconds", "images_per_second"]
+
+
+def ema_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """The validation figures of the moving average, named apart from the trained weights'."""
+    return {EMA_PREFIX + key: value for key, value in row.items()}
+
+
+def ema_figures(row: dict[str, Any]) -> dict[str, Any]:
+    """The moving average's figures of a metrics row under the plain names (empty without)."""
+    return {key[len(EMA_PREFIX):]: value for key, value in row.items()
+            if key.startswith(EMA_PREFIX)}
 
 
 def choose_run_dir(runs_dir: str, name: str | None, model: str, data: str) -> Path:
@@ -87,7 +104,8 @@ def write_config(run_dir: Path, config: dict[str, Any], extra: dict[str, Any]) -
 
 def write_metrics(run_dir: Path, history: list[dict[str, float]], task: Task) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=metric_columns(task), extrasaction="ignore")
+    ema = any(key.startswith(EMA_PREFIX) for key in history[-1]) if history else False
+    writer = csv.DictWriter(buffer, fieldnames=metric_columns(task, ema), extrasaction="ignore")
     writer.writeheader()
     for row in history:
         writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value)
@@ -114,6 +132,9 @@ def plot_curves(run_dir: Path, history: list[dict[str, float]], task: Task, titl
                            label="train")
     for key, name, style in task.curves:
         accuracy_axes.plot(epochs, [100 * row[key] for row in history], style, label=name)
+        if EMA_PREFIX + key in history[0]:
+            accuracy_axes.plot(epochs, [100 * row[EMA_PREFIX + key] for row in history], "x--",
+                               label=f"{name} (EMA)")
     accuracy_axes.set(xlabel="epoch", ylabel=task.curves_axis[0], title=task.curves_axis[1])
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
@@ -140,5 +161,8 @@ def epoch_line(row: dict[str, float], epochs: int, task: Task) -> str:
     train = f"train loss {row['train_loss']:.4f}" + (
         f" acc {row['train_acc']:6.2%}" if task.train_accuracy else "")
     val = task.epoch_summary(row)
+    averaged = ema_figures(row)
+    if averaged:
+        val += f"  |  EMA {task.epoch_summary(averaged)}"
     return (f"epoch {row['epoch']:>3}/{epochs}  lr {row['lr']:.2e}  {train}  |  {val}  |  "
             f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s")

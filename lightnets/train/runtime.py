@@ -67,6 +67,29 @@ class Runtime:
             dist.destroy_process_group()
 
 
+def sync_batchnorm(model: nn.Module, runtime: Runtime) -> nn.Module:
+    """Turn ``model``'s BatchNorm layers into SyncBatchNorm, whose training statistics are
+    taken over the whole batch of every process (Peng et al., "MegDet", arXiv:1711.07240,
+    2018; PyTorch's ``convert_sync_batchnorm``) instead of each process's share: what small
+    per-GPU batches need. Converted in place (each layer keeps its parameters and buffers);
+    only under DDP on GPUs, where PyTorch implements it (:func:`check_sync_bn`)."""
+    check_sync_bn(runtime)
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if converted is not model:  # the model itself a BatchNorm: nothing to convert in place
+        raise ValueError("--sync-bn needs a model containing BatchNorm layers")
+    return model
+
+
+def check_sync_bn(runtime: Runtime) -> None:
+    """A one-line error, before any work, where SyncBatchNorm cannot run."""
+    if not runtime.distributed:
+        raise ValueError("--sync-bn synchronises BatchNorm across processes: launch the run "
+                         "with torchrun --nproc_per_node N (or drop --sync-bn)")
+    if runtime.device.type != "cuda":
+        raise ValueError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm runs on GPUs "
+                         "only); drop it on the CPU")
+
+
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto``: CUDA when available, else CPU. Under torchrun each process takes its GPU."""
     if name == "auto":

@@ -1,12 +1,14 @@
 """One optimisation step as the trainer takes it, in two halves so the loop can stop a diverged
 loss before any update: :meth:`TrainStep.forward` (autocast forward and the task's loss, with
 the auxiliary heads' and optionally a teacher's soft targets) and :meth:`TrainStep.update`
-(backward, clipping, the optimiser and schedule). ``lightnets bench --mode train`` times this
-same step."""
+(backward, clipping, the optimiser and schedule). With gradient accumulation the update is
+spread over several batches: each backward adds its share of the gradient, and the last of the
+group steps the optimiser and schedule. ``lightnets bench --mode train`` times this same step."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import math
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
@@ -38,6 +40,7 @@ class TrainStep:
                                                                       distill_temperature)
         self.task = get_task(task) if isinstance(task, str) else task
         self.loss = loss  # the task's choice of loss (--loss), None: its default
+        self.pending = False  # gradients of an unfinished accumulation group are held
 
     def forward(self, images: torch.Tensor | list, labels: torch.Tensor | list
                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -54,10 +57,23 @@ class TrainStep:
                         * distillation_loss(logits, teacher_logits, self.distill_temperature))
         return logits, loss
 
-    def update(self, loss: torch.Tensor) -> None:
-        """Backward and one optimiser and schedule step (the scaler is a no-op unless fp16)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+    def syncing(self, last: bool) -> AbstractContextManager:
+        """Around a batch's forward and update: under DistributedDataParallel, the batches of an
+        accumulation group before its ``last`` keep their gradients local (``no_sync``), so
+        the processes exchange them once per optimiser step."""
+        no_sync = getattr(self.model, "no_sync", None)
+        return nullcontext() if last or no_sync is None else no_sync()
+
+    def update(self, loss: torch.Tensor, group: int = 1, last: bool = True) -> None:
+        """Backward and, when ``last`` of its accumulation ``group`` of batches, one optimiser
+        and schedule step (the scaler is a no-op unless fp16). Each batch's mean loss counts
+        ``1 / group``, so equal batches sum to the gradient of their union's mean loss."""
+        if not self.pending:
+            self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss / group if group > 1 else loss).backward()
+        self.pending = not last
+        if self.pending:
+            return
         if self.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -65,3 +81,17 @@ class TrainStep:
         self.scaler.update()
         if self.scheduler is not None:
             self.scheduler.step()
+
+
+def accumulation_group(step: int, steps: int, accumulate: int) -> tuple[int, bool]:
+    """For batch ``step`` (from 0) of an epoch of ``steps`` batches, with one optimiser step
+    per ``accumulate`` batches: the size of its group (the last group of an epoch may be
+    shorter: it still steps, its batches weighted by its own size) and whether it ends it."""
+    start = step - step % accumulate
+    size = min(accumulate, steps - start)
+    return size, step == start + size - 1
+
+
+def optimizer_steps(steps: int, accumulate: int) -> int:
+    """Optimiser steps in an epoch of ``steps`` batches."""
+    return math.ceil(steps / accumulate)

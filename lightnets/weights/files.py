@@ -52,7 +52,7 @@ def open_weights(path: str | Path) -> WeightsFile:
     values = read_weights_file(path)
     if isinstance(values, dict) and values.get("format") == FORMAT:
         checkpoint = Checkpoint.from_dict(values, str(path))
-        return WeightsFile(path, dict(checkpoint.model), checkpoint)
+        return WeightsFile(path, dict(checkpoint.weights()), checkpoint)
     return WeightsFile(path, unwrap(values, path), config=config)
 
 
