@@ -33,8 +33,9 @@ from lightnets.weights.layout import layout_of
 from lightnets.weights.mapping import Fit, adapt_input_conv, fit, rename
 from lightnets.weights.preprocess import (imagenet_categories, timm_preprocess,
                                           torchvision_preprocess, torchvision_weights)
+from lightnets.weights.smp import is_smp_config, smp_options, smp_preprocess, smp_twin
 
-SOURCES = ("lightnets", "torchvision", "timm")
+SOURCES = ("lightnets", "torchvision", "timm", "smp")
 FIXED = ("num_classes", "in_chans")  # decided by the file, then changed by the loader
 IMAGENET_CLASSES = 1000
 
@@ -91,7 +92,8 @@ class Candidate:
 def as_source(name: str, source: str, weights: PeerWeights, state: dict[str, torch.Tensor],
               user_args: dict[str, Any]) -> Candidate:
     """Rename ``state`` with the source's rules and check it against the model it describes."""
-    renamed = rename(state, weights.keys)
+    renamed = {key: tensor for key, tensor in rename(state, weights.keys).items()
+               if not any(re.search(pattern, key) for pattern in weights.ignored)}
     flags = {option: any(re.search(pattern, key) for key in renamed)
              for option, pattern in weights.flags.items()}
     flags.update({option: not any(re.search(pattern, key) for key in renamed)
@@ -164,6 +166,8 @@ def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile
                 names = list(labels)
             return timm_preprocess(config["pretrained_cfg"]), names
         return timm_preprocess(candidate.weights.preprocess), names
+    if candidate.source == "smp":
+        return smp_preprocess(name, candidate.in_chans, {**candidate.options, **user_args}), None
     # a plain state dict of a lightnets model: the usual ImageNet evaluation
     size = meta_model(name).default_input_size[-1]
     notes.append(f"{path.name} is a bare lightnets state dict; ImageNet preprocessing at {size} "
@@ -201,14 +205,18 @@ def read_pretrained(path: str | Path, name: str | None = None, source: str | Non
     notes: list[str] = []
     if weights_file.checkpoint is not None:
         return lightnets_checkpoint(weights_file, name, source, strict, user_args, notes)
+    smp_folder = is_smp_config(weights_file.config)
+    if smp_folder:  # smp's save_pretrained: its config names the model and its widths
+        name = smp_twin(weights_file.config) if name is None else name
+        user_args = {**smp_options(weights_file.config), **user_args}
     if source == "lightnets":
         candidates_sources = ["lightnets"]
     elif source is not None:
         candidates_sources = [source]
     elif weights_file.config is not None:
-        candidates_sources = ["timm"]
+        candidates_sources = ["smp" if smp_folder else "timm"]
     else:
-        candidates_sources = ["torchvision", "timm", "lightnets"]
+        candidates_sources = ["torchvision", "timm", "smp", "lightnets"]
     if name is None:
         architecture = timm_architecture(weights_file.config or {})
         if architecture is None:
@@ -217,7 +225,7 @@ def read_pretrained(path: str | Path, name: str | None = None, source: str | Non
         name = twin_of(architecture)
     name = resolve_name(name)
     peers = peers_of(name)
-    if weights_file.config is not None and "timm" in peers:
+    if weights_file.config is not None and "timm" in peers and not smp_folder:
         architecture = timm_architecture(weights_file.config)
         if architecture not in (None, peers["timm"].name):
             raise ValueError(f"{str(path)!r} holds timm's {architecture}; lightnets' {name} is "
@@ -236,8 +244,10 @@ def read_pretrained(path: str | Path, name: str | None = None, source: str | Non
         candidates.append(as_source(name, library, weights, weights_file.state, user_args))
     chosen = choose(candidates, weights_file, name, strict, notes)
     preprocess, class_names = source_preprocess(name, chosen, weights_file, notes, user_args)
+    options = {**chosen.options, **smp_options(weights_file.config)} if smp_folder \
+        else chosen.options
     return SourceWeights(name, chosen.source, weights_file.path, chosen.fit.state,
-                         chosen.options, chosen.num_classes, chosen.in_chans, preprocess,
+                         options, chosen.num_classes, chosen.in_chans, preprocess,
                          class_names, notes)
 
 
