@@ -32,8 +32,11 @@ def adaptive_average(x: torch.Tensor, bins: int) -> torch.Tensor:
     ``floor(i n / bins)`` to ``ceil((i + 1) n / bins)``, the same for the columns."""
     def pooled(t: torch.Tensor, dim: int) -> torch.Tensor:
         n = t.shape[dim]
-        return torch.cat([t.narrow(dim, i * n // bins, -(-(i + 1) * n // bins) - i * n // bins)
-                          .mean(dim, keepdim=True) for i in range(bins)], dim)
+        # the ceiling by non-negative integers only: ONNX's integer division truncates
+        starts = [i * n // bins for i in range(bins)]
+        ends = [((i + 1) * n + bins - 1) // bins for i in range(bins)]
+        return torch.cat([t.narrow(dim, start, end - start).mean(dim, keepdim=True)
+                          for start, end in zip(starts, ends)], dim)
 
     return pooled(pooled(x, 2), 3)
 
