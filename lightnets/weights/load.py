@@ -49,7 +49,7 @@ class PretrainedNote(UserWarning):
 class Pretrained:
     """What a model loaded from a file carries as ``model.pretrained``."""
 
-    source: str                          # lightnets, torchvision or timm
+    source: str                          # lightnets, torchvision, timm or smp
     path: str                            # the weights file read
     model_name: str
     model_args: dict[str, Any]           # rebuilds the same network: create_model(name, **args)
@@ -139,7 +139,7 @@ def choose(candidates: list[Candidate], weights_file: WeightsFile, name: str, st
 def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile,
                       notes: list[str], user_args: dict[str, Any]
                       ) -> tuple[dict[str, Any], list[str] | None]:
-    """The preprocessing and class names of a torchvision or timm file."""
+    """The preprocessing and class names of a torchvision, timm or smp file."""
     path, config = weights_file.path, weights_file.config or {}
     detector = task_for(name).background_classes > 0  # its class 0 is the background
     names = (imagenet_categories() if candidate.num_classes == IMAGENET_CLASSES and not detector
