@@ -203,8 +203,9 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
     Args:
         num_classes: output classes; 21 by default, Pascal VOC's (20 and the background).
         aux_loss: add an FCN head on the stage before the last (``aux_level`` chooses another).
-        rates, separable: the ASPP of the DeepLab heads; ``separable`` also makes the 3x3
-            convolutions of the U-Net and FPN decoders depthwise-separable.
+        rates: the ASPP rates of the DeepLab heads (default: by the map's stride).
+        separable: depthwise-separable convolutions in the DeepLab heads' ASPP and decoder,
+            and in the U-Net and FPN decoders.
         low_level: the stage DeepLabV3+ / LR-ASPP read as low-level features (a
             ``feature_info`` index or a trunk module's name).
         backbone_args: the backbone's constructor arguments (``width_mult``, ...).
