@@ -1,6 +1,8 @@
-"""Replays the faults of issue 15 (hardening) on tiny inputs and prints what each one did: the
-exit status and the line the user saw. Run it on two source trees to fill the "before / after"
-table, e.g.::
+"""Replays the faults of issues 15 and 30 (hardening) on tiny inputs and prints what each one did:
+the exit status and the line the user saw. Issue 15's are a classifier's (``--only
+classifier``); issue 30's the dense surfaces' (``--only dense``): segmentation pair folders,
+COCO detection, resume of a killed segmenter, and export, quantize, convert and prune of
+segmenters and detectors. Run it on two source trees to fill the "before / after" table, e.g.::
 
     python benchmarks/fault_battery.py                          # this tree
     PYTHONPATH=/tmp/before python benchmarks/fault_battery.py   # another checkout, e.g. b289afd
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 
 from _common import add_common_arguments, begin, write_json  # benchmarks/_common.py
+from fault_battery_dense import dense_faults
 
 TINY = ["--model", "mobilenet_v2_x0_25", "--batch-size", "32", "--limit-train-batches", "3",
         "--limit-val-batches", "2", "--no-progress", "--runs-dir", "runs"]
@@ -188,6 +191,8 @@ def faults() -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("classifier", "dense"),
+                        help="only issue 15's classifier faults, or only issue 30's dense ones")
     add_common_arguments(parser, threads=False, json=True)
     args = parser.parse_args()
     json_path = args.json if args.json in (None, "-") else str(Path(args.json).resolve())
@@ -195,7 +200,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         os.chdir(scratch)
         os.chmod(scratch, 0o755)  # the unprivileged process must reach its read-only folder
-        results = faults()
+        results = {} if args.only == "dense" else faults()
+        if args.only != "classifier":
+            results.update(dense_faults(run, python, CLI, ENV))
     width = max(map(len, results))
     for fault, what in results.items():
         console.print(f"{fault:<{width}}  {what}", highlight=False, markup=False, soft_wrap=True)

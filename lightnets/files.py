@@ -20,6 +20,24 @@ except ImportError:  # Windows: no flock; folders are not locked there
     fcntl = None
 
 LOCK_NAME = ".lock"
+# Descriptors of the locks this process holds. A forked child (a DataLoader's worker process)
+# shares the lock through its copy of the descriptor, so a run killed by SIGKILL kept its
+# folder locked until its workers noticed and ended (seconds); children close their copies at
+# once instead. flock, not fcntl's per-process record locks: those are dropped when the process
+# closes any descriptor of the file, e.g. a second lock_folder reading the holder's line.
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child: close the parent's lock descriptors (the parent keeps its locks)."""
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which neither forks nor locks here
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 class WriteError(OSError):
@@ -134,11 +152,14 @@ def lock_folder(folder: str | Path, holder: str = "process",
                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
     except OSError as error:
         raise write_error(f"cannot write {folder}", error) from None
+    _HELD_LOCKS.add(fd)
     try:
         yield folder
     finally:
-        path.unlink(missing_ok=True)  # unlinked while still locked: see the inode check above
-        os.close(fd)
-        if created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only succeeds when nothing was written
+        if fd in _HELD_LOCKS:  # not in a forked child, which has closed its copy already
+            _HELD_LOCKS.discard(fd)
+            path.unlink(missing_ok=True)  # unlinked while locked: see the inode check above
+            os.close(fd)
+            if created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only succeeds when nothing was written

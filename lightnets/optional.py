@@ -25,6 +25,7 @@ _PACKAGES = {
     "timm": ("timm", None),
     "torch_pruning": ("torch-pruning", "prune"),
     "pycocotools": ("pycocotools", "detect"),
+    "yaml": ("pyyaml", "detect"),
 }
 
 

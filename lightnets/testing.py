@@ -208,8 +208,8 @@ def peer_twins(name: str, library: str = "torchvision", seed: int = 0
     """``(ours, theirs)``: the peer library's model of ``name`` built as it equals ours (the
     peer's ``kwargs``) at random and randomised (:func:`randomise`, small weights), and
     ``create_model(name)`` given its values by position (:func:`copy_by_order`); both in eval
-    mode. For twins whose checkpoints do not load (torchvision's segmenters): their function
-    compared all the same."""
+    mode. Their function compared without going through a file (the segmenters' zoo test;
+    their files load too, :mod:`lightnets.weights`)."""
     peer: Peer = peers_of(name)[library]
     if library == "timm":
         import timm

@@ -16,6 +16,15 @@ import lightnets
 from lightnets.cli import main
 
 
+@pytest.fixture(autouse=True, scope="session")
+def calibration_cache(tmp_path_factory):
+    """Training runs long enough to calibrate (lightnets/train/calibrate.py) cache their
+    choices in the session's temporary folder, never in the user's home."""
+    import os
+
+    os.environ["LIGHTNETS_CACHE"] = str(tmp_path_factory.mktemp("lightnets-cache"))
+
+
 @pytest.fixture
 def run_cli(capsys):
     """``run_cli(*argv) -> (status, stdout, stderr)`` of one ``lightnets`` command."""

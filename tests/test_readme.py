@@ -45,6 +45,18 @@ def torchvision_resnet18(path: Path) -> None:
     torch.save(torchvision.models.resnet18().state_dict(), path)
 
 
+def torchvision_segmenter(name: str, **kwargs) -> Callable[[Path], None]:
+    """torchvision's segmenter ``name`` at random initialisation (its release's form:
+    ``kwargs``), under its release file's name."""
+    def write(path: Path) -> None:
+        import torch
+        import torchvision
+
+        torch.save(torchvision.models.get_model(name, weights=None, weights_backbone=None,
+                                                **kwargs).state_dict(), path)
+    return write
+
+
 def timm_hf_folder(architecture: str) -> Callable[[Path], None]:
     """A Hugging Face-style folder of timm's ``architecture`` at random initialisation."""
     def write(path: Path) -> None:
@@ -57,7 +69,11 @@ def timm_hf_folder(architecture: str) -> Callable[[Path], None]:
 # a page's folder holds those its text names
 EXAMPLE_FILES = {"digit_0.png": digit_png(0), "digit_5.png": digit_png(5),
                  "resnet18-f37072fd.pth": torchvision_resnet18,
-                 "timm-mbv3": timm_hf_folder("mobilenetv3_large_100")}
+                 "timm-mbv3": timm_hf_folder("mobilenetv3_large_100"),
+                 "lraspp_mobilenet_v3_large-d234d4ea.pth":
+                     torchvision_segmenter("lraspp_mobilenet_v3_large"),
+                 "deeplabv3_mobilenet_v3_large-fc3c493d.pth":
+                     torchvision_segmenter("deeplabv3_mobilenet_v3_large", aux_loss=True)}
 
 
 def python_blocks(text: str) -> list[tuple[int, str]]:

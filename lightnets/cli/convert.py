@@ -71,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
                   highlight=False, soft_wrap=True)
     for line in result.verification.lines():
         console.print(f"  {line}", highlight=False, soft_wrap=True)
-    console.print(f"check passed: the written file gives the same logits (max relative "
-                  f"difference {result.verification.worst.relative:.2e} <= "
-                  f"{args.tolerance:.0e})", highlight=False)
+    console.print(f"{result.verification.verdict()}: the written file gives the same logits",
+                  highlight=False, soft_wrap=True)
     return 0

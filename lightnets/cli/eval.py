@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_weights_arguments(parser)
     parser.add_argument("--data", help="digits, an image folder or a CIFAR folder; for "
                         "segmenters digits-seg, a VOC or a pair folder; for detectors "
-                        "digits-det, a COCO or a VOC folder (default: the data the checkpoint "
+                        "digits-det, a COCO, VOC or YOLO folder (default: the data the checkpoint "
                         "was trained on)")
     parser.add_argument("--split", choices=("val", "train"), default="val")
     parser.add_argument("--batch-size", type=int, default=256)

@@ -1,6 +1,6 @@
 """``lightnets train``: train a registered classifier on digits, an image folder or CIFAR, a
 segmenter on digits-seg, a Pascal VOC folder or an images/masks pair folder, or a detector on
-digits-det, a COCO folder or a Pascal VOC folder.
+digits-det, a COCO, Pascal VOC or YOLO txt folder.
 
 Every option left out takes the per-data default (see ``lightnets.train.config``). Also works
 as ``python -m lightnets train`` and under ``torchrun --nproc_per_node N -m lightnets train``.
@@ -48,11 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "folder; segmenters: 'digits-seg' (default), a Pascal VOC folder "
                       "(JPEGImages/, SegmentationClass/) or a pair folder of images/ and masks/ "
                       "(or train/ and val/ of them); detectors: 'digits-det' (default), a COCO "
-                      "folder (annotations.json + images/, or train/ and val/ of them) or a "
-                      "Pascal VOC folder (Annotations/ + JPEGImages/)")
+                      "folder (annotations.json + images/, or train/ and val/ of them), a "
+                      "Pascal VOC folder (Annotations/ + JPEGImages/) or a YOLO txt folder "
+                      "(data.yaml, images/, labels/)")
     what.add_argument("--backbone", metavar="NAME",
-                      help="with --model fcos, retinanet, ssdlite or fasterrcnn: the classifier "
-                      "of the zoo under the detector (default: the architecture's own)")
+                      help="with --model fcos, retinanet, ssdlite, fasterrcnn or gfl: the "
+                      "classifier of the zoo under the detector (default: the architecture's "
+                      "own)")
     what.add_argument("--model-arg", dest="model_args", type=model_arg, action="append",
                       metavar="KEY=VALUE", help="extra model argument, e.g. width_mult=0.5 or "
                       "drop_rate=0.1 (repeatable)")
@@ -63,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--val-fraction", type=float, metavar="X",
                       help="share of a single class-folder tree held out for validation "
                       "(default 0.2)")
+    what.add_argument("--binary", action="store_true",
+                      help="segmenters of two classes (background and one foreground): one "
+                      "output channel, its sigmoid thresholded at 0.5 (--model-arg threshold=X)")
     what.add_argument("--no-augment", dest="augment", action="store_false",
                       help="train without augmentation")
     optimisation = parser.add_argument_group("optimisation")
@@ -77,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optimisation.add_argument("--warmup-epochs", type=float, metavar="X")
     optimisation.add_argument("--label-smoothing", type=float, metavar="X",
                               help="default 0.1 (segmentation: 0)")
+    optimisation.add_argument("--loss", metavar="SPEC",
+                              help="segmenters: ce (default), dice, focal, lovasz, tversky or a "
+                              "weighted sum such as ce+dice or ce+0.5*dice")
     optimisation.add_argument("--grad-clip", type=float, metavar="X",
                               help="max gradient norm (default off)")
     optimisation.add_argument("--precise-bn-batches", type=int, metavar="N",
@@ -106,6 +114,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                          help="channels-last memory format (default: on CUDA; on CPUs for "
                          "models with grouped convolutions or under bf16)")
+    runtime.add_argument("--calibrate", action=argparse.BooleanOptionalAction,
+                         help="on a CPU run of 500 steps or more whose --amp and "
+                         "--channels-last are not given, time the candidate settings here "
+                         "first (a few steps each, cached per CPU and model) and train with "
+                         "the fastest (default on)")
+    runtime.add_argument("--fused-optimizer", action=argparse.BooleanOptionalAction,
+                         help="the optimiser's fused kernel (default: where the device has it)")
     runtime.add_argument("--compile", action=argparse.BooleanOptionalAction,
                          help="torch.compile the training step (default off: on 2 CPU cores "
                          "its compile time outweighed its gain)")

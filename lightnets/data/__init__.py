@@ -221,14 +221,15 @@ def default_workers(kind: str) -> int:
 
 def make_loader(dataset: Dataset, batch_size: int, device: torch.device, workers: int = 0,
                 shuffle: bool = False, sampler: Sampler | None = None,
-                drop_last: bool = False, collate: Callable[[list], Any] | None = None
-                ) -> DataLoader:
+                drop_last: bool = False, collate: Callable[[list], Any] | None = None,
+                generator: torch.Generator | None = None) -> DataLoader:
     """A DataLoader with the usual settings for ``device`` (pinned memory for CUDA), batches
-    made by ``collate`` (the task's: detection batches are lists)."""
+    made by ``collate`` (the task's: detection batches are lists); ``generator`` as the
+    DataLoader's (the seeds of its processes)."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
                       sampler=sampler, num_workers=workers, drop_last=drop_last,
                       pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                      collate_fn=collate)
+                      collate_fn=collate, generator=generator)
 
 
 __all__ = ["CLASSIFICATION_KINDS", "DATA_KINDS", "DETECTION_KINDS", "EMBEDDED_KINDS",

@@ -437,6 +437,9 @@ def decoded_detector(detector: Detector, run: Callable[[torch.Tensor], torch.Ten
     what the detector returns, and can be scored by mAP."""
     if isinstance(detector, FasterRCNN):
         raise ValueError(TWO_STAGE_RAW)
+    own = getattr(detector, "decoded", None)  # a detector with its own decoding (GFL)
+    if own is not None:
+        return own(run)
     decoded = copy.copy(detector)  # shares the weights; only two submodules are replaced
     decoded._modules = dict(detector._modules)
     shapes = _FeatureShapes(detector.backbone)

@@ -6,7 +6,9 @@ returns ``boxes (K, 4)`` (x1, y1, x2, y2 in the input's pixels), ``scores (K,)``
 (K,)`` int64, the most confident first: what the detector in eval mode returns for the 0-1
 image. The decoding is torchvision's ``postprocess_detections`` of the class (FCOS, RetinaNet,
 SSD), with its thresholds, its box coder and the anchors of the export size, precomputed as a
-buffer: the input size is fixed. Two steps are reordered, with the same result, so that the
+buffer: the input size is fixed (a GFL detector: its own
+:meth:`~lightnets.detect.gfl.GFLDetector.candidates` on the points of that size). Two steps
+are reordered, with the same result, so that the
 graph has a fixed count of candidates: the top-``topk_candidates`` scores are taken before the
 ``score_thresh`` filter (the same candidates as filtering first), and NMS (torchvision's
 ``batched_nms``) runs before the filter too. The batch is one image: NMS and the
@@ -27,6 +29,9 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import boxes as box_ops
 
 from lightnets.detect.detector import Detector
+from lightnets.detect.gfl import GFLDetector
+from lightnets.detect.gfl_head import grid_points
+from lightnets.detect.postprocess import keep_detections
 from lightnets.registry import DETECTION
 
 
@@ -39,6 +44,10 @@ class DetectionGraph(nn.Module):
         transform = detector.transform
         kept = (tuple(transform.fixed_size) == self.size[::-1] if transform.fixed_size else
                 min(transform.min_size[-1] / min(size), transform.max_size / max(size)) == 1)
+        divisor = transform.size_divisible
+        if size[0] % divisor or size[1] % divisor:  # eager pads the batch, the graph cannot
+            raise ValueError(f"the detector pads its inputs to multiples of {divisor}; export it "
+                             f"at such a size, not {size[0]}x{size[1]}")
         if not kept:  # the graph holds no resizing: it would decode another image than eager's
             wanted = transform.fixed_size[0] if transform.fixed_size else transform.min_size[-1]
             raise ValueError(f"the detector resizes a {size[0]}x{size[1]} input to its own size "
@@ -46,8 +55,16 @@ class DetectionGraph(nn.Module):
                              f"without post-processing")
         self.kind = "fcos" if isinstance(detector, FCOS) else \
             "retinanet" if isinstance(detector, RetinaNet) else \
-            "fasterrcnn" if isinstance(detector, FasterRCNN) else "ssd"
+            "fasterrcnn" if isinstance(detector, FasterRCNN) else \
+            "gfl" if isinstance(detector, GFLDetector) else "ssd"
         if self.kind == "fasterrcnn":
+            return
+        if self.kind == "gfl":  # its locations' points and strides at this size
+            with torch.no_grad():
+                _, shapes = detector.network(torch.zeros(1, detector.in_chans, *self.size))
+            points, strides = grid_points(shapes, detector.strides)
+            self.register_buffer("points", points, persistent=False)
+            self.register_buffer("point_strides", strides, persistent=False)
             return
         with torch.no_grad():  # the anchors of this size, as torchvision makes them
             blank = torch.zeros(1, detector.in_chans, *self.size)
@@ -69,17 +86,17 @@ class DetectionGraph(nn.Module):
         if self.kind == "fasterrcnn":
             return self.two_stage(x)
         heads = self.detector.forward_raw(x)
-        if self.kind == "ssd":
+        if self.kind == "gfl":
+            boxes, scores, labels = self.detector.candidates(
+                heads["bbox_regression"][0], heads["cls_logits"][0], self.points,
+                self.point_strides, self.size)
+        elif self.kind == "ssd":
             boxes, scores, labels = self.ssd_candidates(heads)
         else:
             boxes, scores, labels = self.level_candidates(heads)
-        # NMS before the score threshold: a box below it only suppresses boxes scored lower,
-        # below it too, so the result is the same and NMS sees a fixed count. batched_nms's
-        # offset-per-class form (its own choice for small inputs and under tracing) is called
-        # directly: its test of the count is a branch torch.export cannot take.
-        keep = box_ops._batched_nms_coordinate_trick(boxes, scores, labels,
-                                                     self.detector.nms_thresh)
-        keep = keep[scores[keep] > self.detector.score_thresh][:self.detector.detections_per_img]
+        detector = self.detector
+        keep = keep_detections(boxes, scores, labels, detector.nms_thresh, detector.score_thresh,
+                               detector.detections_per_img)
         return boxes[keep], scores[keep], labels[keep]
 
     def two_stage(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -41,6 +41,7 @@ from torch import nn
 
 from lightnets.detect.backbone import normal_init
 from lightnets.detect.detector import Detector, create_detector
+from lightnets.detect.gfl import create_gfl_detector
 from lightnets.models.mobilenet_v3 import LARGE, LARGE_HEAD, MobileNetV3
 from lightnets.models.mobilenet_v3 import torchvision_keys as mobilenet_v3_keys
 from lightnets.models.resnet import RESNET_KEYS
@@ -159,6 +160,13 @@ LIGHT = {
     "ssdlite_mobilenet_v2": ("ssdlite", "mobilenet_v2_x1_0"),
     "ssdlite_shufflenet_v2_x1_0": ("ssdlite", "shufflenet_v2_x1_0"),
     "ssdlite_ghostnet_x1_0": ("ssdlite", "ghostnet_x1_0"),
+    # GFL head, Ghost PAN, task-aligned assignment (lightnets.detect.gfl): NanoDet-Plus's
+    # recipe, on the backbones people put under YOLO-style heads
+    "gfl_shufflenet_v2_x1_0": ("gfl", "shufflenet_v2_x1_0"),
+    "gfl_mobilenet_v2": ("gfl", "mobilenet_v2_x1_0"),
+    "gfl_mobilenet_v3_large": ("gfl", "mobilenet_v3_large"),
+    "gfl_ghostnet_x1_0": ("gfl", "ghostnet_x1_0"),
+    "gfl_squeezenet1_1": ("gfl", "squeezenet1_1"),
 }
 LIGHT_INPUT = 320  # SSDLite320's size: a mobile detector's usual input
 LIGHT_OPTIONS = {"fcos": {"fpn_channels": 96, "head_convs": 2}, "retinanet": {"fpn_channels": 96},
@@ -166,11 +174,15 @@ LIGHT_OPTIONS = {"fcos": {"fpn_channels": 96, "head_convs": 2}, "retinanet": {"f
 # the architectures by name take any classifier of the zoo: create_model("fcos",
 # backbone="ghostnet_x1_3"), `lightnets train --model fcos --backbone ghostnet_x1_3`
 ANY_BACKBONE = {"fcos": "shufflenet_v2_x1_0", "retinanet": "shufflenet_v2_x1_0",
-                "ssdlite": "mobilenet_v2_x1_0", "fasterrcnn": "mobilenet_v3_large"}
+                "ssdlite": "mobilenet_v2_x1_0", "fasterrcnn": "mobilenet_v3_large",
+                "gfl": "shufflenet_v2_x1_0"}
 
 
 def light_detector(arch: str, backbone: str, **kwargs: Any) -> Detector:
-    """``arch`` on ``backbone`` with the light defaults: 320x320 input, a narrow FPN."""
+    """``arch`` on ``backbone`` with the light defaults: 320x320 input, a narrow FPN (GFL:
+    its own builder, light by design)."""
+    if arch == "gfl":
+        return create_gfl_detector(backbone, **{"min_size": LIGHT_INPUT, **kwargs})
     kwargs.setdefault("min_size", LIGHT_INPUT)
     if arch != "ssdlite":
         kwargs.setdefault("max_size", max(kwargs["min_size"], LIGHT_INPUT))

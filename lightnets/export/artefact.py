@@ -17,20 +17,18 @@ from lightnets.export.detection import (DetectionVerification, check_detections,
                                         export_detection_onnx, session_detections,
                                         verify_detections)
 from lightnets.export.fuse import fuse, remaining_batchnorms
-from lightnets.export.onnx import (DEFAULT_OPSET, ONNX_EXPORT_PACKAGES, export_onnx, onnx_session,
-                                   run_session)
+from lightnets.export.formats import FORMATS, Target, get_format
+from lightnets.export.onnx import DEFAULT_OPSET, onnx_session
 from lightnets.files import check_writable_file, write_error
 from lightnets.optional import require_all
 from lightnets.export.sidecar import Sidecar, runtime_versions, write_sidecar
 from lightnets.export.source import ModelSource
-from lightnets.export.torch_formats import export_pt2, export_torchscript, load_torch_artefact
+# importing the writers registers their formats: ONNX, TorchScript, .pt2, then the runtimes
+import lightnets.export.runtimes  # noqa: F401, E402
+import lightnets.export.torch_formats  # noqa: F401, E402
 from lightnets.export.verify import (DEFAULT_TOLERANCE, Runner, Verification, VerificationError,
                                      check, verify)
 from lightnets.tasks import task_for
-
-# format -> file extension
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript", "pt2": ".pt2"}
-
 
 @dataclass
 class ExportResult:
@@ -44,18 +42,14 @@ class ExportResult:
 
 
 def export_requirements(format: str, real_inputs: bool = True) -> list[tuple[str, str]]:
-    """``(package, purpose)`` for what an export to ``format`` needs: the ONNX exporter and ONNX
-    Runtime, which runs the check; scikit-learn, whose digit scans are the real images."""
-    needs = ([(package, "ONNX export") for package in ONNX_EXPORT_PACKAGES]
-             + [("onnxruntime", "checking an ONNX export")] if format == "onnx" else [])
+    """``(package, purpose)`` for what an export to ``format`` needs: its writer and the runtime
+    that runs the check; scikit-learn, whose digit scans are the real images."""
+    needs = list(get_format(format).packages)
     return needs + ([("sklearn", "checking an export on real images")] if real_inputs else [])
 
 
 def check_format(format: str) -> str:
-    if format not in FORMATS:
-        raise ValueError(f"unsupported export format {format!r}; expected one of "
-                         f"{', '.join(FORMATS)}")
-    return format
+    return get_format(format).name
 
 
 def default_output(source: ModelSource, format: str) -> Path:
@@ -63,17 +57,18 @@ def default_output(source: ModelSource, format: str) -> Path:
     ``best.onnx``)."""
     if source.checkpoint:
         checkpoint = Path(source.checkpoint)
-        return checkpoint.with_suffix(FORMATS[format])
-    return Path(source.name + FORMATS[format])
+        return checkpoint.with_name(checkpoint.stem + FORMATS[format].suffix)
+    return Path(source.name + FORMATS[format].suffix)
 
 
 def artefact_runner(path: str | Path, format: str, threads: int | None = None) -> Runner:
-    """A callable running the artefact on a float tensor (ONNX files in ONNX Runtime)."""
-    if check_format(format) == "onnx":
-        session = onnx_session(path, threads)
-        return lambda x: run_session(session, x)
-    module = load_torch_artefact(path, format)
-    return lambda x: module(x)
+    """A callable running the artefact in its own runtime on a float tensor (ONNX files in ONNX
+    Runtime); a one-line error for a format whose runtime cannot run on this platform."""
+    spec = get_format(format)
+    if spec.load is None:
+        raise ValueError(f"{format} files cannot be run on this platform ({spec.runtime} runs "
+                         "them); they are checked by their specification only")
+    return spec.load(Path(path), threads)
 
 
 @dataclass
@@ -131,11 +126,11 @@ def plan_export(source: ModelSource, format: str, output: str | Path | None,
         raise ValueError(f"tolerance must be positive, got {tolerance}")
     path = Path(output) if output is not None else default_output(source, format)
     if path.is_dir():
-        path = path / (source.name + FORMATS[format])
+        path = path / (source.name + FORMATS[format].suffix)
     check_writable_file(path, f"the {format} file")
-    # a segmenter's file takes images of any size (its mask comes at that size); TorchScript's
-    # trace keeps the sizes it saw
-    dynamic_size = task_for(source.model).dynamic_export_size and format != "torchscript"
+    # a segmenter's file takes images of any size (its mask comes at that size), where the
+    # format can hold symbolic sizes (TorchScript's trace keeps the sizes it saw)
+    dynamic_size = task_for(source.model).dynamic_export_size and FORMATS[format].dynamic_size
     return ExportPlan(path, format, dynamic_batch, batch_size, dynamic_size, postprocess,
                       fuse_model, opset, tolerance, real_inputs)
 
@@ -148,15 +143,10 @@ def write_artefact(model: nn.Module, graph: DetectionGraph | None, plan: ExportP
     try:
         if graph is not None:
             export_detection_onnx(graph, path, plan.opset)
-        elif plan.format == "onnx":
-            export_onnx(model, path, input_size, plan.dynamic_batch, plan.batch_size,
-                        plan.opset, plan.dynamic_size)
-        elif plan.format == "pt2":
-            export_pt2(model, path, input_size, plan.dynamic_batch, plan.batch_size,
-                       plan.dynamic_size)
         else:
-            export_torchscript(model, path, input_size,
-                               2 if plan.dynamic_batch else plan.batch_size)
+            get_format(plan.format).write(model, Target(path, tuple(input_size),
+                                                        plan.dynamic_batch, plan.batch_size,
+                                                        plan.dynamic_size, plan.opset))
     except OSError as error:  # e.g. the disk filled up
         path.unlink(missing_ok=True)
         raise write_error(f"cannot write {path}", error) from None
@@ -239,12 +229,13 @@ def check_postprocess(source: ModelSource, format: str, postprocess: bool | None
     if detector and source.model.two_stage and (postprocess is False or format != "onnx"):
         raise ValueError(TWO_STAGE_RAW)
     if postprocess is None:
-        return detector and format == "onnx"
+        return detector and FORMATS[format].postprocess
     if postprocess and not detector:
         raise ValueError(f"post-processing applies to detectors; {source.name} is a "
                          f"{task_for(source.model).name} model")
-    if postprocess and format != "onnx":
-        raise ValueError(f"a detector is exported with its post-processing to onnx only; "
+    if postprocess and not FORMATS[format].postprocess:
+        holding = ", ".join(name for name, spec in FORMATS.items() if spec.postprocess)
+        raise ValueError(f"a detector is exported with its post-processing to {holding} only; "
                          f"{format} files hold the raw head outputs (no post-processing)")
     return postprocess
 

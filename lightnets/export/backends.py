@@ -263,7 +263,9 @@ def check_sidecar(backend: Backend, sidecar: Sidecar, path: str | Path) -> None:
         raise ValueError(f"{where} disagree: the file does not take a "
                          f"{'x'.join(map(str, shape))} input ({detail})") from None
     names = sidecar.class_names
-    expected = (shape[0], len(names or [])) + (tuple(shape[2:]) if sidecar.dynamic_size else ())
+    # a binary segmenter's one channel names two classes (background and foreground)
+    channels = 1 if sidecar.model_args.get("num_classes") == 1 else len(names or [])
+    expected = (shape[0], channels) + (tuple(shape[2:]) if sidecar.dynamic_size else ())
     if names is not None and tuple(outputs.shape) != expected:  # segmenters: a map per class
         raise ValueError(f"{where} disagree: the file gives outputs of shape "
                          f"{tuple(outputs.shape)}, the sidecar names {len(names)} classes")

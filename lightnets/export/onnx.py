@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lightnets.export.formats import Format, Target, register_format
 from lightnets.files import first_line
 from lightnets.optional import require, require_all
 
@@ -114,3 +115,20 @@ def run_session(session: Any, x: torch.Tensor) -> torch.Tensor:
     name = session.get_inputs()[0].name
     array = np.ascontiguousarray(x.detach().cpu().float().numpy())
     return torch.from_numpy(session.run(None, {name: array})[0])
+
+
+def _write(model: nn.Module, target: Target) -> Path:
+    return export_onnx(model, target.path, target.input_size, target.dynamic_batch,
+                       target.batch_size, target.opset, target.dynamic_size)
+
+
+def _load(path: Path, threads: int | None):
+    session = onnx_session(path, threads)
+    return lambda x: run_session(session, x)
+
+
+ONNX = register_format(Format(
+    "onnx", ".onnx", _write, _load, runtime="onnxruntime", postprocess=True,
+    packages=(*((package, "ONNX export") for package in ONNX_EXPORT_PACKAGES),
+              ("onnxruntime", "checking an ONNX export")),
+    description="ONNX (opset 18, dynamo exporter), checked in ONNX Runtime"))

@@ -24,11 +24,13 @@ from torch import nn
 
 from lightnets.data.images import to_mode
 from lightnets.data.transforms import eval_transform, preprocess_input_size
-from lightnets.export.artefact import FORMATS
+from lightnets.export.artefact import export_model  # noqa: F401 (registers the formats)
 from lightnets.export.backends import backend_from_file, create_backend
+from lightnets.export.formats import format_of_file
 from lightnets.export.fuse import fuse
 from lightnets.export.sidecar import Sidecar, read_sidecar, sidecar_path
 from lightnets.registry import CLASSIFICATION
+from lightnets.segment.losses import class_logits
 from lightnets.tasks import Task, get_task, task_for
 from lightnets.train.evaluate import Evaluable, open_checkpoint
 from lightnets.train.runtime import pick_device
@@ -98,7 +100,7 @@ def is_exported(path: str | Path) -> bool:
     """Whether ``path`` is an exported model file (by its suffix, or a sidecar beside it)
     rather than a training checkpoint or run folder."""
     path = Path(path)
-    return path.is_file() and (path.suffix in FORMATS.values() or sidecar_path(path).is_file())
+    return path.is_file() and (format_of_file(path) is not None or sidecar_path(path).is_file())
 
 
 @dataclass
@@ -159,6 +161,8 @@ def evaluable(path: str | Path | OpenedModel, model: str | None = None,
     if not opened.exported:
         return open_checkpoint(opened.module, device=device)
     run, sidecar = exported_runner(opened, backend)
+    if sidecar.model_args.get("num_classes") == 1 and opened.task.binary_output:
+        run = two_classes(run, model_threshold(opened))
     task = opened.task
     refusal = (None if task.scores_exported else
                f"{str(opened.path)!r} is an exported {task.model_noun}, which eval does not "
@@ -169,6 +173,21 @@ def evaluable(path: str | Path | OpenedModel, model: str | None = None,
     return Evaluable(run, task, opened.path, sidecar.preprocess, None, sidecar.class_names,
                      sidecar.class_names is not None, dict(sidecar.data), refusal=refusal,
                      workers=0, data_holder=f"the sidecar of {str(opened.path)!r}")
+
+
+def model_threshold(opened: OpenedModel) -> float:
+    """The threshold of a binary segmenter's foreground sigmoid, as recorded (its model
+    arguments, in the checkpoint or the sidecar); 0.5 where none is."""
+    if opened.exported:
+        return float(opened.sidecar.model_args.get("threshold", 0.5))
+    return float(getattr(opened.module, "threshold", 0.5))
+
+
+def two_classes(run: Callable[[torch.Tensor], torch.Tensor], threshold: float
+                ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """An exported binary segmenter's one channel as two classes' logits, whose arg-max is
+    the foreground above ``threshold`` (:func:`lightnets.segment.losses.class_logits`)."""
+    return lambda x: class_logits(run(x), threshold)
 
 
 def fixed_batch(run: Callable[[torch.Tensor], torch.Tensor], batch: int

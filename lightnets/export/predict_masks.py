@@ -5,7 +5,8 @@ image each class covers.
 
 The image is preprocessed as in training (the checkpoint's or sidecar's resize, channels and
 normalisation), the logits are resized bilinearly back to the image's own size and the mask is
-their arg-max there, so the mask lines up with the file given."""
+their arg-max there, so the mask lines up with the file given. A binary segmenter's one channel
+is the foreground where its sigmoid exceeds the threshold its checkpoint or sidecar records."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from PIL import Image
 
 from lightnets.data.palette import overlay, palette
 from lightnets.data.transforms import eval_transform
-from lightnets.export.predict import (OpenedModel, load_predictor, open_image, open_model,
-                                      register_predictor)
+from lightnets.export.predict import (OpenedModel, load_predictor, model_threshold, open_image,
+                                      open_model, register_predictor)
 from lightnets.files import write_atomic
 from lightnets.registry import SEGMENTATION
+from lightnets.segment.losses import class_logits
 
 
 @dataclass
@@ -76,8 +78,9 @@ def predict_masks(checkpoint: str | Path | OpenedModel, images: list[str | Path 
     into that folder."""
     if not images:
         raise ValueError("no images given")
-    run, preprocess, names, chosen = load_predictor(open_model(checkpoint, model, source),
-                                                    backend, device)
+    opened = open_model(checkpoint, model, source)
+    run, preprocess, names, chosen = load_predictor(opened, backend, device)
+    threshold = model_threshold(opened)
     transform = eval_transform(preprocess)
     folder = Path(output) if output is not None else None
     if folder is not None:
@@ -89,8 +92,9 @@ def predict_masks(checkpoint: str | Path | OpenedModel, images: list[str | Path 
         if logits.dim() != 4:
             raise ValueError(f"{checkpoint} is not a segmenter: it returns {tuple(logits.shape)}"
                              ", not (N, classes, H, W)")
-        logits = F.interpolate(logits.float().cpu(), size=(picture.height, picture.width),
-                               mode="bilinear", align_corners=False)
+        logits = F.interpolate(class_logits(logits.float().cpu(), threshold),
+                               size=(picture.height, picture.width), mode="bilinear",
+                               align_corners=False)
         mask = logits[0].argmax(0)
         counts = torch.bincount(mask.flatten(), minlength=len(names)).double() / mask.numel()
         label = f"<image {len(results)}>" if isinstance(image, Image.Image) else str(image)

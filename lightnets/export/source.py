@@ -20,6 +20,7 @@ from lightnets.data.transforms import preprocess_input_size
 from lightnets.detect.detector import Detector, RawHeads
 from lightnets.models.base import normalize_input_size
 from lightnets.registry import create_model, resolve_name
+from lightnets.tasks import task_for
 from lightnets.weights import load_pretrained
 from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
 
@@ -67,6 +68,11 @@ def from_name(name: str, input_size: int | tuple[int, ...] | None = None,
               **model_args: Any) -> ModelSource:
     """A registered model with its initial (random) weights and ImageNet preprocessing."""
     name = resolve_name(name)
+    side = input_size if isinstance(input_size, int) else None
+    if isinstance(input_size, (tuple, list)) and input_size[-1] == input_size[-2]:
+        side = input_size[-1]
+    if side is not None:  # a detector runs at the size asked for, not its default
+        model_args = {**task_for(name).size_args(side), **model_args}
     model = create_model(name, **model_args).eval()
     size = normalize_input_size(input_size, model.default_input_size)
     _check_size(model, size)

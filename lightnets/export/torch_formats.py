@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lightnets.export.formats import Format, Target, register_format
 from lightnets.export.onnx import dynamic_dims, quiet_exporter, without_inplace
 from lightnets.files import first_line
 
@@ -69,3 +70,23 @@ def load_torch_artefact(path: str | Path, format: str | None = None
             return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as error:
         raise ValueError(f"cannot load {str(path)!r}: {first_line(error)}") from None
+
+
+def _write_torchscript(model: nn.Module, target: Target) -> Path:
+    return export_torchscript(model, target.path, target.input_size,
+                              2 if target.dynamic_batch else target.batch_size)
+
+
+def _write_pt2(model: nn.Module, target: Target) -> Path:
+    return export_pt2(model, target.path, target.input_size, target.dynamic_batch,
+                      target.batch_size, target.dynamic_size)
+
+
+# TorchScript's trace keeps the height and width it saw
+TORCHSCRIPT = register_format(Format(
+    "torchscript", ".torchscript", _write_torchscript,
+    lambda path, threads: load_torch_artefact(path, "torchscript"), runtime="pytorch",
+    dynamic_size=False, description="TorchScript (torch.jit.trace), run by libtorch"))
+PT2 = register_format(Format(
+    "pt2", ".pt2", _write_pt2, lambda path, threads: load_torch_artefact(path, "pt2"),
+    runtime="pytorch", description="torch.export archive (AOTInductor's and ExecuTorch's start)"))

@@ -194,7 +194,7 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
                      low_level: int | str | None = None, aux_level: int | str | None = None,
                      backbone_args: Mapping[str, Any] | None = None,
                      decoder_channels: int | Sequence[int] | None = None,
-                     center: bool | None = None) -> Segmenter:
+                     center: bool | None = None, threshold: float = 0.5) -> Segmenter:
     """A ``head`` (``fcn``, ``deeplabv3``, ``deeplabv3plus``, ``lraspp``, ``unet``, ``pspnet``,
     ``fpn``) on the trunk of any registered classifier ``backbone``, built at
     ``output_stride`` (default: the head's own, 8 for FCN and DeepLabV3, 16 for DeepLabV3+ and
@@ -213,6 +213,10 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
             PSPNet: the fused width (512); FPN: the pyramid's width (256; its semantic branch
             half of it).
         center: U-Net: two 3x3 convolutions on the deepest map (as on VGG encoders).
+        threshold: with ``num_classes=1`` (a binary segmenter: one foreground logit per
+            pixel), foreground where its sigmoid exceeds it (kept as ``model.threshold`` and
+            recorded among the model's arguments, so that evaluation, prediction and exported
+            files use it too).
     """
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
@@ -222,6 +226,9 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
         raise ValueError(f"backbone {backbone!r} is a {task_of(backbone)} model; expected a "
                          "classifier of the zoo (see `lightnets list --task classification`)")
     check_num_classes(num_classes)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
+            0 < threshold < 1):
+        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
     options = {name: value for name, value in (
         ("rates", rates), ("separable", separable), ("decoder_channels", decoder_channels),
         ("center", center)) if value is not None}
@@ -242,7 +249,10 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
         options.setdefault("rates", aspp_rates(features.reductions[head_inputs - 1]))
     head_module = spec.build(features.channels[:head_inputs], num_classes, **options)
     aux_head = FCNHead(features.channels[-1], num_classes) if aux_loss else None
-    return Segmenter(features, head_module, aux_head, head_inputs, num_classes, spec)
+    segmenter = Segmenter(features, head_module, aux_head, head_inputs, num_classes, spec)
+    segmenter.backbone_name = backbone  # a classifier's weights can initialise it alone
+    segmenter.threshold = float(threshold)  # of the foreground's sigmoid (num_classes=1)
+    return segmenter
 
 
 def head_taps(head: str, spec: HeadSpec, trunk: nn.Module, backbone: str,

@@ -13,6 +13,12 @@ low-level input, DeepLabV3's auxiliary head) is the output of the first block at
 (``features.4``), not the end of that stage, and DeepLabV3's rates are 12/24/36 although its
 map is at stride 16.
 
+torchvision's files of the six load through ``create_model(name, checkpoint_path=...)``: the
+rules below rename its keys (its trunk as the classifier's, under ``backbone.``; its
+``classifier`` and ``aux_classifier`` Sequentials as our ``head`` and ``aux_head``), a file
+with an ``aux_classifier`` builds the auxiliary head, and the preprocessing and VOC class names
+come from torchvision's Weights entry (:mod:`lightnets.weights`).
+
 DeepLabV3+ (separable ASPP and decoder, output stride 16, rates 6/12/18) and LR-ASPP on the
 other light backbones have no torchvision counterpart.
 
@@ -20,16 +26,21 @@ U-Net, PSPNet and FPN: where segmentation_models_pytorch (smp) has the pair (its
 ``PSPNet`` and ``FPN`` on ResNet-18/34/50, MobileNetV2 and VGG16-BN, with its defaults), the
 model has smp's parameter shapes in its order and computes its function, so smp's state dicts
 and ``save_pretrained`` folders load (its PSPNet keeps the encoder's unused deeper stages in its
-file; they are left out). Every segmenter defaults to 21 classes
-(Pascal VOC's) and to 520x520 inputs for counting (torchvision's evaluation size).
+file; they are left out).
+
+Every segmenter defaults to 21 classes (Pascal VOC's) and to 520x520 inputs for counting
+(torchvision's evaluation size).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lightnets.models.mobilenet_v2 import STAGES as MOBILENET_V2_STAGES
 from lightnets.models.mobilenet_v2 import torchvision_keys as mobilenet_v2_keys
+from lightnets.models.mobilenet_v3 import LARGE
+from lightnets.models.mobilenet_v3 import torchvision_keys as mobilenet_v3_keys
 from lightnets.models.resnet import RESNET_KEYS
 from lightnets.models.vgg import CONFIGS as VGG_CONFIGS
 from lightnets.models.vgg import features_keys as vgg_keys
@@ -37,37 +48,86 @@ from lightnets.registry import SEGMENTATION, Peer, PeerWeights, register_model
 from lightnets.segment.segmenter import Segmenter, create_segmenter
 
 TORCHVISION_ARGS = {"weights_backbone": None}  # torchvision would fetch ImageNet weights
+Rules = list[tuple[str, str]]
 
 
-def torchvision_peer(name: str, **kwargs: Any) -> dict[str, tuple[str, dict[str, Any]]]:
-    """torchvision's builder for the same segmenter, without any download."""
-    return {"torchvision": (name, {**TORCHVISION_ARGS, **kwargs})}
+def fcn_head_keys(source: str, target: str) -> Rules:
+    """torchvision's FCNHead Sequential (conv 0, norm 1, ReLU, dropout, classifier 4)."""
+    return [(rf"^{source}\.0\.", f"{target}.conv.conv."),
+            (rf"^{source}\.1\.", f"{target}.conv.norm."),
+            (rf"^{source}\.4\.", f"{target}.classifier.")]
+
+
+# torchvision's DeepLabHead: ASPP (convs 0-3 conv-norm pairs, convs 4 the pooling branch:
+# pool 0, conv 1, norm 2; project 0 / 1), then conv 1, norm 2, classifier 4
+DEEPLABV3_HEAD = [
+    (r"^classifier\.0\.convs\.4\.1\.", "head.aspp.branches.4.conv.conv."),
+    (r"^classifier\.0\.convs\.4\.2\.", "head.aspp.branches.4.conv.norm."),
+    (r"^classifier\.0\.convs\.(\d)\.0\.", r"head.aspp.branches.\1.conv."),
+    (r"^classifier\.0\.convs\.(\d)\.1\.", r"head.aspp.branches.\1.norm."),
+    (r"^classifier\.0\.project\.0\.", "head.aspp.project.conv."),
+    (r"^classifier\.0\.project\.1\.", "head.aspp.project.norm."),
+    (r"^classifier\.1\.", "head.conv.conv."), (r"^classifier\.2\.", "head.conv.norm."),
+    (r"^classifier\.4\.", "head.classifier.")]
+# torchvision's LRASPPHead: cbr (conv 0, norm 1), scale (pool, conv 1), two classifiers
+LRASPP_HEAD = [(r"^classifier\.cbr\.0\.", "head.cbr.conv."),
+               (r"^classifier\.cbr\.1\.", "head.cbr.norm."),
+               (r"^classifier\.scale\.1\.", "head.scale.1.conv."),
+               (r"^classifier\.(low|high)_classifier\.", r"head.\1_classifier.")]
+# the trunk: torchvision's ResNet without its prefix, MobileNetV3's `features` Sequential
+# (IntermediateLayerGetter keeps its indices), renamed as the classifiers' files are
+RESNET_TRUNK = [(r"^backbone\.", ""), *RESNET_KEYS]
+MOBILENET_TRUNK = [(r"^backbone\.(\d+)\.", r"features.\1."), *mobilenet_v3_keys(LARGE)]
+HEAD_KEYS = {"fcn": fcn_head_keys("classifier", "head"), "deeplabv3": DEEPLABV3_HEAD,
+             "lraspp": LRASPP_HEAD}
+
+
+def torchvision_keys(head: str, trunk: Rules) -> Rules:
+    """The rules renaming torchvision's keys of a ``head`` segmenter on ``trunk`` to ours: the
+    heads first (so that the trunk's own ``classifier`` rules never see them), then the trunk,
+    whose keys go under ``backbone.``."""
+    outside = "^(?!" + "|".join(re.escape(p) for p in ("head.", "aux_head.")) + ")"
+    return [*HEAD_KEYS[head], *fcn_head_keys("aux_classifier", "aux_head"), *trunk,
+            (outside, "backbone.")]
+
+
+def torchvision_peer(name: str, trunk: Rules, **kwargs: Any) -> dict[str, Peer]:
+    """torchvision's builder for the same segmenter, without any download, and how its files
+    load: renamed by :func:`torchvision_keys`, the auxiliary head built when the file has one."""
+    head = name.split("_")[0]
+    flags = {"aux_loss": r"^aux_head\."} if "aux_loss" in kwargs else {}
+    return {"torchvision": Peer(name, {**TORCHVISION_ARGS, **kwargs},
+                                PeerWeights(torchvision_keys(head, trunk), flags=flags))}
 
 
 # -- torchvision's six: their shapes, their function ----------------------------------------------
-@register_model(task=SEGMENTATION, peers=torchvision_peer("fcn_resnet50", aux_loss=True))
+@register_model(task=SEGMENTATION,
+                peers=torchvision_peer("fcn_resnet50", RESNET_TRUNK, aux_loss=True))
 def fcn_resnet50(aux_loss: bool = True, **kwargs: Any) -> Segmenter:
     return create_segmenter("fcn", "resnet50", aux_loss=aux_loss, **kwargs)
 
 
-@register_model(task=SEGMENTATION, peers=torchvision_peer("fcn_resnet101", aux_loss=True))
+@register_model(task=SEGMENTATION,
+                peers=torchvision_peer("fcn_resnet101", RESNET_TRUNK, aux_loss=True))
 def fcn_resnet101(aux_loss: bool = True, **kwargs: Any) -> Segmenter:
     return create_segmenter("fcn", "resnet101", aux_loss=aux_loss, **kwargs)
 
 
-@register_model(task=SEGMENTATION, peers=torchvision_peer("deeplabv3_resnet50", aux_loss=True))
+@register_model(task=SEGMENTATION,
+                peers=torchvision_peer("deeplabv3_resnet50", RESNET_TRUNK, aux_loss=True))
 def deeplabv3_resnet50(aux_loss: bool = True, **kwargs: Any) -> Segmenter:
     return create_segmenter("deeplabv3", "resnet50", aux_loss=aux_loss, **kwargs)
 
 
 @register_model(task=SEGMENTATION,
-                peers=torchvision_peer("deeplabv3_resnet101", aux_loss=True))
+                peers=torchvision_peer("deeplabv3_resnet101", RESNET_TRUNK, aux_loss=True))
 def deeplabv3_resnet101(aux_loss: bool = True, **kwargs: Any) -> Segmenter:
     return create_segmenter("deeplabv3", "resnet101", aux_loss=aux_loss, **kwargs)
 
 
 @register_model(task=SEGMENTATION,
-                peers=torchvision_peer("deeplabv3_mobilenet_v3_large", aux_loss=True))
+                peers=torchvision_peer("deeplabv3_mobilenet_v3_large", MOBILENET_TRUNK,
+                                         aux_loss=True))
 def deeplabv3_mobilenet_v3_large(aux_loss: bool = True, output_stride: int = 16,
                                  rates: tuple[int, ...] = (12, 24, 36),
                                  aux_level: int | str | None = "features.4",
@@ -77,7 +137,8 @@ def deeplabv3_mobilenet_v3_large(aux_loss: bool = True, output_stride: int = 16,
                             aux_level=aux_level if aux_loss else None, **kwargs)
 
 
-@register_model(task=SEGMENTATION, peers=torchvision_peer("lraspp_mobilenet_v3_large"))
+@register_model(task=SEGMENTATION,
+                peers=torchvision_peer("lraspp_mobilenet_v3_large", MOBILENET_TRUNK))
 def lraspp_mobilenet_v3_large(low_level: int | str | None = "features.4",
                               **kwargs: Any) -> Segmenter:
     return create_segmenter("lraspp", "mobilenet_v3_large", low_level=low_level, **kwargs)

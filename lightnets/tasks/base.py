@@ -82,8 +82,14 @@ class Task:
     prunable: ClassVar[bool] = False
     # whether --teacher can distil into this task's models (a classifier's soft targets)
     distills: ClassVar[bool] = False
+    # its training step can be timed on random batches (train/calibrate.py)
+    calibrates: ClassVar[bool] = False
     # --pretrained holds the weights of the model's backbone alone (read where it is built)
     pretrained_is_backbone: ClassVar[bool] = False
+    # whether --loss chooses among losses (segmentation's Dice, Focal, ...)
+    chooses_loss: ClassVar[bool] = False
+    # whether two classes can be one output channel (--binary: a binary segmenter's sigmoid)
+    binary_output: ClassVar[bool] = False
     # what the model gives, and whether it is one tensor an export or conversion check compares
     # element by element (a detector's boxes are matched box by box)
     outputs: ClassVar[str] = "logits"
@@ -149,8 +155,9 @@ class Task:
             return True
         return score > best if self.higher_is_better else score < best
 
-    def model_classes(self, data_classes: int) -> int:
-        """The class count a model of ``data_classes`` classes of data is built with."""
+    def model_classes(self, data_classes: int, binary: bool = False) -> int:
+        """The class count a model of ``data_classes`` classes of data is built with (``binary``:
+        one output for two classes, where the task has it: ``binary_output``)."""
         return data_classes + self.background_classes
 
     def describe_classes(self, model_classes: int) -> str:
@@ -163,9 +170,20 @@ class Task:
         if config.teacher and not self.distills:
             raise ValueError(f"--teacher distils classifiers; a {self.name} model trains on its "
                              "labels alone")
+        if config.binary and not self.binary_output:
+            raise ValueError(f"--binary is for segmenters (one foreground channel); a "
+                             f"{self.name} model has one output per class")
+        if config.loss is not None and not self.chooses_loss:
+            raise ValueError(f"--loss chooses a segmenter's loss; a {self.name} model trains "
+                             "with its own (drop --loss)")
 
     def model_args(self, config: Any) -> dict[str, Any]:
         """Constructor arguments the task adds from the run's configuration."""
+        return self.size_args(config.input_size)
+
+    def size_args(self, input_size: int) -> dict[str, Any]:
+        """Constructor arguments that make a model run at ``input_size`` (a detector's
+        transform would resize to its own size otherwise)."""
         return {}
 
     def runtime_defaults(self, amp: str, channels_last: bool | None
@@ -187,9 +205,10 @@ class Task:
                 labels.to(device, non_blocking=True).long())  # masks come as uint8
 
     def forward_loss(self, model: nn.Module, images: Any, labels: Any, aux_weight: float,
-                     label_smoothing: float) -> tuple[torch.Tensor | None, torch.Tensor]:
+                     label_smoothing: float, loss: str | None = None
+                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """``(outputs, loss)`` of one training batch (outputs None where the model gives none
-        in training mode)."""
+        in training mode); ``loss`` names the loss where the task has a choice (``--loss``)."""
         raise NotImplementedError
 
     def hits_and_counts(self, outputs: torch.Tensor | None, labels: Any

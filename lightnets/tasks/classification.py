@@ -168,13 +168,13 @@ class Classification(Task):
     picture_stem, picture_name, picture_label = "confusion", "the confusion matrix", "confusion"
     picture_caption = "confusion matrix"
     draws_examples = False
-    distills = prunable = True
+    distills = prunable = calibrates = True
 
     def folder_kind(self, path: Path) -> str | None:
         return classification_kind(str(path))
 
     def forward_loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                     aux_weight: float, label_smoothing: float
+                     aux_weight: float, label_smoothing: float, loss: str | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
         logits, aux_logits = model(images, return_aux=True)
         return logits, classification_loss(logits, aux_logits, labels, aux_weight,

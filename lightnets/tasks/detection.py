@@ -161,7 +161,8 @@ class Detection(Task):
 
     name, model_noun = DETECTION, "detector"
     embedded_data = "digits-det"
-    expected_data = ("'digits-det', a COCO folder (annotations.json + images/) or a Pascal VOC "
+    expected_data = ("'digits-det', a COCO folder (annotations.json + images/), a YOLO folder "
+                     "(data.yaml, images/, labels/) or a Pascal VOC "
                      "folder (Annotations/ + JPEGImages/)")
     metric, metric_label = "map", "mAP@[.5:.95]"
     second_metric = ("val_map_50", "map_50", "mAP@.5")
@@ -200,10 +201,10 @@ class Detection(Task):
                              "earliest stages with --model-arg trainable_layers=N")
         super().check_config(config)
 
-    def model_args(self, config: Any) -> dict[str, Any]:
+    def size_args(self, input_size: int) -> dict[str, Any]:
         # the images at their letterboxed size (torchvision's transform would otherwise
-        # upscale them to 800)
-        return {"min_size": config.input_size, "max_size": config.input_size}
+        # resize them to the detector's own min_size: 800, or 320 for the light ones)
+        return {"min_size": input_size, "max_size": input_size}
 
     def runtime_defaults(self, amp: str, channels_last: bool | None
                          ) -> tuple[str, bool | None]:
@@ -224,7 +225,8 @@ class Detection(Task):
         return to_device(images, targets, device)  # lists: torchvision normalises and batches
 
     def forward_loss(self, model: nn.Module, images: list, targets: list, aux_weight: float,
-                     label_smoothing: float) -> tuple[None, torch.Tensor]:
+                     label_smoothing: float, loss: str | None = None
+                     ) -> tuple[None, torch.Tensor]:
         return None, sum(model(images, targets).values())  # torchvision's own losses
 
     def batchnorm_inputs(self, model: nn.Module, batches: Iterable[tuple[list, list]],

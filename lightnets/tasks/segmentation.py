@@ -1,6 +1,7 @@
 """Segmentation: a class per pixel. Its data (digits-seg, Pascal VOC and image/mask pair
-folders), loss (per-pixel cross-entropy), metrics and picture (validation images beside their
-masks).
+folders), loss (per-pixel cross-entropy by default; Dice, Focal, Lovász, Tversky and weighted
+sums through ``--loss``: :mod:`lightnets.segment.losses`), metrics and picture (validation
+images beside their masks).
 
 The metrics come from one confusion matrix: mean intersection-over-union, pixel accuracy and
 per-class IoU (Long et al. 2015, Sec. 5; the Pascal VOC protocol: pixels labelled 255 are
@@ -25,8 +26,12 @@ from lightnets.data import IGNORE_INDEX, segmentation_folder_kind
 from lightnets.data.palette import colourize
 from lightnets.files import write_atomic
 from lightnets.registry import SEGMENTATION
+from lightnets.segment.losses import DEFAULT_LOSS, class_logits, make_loss, parse_loss
 from lightnets.tasks.base import Normalize, Task, register_task
 from lightnets.tasks.classification import hits_and_counts
+
+
+BINARY_THRESHOLD = 0.5  # a binary segmenter's default: the more likely of the two classes
 
 
 @dataclass
@@ -80,18 +85,16 @@ def scores(confusion: torch.Tensor) -> tuple[float, float, list[float | None]]:
 
 
 def segmentation_loss(logits: torch.Tensor, aux_logits: list[torch.Tensor],
-                      masks: torch.Tensor, aux_weight: float, label_smoothing: float = 0.0
-                      ) -> torch.Tensor:
-    """Per-pixel cross-entropy over the labelled pixels, plus ``aux_weight`` times that of each
-    auxiliary head (torchvision's recipe weighs its FCN head by 0.5)."""
-    def pixel_loss(output: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output.float(), masks, ignore_index=IGNORE_INDEX,
-                               label_smoothing=label_smoothing)
-
-    loss = pixel_loss(logits)
+                      masks: torch.Tensor, aux_weight: float, label_smoothing: float = 0.0,
+                      loss: str | None = None) -> torch.Tensor:
+    """The ``loss`` (``--loss``; default per-pixel cross-entropy) over the labelled pixels, plus
+    ``aux_weight`` times that of each auxiliary head (torchvision's recipe weighs its FCN head
+    by 0.5)."""
+    pixel_loss = make_loss(loss or DEFAULT_LOSS, IGNORE_INDEX, label_smoothing)
+    total = pixel_loss(logits, masks)
     for aux in aux_logits:
-        loss = loss + aux_weight * pixel_loss(aux)
-    return loss
+        total = total + aux_weight * pixel_loss(aux, masks)
+    return total
 
 
 @torch.inference_mode()
@@ -102,12 +105,13 @@ def evaluate_segmenter(model: nn.Module | Callable[[torch.Tensor], torch.Tensor]
                        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
                        classes: list[str] | None = None,
                        normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                       examples: int = 0) -> SegEvalResult:
+                       examples: int = 0, threshold: float = 0.5) -> SegEvalResult:
     """Evaluate a segmenter (a module, switched to eval mode, or any callable from images to
     ``(N, C, H, W)`` logits, such as an exported file's backend) on a loader of ``(image,
     mask)`` batches; the arguments are those of
     :func:`lightnets.tasks.classification.evaluate_model`.
-    Logits of another size than the masks are resized to them bilinearly. The first
+    Logits of another size than the masks are resized to them bilinearly; one channel (a binary
+    segmenter) is the foreground where its sigmoid exceeds ``threshold``. The first
     ``examples`` images are kept with their masks and predictions (for a picture)."""
     if limit_batches is not None and limit_batches < 1:
         raise ValueError(f"limit_batches must be at least 1, got {limit_batches}")
@@ -130,7 +134,7 @@ def evaluate_segmenter(model: nn.Module | Callable[[torch.Tensor], torch.Tensor]
         masks = masks.to(device, non_blocking=True).long()
         with autocast:
             logits = model(images)
-        logits = logits.float()
+        logits = class_logits(logits.float(), threshold)
         if logits.shape[-2:] != masks.shape[-2:]:
             logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear",
                                    align_corners=False)
@@ -198,15 +202,35 @@ class Segmentation(Task):
     curves_axis = ("%", "pixel accuracy and mIoU")
     picture_stem, picture_name = "segmentation", "the example predictions"
     dynamic_export_size = True
+    chooses_loss = True
+    binary_output = True
 
     def folder_kind(self, path: Path) -> str | None:
         return segmentation_folder_kind(path)
 
+    def model_classes(self, data_classes: int, binary: bool = False) -> int:
+        if not binary:
+            return data_classes
+        if data_classes != 2:
+            raise ValueError(f"a binary segmenter (one output channel) needs data of 2 classes, "
+                             f"the background and one foreground; got {data_classes}")
+        return 1
+
+    def model_args(self, config: Any) -> dict[str, Any]:
+        # the threshold is recorded with the model (checkpoint, sidecar) for eval and predict
+        return {"threshold": BINARY_THRESHOLD} if config.binary else {}
+
+    def check_config(self, config: Any) -> None:
+        if config.loss is not None:
+            parse_loss(config.loss)  # a bad spec fails here, before any work
+        super().check_config(config)
+
     def forward_loss(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
-                     aux_weight: float, label_smoothing: float
+                     aux_weight: float, label_smoothing: float, loss: str | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
         logits, aux_logits = model(images, return_aux=True)
-        return logits, segmentation_loss(logits, aux_logits, masks, aux_weight, label_smoothing)
+        return logits, segmentation_loss(logits, aux_logits, masks, aux_weight, label_smoothing,
+                                         loss)
 
     def epoch_summary(self, row: dict[str, float]) -> str:
         return (f"val loss {row['val_loss']:.4f} mIoU {row['val_miou']:6.2%} pixel acc "
@@ -223,7 +247,8 @@ class Segmentation(Task):
                  distributed: bool = False, normalize: Normalize | None = None,
                  examples: int = 0) -> SegEvalResult:
         return evaluate_segmenter(model, loader, len(classes), device, None, channels_last,
-                                  limit_batches, reduce, classes, normalize, examples)
+                                  limit_batches, reduce, classes, normalize, examples,
+                                  getattr(model, "threshold", BINARY_THRESHOLD))
 
     def save_picture(self, result: SegEvalResult, path: str | Path, title: str = "") -> Path:
         return save_examples_png(result, path, title)

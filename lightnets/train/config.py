@@ -64,6 +64,9 @@ class TrainConfig:
     warmup_epochs: float | None = None   # linear warm-up, then cosine decay to zero
     label_smoothing: float | None = None  # None: 0.1 for classification data, 0 for masks
     grad_clip: float | None = None       # max global gradient norm
+    binary: bool = False                 # segmenters of two classes: one output channel
+    loss: str | None = None              # segmenters: 'ce', 'dice', 'focal', 'lovasz',
+    #                                      'tversky' or a weighted sum ('ce+0.5*dice'); None: ce
     precise_bn_batches: int | None = None  # BatchNorm statistics recomputed over this many
     #                                        training batches before each validation; None:
     #                                        20 for models with slow BatchNorm (precise_bn.py)
@@ -81,6 +84,11 @@ class TrainConfig:
     channels_last: bool | None = None    # None: by device, model and size (runtime.py); the
     #                                      run records the choice
     compile: bool = False                # torch.compile the training forward and backward
+    calibrate: bool = True               # on a long CPU run, time the candidate precisions and
+    #                                      memory formats here and take the fastest
+    #                                      (calibrate.py); the run records the choice
+    fused_optimizer: bool | None = None  # None: fused where the device has the kernels
+    calibration: dict[str, Any] | None = None  # what calibration measured (filled in by the run)
     workers: int | None = None           # DataLoader processes; None: 0 for digits, else <= 4
     seed: int = 0
     # bookkeeping

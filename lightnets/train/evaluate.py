@@ -116,7 +116,7 @@ def evaluate(checkpoint: str | Path | Evaluable, data: str | None = None, split:
 def check_classes(target: Evaluable, data: str, classes: list[str]) -> None:
     """A one-line error when ``data``'s classes do not fit the model's (a note when weights
     without a training run's names take the data's)."""
-    expected = target.task.model_classes(len(classes))
+    expected = target.task.model_classes(len(classes), binary=target.num_classes == 1)
     if target.checkpoint is not None:
         target.checkpoint.check_matches(num_classes=expected)
     if target.num_classes is not None and target.num_classes != expected:

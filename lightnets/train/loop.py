@@ -28,15 +28,17 @@ import torch.distributed as dist
 from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
 from lightnets.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from lightnets.data import (DataBundle, build_data, default_preprocess, default_workers,
-                            make_loader, normalize_transform)
+from lightnets.files import write_atomic
+from lightnets.data import (CLASSIFICATION_KINDS, DataBundle, build_data, default_preprocess,
+                            default_workers, make_loader, normalize_transform)
+from lightnets.data.seeding import SeededSampler, SeededSamples
 from lightnets.optional import by_product
 from lightnets.registry import create_model, meta_model
 from lightnets.tasks import Task, task_for
-from lightnets.train import report
+from lightnets.train import calibrate, report
 from lightnets.train.config import (TrainConfig, given_backbone, resolve_config, resumed_config,
                                     run_label)
 from lightnets.train.distill import load_teacher
@@ -51,6 +53,10 @@ from lightnets.weights import SourceWeights, build_pretrained, read_pretrained
 # batches precise BN averages over, where the model's BatchNorm averages lag (slow momentum or
 # short epochs: see precise_bn.py)
 PRECISE_BN_BATCHES = 20
+# Most of the run's time the curves may take: one plot costs ~0.3 s of matplotlib, more than a
+# whole epoch on a dozen images, so they are redrawn only while the drawing so far stays within
+# this share of the run's time (and always after the last epoch).
+PLOT_SHARE = 0.1
 
 
 class NonFiniteLossError(RuntimeError):
@@ -162,6 +168,7 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     run = set_up(config, runtime, resume_from, run_dir)
     write_run_files(run, resume_from, overwrite, console)
     seconds = 0.0  # of training, validation and checkpoints (not of a paused consumer)
+    plot_seconds = 0.0
     for epoch in range(run.start_epoch, run.config.epochs):
         epoch_start = time.perf_counter()
         tally, train_seconds = train_one_epoch(run, epoch, console)
@@ -172,7 +179,8 @@ def _train(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
                   if run.task.train_accuracy else {}),
                **result.row(), "epoch_seconds": time.perf_counter() - epoch_start,
                "images_per_second": float(tally[3]) / train_seconds}
-        save_epoch(run, epoch, row, result.primary, plots, console)
+        draw = plots and (epoch + 1 == run.config.epochs or plot_seconds <= PLOT_SHARE * seconds)
+        plot_seconds += save_epoch(run, epoch, row, result.primary, draw, console)
         seconds += time.perf_counter() - epoch_start
         yield row
     return TrainResult(run_dir, run.last_path, run.best_path, run.best_score, run.history,
@@ -203,6 +211,7 @@ def claim_run_dir(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint
 def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None,
            run_dir: Path) -> Run:
     """Settings, data, model, optimiser and, when resuming, their stored states."""
+    fixed = config.amp != "auto" or config.channels_last is not None  # before they resolve
     config, task, kind, pretrained = resolve_model_settings(config, resume_from, runtime)
     preprocess = default_preprocess(kind, config.input_size, config.in_chans,
                                     pretrained.preprocess if pretrained else None)
@@ -215,6 +224,9 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     train_loader, val_loader, sampler, steps = make_loaders(config, runtime, task, data)
     model, model_args, pruning = build_model(config, runtime, task, data, pretrained,
                                              resume_from)
+    if calibrates(config, fixed, runtime, task, resume_from, steps):
+        config = calibrate_run(config, runtime, task, model, data.num_classes)
+        model = model.to(memory_format=runtime.memory_format)
     if config.precise_bn_batches is None:
         config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
                                      if lagging_batchnorm(model, steps) else 0)
@@ -223,8 +235,8 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     # the fused kernels take every parameter's momentum buffer at once, and a backbone frozen
     # for the first epochs has none when it thaws: PyTorch's own update there
     optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay,
-                                config.momentum,
-                                fused=False if config.freeze_backbone_epochs else None)
+                                config.momentum, fused=False if config.freeze_backbone_epochs
+                                else config.fused_optimizer)
     scheduler = build_scheduler(optimizer, round(config.warmup_epochs * steps),
                                 config.epochs * steps)
     scaler = torch.amp.GradScaler(runtime.device.type,
@@ -298,11 +310,23 @@ def make_loaders(config: TrainConfig, runtime: Runtime, task: Task, data: DataBu
     sampler = (DistributedSampler(data.train, runtime.world_size, runtime.rank, shuffle=True,
                                   seed=config.seed, drop_last=True)
                if runtime.distributed else None)
-    train_loader = make_loader(data.train, batch_size, runtime.device, workers, shuffle=True,
-                               sampler=sampler, drop_last=True, collate=task.collate)
+    # Loader processes keep their RNG from epoch to epoch (persistent workers), which a resumed
+    # run cannot reproduce: with them, and for segmenters and detectors always (so that a run
+    # does not depend on how many there are), each sample's augmentation is drawn from a seed
+    # the main process hands out with it (data/seeding.py), and the loaders' own seeds come
+    # from a generator of theirs, not from the main process's RNG (persistent workers draw
+    # them once, at the first epoch run). Classifiers on 0 workers draw as they always did.
+    train_set, order, generator = data.train, sampler, None
+    if workers > 0 or data.kind not in CLASSIFICATION_KINDS:
+        train_set = SeededSamples(data.train)
+        order = SeededSampler(sampler if sampler is not None else RandomSampler(data.train))
+        generator = torch.Generator().manual_seed(config.seed)
+    train_loader = make_loader(train_set, batch_size, runtime.device, workers, shuffle=True,
+                               sampler=order, drop_last=True, collate=task.collate,
+                               generator=generator)
     val_shard = Subset(data.val, range(runtime.rank, len(data.val), runtime.world_size))
     val_loader = make_loader(val_shard, 2 * batch_size, runtime.device, workers,
-                             collate=task.collate)
+                             collate=task.collate, generator=generator)
     steps = len(train_loader)
     if config.limit_train_batches:
         steps = min(steps, config.limit_train_batches)
@@ -314,7 +338,7 @@ def build_model(config: TrainConfig, runtime: Runtime, task: Task, data: DataBun
                 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
     """The model on its device and memory format, its constructor arguments (what the
     checkpoint records) and, when it starts from a pruned model, its pruning."""
-    num_classes = task.model_classes(data.num_classes)
+    num_classes = task.model_classes(data.num_classes, config.binary)
     model_args = {**task.model_args(config), **config.model_args, "num_classes": num_classes,
                   "in_chans": config.in_chans}
     init = load_checkpoint(config.init_from, prefer="last") if config.init_from else None
@@ -333,6 +357,41 @@ def build_model(config: TrainConfig, runtime: Runtime, task: Task, data: DataBun
         model = create_model(config.model, **model_args)
     model = model.to(runtime.device).to(memory_format=runtime.memory_format)
     return model, model_args, init.pruning if init else None
+
+
+def calibrates(config: TrainConfig, fixed: bool, runtime: Runtime, task: Task,
+               resume_from: Checkpoint | None, steps: int) -> bool:
+    """Whether this run times its candidate settings first (:mod:`lightnets.train.calibrate`):
+    a new run on one CPU process, of a task whose step can be timed, long enough to pay for it,
+    whose precision, memory format and optimiser kernel the user left open."""
+    return (config.calibrate and not fixed and config.fused_optimizer is None
+            and resume_from is None and runtime.device.type == "cpu"
+            and not runtime.distributed and not config.compile and task.calibrates
+            and config.epochs * steps >= calibrate.MIN_RUN_STEPS)
+
+
+def calibrate_run(config: TrainConfig, runtime: Runtime, task: Task, model: nn.Module,
+                  num_classes: int) -> TrainConfig:
+    """Time the candidate settings on copies of ``model`` (or take the cached choice), set the
+    runtime to the fastest and record it in the configuration."""
+    shape = (config.in_chans, config.input_size, config.input_size)
+
+    def loss(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return task.forward_loss(network, images, labels, 0.0, 0.0)[1]
+
+    key = calibrate.cache_key(config.model, config.model_args, shape, config.batch_size)
+    with torch.random.fork_rng():  # the timing steps must not move the run's random stream
+        batch = (torch.randn(config.batch_size, *shape),
+                 torch.randint(num_classes, (config.batch_size,)))
+        chosen, times, cached = calibrate.calibrated(
+            key, calibrate.candidates(),
+            lambda setting: calibrate.time_steps(model, setting, batch, loss))
+    runtime.amp_dtype = torch.bfloat16 if chosen.amp == "bf16" else None
+    runtime.channels_last = chosen.channels_last
+    return dataclasses.replace(config, amp=chosen.amp, channels_last=chosen.channels_last,
+                               fused_optimizer=chosen.fused, calibration={
+                                   "chosen": chosen.label(), "ms_per_step": times,
+                                   "cached": cached})
 
 
 def restore_state(run: Run, resume_from: Checkpoint, seed: int) -> None:
@@ -369,7 +428,7 @@ def make_train_step(run: Run, teacher: nn.Module | None) -> TrainStep:
     return TrainStep(train_model, run.optimizer, run.scheduler, run.scaler, runtime.amp_dtype,
                      config.label_smoothing, float(getattr(model, "aux_loss_weight", 0.0)),
                      config.grad_clip, teacher, config.distill_alpha,
-                     config.distill_temperature, run.task)
+                     config.distill_temperature, run.task, config.loss)
 
 
 def write_run_files(run: Run, resume_from: Checkpoint | None, overwrite: bool,
@@ -398,6 +457,12 @@ def write_run_files(run: Run, resume_from: Checkpoint | None, overwrite: bool,
                   f"{runtime.device} x{runtime.world_size} -> {run.run_dir}"
                   + (f" (resuming after epoch {run.start_epoch})" if resume_from else ""),
                   highlight=False, soft_wrap=True)
+    if config.calibration and resume_from is None:
+        measured = config.calibration
+        timings = ", ".join(f"{label} {ms:.0f}" for label, ms in measured["ms_per_step"].items())
+        console.print(f"  calibrated on this CPU{' (cached)' if measured['cached'] else ''}: "
+                      f"{measured['chosen']} (ms per step: {timings})",
+                      highlight=False, soft_wrap=True)
     if resume_from is not None and run.start_epoch >= config.epochs:
         console.print(f"{run.run_dir} has trained all its {config.epochs} epochs; nothing left "
                       f"to do (pass --epochs above {config.epochs} to train longer)",
@@ -478,15 +543,17 @@ def validate(run: Run, epoch: int) -> Any:
 
 
 def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots: bool,
-               console: Console) -> None:
-    """The epoch's checkpoint (``best.pt`` too when it improved), metrics table, curves and
-    summary line: rank 0 only; the others wait so no one runs ahead."""
+               console: Console) -> float:
+    """The epoch's checkpoint (``best.pt`` too when it improved), metrics table, curves (when
+    ``plots``) and summary line: rank 0 only; the others wait so no one runs ahead. Returns
+    the seconds spent drawing the curves."""
     config = run.config
     run.history.append(row)
     # files written before a figure was kept hold -1 (nothing yet)
     improved = run.task.improves(score, run.best_score if run.history[:-1] else None)
     if improved:
         run.best_score = score
+    plot_seconds = 0.0
     if run.runtime.is_main:
         checkpoint = Checkpoint(
             model_name=config.model, model_args=run.model_args, model=run.model.state_dict(),
@@ -496,13 +563,16 @@ def save_epoch(run: Run, epoch: int, row: dict[str, float], score: float, plots:
             scheduler=run.scheduler.state_dict(), scaler=run.scaler.state_dict(),
             rng=capture_rng(), pruning=run.pruning)
         save_checkpoint(checkpoint, run.last_path)
-        if improved:
-            save_checkpoint(checkpoint, run.best_path)
+        if improved:  # the same bytes: serialised once
+            write_atomic(run.best_path, run.last_path.read_bytes())
         report.write_metrics(run.run_dir, run.history, run.task)
         if plots:
+            plot_start = time.perf_counter()
             report.plot_curves(run.run_dir, run.history, run.task,
                                f"{config.model} on {Path(config.data).name}")
+            plot_seconds = time.perf_counter() - plot_start
         if config.progress:
             console.print(report.epoch_line(row, config.epochs, run.task), highlight=False,
                           soft_wrap=True)
     run.runtime.barrier()
+    return plot_seconds

@@ -25,7 +25,8 @@ class TrainStep:
                  amp_dtype: torch.dtype | None = None, label_smoothing: float = 0.0,
                  aux_weight: float = 0.0, grad_clip: float | None = None,
                  teacher: nn.Module | None = None, distill_alpha: float = 0.7,
-                 distill_temperature: float = 4.0, task: Task | str = CLASSIFICATION_TASK) -> None:
+                 distill_temperature: float = 4.0, task: Task | str = CLASSIFICATION_TASK,
+                 loss: str | None = None) -> None:
         device_type = next(model.parameters()).device.type
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.scaler = scaler or torch.amp.GradScaler(device_type, enabled=False)
@@ -36,6 +37,7 @@ class TrainStep:
         self.teacher, self.distill_alpha, self.distill_temperature = (teacher, distill_alpha,
                                                                       distill_temperature)
         self.task = get_task(task) if isinstance(task, str) else task
+        self.loss = loss  # the task's choice of loss (--loss), None: its default
 
     def forward(self, images: torch.Tensor | list, labels: torch.Tensor | list
                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -44,7 +46,7 @@ class TrainStep:
         takes lists of images and targets and gives ``(None, the sum of its losses)``."""
         with self.autocast:
             logits, loss = self.task.forward_loss(self.model, images, labels, self.aux_weight,
-                                                  self.label_smoothing)
+                                                  self.label_smoothing, self.loss)
             if self.teacher is not None:
                 with torch.no_grad():
                     teacher_logits = self.teacher(images)

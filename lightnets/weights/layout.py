@@ -9,13 +9,14 @@ those a build at another class count changes. The shapes for other class and cha
 follow without building again: a class tensor's first dimension is the class count times a
 fixed multiple (1 for a classifier, whose tensors are absent for 0 classes; a detector's
 anchors per location: 6 for SSDLite, 9 for RetinaNet, 4 box coordinates for Faster R-CNN's
-``bbox_pred``), the first convolution kernel's second dimension the channel count.
+``bbox_pred``), plus a fixed offset (-1 for a GFL head, which has no background logit), the
+first convolution kernel's second dimension the channel count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ class Layout:
     shapes: dict[str, torch.Size]
     per_class: Mapping[str, int]
     first_conv: str
+    offset: Mapping[str, int] = field(default_factory=dict)  # first dim - multiple * classes
 
     @property
     def classifier(self) -> frozenset[str]:
@@ -47,7 +49,8 @@ class Layout:
             if key in self.classifier:
                 if not num_classes:
                     continue  # no classifier: an identity
-                shape = torch.Size((self.per_class[key] * num_classes, *shape[1:]))
+                shape = torch.Size((self.per_class[key] * num_classes + self.offset.get(key, 0),
+                                    *shape[1:]))
             if key == self.first_conv:
                 shape = torch.Size((shape[0], in_chans, *shape[2:]))
             shapes[key] = shape
@@ -56,8 +59,8 @@ class Layout:
     def classes_and_chans(self, state: dict[str, torch.Tensor]) -> tuple[int, int]:
         """The class count and input channels a state dict (in our keys) was made for: 0
         classes when it has no classifier, 3 channels when it lacks the first convolution."""
-        classes = [state[key].shape[0] // self.per_class[key] for key in sorted(self.per_class)
-                   if key in state and state[key].dim()]
+        classes = [(state[key].shape[0] - self.offset.get(key, 0)) // self.per_class[key]
+                   for key in sorted(self.per_class) if key in state and state[key].dim()]
         conv = state.get(self.first_conv)
         return (classes[0] if classes else 0), (conv.shape[1] if conv is not None
                                                 and conv.dim() == 4 else BUILD_CHANS)
@@ -81,7 +84,9 @@ def layout_of(name: str, **args: Any) -> Layout:
         model = meta_model(name, **args, num_classes=BUILD_CLASSES + 1, in_chans=BUILD_CHANS)
     per_class = {key: tensor.shape[0] - shapes[key][0] for key, tensor in model.state_dict().items()
                  if shapes.get(key) != tensor.shape}
-    _LAYOUTS[cache_key] = Layout(shapes, per_class, first)
+    offset = {key: shapes[key][0] - multiple * BUILD_CLASSES for key, multiple in per_class.items()}
+    _LAYOUTS[cache_key] = Layout(shapes, per_class, first,
+                                 {key: value for key, value in offset.items() if value})
     return _LAYOUTS[cache_key]
 
 

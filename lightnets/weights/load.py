@@ -75,6 +75,7 @@ class SourceWeights:
     class_names: list[str] | None
     notes: list[str] = field(default_factory=list)
     checkpoint: Checkpoint | None = None
+    backbone: str | None = None          # a classifier's weights for the model's backbone alone
 
 
 @dataclass
@@ -131,9 +132,13 @@ def choose(candidates: list[Candidate], weights_file: WeightsFile, name: str, st
         notes.append(f"strict=False: read {path.name} as {best.source}'s {name} and skipped "
                      f"{best.fit.describe()}")
         return best
-    raise ValueError(f"{str(path)!r} does not fit lightnets' {name} (read as a {best.source} "
-                     f"file: {best.fit.describe()}); is it another architecture? "
-                     "(strict=False loads what fits)")
+    # the closest reading names its key names, never the file's origin (a timm file read with
+    # lightnets' key names is no lightnets file)
+    sources = [c.source for c in candidates]
+    tried = " or ".join(filter(None, (", ".join(sources[:-1]), sources[-1])))
+    raise ValueError(f"{str(path)!r} does not fit lightnets' {name} as a {tried} file (closest, "
+                     f"with {best.source}'s key names: {best.fit.describe()}); is it another "
+                     "architecture? (strict=False loads what fits)")
 
 
 def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile,
@@ -153,6 +158,8 @@ def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile
         categories = list(entry.meta.get("categories") or [])
         if detector:  # torchvision's list starts with the background, lightnets' names at 1
             categories = categories[1:]
+        else:  # a segmenter's class 0, named as lightnets' VOC masks name it
+            categories = ["background" if c == "__background__" else c for c in categories]
         if len(categories) == candidate.num_classes - detector:
             names = categories
         if detector:  # the letterbox of lightnets' detection data, to the detector's min_size
@@ -195,7 +202,68 @@ def read_pretrained(path: str | Path, name: str | None = None, source: str | Non
     """Read ``path`` as weights of model ``name`` (for a lightnets checkpoint or a Hugging Face
     folder the file names it) from ``source`` (detected when ``None``), checked against the
     network that reproduces it. ``user_args`` are further constructor arguments (not
-    ``num_classes`` / ``in_chans``)."""
+    ``num_classes`` / ``in_chans``). A file that is not the model's but its backbone's (a
+    classifier's weights for a segmenter) initialises the backbone alone
+    (:func:`backbone_weights`)."""
+    try:
+        return read_model_weights(path, name, source, strict, **user_args)
+    except ValueError as error:
+        trunk = backbone_of(name, user_args)
+        if trunk is None:
+            raise
+        try:
+            classifier = read_model_weights(path, trunk, source, True,
+                                            **dict(user_args.get("backbone_args") or {}))
+        except ValueError:
+            raise error from None  # neither the model's nor its backbone's: the model's reason
+    return backbone_weights(classifier, resolve_name(name), user_args)
+
+
+def backbone_of(name: str | None, user_args: dict[str, Any]) -> str | None:
+    """The registered classifier model ``name`` stands on, where its weights can be loaded
+    alone (a segmenter's ``backbone_name``; detectors take them through ``backbone_args``)."""
+    if name is None:
+        return None
+    try:
+        model = meta_model(resolve_name(name), **user_args)
+    except (ValueError, TypeError):
+        return None
+    return getattr(model, "backbone_name", None)
+
+
+def backbone_weights(classifier: SourceWeights, name: str, user_args: dict[str, Any]
+                     ) -> SourceWeights:
+    """A classifier's weights as those of the backbone of model ``name`` (a segmenter's trunk
+    keeps the classifier's module names under ``backbone.``): every backbone tensor must come
+    from the file; the head starts new. Its preprocessing keeps the weights' normalisation and
+    interpolation, the whole image resized to the classifier's input size (dense prediction
+    sees all of it)."""
+    options = ({"backbone_args": {**classifier.options,
+                                  **dict(user_args.get("backbone_args") or {})}}
+               if classifier.options else {})
+    layout = layout_of(name, **{**options, **user_args})
+    reference = layout.at(0, classifier.in_chans)
+    state = {f"backbone.{key}": tensor for key, tensor in classifier.state.items()
+             if f"backbone.{key}" in reference}  # the trunk's later stages may go unused
+    wanted = {key: shape for key, shape in reference.items() if key.startswith("backbone.")}
+    checked = fit(state, wanted)
+    if not checked.ok:
+        raise ValueError(f"{str(classifier.path)!r} holds {classifier.source}'s "
+                         f"{classifier.model_name}, which does not fit the backbone of {name}: "
+                         f"{checked.describe()}")
+    pre = classifier.preprocess
+    size = pre["input_size"] if isinstance(pre["input_size"], int) else pre["input_size"][0]
+    preprocess = make_preprocess(size, classifier.in_chans, [size, size], pre["mean"],
+                                 pre["std"], pre.get("interpolation", "bilinear"))
+    classes = meta_model(name, **{**options, **user_args}).num_classes
+    return SourceWeights(name, classifier.source, classifier.path, checked.state, options,
+                         classes, classifier.in_chans, preprocess, None, classifier.notes,
+                         classifier.checkpoint, backbone=classifier.model_name)
+
+
+def read_model_weights(path: str | Path, name: str | None = None, source: str | None = None,
+                       strict: bool = True, **user_args: Any) -> SourceWeights:
+    """:func:`read_pretrained` of the model's own weights."""
     if source is not None and source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     fixed = sorted(set(user_args) & set(FIXED))
@@ -312,7 +380,8 @@ def build_pretrained(weights: SourceWeights, num_classes: int | None = None,
             preprocess["std"], preprocess.get("interpolation", "bilinear"))}
     class_names = weights.class_names
     detector = task_for(name).background_classes > 0  # its class 0 is the background
-    replaced = layout.classifier if classes != weights.num_classes else frozenset()
+    replaced = (layout.classifier if classes != weights.num_classes and not weights.backbone
+                else frozenset())  # a backbone's file has no head to replace
     if replaced:
         state = {key: tensor for key, tensor in state.items() if key not in replaced}
         layers = sorted({key.rsplit(".", 1)[0] for key in replaced})
@@ -340,6 +409,11 @@ def build_pretrained(weights: SourceWeights, num_classes: int | None = None,
     kept = [key for key in new if key not in replaced]  # a replaced classifier has its note
     if fast and new:
         model.reset_classifier(classes)
+    elif weights.backbone:
+        owner = weights.source + ("'" if weights.source.endswith("s") else "'s")
+        notes.append(f"{weights.path.name} holds {owner} {weights.backbone} "
+                     f"classifier: it initialises the backbone of {name}, whose other "
+                     f"{len(kept)} tensor(s) (the head) start new")
     elif kept:
         notes.append(f"{len(kept)} tensor(s) not in the file keep their initial values "
                      f"({', '.join(kept[:3])}{', ...' if len(kept) > 3 else ''})")

@@ -39,10 +39,14 @@ def torchvision_weights(peer_name: str, path: Path) -> tuple[Any, bool]:
 
 
 def torchvision_preprocess(weights: Any) -> dict[str, Any]:
-    """The evaluation transform of a torchvision Weights entry as a ``preprocess`` dictionary."""
+    """The evaluation transform of a torchvision Weights entry as a ``preprocess`` dictionary.
+    A segmenter's (``SemanticSegmentation``: a resize, no crop) becomes lightnets' segmentation
+    preprocessing, the whole image resized to a square of that side (its masks with it)."""
     transform = weights.transforms()
-    return make_preprocess(transform.crop_size[0], 3, transform.resize_size[0], transform.mean,
-                           transform.std, transform.interpolation.value)
+    crop = getattr(transform, "crop_size", None)
+    side = transform.resize_size[0]
+    return make_preprocess(crop[0] if crop else side, 3, side if crop else [side, side],
+                           transform.mean, transform.std, transform.interpolation.value)
 
 
 def timm_preprocess(pretrained_cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@ first; a killed run leaves no stale lock. Two real ``lightnets train`` processes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -90,3 +91,35 @@ def test_unnamed_runs_take_the_next_free_folder(tmp_path):
             with claimed_run_dir(str(tmp_path), "named", "net", "digits"):
                 pass
     assert not named.exists()
+
+
+HOLDER = """
+import os, sys, time
+from lightnets.files import lock_folder
+with lock_folder(sys.argv[1]):
+    child = os.fork()  # as a DataLoader's worker process is made
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    print(child, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_holders_forked_children_do_not_keep_its_lock(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], env=ENV,
+                              stdout=subprocess.PIPE, text=True)
+    child = int(holder.stdout.readline())
+    try:
+        with pytest.raises(FolderInUseError):  # the holder's lock is held
+            with lock_folder(tmp_path):
+                pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
+        os.kill(child, 0)  # the child lives on, its copy of the descriptor closed at the fork
+        with lock_folder(tmp_path):
+            pass
+    finally:
+        holder.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

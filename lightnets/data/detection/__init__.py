@@ -1,4 +1,5 @@
-"""Detection data: the embedded ``digits-det`` canvases, COCO-format and Pascal VOC folders.
+"""Detection data: the embedded ``digits-det`` canvases, COCO-format, Pascal VOC and YOLO txt
+folders.
 
 :func:`detection_datasets` reads and checks every annotation before training starts and returns
 datasets of ``(image, target)`` pairs (see :class:`DetectionDataset`): uint8 RGB images
@@ -24,10 +25,11 @@ from lightnets.data.detection.transforms import (detection_eval_transform,
                                                  detection_train_transform)
 from lightnets.data.detection.voc import (is_voc, read_voc, voc_class_names, voc_records,
                                           voc_splits)
+from lightnets.data.detection.yolo import read_yolo, yolo_yaml
 from lightnets.data.digits import CLASS_NAMES as DIGIT_NAMES
 from lightnets.data.folder import seeded_split
 
-DETECTION_KINDS = ("digits-det", "coco", "voc")
+DETECTION_KINDS = ("digits-det", "coco", "voc", "yolo")
 
 
 class DetectionDataWarning(UserWarning):
@@ -62,13 +64,18 @@ def detection_data_kind(data: str) -> str | None:
         return None
     if coco_split_folders(root)[0] is not None:
         return "coco"
-    return "voc" if is_voc(root) else None
+    if is_voc(root):
+        return "voc"
+    return "yolo" if yolo_yaml(root) is not None else None
 
 
 def detection_requirements(data: str | None) -> list[tuple[str, str]]:
     """``(module, purpose)`` of the optional packages a detection run on ``data`` needs:
-    pycocotools for its mAP, scikit-learn for the digit scans of ``digits-det``."""
+    pycocotools for its mAP, scikit-learn for the digit scans of ``digits-det``, PyYAML for a
+    YOLO folder's data.yaml."""
     needs = [("pycocotools", "detection mAP")]
+    if data is not None and detection_data_kind(data) == "yolo":
+        needs.append(("yaml", "YOLO-format detection data"))
     return needs + ([("sklearn", "--data digits-det")] if data == "digits-det" else [])
 
 
@@ -133,18 +140,31 @@ def voc_data(root: Path, val_fraction: float, seed: int, tally: Tally
     return train_records, val_records, classes, None
 
 
+def yolo_data(root: Path, val_fraction: float, seed: int, tally: Tally
+              ) -> tuple[list[ImageRecord], list[ImageRecord], list[str], None]:
+    """Train and val records and class names of a YOLO txt folder."""
+    train, val, classes = read_yolo(root, tally)
+    if val is None:
+        train, val = split_records(train, val_fraction, seed, root)
+        check_val_boxes(val, f"{str(root)!r} (a seeded {val_fraction:g} of its images)")
+    else:
+        check_val_boxes(val, f"{str(root)!r} (its val split)")
+    return train, val, classes, None
+
+
 def detection_datasets(data: str, size: int, augment: bool = True, val_fraction: float = 0.2,
                        seed: int = 0, warn: bool = True) -> DetectionData:
-    """Checked training and validation datasets for ``data`` (``digits-det``, a COCO folder or
-    a VOC folder), letterboxed to ``size``; training augments when ``augment``. ``val_fraction``
+    """Checked training and validation datasets for ``data`` (``digits-det``, a COCO, VOC or
+    YOLO folder), letterboxed to ``size``; training augments when ``augment``. ``val_fraction``
     and ``seed`` split folders that have no validation split."""
     if not isinstance(size, int) or size < 16:
         raise ValueError(f"detection size must be an integer of at least 16 pixels, got {size!r}")
     kind = detection_data_kind(data)
     if kind is None:
         raise ValueError(f"--data {data!r} is no detection data: expected 'digits-det', a COCO "
-                         "folder (annotations.json + images/, or train/ and val/ of them) or a "
-                         "VOC folder (Annotations/ + JPEGImages/)")
+                         "folder (annotations.json + images/, or train/ and val/ of them), a "
+                         "VOC folder (Annotations/ + JPEGImages/) or a YOLO folder (data.yaml, "
+                         "images/, labels/)")
     tally = Tally(size=size)
     train_tf, val_tf = detection_train_transform(kind, augment), detection_eval_transform()
     if kind == "digits-det":
@@ -156,7 +176,7 @@ def detection_datasets(data: str, size: int, augment: bool = True, val_fraction:
         classes, category_ids = list(DIGIT_NAMES), None
     else:
         root = Path(data).expanduser()
-        read = coco_data if kind == "coco" else voc_data
+        read = {"coco": coco_data, "voc": voc_data, "yolo": yolo_data}[kind]
         train_records, val_records, classes, category_ids = read(root, val_fraction, seed, tally)
         if not val_records:
             raise ValueError(f"the validation split of {str(root)!r} holds no readable image")

@@ -1,0 +1,127 @@
+"""Detectors on one backbone at equal training time on ``digits-det``: mAP, params, MACs, latency.
+
+Each model trains for the same wall-clock ``--budget`` seconds, one after another (the machine
+may be shared: the same budget, not the same step count, is what a user with a deadline gets),
+with ``lightnets train``'s digits-det recipe (batch 16, AdamW lr 1e-3, weight decay 1e-4, the
+training augmentation) and a learning rate that warms up over the first 5% of the budget and
+then follows a cosine to 0 over the rest, by elapsed time. It is then scored on the 200
+validation canvases by pycocotools (mAP@[.5:.95]), counted (params; MACs of backbone, neck and
+head at the input size) and exported with its post-processing to ONNX, whose ONNX Runtime
+latencies on one canvas are medians of ``--repeats`` calls, all models timed together in
+alternating blocks; ``--budget 0`` skips training (latency and counts only)::
+
+    python benchmarks/light_detector.py --budget 300 --size 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from lightnets.data.detection import detection_collate, detection_datasets
+from lightnets.detect.graph import DetectionGraph
+from lightnets.export.detection import export_detection_onnx, session_detections
+from lightnets.export.timing import time_callables
+from lightnets.profile.counter import count_complexity
+from lightnets.registry import create_model, meta_model
+from lightnets.tasks.detection import evaluate_detector, to_device
+
+from _common import add_common_arguments, begin  # benchmarks/_common.py
+
+DEFAULT_MODELS = ["gfl_shufflenet_v2_x1_0", "fcos_shufflenet_v2_x1_0",
+                  "ssdlite_shufflenet_v2_x1_0"]
+WARMUP = 0.05  # of the budget
+
+
+def learning_rate(peak: float, fraction: float) -> float:
+    """Linear warm-up over :data:`WARMUP` of the budget, then a cosine to 0."""
+    if fraction < WARMUP:
+        return peak * fraction / WARMUP
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (fraction - WARMUP) / (1 - WARMUP))))
+
+
+def train_for(model: torch.nn.Module, loader: DataLoader, budget: float, lr: float
+              ) -> tuple[int, float]:
+    """Train until ``budget`` seconds have passed; the steps taken and epochs reached."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    model.train()
+    start, steps = time.perf_counter(), 0
+    while True:
+        for images, targets in loader:
+            elapsed = time.perf_counter() - start
+            if elapsed >= budget:
+                return steps, steps / len(loader)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(lr, elapsed / budget)
+            floats, moved = to_device(images, targets, torch.device("cpu"))
+            loss = sum(model(floats, moved).values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+
+
+def onnx_latencies(models: dict[str, torch.nn.Module], size: int, folder: Path, repeats: int
+                   ) -> dict[str, float]:
+    """Median milliseconds of each model's post-processed ONNX file on one canvas in ONNX
+    Runtime, timed together in alternating blocks (drift on a shared machine hits all alike)."""
+    import onnxruntime
+
+    runs = {}
+    for name, model in models.items():
+        path = export_detection_onnx(DetectionGraph(model.eval(), (size, size)),
+                                     folder / f"{name}.onnx", 18)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        runs[name] = session_detections(onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]))
+    times = time_callables(runs, torch.randn(1, 3, size, size), 5, repeats, rounds=4)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=DEFAULT_MODELS)
+    parser.add_argument("--budget", type=float, default=300.0, help="training seconds each")
+    parser.add_argument("--size", type=int, default=128, help="input size (default 128)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    add_common_arguments(parser, threads=1, repeats=30)
+    args = parser.parse_args()
+    console = begin(args)
+    data = detection_datasets("digits-det", args.size)
+    val = DataLoader(data.val, batch_size=16, collate_fn=detection_collate)
+    rows, trained = [], {}
+    for name in args.models:
+        torch.manual_seed(0)
+        loader = DataLoader(data.train, batch_size=16, shuffle=True, drop_last=True,
+                            collate_fn=detection_collate)
+        settings = {"num_classes": data.num_classes + 1, "min_size": args.size}
+        model = create_model(name, **settings)
+        steps, epochs = (train_for(model, loader, args.budget, args.lr) if args.budget > 0
+                         else (0, 0.0))
+        scores = evaluate_detector(model, val, data.classes)
+        counts = count_complexity(meta_model(name, **settings), (3, args.size, args.size))
+        trained[name] = model
+        rows.append((name, counts.params, counts.macs, steps, epochs, scores.map, scores.map_50))
+        console.print(f"{name}: {steps} steps ({epochs:.1f} epochs) in {args.budget:.0f} s, "
+                      f"mAP {scores.map:.3f}, mAP@.5 {scores.map_50:.3f}", highlight=False)
+    with tempfile.TemporaryDirectory() as folder:
+        latency = onnx_latencies(trained, args.size, Path(folder), args.repeats)
+    console.print(f"| model | params | MACs at {args.size} | steps (epochs) in {args.budget:.0f} s "
+                  "| mAP@[.5:.95] | mAP@.5 | ONNX Runtime, batch 1 (ms) |\n"
+                  "|---|---:|---:|---:|---:|---:|---:|")
+    for name, params, macs, steps, epochs, box_map, map_50 in rows:
+        console.print(f"| `{name}` | {params / 1e6:.2f}M | {macs / 1e6:.0f}M | {steps} "
+                      f"({epochs:.1f}) | {box_map:.3f} | {map_50:.3f} | {latency[name]:.2f} |",
+                      highlight=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The file formats a model is exported to, one :class:`Format` entry each: how the file is
+written, which packages that needs, and how the file is run in its own runtime for the check
+(and for ``predict`` / ``eval``).
+
+ONNX, TorchScript and ``.pt2`` register themselves beside their writers
+(:mod:`lightnets.export.onnx`, :mod:`lightnets.export.torch_formats`); the phone and edge
+runtimes in :mod:`lightnets.export.runtimes`. ``export_model`` only ever asks this table, so a
+new format is one module and one import line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and in which shape one export writes its file."""
+
+    path: Path
+    input_size: tuple[int, int, int]
+    dynamic_batch: bool
+    batch_size: int
+    dynamic_size: bool  # height and width symbolic too (segmenters), where the format can
+    opset: int
+
+
+@dataclass(frozen=True)
+class Format:
+    """One export format.
+
+    ``write(model, target)`` writes the file of the eval-mode ``model``; ``load(path,
+    threads)`` gives a callable running it in its own runtime on a float NCHW batch (``None``
+    where that runtime cannot run on this platform; the format then needs ``inspect``).
+    ``packages`` are ``(module, purpose)`` pairs needed to write and check the file, and
+    ``extra`` the lightnets extra that installs them."""
+
+    name: str
+    suffix: str
+    write: Callable[[nn.Module, Target], object]
+    load: Callable[[Path, int | None], Runner] | None
+    runtime: str
+    packages: tuple[tuple[str, str], ...] = ()
+    extra: str = "export"
+    dynamic_size: bool = True   # the file can take any height and width
+    postprocess: bool = False   # a detector's file can hold its decoding and NMS
+    description: str = ""
+
+
+FORMATS: dict[str, Format] = {}
+
+
+def register_format(format: Format) -> Format:
+    """Add ``format`` to :data:`FORMATS` (a second format of one name is a programming error)."""
+    if format.name in FORMATS:
+        raise ValueError(f"export format {format.name!r} is registered twice")
+    FORMATS[format.name] = format
+    return format
+
+
+def get_format(name: str) -> Format:
+    """The registered format ``name``; a one-line error naming the known ones otherwise."""
+    if name not in FORMATS:
+        raise ValueError(f"unsupported export format {name!r}; expected one of "
+                         f"{', '.join(FORMATS)}")
+    return FORMATS[name]
+
+
+def format_of_file(path: str | Path) -> Format | None:
+    """The format whose suffix ``path`` ends with (the longest match), if any."""
+    name = Path(path).name
+    matches = [f for f in FORMATS.values() if name.endswith(f.suffix)]
+    return max(matches, key=lambda f: len(f.suffix)) if matches else None
