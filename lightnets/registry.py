@@ -47,7 +47,7 @@ _PEERS: dict[str, dict[str, Peer]] = {}
 _TASKS: dict[str, str] = {}
 _CHECKPOINT_LOADER: list[Callable[..., nn.Module]] = []  # set by lightnets.weights
 
-PEER_LIBRARIES = ("torchvision", "timm")
+PEER_LIBRARIES = ("torchvision", "timm", "smp")  # smp: segmentation_models_pytorch
 # what a model predicts; lightnets.tasks holds one object per task that knows the rest
 CLASSIFICATION, SEGMENTATION, DETECTION = TASKS = ("classification", "segmentation", "detection")
 
@@ -74,7 +74,9 @@ class PeerWeights:
     ``interpolation``, ``mean``, ``std``; unset fields take timm's defaults).
     ``pretrained_kwargs``: the peer builder's arguments for the form its pretrained checkpoints
     take (torchvision's GoogLeNet: ``transform_input=True`` and auxiliary heads), used by the
-    parity tests and benchmark."""
+    parity tests and benchmark. ``ignored``: renamed keys (patterns) left out of the file as
+    unused by the network (segmentation_models_pytorch's PSPNet keeps its encoder's deeper
+    stages, which it never runs)."""
 
     keys: Sequence[tuple[str, str]] = ()
     reshaped: Sequence[str] = ()
@@ -83,6 +85,7 @@ class PeerWeights:
     flags_if_absent: Mapping[str, str] = field(default_factory=dict)
     preprocess: Mapping[str, Any] = field(default_factory=dict)
     pretrained_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    ignored: Sequence[str] = ()  # patterns of renamed keys the model has no use for, dropped
 
 
 @dataclass(frozen=True)

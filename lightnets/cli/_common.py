@@ -55,7 +55,7 @@ def parse_input_size(text: str) -> tuple[int, ...]:
 
 # the libraries pretrained weights come from (lightnets.weights.SOURCES, which a test keeps equal;
 # named here so that building the parser imports no torch)
-WEIGHT_SOURCES = ("lightnets", "torchvision", "timm")
+WEIGHT_SOURCES = ("lightnets", "torchvision", "timm", "smp")
 
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:

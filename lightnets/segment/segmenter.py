@@ -29,7 +29,10 @@ from torch import nn
 from lightnets.layers.aspp import DeepLabV3Head, aspp_rates
 from lightnets.layers.deeplabv3plus import DeepLabV3PlusHead
 from lightnets.layers.fcn_head import FCNHead
+from lightnets.layers.fpn import FPN_LEVELS, FPNHead
 from lightnets.layers.lraspp import LRASPPHead
+from lightnets.layers.pspnet import PSPHead
+from lightnets.layers.unet import UNetHead
 from lightnets.models.base import FeatureNet, check_images
 from lightnets.registry import CLASSIFICATION, SEGMENTATION, create_model, resolve_name, task_of
 
@@ -49,6 +52,44 @@ class HeadSpec:
     low_reduction: int | None
     build: Callable[..., nn.Module]
     options: tuple[str, ...] = ()
+    # the stages read when the head chooses them itself (feature_info, trunk module names,
+    # backbone name -> taps), and whether it upsamples to the input's size itself (``size=``)
+    taps: Callable[[list[dict[str, Any]], list[str], str], list[int | str]] | None = None
+    sized: bool = False
+
+
+def pyramid(feature_info: list[dict[str, Any]], names: list[str], backbone: str
+            ) -> list[int | str]:
+    """Every stage of the trunk below stride 1, shallowest first, and its last module when
+    ``feature_info`` ends before it (VGG's and AlexNet's last max-pool: the stride-32 map an
+    encoder ends with in segmentation_models_pytorch)."""
+    taps: list[int | str] = [index for index, entry in enumerate(feature_info)
+                             if entry["reduction"] > 1]
+    if names[-1] != feature_info[-1]["module"]:
+        taps.append(names[-1])
+    return taps
+
+
+def fpn_taps(feature_info: list[dict[str, Any]], names: list[str], backbone: str
+             ) -> list[int | str]:
+    """The last four maps of :func:`pyramid` (strides 4 to 32 on the usual trunk)."""
+    taps = pyramid(feature_info, names, backbone)
+    if len(taps) < FPN_LEVELS:
+        raise ValueError(f"the fpn head reads {FPN_LEVELS} stages; {backbone} has {len(taps)}")
+    return taps[-FPN_LEVELS:]
+
+
+def psp_taps(feature_info: list[dict[str, Any]], names: list[str], backbone: str
+             ) -> list[int | str]:
+    """The first stage at stride 8 (segmentation_models_pytorch's PSPNet: encoder depth 3)."""
+    return [low_stage(feature_info, 8, backbone)]
+
+
+def fpn_head(channels: list[int], classes: int, decoder_channels: int = 256,
+             separable: bool = False) -> FPNHead:
+    """The FPN head; its semantic branch half as wide as the pyramid (256 / 128 by default)."""
+    return FPNHead(channels, classes, decoder_channels, decoder_channels // 2,
+                   separable=separable)
 
 
 HEADS: dict[str, HeadSpec] = {
@@ -69,6 +110,18 @@ HEADS: dict[str, HeadSpec] = {
     "lraspp": HeadSpec(
         "LR-ASPP", "Howard et al., Searching for MobileNetV3, ICCV 2019", 16, 8,
         lambda channels, classes: LRASPPHead(channels[0], channels[-1], classes)),
+    "unet": HeadSpec(
+        "U-Net", "Ronneberger et al., U-Net: Convolutional Networks for Biomedical Image "
+        "Segmentation, MICCAI 2015, arXiv:1505.04597", 32, None, UNetHead,
+        ("decoder_channels", "center", "separable"), pyramid, True),
+    "pspnet": HeadSpec(
+        "PSPNet", "Zhao et al., Pyramid Scene Parsing Network, CVPR 2017, arXiv:1612.01105",
+        32, None, lambda channels, classes, decoder_channels=512: PSPHead(
+            channels[-1], classes, decoder_channels), ("decoder_channels",), psp_taps, True),
+    "fpn": HeadSpec(
+        "FPN", "Kirillov et al., Panoptic Feature Pyramid Networks, CVPR 2019, "
+        "arXiv:1901.02446", 32, None, fpn_head, ("decoder_channels", "separable"), fpn_taps,
+        True),
 }
 
 
@@ -90,6 +143,7 @@ class Segmenter(nn.Module):
         self.output_stride, self.min_input_size = backbone.output_stride, backbone.min_input_size
         self.default_input_size = (self.in_chans, *DEFAULT_INPUT_SIZE[1:])
         self.aux_loss_weight = AUX_LOSS_WEIGHT if aux_head is not None else 0.0
+        self.head_sized = spec.sized
 
     def check_input(self, x: torch.Tensor) -> None:
         """Fail clearly on an input of the wrong rank, channel count or too small a size."""
@@ -100,11 +154,18 @@ class Segmenter(nn.Module):
         list empty in eval mode or without an auxiliary head."""
         self.check_input(x)
         maps = self.backbone(x)
-        logits = upsample(self.head(*maps[:self.head_inputs]), x)
+        logits = self.decode(maps[:self.head_inputs], x)
         if not return_aux:
             return logits
         with_aux = self.training and self.aux_head is not None
         return logits, [upsample(self.aux_head(maps[-1]), x)] if with_aux else []
+
+    def decode(self, maps: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The head's logits at the input's size: the heads that upsample themselves (U-Net,
+        PSPNet and FPN, as segmentation_models_pytorch's do) are given the size."""
+        if self.head_sized:
+            return self.head(*maps, size=x.shape[-2:])
+        return upsample(self.head(*maps), x)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Fresh final convolutions (head and auxiliary head) for ``num_classes``."""
@@ -132,20 +193,31 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
                      rates: Sequence[int] | None = None, separable: bool | None = None,
                      low_level: int | str | None = None, aux_level: int | str | None = None,
                      backbone_args: Mapping[str, Any] | None = None,
-                     threshold: float = 0.5) -> Segmenter:
-    """A ``head`` (``fcn``, ``deeplabv3``, ``deeplabv3plus``, ``lraspp``) on the trunk of any
-    registered classifier ``backbone``, built at ``output_stride`` (default: the head's own,
-    8 for FCN and DeepLabV3, 16 for DeepLabV3+ and LR-ASPP).
+                     decoder_channels: int | Sequence[int] | None = None,
+                     center: bool | None = None, threshold: float = 0.5) -> Segmenter:
+    """A ``head`` (``fcn``, ``deeplabv3``, ``deeplabv3plus``, ``lraspp``, ``unet``, ``pspnet``,
+    ``fpn``) on the trunk of any registered classifier ``backbone``, built at
+    ``output_stride`` (default: the head's own, 8 for FCN and DeepLabV3, 16 for DeepLabV3+ and
+    LR-ASPP, 32 for U-Net, PSPNet and FPN).
 
-    ``aux_loss`` adds an FCN head on the stage before the last; ``rates`` and ``separable`` set
-    the ASPP of the DeepLab heads; ``low_level`` / ``aux_level`` choose the stages the decoder
-    and the auxiliary head read (a ``feature_info`` index or a trunk module's name);
-    ``backbone_args`` go to the backbone's constructor (``width_mult``, ...). The 21 classes
-    by default are Pascal VOC's (20 and the background), as torchvision's.
-
-    ``num_classes=1`` is a binary segmenter: one foreground logit per pixel, foreground where
-    its sigmoid exceeds ``threshold`` (kept as ``model.threshold``, and recorded among the
-    model's arguments, so that evaluation, prediction and exported files use it too)."""
+    Args:
+        num_classes: output classes; 21 by default, Pascal VOC's (20 and the background).
+        aux_loss: add an FCN head on the stage before the last (``aux_level`` chooses another).
+        rates: the ASPP rates of the DeepLab heads (default: by the map's stride).
+        separable: depthwise-separable convolutions in the DeepLab heads' ASPP and decoder,
+            and in the U-Net and FPN decoders.
+        low_level: the stage DeepLabV3+ / LR-ASPP read as low-level features (a
+            ``feature_info`` index or a trunk module's name).
+        backbone_args: the backbone's constructor arguments (``width_mult``, ...).
+        decoder_channels: U-Net: one width per block, deepest first (256, 128, 64, 32, 16);
+            PSPNet: the fused width (512); FPN: the pyramid's width (256; its semantic branch
+            half of it).
+        center: U-Net: two 3x3 convolutions on the deepest map (as on VGG encoders).
+        threshold: with ``num_classes=1`` (a binary segmenter: one foreground logit per
+            pixel), foreground where its sigmoid exceeds it (kept as ``model.threshold`` and
+            recorded among the model's arguments, so that evaluation, prediction and exported
+            files use it too).
+    """
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
     spec = HEADS[head]
@@ -157,23 +229,18 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
             0 < threshold < 1):
         raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
-    options = {name: value for name, value in (("rates", rates), ("separable", separable))
-               if value is not None}
+    options = {name: value for name, value in (
+        ("rates", rates), ("separable", separable), ("decoder_channels", decoder_channels),
+        ("center", center)) if value is not None}
     refused = sorted(set(options) - set(spec.options))
     if refused:
         raise ValueError(f"the {head} head takes no {', '.join(refused)}")
     output_stride = spec.output_stride if output_stride is None else output_stride
     trunk = create_model(backbone, num_classes=0, in_chans=in_chans, output_stride=output_stride,
                          **dict(backbone_args or {}))
-    stages = len(trunk.feature_info)
-    taps: list[int | str] = [stages - 1]
-    if spec.low_reduction is not None:
-        taps.insert(0, low_stage(trunk.feature_info, spec.low_reduction, backbone)
-                    if low_level is None else low_level)
-    elif low_level is not None:
-        raise ValueError(f"the {head} head reads no low-level features; drop low_level")
+    taps = head_taps(head, spec, trunk, backbone, low_level)
     if aux_loss:
-        taps.append(stages - 2 if aux_level is None else aux_level)
+        taps.append(len(trunk.feature_info) - 2 if aux_level is None else aux_level)
     elif aux_level is not None:
         raise ValueError("aux_level places the auxiliary head: it needs aux_loss=True")
     features = FeatureNet(trunk, taps)
@@ -186,6 +253,23 @@ def create_segmenter(head: str, backbone: str, num_classes: int = 21,
     segmenter.backbone_name = backbone  # a classifier's weights can initialise it alone
     segmenter.threshold = float(threshold)  # of the foreground's sigmoid (num_classes=1)
     return segmenter
+
+
+def head_taps(head: str, spec: HeadSpec, trunk: nn.Module, backbone: str,
+              low_level: int | str | None) -> list[int | str]:
+    """The stages the head reads: its own choice (U-Net, PSPNet, FPN), or the last stage and,
+    for DeepLabV3+ and LR-ASPP, a low-level one before it."""
+    if spec.taps is not None:
+        if low_level is not None:
+            raise ValueError(f"the {head} head chooses the stages it reads; drop low_level")
+        return spec.taps(trunk.feature_info, [name for name, _ in trunk.trunk()], backbone)
+    taps: list[int | str] = [len(trunk.feature_info) - 1]
+    if spec.low_reduction is not None:
+        taps.insert(0, low_stage(trunk.feature_info, spec.low_reduction, backbone)
+                    if low_level is None else low_level)
+    elif low_level is not None:
+        raise ValueError(f"the {head} head reads no low-level features; drop low_level")
+    return taps
 
 
 def low_stage(feature_info: list[dict[str, Any]], reduction: int, backbone: str) -> int:

@@ -20,8 +20,16 @@ with an ``aux_classifier`` builds the auxiliary head, and the preprocessing and 
 come from torchvision's Weights entry (:mod:`lightnets.weights`).
 
 DeepLabV3+ (separable ASPP and decoder, output stride 16, rates 6/12/18) and LR-ASPP on the
-other light backbones have no torchvision counterpart. Every segmenter defaults to 21 classes
-(Pascal VOC's) and to 520x520 inputs for counting (torchvision's evaluation size).
+other light backbones have no torchvision counterpart.
+
+U-Net, PSPNet and FPN: where segmentation_models_pytorch (smp) has the pair (its ``Unet``,
+``PSPNet`` and ``FPN`` on ResNet-18/34/50, MobileNetV2 and VGG16-BN, with its defaults), the
+model has smp's parameter shapes in its order and computes its function, so smp's state dicts
+and ``save_pretrained`` folders load (its PSPNet keeps the encoder's unused deeper stages in its
+file; they are left out).
+
+Every segmenter defaults to 21 classes (Pascal VOC's) and to 520x520 inputs for counting
+(torchvision's evaluation size).
 """
 
 from __future__ import annotations
@@ -29,9 +37,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lightnets.models.mobilenet_v2 import STAGES as MOBILENET_V2_STAGES
+from lightnets.models.mobilenet_v2 import torchvision_keys as mobilenet_v2_keys
 from lightnets.models.mobilenet_v3 import LARGE
 from lightnets.models.mobilenet_v3 import torchvision_keys as mobilenet_v3_keys
 from lightnets.models.resnet import RESNET_KEYS
+from lightnets.models.vgg import CONFIGS as VGG_CONFIGS
+from lightnets.models.vgg import features_keys as vgg_keys
 from lightnets.registry import SEGMENTATION, Peer, PeerWeights, register_model
 from lightnets.segment.segmenter import Segmenter, create_segmenter
 
@@ -156,3 +168,85 @@ def _register_pair(name: str, head: str, backbone: str) -> None:
 
 for _name, (_head, _backbone) in PAIRS.items():
     _register_pair(_name, _head, _backbone)
+
+
+# -- U-Net, PSPNet and FPN, with smp's twins where smp has the pair ---------------------------
+# smp's encoders are torchvision's networks under "encoder.": torchvision's key rules, moved
+SMP_ENCODERS = {  # our backbone -> (smp's encoder name, torchvision's key rules)
+    "resnet18": ("resnet18", RESNET_KEYS), "resnet34": ("resnet34", RESNET_KEYS),
+    "resnet50": ("resnet50", RESNET_KEYS),
+    "mobilenet_v2_x1_0": ("mobilenet_v2", mobilenet_v2_keys(MOBILENET_V2_STAGES)),
+    "vgg16_bn": ("vgg16_bn", vgg_keys(VGG_CONFIGS["D"], batch_norm=True)),
+}
+SMP_DECODERS = {  # our head -> (smp's class, its decoder's key rules)
+    "unet": ("Unet", [(r"^decoder\.center\.(\d)\.0\.", r"head.center.\1.conv."),
+                      (r"^decoder\.center\.(\d)\.1\.", r"head.center.\1.norm."),
+                      (r"^decoder\.blocks\.(\d)\.conv(\d)\.0\.", r"head.blocks.\1.conv\2.conv."),
+                      (r"^decoder\.blocks\.(\d)\.conv(\d)\.1\.", r"head.blocks.\1.conv\2.norm.")]),
+    "pspnet": ("PSPNet", [(r"^decoder\.psp\.blocks\.(\d)\.pool\.1\.0\.",
+                           r"head.pool.branches.\1.conv.conv."),
+                          (r"^decoder\.psp\.blocks\.(\d)\.pool\.1\.1\.",
+                           r"head.pool.branches.\1.conv.norm."),
+                          (r"^decoder\.conv\.0\.", "head.fuse.conv."),
+                          (r"^decoder\.conv\.1\.", "head.fuse.norm.")]),
+    "fpn": ("FPN", [(r"^decoder\.p5\.", "head.lateral.0."),
+                    *[(rf"^decoder\.p{5 - i}\.skip_conv\.", f"head.lateral.{i}.")
+                      for i in (1, 2, 3)],
+                    (r"^decoder\.seg_blocks\.(\d)\.block\.(\d)\.block\.0\.",
+                     r"head.semantic.\1.\2.conv.conv."),
+                    (r"^decoder\.seg_blocks\.(\d)\.block\.(\d)\.block\.1\.",
+                     r"head.semantic.\1.\2.conv.norm.")]),
+}
+# smp's PSPNet runs its encoder to stride 8 only (depth 3) but keeps the deeper stages
+PSP_UNUSED = {"resnet18": r"^backbone\.layer[34]\.", "resnet34": r"^backbone\.layer[34]\.",
+              "resnet50": r"^backbone\.layer[34]\.",
+              "mobilenet_v2_x1_0": r"^backbone\.features\.(?:[7-9]|1\d)\.",
+              "vgg16_bn": r"^backbone\.features\.1[3-7]\."}
+
+
+def smp_peer(head: str, backbone: str) -> dict[str, Peer]:
+    """smp's twin of a pair (none if smp lacks it), built offline with our 21 classes; its keys
+    renamed: the encoder's by torchvision's rules, the decoder's and segmentation head's."""
+    if backbone not in SMP_ENCODERS or head not in SMP_DECODERS:
+        return {}
+    encoder, encoder_rules = SMP_ENCODERS[backbone]
+    model_class, decoder_rules = SMP_DECODERS[head]
+    keys = [*[(r"^encoder\." + pattern.removeprefix("^"), "backbone." + replacement)
+              for pattern, replacement in encoder_rules], (r"^encoder\.", "backbone."),
+            *decoder_rules, (r"^segmentation_head\.0\.", "head.classifier.")]
+    ignored = [PSP_UNUSED[backbone]] if head == "pspnet" else []
+    return {"smp": Peer(model_class, {"encoder_name": encoder, "encoder_weights": None,
+                                      "classes": 21}, PeerWeights(keys, ignored=ignored))}
+
+
+DECODER_PAIRS = {  # name -> (head, backbone, arguments)
+    "unet_mobilenet_v2": ("unet", "mobilenet_v2_x1_0", {}),
+    "unet_vgg16_bn": ("unet", "vgg16_bn", {"center": True}),  # smp's center block on VGG
+    "unet_resnet18": ("unet", "resnet18", {}),
+    "unet_resnet34": ("unet", "resnet34", {}),
+    "unet_resnet50": ("unet", "resnet50", {}),
+    "unet_mobilenet_v3_large": ("unet", "mobilenet_v3_large", {}),
+    "unet_shufflenet_v2_x1_0": ("unet", "shufflenet_v2_x1_0", {}),
+    "unet_ghostnet_x1_0": ("unet", "ghostnet_x1_0", {}),
+    "pspnet_mobilenet_v2": ("pspnet", "mobilenet_v2_x1_0", {}),
+    "pspnet_resnet18": ("pspnet", "resnet18", {}),
+    "pspnet_resnet50": ("pspnet", "resnet50", {}),
+    "fpn_mobilenet_v2": ("fpn", "mobilenet_v2_x1_0", {}),
+    "fpn_resnet34": ("fpn", "resnet34", {}),
+    "fpn_resnet50": ("fpn", "resnet50", {}),
+    "fpn_shufflenet_v2_x1_0": ("fpn", "shufflenet_v2_x1_0", {}),
+    "fpn_ghostnet_x1_0": ("fpn", "ghostnet_x1_0", {}),
+}
+
+
+def _register_decoder(name: str, head: str, backbone: str, defaults: dict[str, Any]) -> None:
+    def build(**kwargs: Any) -> Segmenter:
+        return create_segmenter(head, backbone, **{**defaults, **kwargs})
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"The {head} decoder on {backbone}."
+    register_model(task=SEGMENTATION, peers=smp_peer(head, backbone))(build)
+
+
+for _name, (_head, _backbone, _defaults) in DECODER_PAIRS.items():
+    _register_decoder(_name, _head, _backbone, _defaults)

@@ -86,7 +86,7 @@ class TrainConfig:
     # knowledge distillation (Hinton et al. 2015)
     # fine-tuning from pretrained weights (lightnets.weights)
     pretrained: str | None = None        # lightnets checkpoint, torchvision/timm file or folder
-    pretrained_source: str | None = None  # lightnets, torchvision or timm; None: detected
+    pretrained_source: str | None = None  # lightnets, torchvision, timm or smp; None: detected
     freeze_backbone_epochs: int = 0      # train only the new classifier for this many epochs
     teacher: str | None = None           # checkpoint of the teacher
     distill_alpha: float = 0.7           # weight of the KL term; 1 - alpha on the labels

@@ -1,5 +1,6 @@
 """Pretrained weights from the files users already have: lightnets checkpoints, torchvision and
-timm state dicts, Hugging Face-style folders, loaded so that the model computes what the source
+timm state dicts, Hugging Face-style folders, segmentation_models_pytorch's state dicts and
+folders (:mod:`.smp`), loaded so that the model computes what the source
 library's model computes.
 
 ``lightnets.create_model(name, checkpoint_path=PATH)`` is the entry point: the registry calls

@@ -33,8 +33,9 @@ from lightnets.weights.layout import layout_of
 from lightnets.weights.mapping import Fit, adapt_input_conv, fit, rename
 from lightnets.weights.preprocess import (imagenet_categories, timm_preprocess,
                                           torchvision_preprocess, torchvision_weights)
+from lightnets.weights.smp import is_smp_config, smp_options, smp_preprocess, smp_twin
 
-SOURCES = ("lightnets", "torchvision", "timm")
+SOURCES = ("lightnets", "torchvision", "timm", "smp")
 FIXED = ("num_classes", "in_chans")  # decided by the file, then changed by the loader
 IMAGENET_CLASSES = 1000
 
@@ -48,7 +49,7 @@ class PretrainedNote(UserWarning):
 class Pretrained:
     """What a model loaded from a file carries as ``model.pretrained``."""
 
-    source: str                          # lightnets, torchvision or timm
+    source: str                          # lightnets, torchvision, timm or smp
     path: str                            # the weights file read
     model_name: str
     model_args: dict[str, Any]           # rebuilds the same network: create_model(name, **args)
@@ -92,7 +93,8 @@ class Candidate:
 def as_source(name: str, source: str, weights: PeerWeights, state: dict[str, torch.Tensor],
               user_args: dict[str, Any]) -> Candidate:
     """Rename ``state`` with the source's rules and check it against the model it describes."""
-    renamed = rename(state, weights.keys)
+    renamed = {key: tensor for key, tensor in rename(state, weights.keys).items()
+               if not any(re.search(pattern, key) for pattern in weights.ignored)}
     flags = {option: any(re.search(pattern, key) for key in renamed)
              for option, pattern in weights.flags.items()}
     flags.update({option: not any(re.search(pattern, key) for key in renamed)
@@ -142,7 +144,7 @@ def choose(candidates: list[Candidate], weights_file: WeightsFile, name: str, st
 def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile,
                       notes: list[str], user_args: dict[str, Any]
                       ) -> tuple[dict[str, Any], list[str] | None]:
-    """The preprocessing and class names of a torchvision or timm file."""
+    """The preprocessing and class names of a torchvision, timm or smp file."""
     path, config = weights_file.path, weights_file.config or {}
     detector = task_for(name).background_classes > 0  # its class 0 is the background
     names = (imagenet_categories() if candidate.num_classes == IMAGENET_CLASSES and not detector
@@ -171,6 +173,8 @@ def source_preprocess(name: str, candidate: Candidate, weights_file: WeightsFile
                 names = list(labels)
             return timm_preprocess(config["pretrained_cfg"]), names
         return timm_preprocess(candidate.weights.preprocess), names
+    if candidate.source == "smp":
+        return smp_preprocess(name, candidate.in_chans, {**candidate.options, **user_args}), None
     # a plain state dict of a lightnets model: the usual ImageNet evaluation
     size = meta_model(name).default_input_size[-1]
     notes.append(f"{path.name} is a bare lightnets state dict; ImageNet preprocessing at {size} "
@@ -269,14 +273,18 @@ def read_model_weights(path: str | Path, name: str | None = None, source: str | 
     notes: list[str] = []
     if weights_file.checkpoint is not None:
         return lightnets_checkpoint(weights_file, name, source, strict, user_args, notes)
+    smp_folder = is_smp_config(weights_file.config)
+    if smp_folder:  # smp's save_pretrained: its config names the model and its widths
+        name = smp_twin(weights_file.config) if name is None else name
+        user_args = {**smp_options(weights_file.config), **user_args}
     if source == "lightnets":
         candidates_sources = ["lightnets"]
     elif source is not None:
         candidates_sources = [source]
     elif weights_file.config is not None:
-        candidates_sources = ["timm"]
+        candidates_sources = ["smp" if smp_folder else "timm"]
     else:
-        candidates_sources = ["torchvision", "timm", "lightnets"]
+        candidates_sources = ["torchvision", "timm", "smp", "lightnets"]
     if name is None:
         architecture = timm_architecture(weights_file.config or {})
         if architecture is None:
@@ -285,7 +293,7 @@ def read_model_weights(path: str | Path, name: str | None = None, source: str | 
         name = twin_of(architecture)
     name = resolve_name(name)
     peers = peers_of(name)
-    if weights_file.config is not None and "timm" in peers:
+    if weights_file.config is not None and "timm" in peers and not smp_folder:
         architecture = timm_architecture(weights_file.config)
         if architecture not in (None, peers["timm"].name):
             raise ValueError(f"{str(path)!r} holds timm's {architecture}; lightnets' {name} is "
@@ -304,8 +312,10 @@ def read_model_weights(path: str | Path, name: str | None = None, source: str | 
         candidates.append(as_source(name, library, weights, weights_file.state, user_args))
     chosen = choose(candidates, weights_file, name, strict, notes)
     preprocess, class_names = source_preprocess(name, chosen, weights_file, notes, user_args)
+    options = {**chosen.options, **smp_options(weights_file.config)} if smp_folder \
+        else chosen.options
     return SourceWeights(name, chosen.source, weights_file.path, chosen.fit.state,
-                         chosen.options, chosen.num_classes, chosen.in_chans, preprocess,
+                         options, chosen.num_classes, chosen.in_chans, preprocess,
                          class_names, notes)
 
 

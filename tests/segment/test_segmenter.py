@@ -76,7 +76,7 @@ def test_aux_output_mechanism_and_reset():
 
 def test_errors_are_one_line():
     for call, match in [
-            (lambda: create_segmenter("unet", "resnet18"), "unknown head 'unet'"),
+            (lambda: create_segmenter("segnet", "resnet18"), "unknown head 'segnet'"),
             (lambda: create_segmenter("fcn", "lraspp_mobilenet_v2"), "is a segmentation model"),
             (lambda: create_segmenter("fcn", "resnet18", rates=(1, 2)), "fcn head takes no rates"),
             (lambda: create_segmenter("fcn", "resnet18", low_level=1), "reads no low-level"),
