@@ -11,6 +11,7 @@ from torch import nn
 
 from lightnets.export.formats import Format, Runner, Target, register_format
 from lightnets.export.onnx import ONNX_EXPORT_PACKAGES, export_onnx
+from lightnets.export.openvino_runtime import openvino_runner
 from lightnets.files import first_line
 from lightnets.optional import require
 
@@ -35,8 +36,6 @@ def openvino_convert(model: nn.Module, target: Target) -> Path:
 
 def openvino_ir_runner(path: Path, threads: int | None = None) -> Runner:
     """The IR in OpenVINO's CPU plugin at fp32 (the runner ``lightnets bench`` uses)."""
-    from lightnets.export.backends import openvino_runner  # backends imports the formats
-
     if not Path(path).is_file():
         raise ValueError(f"OpenVINO IR file {str(path)!r} not found")
     return openvino_runner(path, "fp32", threads)
