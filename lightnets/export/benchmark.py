@@ -232,6 +232,9 @@ def write_chart(result: BenchmarkResult, path: Path) -> Path | None:
         ratio = "" if row.ratio_to_onnxruntime is None else f" {row.ratio_to_onnxruntime:.2f}x"
         axes.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, ratio, va="center")
     axes.invert_yaxis()
+    latencies = [row.latency_ms for row in timed]
+    if max(latencies) > 20 * min(latencies):  # eager and the runtimes can be 100x apart
+        axes.set_xscale("log")
     axes.set_xlabel(f"latency at batch 1, ms (median, {result.threads} threads)")
     axes.set_title(f"{result.model}: ratio to ONNX Runtime fp32")
     figure.tight_layout()
