@@ -19,6 +19,10 @@ _PACKAGES = {
     "onnxruntime": ("onnxruntime", "export"),
     "onnxscript": ("onnxscript", "export"),
     "openvino": ("openvino", "openvino"),
+    "pnnx": ("pnnx", "ncnn"),
+    "ncnn": ("ncnn", "ncnn"),
+    "MNN": ("MNN", "mnn"),
+    "_tools": ("MNN", "mnn"),  # MNN's converter extension module
     "safetensors": ("safetensors", "weights"),
     "sklearn": ("scikit-learn", "train"),
     "matplotlib": ("matplotlib", "train"),

@@ -17,7 +17,7 @@ from lightnets.export.detection import (DetectionVerification, check_detections,
                                         export_detection_onnx, session_detections,
                                         verify_detections)
 from lightnets.export.fuse import fuse, remaining_batchnorms
-from lightnets.export.formats import FORMATS, Target, get_format
+from lightnets.export.formats import FORMATS, Target, artefact_files, get_format
 from lightnets.export.onnx import DEFAULT_OPSET, onnx_session
 from lightnets.files import check_writable_file, write_error
 from lightnets.optional import require_all
@@ -148,7 +148,8 @@ def write_artefact(model: nn.Module, graph: DetectionGraph | None, plan: ExportP
                                                         plan.dynamic_batch, plan.batch_size,
                                                         plan.dynamic_size, plan.opset))
     except OSError as error:  # e.g. the disk filled up
-        path.unlink(missing_ok=True)
+        for file in artefact_files(path, get_format(plan.format)):
+            file.unlink(missing_ok=True)
         raise write_error(f"cannot write {path}", error) from None
 
 
@@ -191,7 +192,8 @@ def verify_artefact(source: ModelSource, model: nn.Module, graph: DetectionGraph
         (check if graph is None else check_detections)(
             verification, f"the exported {format} file {str(path)!r}")
     except VerificationError:
-        path.unlink(missing_ok=True)
+        for file in artefact_files(path, get_format(format)):  # an ncnn .param and its .bin
+            file.unlink(missing_ok=True)
         raise
     return verification
 

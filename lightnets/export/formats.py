@@ -52,6 +52,7 @@ class Format:
     dynamic_size: bool = True   # the file can take any height and width
     postprocess: bool = False   # a detector's file can hold its decoding and NMS
     description: str = ""
+    side_suffixes: tuple[str, ...] = ()  # files beside it: its suffix replaced by each of these
 
 
 FORMATS: dict[str, Format] = {}
@@ -78,3 +79,11 @@ def format_of_file(path: str | Path) -> Format | None:
     name = Path(path).name
     matches = [f for f in FORMATS.values() if name.endswith(f.suffix)]
     return max(matches, key=lambda f: len(f.suffix)) if matches else None
+
+
+def artefact_files(path: str | Path, format: Format) -> list[Path]:
+    """The file at ``path`` and those written beside it (an ncnn ``.bin``, an OpenVINO
+    ``.bin``): what a failed check removes and what the file size counts."""
+    path = Path(path)
+    stem = path.name[:-len(format.suffix)] if path.name.endswith(format.suffix) else path.stem
+    return [path, *(path.with_name(stem + side) for side in format.side_suffixes)]
