@@ -25,6 +25,10 @@ _PACKAGES = {
     "timm": ("timm", None),
     "torch_pruning": ("torch-pruning", "prune"),
     "pycocotools": ("pycocotools", "detect"),
+    "executorch": ("executorch", "executorch"),
+    "litert_torch": ("litert-torch", "litert"),
+    "ai_edge_litert": ("ai-edge-litert", "litert"),
+    "coremltools": ("coremltools", "coreml"),
 }
 
 

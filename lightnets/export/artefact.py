@@ -3,6 +3,7 @@ the eager model, write the sidecar. Behind ``lightnets export``."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,12 +126,14 @@ def plan_export(source: ModelSource, format: str, output: str | Path | None,
     if not tolerance > 0:
         raise ValueError(f"tolerance must be positive, got {tolerance}")
     path = Path(output) if output is not None else default_output(source, format)
-    if path.is_dir():
+    if path.is_dir() and not path.name.endswith(FORMATS[format].suffix):  # not a .mlpackage
         path = path / (source.name + FORMATS[format].suffix)
     check_writable_file(path, f"the {format} file")
     # a segmenter's file takes images of any size (its mask comes at that size), where the
     # format can hold symbolic sizes (TorchScript's trace keeps the sizes it saw)
     dynamic_size = task_for(source.model).dynamic_export_size and FORMATS[format].dynamic_size
+    # a format whose files have a fixed batch is written (and checked) at batch_size
+    dynamic_batch = dynamic_batch and FORMATS[format].dynamic_batch
     return ExportPlan(path, format, dynamic_batch, batch_size, dynamic_size, postprocess,
                       fuse_model, opset, tolerance, real_inputs)
 
@@ -148,7 +151,7 @@ def write_artefact(model: nn.Module, graph: DetectionGraph | None, plan: ExportP
                                                         plan.dynamic_batch, plan.batch_size,
                                                         plan.dynamic_size, plan.opset))
     except OSError as error:  # e.g. the disk filled up
-        path.unlink(missing_ok=True)
+        remove_artefact(path)
         raise write_error(f"cannot write {path}", error) from None
 
 
@@ -179,6 +182,13 @@ def verify_artefact(source: ModelSource, model: nn.Module, graph: DetectionGraph
                                          source.input_size[1:], plan.tolerance, data=data,
                                          **split)
         verification.notes.extend(notes)
+    elif FORMATS[format].load is None:  # a runtime that cannot run here: its spec checked
+        try:
+            notes = FORMATS[format].inspect(path, source.model, (sizes[0], *source.input_size))
+        except VerificationError:
+            remove_artefact(path)
+            raise
+        verification = Verification([], plan.tolerance, notes)
     else:
         verification = verify(source.model, artefact_runner(path, format), source.input_size,
                               source.preprocess, plan.tolerance, plan.real_inputs, sizes,
@@ -191,9 +201,23 @@ def verify_artefact(source: ModelSource, model: nn.Module, graph: DetectionGraph
         (check if graph is None else check_detections)(
             verification, f"the exported {format} file {str(path)!r}")
     except VerificationError:
-        path.unlink(missing_ok=True)
+        remove_artefact(path)
         raise
     return verification
+
+
+def artefact_bytes(path: Path) -> int:
+    """The size of a written artefact, a file or a folder (Core ML's ``.mlpackage``)."""
+    files = path.rglob("*") if path.is_dir() else [path]
+    return sum(file.stat().st_size for file in files if file.is_file())
+
+
+def remove_artefact(path: Path) -> None:
+    """Remove a written artefact: a file, or a folder such as Core ML's ``.mlpackage``."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def artefact_sidecar(source: ModelSource, graph: DetectionGraph | None, plan: ExportPlan,

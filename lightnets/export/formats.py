@@ -50,8 +50,12 @@ class Format:
     packages: tuple[tuple[str, str], ...] = ()
     extra: str = "export"
     dynamic_size: bool = True   # the file can take any height and width
+    dynamic_batch: bool = True  # the file can take any batch size (else the one it was written at)
     postprocess: bool = False   # a detector's file can hold its decoding and NMS
     description: str = ""
+    # where ``load`` is None: ``inspect(path, model, (batch, *input_size))`` checks the file's
+    # specification instead of running it, raising VerificationError, returning its notes
+    inspect: Callable[[Path, nn.Module, tuple[int, ...]], list[str]] | None = None
 
 
 FORMATS: dict[str, Format] = {}

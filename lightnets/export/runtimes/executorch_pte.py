@@ -1,0 +1,83 @@
+"""ExecuTorch ``.pte`` files: PyTorch's own on-device runtime (Android, iOS, embedded Linux).
+
+The model goes through ``torch.export``, then ``executorch.exir.to_edge_transform_and_lower``
+with the XNNPACK partitioner (XNNPACK's CPU kernels, ARM and x86) and ``to_executorch()``; the
+file is run here by ExecuTorch's Python runtime (``executorch.runtime``), the same C++ runtime
+a phone links. See the ExecuTorch docs, "Exporting to ExecuTorch" and "XNNPACK Backend".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lightnets.export.formats import Format, Runner, Target, register_format
+from lightnets.export.onnx import dynamic_dims, quiet_exporter, without_inplace
+from lightnets.files import first_line
+from lightnets.optional import require
+
+PACKAGES = (("executorch", "the ExecuTorch export and its check"),)
+# XNNPACK plans memory for the largest shape a dynamic dimension can take: bound them
+MAX_BATCH = 64
+MAX_SIDE = 1024
+
+
+def exported_program(model: nn.Module, target: Target) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``model`` at ``target``'s shape, batch (and size) bounded."""
+    example = torch.randn(2 if target.dynamic_batch else target.batch_size, *target.input_size)
+    dims = dynamic_dims(target.dynamic_batch, target.dynamic_size)
+    if dims is not None:
+        bounds = {0: MAX_BATCH, 2: MAX_SIDE, 3: MAX_SIDE}
+        dims = ({axis: torch.export.Dim(dim.__name__, min=dim.min, max=bounds[axis])
+                 for axis, dim in dims[0].items()},)
+    try:
+        with quiet_exporter():
+            return torch.export.export(without_inplace(model).eval(), (example,),
+                                       dynamic_shapes=dims)
+    except Exception as error:
+        raise ValueError(f"torch.export of {type(model).__name__} failed: {first_line(error)}"
+                         ) from None
+
+
+def write_pte(model: nn.Module, target: Target) -> Path:
+    """Lower ``model`` to XNNPACK and write the ``.pte`` file."""
+    exir = require("executorch.exir", "the ExecuTorch export")
+    partitioner = require("executorch.backends.xnnpack.partition.xnnpack_partitioner",
+                          "the ExecuTorch export").XnnpackPartitioner
+    program = exported_program(model, target)
+    try:
+        lowered = exir.to_edge_transform_and_lower(program, partitioner=[partitioner()])
+        buffer = lowered.to_executorch().buffer
+    except Exception as error:
+        raise ValueError(f"ExecuTorch lowering of {type(model).__name__} failed: "
+                         f"{first_line(error)}") from None
+    target.path.parent.mkdir(parents=True, exist_ok=True)
+    target.path.write_bytes(buffer)
+    return target.path
+
+
+def load_pte(path: Path, threads: int | None = None) -> Runner:
+    """A callable running the ``.pte`` file's ``forward`` in ExecuTorch's runtime."""
+    runtime = require("executorch.runtime", "running an ExecuTorch file")
+    if threads:
+        # XNNPACK's thread pool is process-wide in the Python runtime
+        pybindings = require("executorch.extension.pybindings.portable_lib",
+                             "running an ExecuTorch file")
+        pybindings._unsafe_reset_threadpool(threads)
+    try:
+        method = runtime.Runtime.get().load_program(Path(path)).load_method("forward")
+    except Exception as error:
+        raise ValueError(f"cannot load {str(path)!r} in ExecuTorch: {first_line(error)}"
+                         ) from None
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return method.execute([x.float().contiguous()])[0]
+    return run
+
+
+EXECUTORCH = register_format(Format(
+    "executorch", ".pte", write_pte, load_pte, runtime="executorch", packages=PACKAGES,
+    extra="executorch",
+    description="ExecuTorch program lowered to XNNPACK, run by ExecuTorch's runtime"))
