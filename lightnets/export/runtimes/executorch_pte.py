@@ -43,19 +43,43 @@ def exported_program(model: nn.Module, target: Target) -> torch.export.ExportedP
 
 def write_pte(model: nn.Module, target: Target) -> Path:
     """Lower ``model`` to XNNPACK and write the ``.pte`` file."""
+    return write_program(exported_program(model, target), target.path, type(model).__name__)
+
+
+def write_program(program: torch.export.ExportedProgram, path: Path, name: str) -> Path:
+    """Lower the exported ``program`` to XNNPACK and write it to ``path``."""
     exir = require("executorch.exir", "the ExecuTorch export")
     partitioner = require("executorch.backends.xnnpack.partition.xnnpack_partitioner",
                           "the ExecuTorch export").XnnpackPartitioner
-    program = exported_program(model, target)
     try:
         lowered = exir.to_edge_transform_and_lower(program, partitioner=[partitioner()])
         buffer = lowered.to_executorch().buffer
     except Exception as error:
-        raise ValueError(f"ExecuTorch lowering of {type(model).__name__} failed: "
-                         f"{first_line(error)}") from None
-    target.path.parent.mkdir(parents=True, exist_ok=True)
-    target.path.write_bytes(buffer)
-    return target.path
+        raise ValueError(f"ExecuTorch lowering of {name} failed: {first_line(error)}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer)
+    return path
+
+
+def quantize_pte(model: nn.Module, path: Path, images: torch.Tensor,
+                 per_channel: bool = True) -> Path:
+    """An int8 ``.pte`` of the eval-mode ``model`` (unfused: PT2E folds BatchNorm itself):
+    PyTorch 2 Export quantization (torchao's ``prepare_pt2e`` / ``convert_pt2e``) with
+    ExecuTorch's ``XNNPACKQuantizer`` (symmetric int8 weights, per channel by default; int8
+    activations calibrated on ``images``), lowered to XNNPACK's int8 kernels; dynamic batch."""
+    pt2e = require("torchao.quantization.pt2e.quantize_pt2e", "ExecuTorch int8 quantization")
+    quantizer_module = require("executorch.backends.xnnpack.quantizer.xnnpack_quantizer",
+                               "ExecuTorch int8 quantization")
+    target = Target(path, tuple(images.shape[1:]), True, 1, False, 0)
+    quantizer = quantizer_module.XNNPACKQuantizer().set_global(
+        quantizer_module.get_symmetric_quantization_config(is_per_channel=per_channel))
+    prepared = pt2e.prepare_pt2e(exported_program(model, target).module(), quantizer)
+    with torch.no_grad():
+        for batch in images.split(32):
+            prepared(batch)
+    converted = pt2e.convert_pt2e(prepared)
+    program = exported_program(converted, target)
+    return write_program(program, path, type(model).__name__)
 
 
 def load_pte(path: Path, threads: int | None = None) -> Runner:
