@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import shutil
 import warnings
 from pathlib import Path
@@ -24,6 +25,9 @@ from lightnets.files import first_line
 from lightnets.optional import require
 
 PACKAGES = (("coremltools", "the Core ML export"),)
+# coremltools warns on import that Apple's runtime libraries are missing (expected off Apple
+# systems: this module never runs the file) and that this torch is newer than it was tested on
+logging.getLogger("coremltools").setLevel(logging.ERROR)
 INPUT, OUTPUT = "input", "logits"
 NOT_RUN = ("Core ML runs only on Apple's systems: the file was not run here; its specification "
            "was checked (input name, shape and type, output shape against the eager model's)")
