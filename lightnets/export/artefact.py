@@ -3,9 +3,11 @@ the eager model, write the sidecar. Behind ``lightnets export``."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +239,10 @@ def artefact_sidecar(source: ModelSource, graph: DetectionGraph | None, plan: Ex
         verification=verification.as_dict(), versions=runtime_versions())
     if plan.format == "onnx":
         sidecar.versions["opset"] = str(plan.opset)
+    for module, _ in FORMATS[plan.format].packages:  # the versions that wrote and ran the file
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            sidecar.versions.setdefault(module.split(".")[0],
+                                        metadata.version(module.split(".")[0]))
     if not dynamic_batch:
         sidecar.input_size = [1 if graph is not None else plan.batch_size, *source.input_size]
     if isinstance(source.model, RawHeads):

@@ -19,7 +19,7 @@ def test_coreml_export_checks_the_specification(tmp_path, monkeypatch):
     result = export_model(source, "coreml", tmp_path / "m.mlpackage")
     assert result.path.is_dir() and result.sidecar.artefact_format == "coreml"
     assert result.sidecar.input_size == [1, *source.input_size]
-    assert not result.sidecar.dynamic_batch
+    assert not result.sidecar.dynamic_batch and "coremltools" in result.sidecar.versions
     verification = result.sidecar.verification
     assert verification["passed"] and verification["comparisons"] == []
     assert verification["max_relative"] is None  # nothing was run
