@@ -83,7 +83,8 @@ def quantize_pte(model: nn.Module, path: Path, images: torch.Tensor,
 
 
 def load_pte(path: Path, threads: int | None = None) -> Runner:
-    """A callable running the ``.pte`` file's ``forward`` in ExecuTorch's runtime."""
+    """A callable running the ``.pte`` file's ``forward`` in ExecuTorch's runtime, on any
+    batch (a fixed-batch file on its own batch only)."""
     runtime = require("executorch.runtime", "running an ExecuTorch file")
     if threads:
         # XNNPACK's thread pool is process-wide in the Python runtime
@@ -97,7 +98,9 @@ def load_pte(path: Path, threads: int | None = None) -> Runner:
                          ) from None
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        return method.execute([x.float().contiguous()])[0]
+        # the file's batch is bounded (MAX_BATCH): larger batches (eval's) run in slices
+        return torch.cat([method.execute([part.float().contiguous()])[0]
+                          for part in x.split(MAX_BATCH)])
     return run
 
 
