@@ -19,7 +19,7 @@ from lightnets.files import first_line
 from lightnets.optional import require
 
 PACKAGES = (("executorch", "the ExecuTorch export and its check"),)
-# XNNPACK plans memory for the largest shape a dynamic dimension can take: bound them
+# the bounds given to torch.export for a dynamic batch and size
 MAX_BATCH = 64
 MAX_SIDE = 1024
 
@@ -97,10 +97,13 @@ def load_pte(path: Path, threads: int | None = None) -> Runner:
         raise ValueError(f"cannot load {str(path)!r} in ExecuTorch: {first_line(error)}"
                          ) from None
 
+    # memory planning fixes the largest input the file takes (executorch 1.5.1 plans a batch
+    # of 15 whatever the bound given to torch.export): larger batches (eval's) run in slices
+    capacity = method.metadata.input_tensor_meta(0).sizes()[0]
+
     def run(x: torch.Tensor) -> torch.Tensor:
-        # the file's batch is bounded (MAX_BATCH): larger batches (eval's) run in slices
         return torch.cat([method.execute([part.float().contiguous()])[0]
-                          for part in x.split(MAX_BATCH)])
+                          for part in x.split(capacity)])
     return run
 
 
