@@ -47,6 +47,7 @@ def test_int8_pte_behind_the_accuracy_gate(tmp_path, capsys):
                                optimizer="adamw", lr=3e-3, weight_decay=0.0, augment=False,
                                label_smoothing=0.0, warmup_epochs=0.0, progress=False,
                                runs_dir=str(tmp_path / "runs"), name="tiny"))
+    capsys.readouterr()  # the training's own lines
     output = tmp_path / "tiny.int8.pte"
     assert main(["quantize", "--checkpoint", str(result.best_checkpoint), "--calib-data",
                  "digits", "--calib-size", "64", "--max-drop", "5", "--latency-batch", "1",
