@@ -31,6 +31,10 @@ _PACKAGES = {
     "pycocotools": ("pycocotools", "detect"),
     "tensorboard": ("tensorboard", "tensorboard"),
     "yaml": ("pyyaml", "train"),  # in the detect extra too (YOLO data.yaml)
+    "executorch": ("executorch", "executorch"),
+    "litert_torch": ("litert-torch", "litert"),
+    "ai_edge_litert": ("ai-edge-litert", "litert"),
+    "coremltools": ("coremltools", "coreml"),
 }
 
 

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(a torchvision or timm file, a Hugging Face-style folder), exported "
                         "with their preprocessing and class names")
     parser.add_argument("--format", default="onnx", metavar="FORMAT",
-                        help="onnx (default), torchscript or pt2")
+                        help="onnx (default), torchscript, pt2, or a phone runtime's: "
+                        "executorch (.pte), tflite (LiteRT), coreml (.mlpackage)")
     parser.add_argument("--output", metavar="PATH", help="file to write (default: <model>.onnx "
                         "here, or beside the checkpoint); a folder gets <model>.<ext> inside")
     parser.add_argument("--input-size", type=parse_input_size, default=None, metavar="SIZE",
@@ -65,6 +66,7 @@ def requirements(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     from lightnets.export import FORMATS, export_model, load_source
+    from lightnets.export.formats import FORMATS as SPECS, artefact_bytes
 
     if args.format not in FORMATS:
         raise CommandError(f"unsupported format {args.format!r}; expected one of "
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"path": str(result.path), "sidecar": str(result.sidecar_path),
                           **result.sidecar.as_dict()}))
     else:
-        megabytes = result.path.stat().st_size / 2**20
+        megabytes = artefact_bytes(result.path, SPECS[args.format]) / 2**20
         form = result.sidecar.detection.get("form")
         batch = "dynamic batch" if result.sidecar.dynamic_batch else \
             f"batch {result.sidecar.input_size[0]}"

@@ -3,8 +3,10 @@ the eager model, write the sidecar. Behind ``lightnets export``."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from lightnets.export.detection import (DetectionVerification, check_detections,
                                         export_detection_onnx, session_detections,
                                         verify_detections)
 from lightnets.export.fuse import fuse, remaining_batchnorms
-from lightnets.export.formats import FORMATS, Target, artefact_files, get_format
+from lightnets.export.formats import FORMATS, Target, get_format, remove_artefact
 from lightnets.export.onnx import DEFAULT_OPSET, onnx_session
 from lightnets.files import check_writable_file, write_error
 from lightnets.optional import require_all
@@ -125,12 +127,14 @@ def plan_export(source: ModelSource, format: str, output: str | Path | None,
     if not tolerance > 0:
         raise ValueError(f"tolerance must be positive, got {tolerance}")
     path = Path(output) if output is not None else default_output(source, format)
-    if path.is_dir():
+    if path.is_dir() and not path.name.endswith(FORMATS[format].suffix):  # not a .mlpackage
         path = path / (source.name + FORMATS[format].suffix)
     check_writable_file(path, f"the {format} file")
     # a segmenter's file takes images of any size (its mask comes at that size), where the
     # format can hold symbolic sizes (TorchScript's trace keeps the sizes it saw)
     dynamic_size = task_for(source.model).dynamic_export_size and FORMATS[format].dynamic_size
+    # a format whose files have a fixed batch is written (and checked) at batch_size
+    dynamic_batch = dynamic_batch and FORMATS[format].dynamic_batch
     return ExportPlan(path, format, dynamic_batch, batch_size, dynamic_size, postprocess,
                       fuse_model, opset, tolerance, real_inputs)
 
@@ -148,8 +152,7 @@ def write_artefact(model: nn.Module, graph: DetectionGraph | None, plan: ExportP
                                                         plan.dynamic_batch, plan.batch_size,
                                                         plan.dynamic_size, plan.opset))
     except OSError as error:  # e.g. the disk filled up
-        for file in artefact_files(path, get_format(plan.format)):
-            file.unlink(missing_ok=True)
+        remove_artefact(path, get_format(plan.format))
         raise write_error(f"cannot write {path}", error) from None
 
 
@@ -180,6 +183,13 @@ def verify_artefact(source: ModelSource, model: nn.Module, graph: DetectionGraph
                                          source.input_size[1:], plan.tolerance, data=data,
                                          **split)
         verification.notes.extend(notes)
+    elif FORMATS[format].load is None:  # a runtime that cannot run here: its spec checked
+        try:
+            notes = FORMATS[format].inspect(path, source.model, (sizes[0], *source.input_size))
+        except VerificationError:
+            remove_artefact(path, FORMATS[format])
+            raise
+        verification = Verification([], plan.tolerance, notes)
     else:
         verification = verify(source.model, artefact_runner(path, format), source.input_size,
                               source.preprocess, plan.tolerance, plan.real_inputs, sizes,
@@ -192,8 +202,7 @@ def verify_artefact(source: ModelSource, model: nn.Module, graph: DetectionGraph
         (check if graph is None else check_detections)(
             verification, f"the exported {format} file {str(path)!r}")
     except VerificationError:
-        for file in artefact_files(path, get_format(format)):  # an ncnn .param and its .bin
-            file.unlink(missing_ok=True)
+        remove_artefact(path, get_format(format))
         raise
     return verification
 
@@ -215,6 +224,10 @@ def artefact_sidecar(source: ModelSource, graph: DetectionGraph | None, plan: Ex
         verification=verification.as_dict(), versions=runtime_versions())
     if plan.format == "onnx":
         sidecar.versions["opset"] = str(plan.opset)
+    for module, _ in FORMATS[plan.format].packages:  # the versions that wrote and ran the file
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            sidecar.versions.setdefault(module.split(".")[0],
+                                        metadata.version(module.split(".")[0]))
     if not dynamic_batch:
         sidecar.input_size = [1 if graph is not None else plan.batch_size, *source.input_size]
     if isinstance(source.model, RawHeads):

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from lightnets.export.artefact import artefact_runner, export_model
-from lightnets.export.formats import FORMATS, artefact_files
+from lightnets.export.formats import FORMATS, artefact_bytes
 from lightnets.export.predict import evaluable
 from lightnets.export.source import ModelSource
 from lightnets.export.timing import time_callables
@@ -76,8 +76,7 @@ def runnable_formats(formats: list[str] | None = None) -> tuple[list[str], dict[
 
 def file_megabytes(path: Path, format: str) -> float:
     """The size of the file and its side files (an ncnn or OpenVINO ``.bin``)."""
-    return sum(file.stat().st_size for file in artefact_files(path, FORMATS[format])
-               if file.is_file()) / 2**20
+    return artefact_bytes(path, FORMATS[format]) / 2**20
 
 
 def export_rows(source: ModelSource, formats: list[str], folder: Path,

@@ -10,6 +10,7 @@ new format is one module and one import line.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +51,13 @@ class Format:
     packages: tuple[tuple[str, str], ...] = ()
     extra: str = "export"
     dynamic_size: bool = True   # the file can take any height and width
+    dynamic_batch: bool = True  # the file can take any batch size (else the one it was written at)
     postprocess: bool = False   # a detector's file can hold its decoding and NMS
     description: str = ""
     side_suffixes: tuple[str, ...] = ()  # files beside it: its suffix replaced by each of these
+    # where ``load`` is None: ``inspect(path, model, (batch, *input_size))`` checks the file's
+    # specification instead of running it, raising VerificationError, returning its notes
+    inspect: Callable[[Path, nn.Module, tuple[int, ...]], list[str]] | None = None
 
 
 FORMATS: dict[str, Format] = {}
@@ -87,3 +92,23 @@ def artefact_files(path: str | Path, format: Format) -> list[Path]:
     path = Path(path)
     stem = path.name[:-len(format.suffix)] if path.name.endswith(format.suffix) else path.stem
     return [path, *(path.with_name(stem + side) for side in format.side_suffixes)]
+
+
+def artefact_bytes(path: str | Path, format: Format) -> int:
+    """The size of a written artefact with its side files; a folder (Core ML's
+    ``.mlpackage``) counts every file inside."""
+    total = 0
+    for file in artefact_files(path, format):
+        files = file.rglob("*") if file.is_dir() else [file]
+        total += sum(f.stat().st_size for f in files if f.is_file())
+    return total
+
+
+def remove_artefact(path: str | Path, format: Format) -> None:
+    """Remove a written artefact and its side files (files, or folders such as Core ML's
+    ``.mlpackage``): what a failed write or check leaves behind."""
+    for file in artefact_files(path, format):
+        if file.is_dir():
+            shutil.rmtree(file)
+        else:
+            file.unlink(missing_ok=True)

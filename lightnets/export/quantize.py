@@ -35,6 +35,7 @@ from lightnets.data import DataBundle, data_requirements
 from lightnets.export.artefact import export_model, export_requirements
 from lightnets.export.backends import artefact_backend, backend_requirements, check_precision
 from lightnets.export.fuse import fuse
+from lightnets.export.runtimes import executorch_pte
 from lightnets.export.onnx import onnx_session, run_session
 from lightnets.optional import available, require, require_all
 from lightnets.export.sidecar import Sidecar, write_sidecar
@@ -48,13 +49,16 @@ from lightnets.tasks import TASKS, Task, task_for
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # backend -> the artefact format the reduced model is written in
-ARTEFACT_FORMATS = {"onnxruntime": "onnx", "openvino": "onnx", "eager": "pt2"}
-INT8_BACKENDS, BF16_BACKENDS = ("onnxruntime", "openvino"), ("openvino", "eager")
+ARTEFACT_FORMATS = {"onnxruntime": "onnx", "openvino": "onnx", "eager": "pt2",
+                    "executorch": "executorch"}
+INT8_BACKENDS = ("onnxruntime", "openvino", "executorch")
+BF16_BACKENDS = ("openvino", "eager")
 TWO_STAGE_QUANTIZE = ("quantize takes one-stage detectors (fcos, retinanet, ssdlite): a "
                       "two-stage Faster R-CNN has no raw head outputs for torchvision to "
                       "decode; export it in fp32 with lightnets export")
 # (precision, artefact format) -> the written file's suffix
-SUFFIXES = {("int8", "onnx"): ".int8.onnx", ("bf16", "onnx"): ".bf16.onnx",
+SUFFIXES = {("int8", "onnx"): ".int8.onnx", ("int8", "executorch"): ".int8.pte",
+            ("bf16", "onnx"): ".bf16.onnx",
             ("bf16", "pt2"): ".bf16.pt2"}
 
 
@@ -74,6 +78,7 @@ def quantize_requirements(precision: str, backend: str | None,
     return (export_requirements("onnx")
             + ([("onnxruntime", "int8 quantization")] if precision == "int8" else [])
             + (backend_requirements([backend]) if backend == "openvino" else [])
+            + (list(executorch_pte.PACKAGES) if backend == "executorch" else [])
             + data_requirements(calib_data))
 
 
@@ -338,6 +343,10 @@ def reduced_model(source: ModelSource, fp32_path: Path, folder: Path, images: to
     """The reduced-precision file in ``folder``: the int8 ONNX graph calibrated on
     ``images``; for bf16 in OpenVINO the fp32 graph itself (bf16 is how OpenVINO compiles it);
     else a bf16 ``.pt2``."""
+    if precision == "int8" and backend == "executorch":  # PT2E: the XNNPACK quantizer's own
+        say(f"calibrating on {len(images)} images (PT2E, XNNPACK quantizer) and lowering...")
+        return executorch_pte.quantize_pte(source.model.eval(), folder / "reduced.pte", images,
+                                           per_channel)
     if precision == "int8":
         say(f"calibrating on {len(images)} images ({method}) and quantizing...")
         return quantize_onnx(fp32_path, folder / "reduced.onnx", images, per_channel, method,

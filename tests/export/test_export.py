@@ -101,7 +101,7 @@ def test_checkpoint_input_size_override_rescales_the_preprocessing(tmp_path):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--model", "squeezenet1_1", "--format", "tflite"], "unsupported format 'tflite'"),
+    (["--model", "squeezenet1_1", "--format", "paddle"], "unsupported format 'paddle'"),
     (["--checkpoint", "{tmp}/missing.pt"], "not found"),
     (["--checkpoint", "{tmp}/garbage.pt"], "cannot read checkpoint"),
     (["--checkpoint", "{tmp}/notours.pt"], "not a lightnets checkpoint"),

@@ -7,3 +7,4 @@ import lightnets.export.torch_formats  # noqa: F401
 from lightnets.export.runtimes import ncnn_pnnx  # noqa: F401
 from lightnets.export.runtimes import mnn_file  # noqa: F401
 from lightnets.export.runtimes import openvino_ir  # noqa: F401
+from lightnets.export.runtimes import coreml, executorch_pte, litert  # noqa: F401

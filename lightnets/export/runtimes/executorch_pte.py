@@ -1,0 +1,113 @@
+"""ExecuTorch ``.pte`` files: PyTorch's own on-device runtime (Android, iOS, embedded Linux).
+
+The model goes through ``torch.export``, then ``executorch.exir.to_edge_transform_and_lower``
+with the XNNPACK partitioner (XNNPACK's CPU kernels, ARM and x86) and ``to_executorch()``; the
+file is run here by ExecuTorch's Python runtime (``executorch.runtime``), the same C++ runtime
+a phone links. See the ExecuTorch docs, "Exporting to ExecuTorch" and "XNNPACK Backend".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lightnets.export.formats import Format, Runner, Target, register_format
+from lightnets.export.onnx import dynamic_dims, quiet_exporter, without_inplace
+from lightnets.files import first_line
+from lightnets.optional import require
+
+PACKAGES = (("executorch", "the ExecuTorch export and its check"),)
+# the bounds given to torch.export for a dynamic batch and size
+MAX_BATCH = 64
+MAX_SIDE = 1024
+
+
+def exported_program(model: nn.Module, target: Target) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``model`` at ``target``'s shape, batch (and size) bounded."""
+    example = torch.randn(2 if target.dynamic_batch else target.batch_size, *target.input_size)
+    dims = dynamic_dims(target.dynamic_batch, target.dynamic_size)
+    if dims is not None:
+        bounds = {0: MAX_BATCH, 2: MAX_SIDE, 3: MAX_SIDE}
+        dims = ({axis: torch.export.Dim(dim.__name__, min=dim.min, max=bounds[axis])
+                 for axis, dim in dims[0].items()},)
+    try:
+        with quiet_exporter():
+            return torch.export.export(without_inplace(model).eval(), (example,),
+                                       dynamic_shapes=dims)
+    except Exception as error:
+        raise ValueError(f"torch.export of {type(model).__name__} failed: {first_line(error)}"
+                         ) from None
+
+
+def write_pte(model: nn.Module, target: Target) -> Path:
+    """Lower ``model`` to XNNPACK and write the ``.pte`` file."""
+    return write_program(exported_program(model, target), target.path, type(model).__name__)
+
+
+def write_program(program: torch.export.ExportedProgram, path: Path, name: str) -> Path:
+    """Lower the exported ``program`` to XNNPACK and write it to ``path``."""
+    exir = require("executorch.exir", "the ExecuTorch export")
+    partitioner = require("executorch.backends.xnnpack.partition.xnnpack_partitioner",
+                          "the ExecuTorch export").XnnpackPartitioner
+    try:
+        lowered = exir.to_edge_transform_and_lower(program, partitioner=[partitioner()])
+        buffer = lowered.to_executorch().buffer
+    except Exception as error:
+        raise ValueError(f"ExecuTorch lowering of {name} failed: {first_line(error)}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer)
+    return path
+
+
+def quantize_pte(model: nn.Module, path: Path, images: torch.Tensor,
+                 per_channel: bool = True) -> Path:
+    """An int8 ``.pte`` of the eval-mode ``model`` (unfused: PT2E folds BatchNorm itself):
+    PyTorch 2 Export quantization (torchao's ``prepare_pt2e`` / ``convert_pt2e``) with
+    ExecuTorch's ``XNNPACKQuantizer`` (symmetric int8 weights, per channel by default; int8
+    activations calibrated on ``images``), lowered to XNNPACK's int8 kernels; dynamic batch."""
+    pt2e = require("torchao.quantization.pt2e.quantize_pt2e", "ExecuTorch int8 quantization")
+    quantizer_module = require("executorch.backends.xnnpack.quantizer.xnnpack_quantizer",
+                               "ExecuTorch int8 quantization")
+    target = Target(path, tuple(images.shape[1:]), True, 1, False, 0)
+    quantizer = quantizer_module.XNNPACKQuantizer().set_global(
+        quantizer_module.get_symmetric_quantization_config(is_per_channel=per_channel))
+    prepared = pt2e.prepare_pt2e(exported_program(model, target).module(), quantizer)
+    with torch.no_grad():
+        for batch in images.split(32):
+            prepared(batch)
+    converted = pt2e.convert_pt2e(prepared)
+    program = exported_program(converted, target)
+    return write_program(program, path, type(model).__name__)
+
+
+def load_pte(path: Path, threads: int | None = None) -> Runner:
+    """A callable running the ``.pte`` file's ``forward`` in ExecuTorch's runtime, on any
+    batch (a fixed-batch file on its own batch only)."""
+    runtime = require("executorch.runtime", "running an ExecuTorch file")
+    if threads:
+        # XNNPACK's thread pool is process-wide in the Python runtime
+        pybindings = require("executorch.extension.pybindings.portable_lib",
+                             "running an ExecuTorch file")
+        pybindings._unsafe_reset_threadpool(threads)
+    try:
+        method = runtime.Runtime.get().load_program(Path(path)).load_method("forward")
+    except Exception as error:
+        raise ValueError(f"cannot load {str(path)!r} in ExecuTorch: {first_line(error)}"
+                         ) from None
+
+    # memory planning fixes the largest input the file takes (executorch 1.5.1 plans a batch
+    # of 15 whatever the bound given to torch.export): larger batches (eval's) run in slices
+    capacity = method.metadata.input_tensor_meta(0).sizes()[0]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([method.execute([part.float().contiguous()])[0]
+                          for part in x.split(capacity)])
+    return run
+
+
+EXECUTORCH = register_format(Format(
+    "executorch", ".pte", write_pte, load_pte, runtime="executorch", packages=PACKAGES,
+    extra="executorch",
+    description="ExecuTorch program lowered to XNNPACK, run by ExecuTorch's runtime"))

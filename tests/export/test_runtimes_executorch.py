@@ -1,0 +1,61 @@
+"""ExecuTorch (.pte through XNNPACK): the export is checked in ExecuTorch's own runtime, keeps a
+dynamic batch, runs under ``predict``, and a broken file is caught."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from lightnets.cli import main
+from lightnets.export import predict, read_sidecar
+from lightnets.train import TrainConfig, train
+from tests.test_readme import digit_png
+from tests.export.runtimes_common import (assert_broken_file_is_caught,
+                                          assert_predicts_like_the_checkpoint, export_checkpoint)
+
+pytest.importorskip("executorch", reason="executorch is not installed (lightnets[executorch])")
+
+
+@pytest.mark.slow
+def test_executorch_export_is_checked_and_predicts(tmp_path, monkeypatch):
+    checkpoint, result, images = export_checkpoint(tmp_path, "executorch")
+    assert result.path.suffix == ".pte" and result.sidecar.artefact_format == "executorch"
+    checks = {(c.inputs, c.batch) for c in result.verification.comparisons}
+    assert checks == {("random", 3), ("real", 5)} and result.sidecar.dynamic_batch
+    assert result.verification.passed and result.verification.max_relative < 1e-4
+    assert_predicts_like_the_checkpoint(checkpoint, result.path, images)
+    assert_broken_file_is_caught(checkpoint, result.path, tmp_path, monkeypatch)
+
+
+def test_missing_executorch_is_named_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "executorch", None)  # import fails as if not installed
+    assert main(["export", "--model", "squeezenet1_1", "--input-size", "32", "--format",
+                 "executorch", "--output", str(tmp_path / "m.pte")]) == 2
+    err = capsys.readouterr().err
+    assert "needs executorch, which is not installed" in err
+    assert "pip install 'lightnets[executorch]'" in err and not (tmp_path / "m.pte").exists()
+
+
+@pytest.mark.slow
+def test_int8_pte_behind_the_accuracy_gate(tmp_path, capsys):
+    """A MobileNetV1 x0.25 after two epochs on the digits, quantized by PT2E with the XNNPACK
+    quantizer to an int8 ``.pte``, measured in ExecuTorch against fp32 and written through the
+    gate; a gate of -1 points would refuse any file (checked before any work)."""
+    result = train(TrainConfig(model="mobilenet_v1_x0_25", epochs=2, batch_size=32,
+                               optimizer="adamw", lr=3e-3, weight_decay=0.0, augment=False,
+                               label_smoothing=0.0, warmup_epochs=0.0, progress=False,
+                               runs_dir=str(tmp_path / "runs"), name="tiny"))
+    capsys.readouterr()  # the training's own lines
+    output = tmp_path / "tiny.int8.pte"
+    assert main(["quantize", "--checkpoint", str(result.best_checkpoint), "--calib-data",
+                 "digits", "--calib-size", "64", "--max-drop", "5", "--latency-batch", "1",
+                 "--backend", "executorch", "--output", str(output), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "executorch" and report["passed"] and report["fp32_top1"] > 0.3
+    assert abs(report["drop_points"]) < 5
+    sidecar = read_sidecar(output)
+    assert sidecar.precision == "int8" and sidecar.artefact_format == "executorch"
+    digit_png(3)(tmp_path / "three.png")
+    assert len(predict(output, [str(tmp_path / "three.png")], top_k=1)) == 1
