@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-fast docs docs-serve clean
+.PHONY: run install-dev test test-fast docs docs-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +24,23 @@ run: $(BIN)/python
 # #1323, fixed after that release). The whole documentation site's strict build runs in a
 # pytest of its own: inside an xdist worker it twice took the worker down (cause not found).
 SITE_TEST := tests/test_docs.py::test_the_site_builds_strictly
-test: $(BIN)/python
+# The phone runtimes install after the rest, LiteRT last and on its own: its converter pins
+# typing_extensions below 4.13 (through xdsl) where Core ML's cattrs asks for 4.14, and pip asked
+# for both in one resolve backtracks through old releases of everything for minutes, then fails
+# building an old MarkupSafe. Installed one after the other, pip takes typing_extensions 4.12 and
+# both convert and run (tests/export/test_runtimes_*.py).
+install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[executorch,coreml]'
+	$(BIN)/pip install --quiet -e '.[litert]'
+
+test: install-dev
 	$(BIN)/python -m pytest -q $(SITE_TEST)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --max-worker-restart=0 -q --deselect $(SITE_TEST)
 
 # The inner loop: the same, without the tests marked slow (trainings, torchrun, run locks, the
 # README's examples, anything over ~5 s); `make test` still runs everything.
-test-fast: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+test-fast: install-dev
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --max-worker-restart=0 -q -m "not slow"
 
 # Installs the documentation tools and builds the site into site/; strict: a broken link, a
