@@ -13,6 +13,7 @@ the plain loop as measured. Results are cached per CPU, model, input size and ba
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,13 +23,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from lightnets.files import write_atomic
 from lightnets.hardware import cpu_flags, native_bf16
+
+if TYPE_CHECKING:  # the loop's types, for the signatures of the two functions it calls
+    from lightnets.checkpoint import Checkpoint
+    from lightnets.tasks import Task
+    from lightnets.train.config import TrainConfig
+    from lightnets.train.runtime import Runtime
 
 WARMUP_STEPS, TIMED_STEPS = 2, 3
 # another setting must beat the plain one by more than this to replace it (the spread of
@@ -174,3 +181,38 @@ def calibrated(key: str, settings: list[Setting],
     if abs(again - first) <= 2 * MARGIN * min(first, again):
         remember(key, chosen, times, path)
     return chosen, {s.label(): round(t * 1000, 3) for s, t in times.items()}, False
+
+
+def wanted(config: TrainConfig, fixed: bool, runtime: Runtime, task: Task,
+               resume_from: Checkpoint | None, steps: int) -> bool:
+    """Whether this run times its candidate settings first :
+    a new run on one CPU process, of a task whose step can be timed, long enough to pay for it,
+    whose precision, memory format and optimiser kernel the user left open."""
+    return (config.calibrate and not fixed and config.fused_optimizer is None
+            and resume_from is None and runtime.device.type == "cpu"
+            and not runtime.distributed and not config.compile and task.calibrates
+            and config.epochs * steps >= MIN_RUN_STEPS)
+
+
+def calibrate_run(config: TrainConfig, runtime: Runtime, task: Task, model: nn.Module,
+                  num_classes: int) -> TrainConfig:
+    """Time the candidate settings on copies of ``model`` (or take the cached choice), set the
+    runtime to the fastest and record it in the configuration."""
+    shape = (config.in_chans, config.input_size, config.input_size)
+
+    def loss(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return task.forward_loss(network, images, labels, 0.0, 0.0)[1]
+
+    key = cache_key(config.model, config.model_args, shape, config.batch_size)
+    with torch.random.fork_rng():  # the timing steps must not move the run's random stream
+        batch = (torch.randn(config.batch_size, *shape),
+                 torch.randint(num_classes, (config.batch_size,)))
+        chosen, times, cached = calibrated(
+            key, candidates(),
+            lambda setting: time_steps(model, setting, batch, loss))
+    runtime.amp_dtype = torch.bfloat16 if chosen.amp == "bf16" else None
+    runtime.channels_last = chosen.channels_last
+    return dataclasses.replace(config, amp=chosen.amp, channels_last=chosen.channels_last,
+                               fused_optimizer=chosen.fused, calibration={
+                                   "chosen": chosen.label(), "ms_per_step": times,
+                                   "cached": cached})

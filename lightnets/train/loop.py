@@ -240,8 +240,8 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     train_loader, val_loader, sampler, steps = make_loaders(config, runtime, task, data)
     model, model_args, pruning = build_model(config, runtime, task, data, pretrained,
                                              resume_from)
-    if calibrates(config, fixed, runtime, task, resume_from, steps):
-        config = calibrate_run(config, runtime, task, model, data.num_classes)
+    if calibrate.wanted(config, fixed, runtime, task, resume_from, steps):
+        config = calibrate.calibrate_run(config, runtime, task, model, data.num_classes)
         model = model.to(memory_format=runtime.memory_format)
     if config.precise_bn_batches is None:
         config = dataclasses.replace(config, precise_bn_batches=PRECISE_BN_BATCHES
@@ -388,41 +388,6 @@ def build_model(config: TrainConfig, runtime: Runtime, task: Task, data: DataBun
         model = create_model(config.model, **model_args)
     model = model.to(runtime.device).to(memory_format=runtime.memory_format)
     return model, model_args, init.pruning if init else None
-
-
-def calibrates(config: TrainConfig, fixed: bool, runtime: Runtime, task: Task,
-               resume_from: Checkpoint | None, steps: int) -> bool:
-    """Whether this run times its candidate settings first (:mod:`lightnets.train.calibrate`):
-    a new run on one CPU process, of a task whose step can be timed, long enough to pay for it,
-    whose precision, memory format and optimiser kernel the user left open."""
-    return (config.calibrate and not fixed and config.fused_optimizer is None
-            and resume_from is None and runtime.device.type == "cpu"
-            and not runtime.distributed and not config.compile and task.calibrates
-            and config.epochs * steps >= calibrate.MIN_RUN_STEPS)
-
-
-def calibrate_run(config: TrainConfig, runtime: Runtime, task: Task, model: nn.Module,
-                  num_classes: int) -> TrainConfig:
-    """Time the candidate settings on copies of ``model`` (or take the cached choice), set the
-    runtime to the fastest and record it in the configuration."""
-    shape = (config.in_chans, config.input_size, config.input_size)
-
-    def loss(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return task.forward_loss(network, images, labels, 0.0, 0.0)[1]
-
-    key = calibrate.cache_key(config.model, config.model_args, shape, config.batch_size)
-    with torch.random.fork_rng():  # the timing steps must not move the run's random stream
-        batch = (torch.randn(config.batch_size, *shape),
-                 torch.randint(num_classes, (config.batch_size,)))
-        chosen, times, cached = calibrate.calibrated(
-            key, calibrate.candidates(),
-            lambda setting: calibrate.time_steps(model, setting, batch, loss))
-    runtime.amp_dtype = torch.bfloat16 if chosen.amp == "bf16" else None
-    runtime.channels_last = chosen.channels_last
-    return dataclasses.replace(config, amp=chosen.amp, channels_last=chosen.channels_last,
-                               fused_optimizer=chosen.fused, calibration={
-                                   "chosen": chosen.label(), "ms_per_step": times,
-                                   "cached": cached})
 
 
 def restore_state(run: Run, resume_from: Checkpoint, seed: int) -> None:

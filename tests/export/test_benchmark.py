@@ -31,7 +31,8 @@ def test_benchmark_two_formats_writes_sane_reports(tmp_path, capsys):
         assert 0 <= row["metric"] <= 1 and row["metric_delta"] == pytest.approx(0, abs=1 / 256)
         assert row["latency_ms"] > 0 and row["ratio_to_onnxruntime"] > 0
         assert row["precision"] == "fp32"
-    weights = sum(t.numel() for t in torch.load(checkpoint)["model"].values()) * 4 / 2**20
+    state = torch.load(checkpoint, weights_only=True)["model"]
+    weights = sum(t.numel() for t in state.values()) * 4 / 2**20
     for name in ("onnx", "torchscript"):  # fp32 weights and a little graph
         assert weights < rows[name]["size_mb"] < 1.1 * weights
     folder = tmp_path / "benchmark"
