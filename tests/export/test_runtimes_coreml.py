@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lightnets.export import artefact, export_model
+from lightnets.export.formats import FORMATS, artefact_bytes
 from lightnets.export.runtimes import coreml
 from lightnets.export.verify import VerificationError
 from tests.export.conftest import zoo_source
@@ -25,7 +26,7 @@ def test_coreml_export_checks_the_specification(tmp_path, monkeypatch):
     assert verification["max_relative"] is None  # nothing was run
     assert "not run here" in verification["notes"][0]
     assert "specification only" in result.verification.verdict()
-    assert artefact.artefact_bytes(result.path) > 10_000
+    assert artefact_bytes(result.path, FORMATS["coreml"]) > 10_000
     with pytest.raises(ValueError, match="cannot be run on this platform"):
         artefact.artefact_runner(result.path, "coreml")
     # a file whose output disagrees with the eager model's is refused and removed
