@@ -65,6 +65,21 @@ def timm_hf_folder(architecture: str) -> Callable[[Path], None]:
     return write
 
 
+def smp_unet(folder: bool) -> Callable[[Path], None]:
+    """segmentation_models_pytorch's Unet on resnet34 at random initialisation: its state dict,
+    or its ``save_pretrained`` folder."""
+    def write(path: Path) -> None:
+        import torch
+
+        smp = pytest.importorskip("segmentation_models_pytorch")
+        model = smp.Unet("resnet34", encoder_weights=None)
+        if folder:
+            model.save_pretrained(str(path))
+        else:
+            torch.save(model.state_dict(), path)
+    return write
+
+
 # file name -> writer: the files the examples of README.md and docs/ (Python and shell) refer to;
 # a page's folder holds those its text names
 EXAMPLE_FILES = {"digit_0.png": digit_png(0), "digit_5.png": digit_png(5),
@@ -73,7 +88,8 @@ EXAMPLE_FILES = {"digit_0.png": digit_png(0), "digit_5.png": digit_png(5),
                  "lraspp_mobilenet_v3_large-d234d4ea.pth":
                      torchvision_segmenter("lraspp_mobilenet_v3_large"),
                  "deeplabv3_mobilenet_v3_large-fc3c493d.pth":
-                     torchvision_segmenter("deeplabv3_mobilenet_v3_large", aux_loss=True)}
+                     torchvision_segmenter("deeplabv3_mobilenet_v3_large", aux_loss=True),
+                 "smp_unet.pth": smp_unet(folder=False), "smp_folder": smp_unet(folder=True)}
 
 
 def python_blocks(text: str) -> list[tuple[int, str]]:

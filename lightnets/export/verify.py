@@ -32,9 +32,11 @@ DEFAULT_TOLERANCE = 1e-4
 # A correct artefact runs the same arithmetic in another order (fused BatchNorm, other kernels),
 # so its fp32 rounding error is another draw of eager's: of the same size, give or take a factor
 # of about 2 (measured on a trained segmenter: ONNX Runtime 4.0e-4, eager 1.1e-3 of the scale
-# against float64). 4 leaves room for that spread; a wrong weight shifts the output by orders of
-# magnitude more than fp32 rounding (tests/export/test_verify_reference.py).
-EAGER_ERROR_FACTOR = 4.0
+# against float64), but a clean CI run measured a fused file 5.9x eager's error on the same
+# segmenter (3.29e-3 against 5.57e-4: BatchNorm folded in fp32 adds its own rounding). 10 leaves
+# room for that; a wrong weight shifts the output by orders of magnitude more than fp32 rounding
+# (tests/export/test_verify_reference.py).
+EAGER_ERROR_FACTOR = 10.0
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
