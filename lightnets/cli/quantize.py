@@ -56,6 +56,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="file to write (default: beside the checkpoint, best.int8.onnx)")
     parser.add_argument("--latency-batch", type=int, nargs="+", default=[1, 32], metavar="N",
                         help="batch sizes to time fp32 against the reduced model (default 1 32)")
+    parser.add_argument("--qat", action="store_true",
+                        help="quantization-aware training: fine-tune the classifier fake-"
+                        "quantized (PT2E, XNNPACK quantizer) on its own training split, then "
+                        "write its int8 model for --backend onnxruntime (default) or executorch "
+                        "through the same gate; the report gives post-training int8 too")
+    parser.add_argument("--qat-epochs", type=int, default=None, metavar="N",
+                        help="with --qat: epochs of fine-tuning (default 1)")
+    parser.add_argument("--qat-lr", type=float, default=None, metavar="LR",
+                        help="with --qat: peak learning rate, cosine-decayed (default: 1%% of the "
+                        "checkpoint's)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run, requires=requirements)
 
@@ -63,7 +73,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def requirements(args: argparse.Namespace) -> list[tuple[str, str]]:
     from lightnets.export.quantize import quantize_requirements
 
-    return quantize_requirements(args.precision, args.backend, args.calib_data)
+    return quantize_requirements(args.precision, args.backend, args.calib_data, args.qat)
+
+
+def qat_options(args: argparse.Namespace):
+    """``--qat``'s options, or None without it (its own options then refused)."""
+    from lightnets.export.qat import QatOptions
+
+    if not args.qat:
+        if args.qat_epochs is not None or args.qat_lr is not None:
+            raise CommandError("--qat-epochs and --qat-lr need --qat")
+        return None
+    return QatOptions(epochs=1 if args.qat_epochs is None else args.qat_epochs, lr=args.qat_lr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     if min(args.latency_batch) < 1:
         raise CommandError(f"--latency-batch sizes must be >= 1, got {args.latency_batch}")
+    qat = qat_options(args)
 
     def show(report) -> None:
         if args.json:
@@ -85,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
             args.max_drop, args.force, args.precision, args.method, args.per_channel,
             args.reduce_range, tuple(args.latency_batch), args.allow_emulated_bf16,
             args.backend,
-            log=None if args.json else (lambda m: err_console.print(m, highlight=False)))
+            log=None if args.json else (lambda m: err_console.print(m, highlight=False)),
+            qat=qat, progress=not args.json)
     except AccuracyGateError as refused:
         show(refused.report)
         raise CommandError(str(refused)) from None

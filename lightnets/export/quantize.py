@@ -37,6 +37,8 @@ from lightnets.export.backends import artefact_backend, backend_requirements, ch
 from lightnets.export.fuse import fuse
 from lightnets.export.runtimes import executorch_pte
 from lightnets.export.onnx import onnx_session, run_session
+from lightnets.export.qat import (QAT_DEFAULT_BACKEND, QatOptions, check_qat, check_qat_task,
+                                  qat_packages, qat_reduced)
 from lightnets.optional import available, require, require_all
 from lightnets.export.sidecar import Sidecar, write_sidecar
 from lightnets.files import check_writable_file, write_atomic
@@ -70,12 +72,13 @@ def default_backend(precision: str) -> str:
     return "onnxruntime" if precision == "int8" else "eager"
 
 
-def quantize_requirements(precision: str, backend: str | None,
-                          calib_data: str | None) -> list[tuple[str, str]]:
+def quantize_requirements(precision: str, backend: str | None, calib_data: str | None,
+                          qat: bool = False) -> list[tuple[str, str]]:
     """``(package, purpose)`` for what quantizing needs: the fp32 ONNX export and its check,
-    ONNX Runtime's quantizer for int8, the backend measuring it, the calibration data."""
-    backend = backend or default_backend(precision)
-    return (export_requirements("onnx")
+    ONNX Runtime's quantizer for int8, the backend measuring it, the calibration data, and
+    torchao with ExecuTorch's quantizer for QAT."""
+    backend = backend or (QAT_DEFAULT_BACKEND if qat else default_backend(precision))
+    return (export_requirements("onnx") + (list(qat_packages()) if qat else [])
             + ([("onnxruntime", "int8 quantization")] if precision == "int8" else [])
             + (backend_requirements([backend]) if backend == "openvino" else [])
             + (list(executorch_pte.PACKAGES) if backend == "executorch" else [])
@@ -106,6 +109,8 @@ class QuantizeReport:
     written: str | None = None
     backend: str = "onnxruntime"
     metric: str = "top1"            # the task's: "top1", "miou", "map"
+    qat_epochs: int = 0             # > 0: the reduced model is QAT's, fine-tuned this long
+    ptq_score: float | None = None  # with QAT: post-training int8's figure, same data, backend
 
     @property
     def metric_name(self) -> str:
@@ -125,6 +130,13 @@ class QuantizeReport:
                f"{self.precision} in {self.backend} {self.reduced_score:.2%} "
                f"(drop {self.drop_points:+.2f} points, "
                f"allowed {self.max_drop_points:.2f})"]
+        if self.qat_epochs:
+            out[0] = out[0].replace(f"{self.precision} in", f"{self.precision} after "
+                                    f"{self.qat_epochs} QAT epoch(s) in", 1)
+        if self.ptq_score is not None:
+            out.append(f"post-training {self.precision} in {self.backend} (the same "
+                       f"{self.val_images} images): {self.ptq_score:.2%} (drop "
+                       f"{100 * (self.fp32_score - self.ptq_score):+.2f} points)")
         for batch, row in self.latency_ms.items():
             out.append(f"latency at batch {batch}: fp32 {row['fp32']:.2f} ms, {self.precision} "
                        f"{row[self.precision]:.2f} ms ({row['fp32'] / row[self.precision]:.2f}x)")
@@ -134,6 +146,7 @@ class QuantizeReport:
         values = asdict(self)
         values[f"fp32_{self.metric}"] = values.pop("fp32_score")
         values[f"reduced_{self.metric}"] = values.pop("reduced_score")
+        values[f"ptq_{self.metric}"] = values.pop("ptq_score")
         return {**values, "drop_points": self.drop_points, "passed": self.passed}
 
 
@@ -222,20 +235,27 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                         reduce_range: bool | None = None,
                         latency_batches: tuple[int, ...] = (1, 32),
                         allow_emulated_bf16: bool = False, backend: str | None = None,
-                        log: Callable[[str], None] | None = None) -> QuantizeReport:
+                        log: Callable[[str], None] | None = None, qat: QatOptions | None = None,
+                        progress: bool = False) -> QuantizeReport:
     """int8 or bf16 model of a checkpoint, written only when its task's figure (top-1, mIoU,
     mAP) on the validation set (default: the checkpoint's own data), measured in ``backend``,
     is within ``max_drop`` points of fp32, or when ``force``. Raises
     :class:`AccuracyGateError` (carrying the report) otherwise. ``backend`` (default
     :func:`default_backend`): int8 runs in onnxruntime or openvino (an int8 ONNX file), bf16 in
-    openvino (an ONNX file it compiles in bf16) or eager PyTorch (a ``.pt2``)."""
+    openvino (an ONNX file it compiles in bf16) or eager PyTorch (a ``.pt2``). With ``qat``
+    the int8 model is quantization-aware training's (:mod:`lightnets.export.qat`), written for
+    onnxruntime (default) or executorch, and the report gives post-training int8's figure too
+    (calibrated on ``calib_data``, default the checkpoint's data); ``progress`` shows its bar."""
     say = log or (lambda message: None)
     backend = check_options(precision, max_drop, calib_size, backend, calib_data,
-                            allow_emulated_bf16)
+                            allow_emulated_bf16, qat)
     source = from_checkpoint(checkpoint)
     if getattr(source.model, "two_stage", False):  # the gate decodes the int8 raw outputs
         raise ValueError(TWO_STAGE_QUANTIZE)
     task = task_for(source.model)
+    if qat is not None:
+        check_qat_task(task)
+        calib_data = calib_data or source.training.get("data")
     val = validation_data(source, task, val_data)
     if reduce_range is None:
         reduce_range = not native_int8_dot()
@@ -253,15 +273,23 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
         fp32_run: Runner = lambda x: run_session(fp32_session, x)  # noqa: E731
         reduced_path = reduced_model(source, fp32.path, Path(folder), images, precision,
                                      backend, method, per_channel, reduce_range, say)
+
+        def score(run: Runner) -> float:
+            return task.gate_score(run, val.val, val.classes, source.model)
+
+        ptq_score = None
+        if qat is not None:  # post-training int8 first, for the report's comparison
+            ptq_score = score(artefact_backend(reduced_path, ARTEFACT_FORMATS[backend],
+                                               precision, backend))
+            reduced_path = qat_reduced(source, task, Path(folder), ARTEFACT_FORMATS[backend],
+                                       qat, say, progress)
         reduced_run = artefact_backend(reduced_path, ARTEFACT_FORMATS[backend], precision,
                                        backend)
         say(f"evaluating on {len(val.val)} validation images ({precision} in {backend})...")
-        report = QuantizeReport(source.name, precision,
-                                task.gate_score(fp32_run, val.val, val.classes, source.model),
-                                task.gate_score(reduced_run, val.val, val.classes,
-                                                source.model),
+        report = QuantizeReport(source.name, precision, score(fp32_run), score(reduced_run),
                                 len(val.val), len(images), max_drop, backend=backend,
-                                metric=task.metric)
+                                metric=task.metric, qat_epochs=qat.epochs if qat else 0,
+                                ptq_score=ptq_score)
         report.latency_ms = latency(fp32_run, reduced_run, precision, source.input_size,
                                     latency_batches)
         if not report.passed and not force:
@@ -272,8 +300,9 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                 report)
         write_atomic(path, Path(reduced_path).read_bytes())  # a crash never leaves half a file
     report.written = str(path)
-    calibration = {"data": calib_data, "images": len(images), "method": method,
-                   "per_channel": per_channel, "reduce_range": reduce_range}
+    calibration = ({"qat": asdict(qat), "ranges": "learned in QAT"} if qat else
+                   {"data": calib_data, "images": len(images), "method": method,
+                    "per_channel": per_channel, "reduce_range": reduce_range})
     write_reduced_sidecar(fp32.sidecar, path, report, calibration if precision == "int8"
                           else None)
     return report
@@ -303,21 +332,24 @@ def latency(fp32_run: Runner, reduced_run: Runner, precision: str,
 
 
 def check_options(precision: str, max_drop: float, calib_size: int, backend: str | None,
-                  calib_data: str | None, allow_emulated_bf16: bool) -> str:
+                  calib_data: str | None, allow_emulated_bf16: bool,
+                  qat: QatOptions | None = None) -> str:
     """The backend that will run the reduced model, once every option is checked and every
     package it needs is there (before any work)."""
     if precision not in ("int8", "bf16"):
         raise ValueError(f"precision must be int8 or bf16, got {precision!r}")
     if max_drop < 0 or calib_size < 1:
         raise ValueError(f"need max_drop >= 0 and calib_size >= 1, got {max_drop}, {calib_size}")
-    backend = backend or default_backend(precision)
+    backend = backend or (QAT_DEFAULT_BACKEND if qat else default_backend(precision))
+    if qat is not None:
+        check_qat(precision, backend, qat)
     allowed = INT8_BACKENDS if precision == "int8" else BF16_BACKENDS
     if backend not in allowed:
         raise ValueError(f"{precision} runs in {' or '.join(allowed)}, not {backend!r}")
-    require_all(quantize_requirements(precision, backend, calib_data))
+    require_all(quantize_requirements(precision, backend, calib_data, qat is not None))
     if precision == "bf16":
         check_precision(backend, "bf16", allow_emulated_bf16)
-    elif not calib_data:
+    elif not calib_data and qat is None:  # QAT's comparison defaults to the training data
         raise ValueError("int8 quantization needs calibration data (--calib-data)")
     return backend
 

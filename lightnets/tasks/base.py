@@ -84,6 +84,9 @@ class Task:
     distills: ClassVar[bool] = False
     # its training step can be timed on random batches (train/calibrate.py)
     calibrates: ClassVar[bool] = False
+    # whether `lightnets quantize --qat` fine-tunes its models fake-quantized (the task's loss on
+    # one output tensor; a detector's losses need its training-mode forward)
+    quantization_aware: ClassVar[bool] = False
     # whether the image-level recipe applies (--auto-augment, --random-erase, --mixup,
     # --cutmix): it moves and blends pixels that a mask or boxes would have to follow
     image_recipe: ClassVar[bool] = False

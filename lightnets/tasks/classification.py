@@ -173,7 +173,7 @@ class Classification(Task):
     picture_stem, picture_name, picture_label = "confusion", "the confusion matrix", "confusion"
     picture_caption = "confusion matrix"
     draws_examples = False
-    distills = prunable = calibrates = image_recipe = True
+    distills = prunable = calibrates = image_recipe = quantization_aware = True
 
     def folder_kind(self, path: Path) -> str | None:
         return classification_kind(str(path))
