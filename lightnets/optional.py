@@ -32,6 +32,7 @@ _PACKAGES = {
     "tensorboard": ("tensorboard", "tensorboard"),
     "yaml": ("pyyaml", "train"),  # in the detect extra too (YOLO data.yaml)
     "executorch": ("executorch", "executorch"),
+    "torchao": ("torchao", "executorch"),  # PT2E quantization (--backend executorch, --qat)
     "litert_torch": ("litert-torch", "litert"),
     "ai_edge_litert": ("ai-edge-litert", "litert"),
     "coremltools": ("coremltools", "coreml"),

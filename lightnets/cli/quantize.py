@@ -1,5 +1,6 @@
 """``lightnets quantize --checkpoint CKPT --calib-data DATA``: an int8 ONNX model (or a bf16
-one) written only when its validation accuracy stays within a threshold of fp32."""
+one) written only when its validation accuracy stays within a threshold of fp32; ``--qat``
+fine-tunes a classifier fake-quantized first (quantization-aware training)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "activations calibrated on a few hundred training images), or bf16 on CPUs with native "
         "bf16, measured in the runtime that will run it (--backend). Reports the task's figure "
         "(top-1, mIoU or mAP) before and after on the validation set and the latency gain, and "
-        "refuses to write the model when it drops more than --max-drop points.")
+        "refuses to write the model when it drops more than --max-drop points. --qat: "
+        "quantization-aware training (PT2E) of a classifier before the same gate.")
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
                         help="training checkpoint, or a run folder (its best.pt)")
     parser.add_argument("--calib-data", metavar="DATA",

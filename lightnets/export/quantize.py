@@ -12,6 +12,9 @@ bf16: OpenVINO compiles the fp32 ONNX graph with bf16 inference precision (the w
 keeps fp32 weights; the sidecar says to run it in bf16), or eager PyTorch runs a bf16 ``.pt2``.
 Refused on CPUs without native bf16 (see :mod:`lightnets.hardware`).
 
+int8 after quantization-aware training (``qat``): :mod:`lightnets.export.qat`, written for ONNX
+Runtime or ExecuTorch, gated the same way, with post-training int8's figure beside it.
+
 Both measure the task's figure (top-1, mIoU or mAP: :meth:`lightnets.tasks.Task.gate_score`) on a
 validation set before and after, in the backend that will run the model, and refuse to write it
 (unless forced) when it drops by more than ``max_drop`` points.
