@@ -282,8 +282,8 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
 
         ptq_score = None
         if qat is not None:  # post-training int8 first, for the report's comparison
-            ptq_score = score(artefact_backend(reduced_path, ARTEFACT_FORMATS[backend],
-                                               precision, backend))
+            ptq_score = score(artefact_backend(reduced_path, ARTEFACT_FORMATS[backend], "int8",
+                                               backend))
             reduced_path = qat_reduced(source, task, Path(folder), ARTEFACT_FORMATS[backend],
                                        qat, say, progress)
         reduced_run = artefact_backend(reduced_path, ARTEFACT_FORMATS[backend], precision,
@@ -296,11 +296,7 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
         report.latency_ms = latency(fp32_run, reduced_run, precision, source.input_size,
                                     latency_batches)
         if not report.passed and not force:
-            raise AccuracyGateError(
-                f"{precision} model not written: {report.metric_name} dropped "
-                f"{report.drop_points:.2f} points, "
-                f"more than the allowed {max_drop:.2f} (raise --max-drop or pass --force)",
-                report)
+            raise gate_error(report)
         write_atomic(path, Path(reduced_path).read_bytes())  # a crash never leaves half a file
     report.written = str(path)
     calibration = ({"qat": asdict(qat), "ranges": "learned in QAT"} if qat else
@@ -309,6 +305,14 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     write_reduced_sidecar(fp32.sidecar, path, report, calibration if precision == "int8"
                           else None)
     return report
+
+
+def gate_error(report: QuantizeReport) -> AccuracyGateError:
+    """The refusal of a model that dropped more than allowed."""
+    return AccuracyGateError(
+        f"{report.precision} model not written: {report.metric_name} dropped "
+        f"{report.drop_points:.2f} points, more than the allowed "
+        f"{report.max_drop_points:.2f} (raise --max-drop or pass --force)", report)
 
 
 def write_reduced_sidecar(sidecar: Sidecar, path: Path, report: QuantizeReport,
