@@ -51,8 +51,8 @@ QAT_DEFAULT_BACKEND = "onnxruntime"
 # PyTorch's batch-norm ops in an exported training graph; argument 5 is ``training``
 BATCH_NORM_OPS = (torch.ops.aten.batch_norm.default,
                   torch.ops.aten._native_batch_norm_legit.default)
-# fine-tuning at a small fraction of the training's peak learning rate (Krishnamoorthi 2018
-# fine-tunes from the float model at about 1/10-1/100 of it)
+# fine-tuning starts from trained weights: a small fraction of the training's peak rate (our
+# choice, measured on the digits: see the deployment guide), not a figure from the papers
 LR_FRACTION = 0.01
 
 
