@@ -81,7 +81,7 @@ def quantize_requirements(precision: str, backend: str | None,
             + ([("onnxruntime", "int8 quantization")] if precision == "int8" else [])
             + (backend_requirements([backend]) if backend == "openvino" else [])
             + (list(executorch_pte.PACKAGES) if backend == "executorch" else [])
-            + (list(litert.QUANTIZE_PACKAGES) if backend == "tflite" else [])
+            + (list(litert.PACKAGES) if backend == "tflite" else [])
             + data_requirements(calib_data))
 
 

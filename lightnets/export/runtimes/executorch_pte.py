@@ -102,8 +102,12 @@ def load_pte(path: Path, threads: int | None = None) -> Runner:
     capacity = method.metadata.input_tensor_meta(0).sizes()[0]
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([method.execute([part.float().contiguous()])[0]
-                          for part in x.split(capacity)])
+        try:
+            return torch.cat([method.execute([part.float().contiguous()])[0]
+                              for part in x.split(capacity)])
+        except RuntimeError as error:  # e.g. a batch baked into a reshape XNNPACK left out
+            raise ValueError(f"ExecuTorch cannot run {str(path)!r} on a batch of "
+                             f"{tuple(x.shape)}: {first_line(error)}") from None
     return run
 
 

@@ -31,7 +31,6 @@ from lightnets.files import first_line
 from lightnets.optional import require
 
 PACKAGES = (("litert_torch", "the LiteRT export"), ("ai_edge_litert", "the LiteRT check"))
-QUANTIZE_PACKAGES = (*PACKAGES, ("torchao", "LiteRT int8 quantization"))
 
 
 @contextlib.contextmanager
