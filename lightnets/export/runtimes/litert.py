@@ -101,11 +101,13 @@ def quantize_tflite(model: nn.Module, path: Path, images: torch.Tensor,
 
 
 def quantized_io(detail: dict) -> tuple[np.dtype, float, int] | None:
-    """``(dtype, scale, zero point)`` of an integer input or output tensor, else ``None``."""
+    """``(dtype, scale, zero point)`` of an integer input or output tensor (from the
+    interpreter's tensor details), else ``None`` (a float tensor)."""
+    dtype = np.dtype(detail.get("dtype", np.float32))
     scale, zero_point = detail.get("quantization", (0.0, 0))
-    if not np.issubdtype(detail["dtype"], np.integer) or scale == 0:
+    if not np.issubdtype(dtype, np.integer) or scale == 0:
         return None
-    return np.dtype(detail["dtype"]), float(scale), int(zero_point)
+    return dtype, float(scale), int(zero_point)
 
 
 def load_tflite(path: Path, threads: int | None = None) -> Runner:
