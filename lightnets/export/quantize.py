@@ -289,7 +289,10 @@ def write_reduced_sidecar(sidecar: Sidecar, path: Path, report: QuantizeReport,
     sidecar.artefact, sidecar.precision, sidecar.backend = path.name, report.precision, \
         report.backend
     sidecar.artefact_format = ARTEFACT_FORMATS[report.backend]
-    if not FORMATS[sidecar.artefact_format].dynamic_batch:  # the file's own batch (LiteRT's: 1)
+    # a file of batch 1: LiteRT's, and ExecuTorch's where a dynamic batch did not run
+    fixed = not FORMATS[sidecar.artefact_format].dynamic_batch or (
+        sidecar.artefact_format == "executorch" and executorch_pte.planned_batch(path) == 1)
+    if fixed:
         sidecar.dynamic_batch, sidecar.input_size = False, [1, *sidecar.input_size[-3:]]
     sidecar.accuracy = {**report.as_dict(), "calibration": calibration}
     return write_sidecar(sidecar, path)
@@ -350,8 +353,8 @@ def reduced_model(source: ModelSource, fp32_path: Path, folder: Path, images: to
     else a bf16 ``.pt2``."""
     if precision == "int8" and backend == "executorch":  # PT2E: the XNNPACK quantizer's own
         say(f"calibrating on {len(images)} images (PT2E, XNNPACK quantizer) and lowering...")
-        return executorch_pte.quantize_pte(source.model.eval(), folder / "reduced.pte", images,
-                                           per_channel)
+        return executorch_pte.quantize_runnable_pte(source.model.eval(), folder / "reduced.pte",
+                                                    images, per_channel)
     if precision == "int8" and backend == "tflite":  # PT2E: litert-torch's own quantizer
         say(f"calibrating on {len(images)} images (PT2E, litert-torch's quantizer) and "
             "converting...")

@@ -100,3 +100,4 @@ def test_missing_litert_for_int8_is_named_before_any_work(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert "needs litert-torch, which is not installed" in err
     assert "pip install 'lightnets[litert]'" in err and not output.exists()
+
