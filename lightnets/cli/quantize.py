@@ -41,11 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "saturates 16-bit sums at full range)")
     parser.add_argument("--precision", choices=("int8", "bf16"), default="int8",
                         help="int8 (default) or bf16 (CPUs with native bf16 only)")
-    parser.add_argument("--backend", choices=("onnxruntime", "openvino", "executorch", "eager"),
+    parser.add_argument("--backend", choices=("onnxruntime", "openvino", "executorch", "tflite",
+                                              "eager"),
                         default=None,
                         help="runtime the reduced model is measured (and meant to run) in: "
-                        "int8 in onnxruntime, openvino or executorch (an int8 .pte: PT2E with "
-                        "the XNNPACK quantizer), bf16 in openvino or eager (default: "
+                        "int8 in onnxruntime, openvino, executorch (an int8 .pte: PT2E with "
+                        "the XNNPACK quantizer) or tflite (an int8 .tflite run by LiteRT: "
+                        "PT2E with litert-torch's quantizer), bf16 in openvino or eager (default: "
                         "openvino when installed, else onnxruntime / eager)")
     parser.add_argument("--allow-emulated-bf16", action="store_true",
                         help="with --precision bf16: run even where bf16 is emulated (slow)")

@@ -37,8 +37,9 @@ from torch import nn
 from lightnets.data import DataBundle, data_requirements
 from lightnets.export.artefact import export_model, export_requirements
 from lightnets.export.backends import artefact_backend, backend_requirements, check_precision
+from lightnets.export.formats import FORMATS
 from lightnets.export.fuse import fuse
-from lightnets.export.runtimes import executorch_pte
+from lightnets.export.runtimes import executorch_pte, litert
 from lightnets.export.onnx import onnx_session, run_session
 from lightnets.export.qat import (QAT_DEFAULT_BACKEND, QatOptions, check_qat, check_qat_task,
                                   qat_packages, qat_reduced)
@@ -55,14 +56,15 @@ from lightnets.tasks import TASKS, Task, task_for
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # backend -> the artefact format the reduced model is written in
 ARTEFACT_FORMATS = {"onnxruntime": "onnx", "openvino": "onnx", "eager": "pt2",
-                    "executorch": "executorch"}
-INT8_BACKENDS = ("onnxruntime", "openvino", "executorch")
+                    "executorch": "executorch", "tflite": "tflite"}
+INT8_BACKENDS = ("onnxruntime", "openvino", "executorch", "tflite")
 BF16_BACKENDS = ("openvino", "eager")
 TWO_STAGE_QUANTIZE = ("quantize takes one-stage detectors (fcos, retinanet, ssdlite): a "
                       "two-stage Faster R-CNN has no raw head outputs for torchvision to "
                       "decode; export it in fp32 with lightnets export")
 # (precision, artefact format) -> the written file's suffix
 SUFFIXES = {("int8", "onnx"): ".int8.onnx", ("int8", "executorch"): ".int8.pte",
+            ("int8", "tflite"): ".int8.tflite",
             ("bf16", "onnx"): ".bf16.onnx",
             ("bf16", "pt2"): ".bf16.pt2"}
 
@@ -85,6 +87,7 @@ def quantize_requirements(precision: str, backend: str | None, calib_data: str |
             + ([("onnxruntime", "int8 quantization")] if precision == "int8" else [])
             + (backend_requirements([backend]) if backend == "openvino" else [])
             + (list(executorch_pte.PACKAGES) if backend == "executorch" else [])
+            + (list(litert.PACKAGES) if backend == "tflite" else [])
             + data_requirements(calib_data))
 
 
@@ -322,6 +325,11 @@ def write_reduced_sidecar(sidecar: Sidecar, path: Path, report: QuantizeReport,
     sidecar.artefact, sidecar.precision, sidecar.backend = path.name, report.precision, \
         report.backend
     sidecar.artefact_format = ARTEFACT_FORMATS[report.backend]
+    # a file of batch 1: LiteRT's, and ExecuTorch's where a dynamic batch did not run
+    fixed = not FORMATS[sidecar.artefact_format].dynamic_batch or (
+        sidecar.artefact_format == "executorch" and executorch_pte.planned_batch(path) == 1)
+    if fixed:
+        sidecar.dynamic_batch, sidecar.input_size = False, [1, *sidecar.input_size[-3:]]
     sidecar.accuracy = {**report.as_dict(), "calibration": calibration}
     return write_sidecar(sidecar, path)
 
@@ -384,8 +392,13 @@ def reduced_model(source: ModelSource, fp32_path: Path, folder: Path, images: to
     else a bf16 ``.pt2``."""
     if precision == "int8" and backend == "executorch":  # PT2E: the XNNPACK quantizer's own
         say(f"calibrating on {len(images)} images (PT2E, XNNPACK quantizer) and lowering...")
-        return executorch_pte.quantize_pte(source.model.eval(), folder / "reduced.pte", images,
-                                           per_channel)
+        return executorch_pte.quantize_runnable_pte(source.model.eval(), folder / "reduced.pte",
+                                                    images, per_channel)
+    if precision == "int8" and backend == "tflite":  # PT2E: litert-torch's own quantizer
+        say(f"calibrating on {len(images)} images (PT2E, litert-torch's quantizer) and "
+            "converting...")
+        return litert.quantize_tflite(source.model.eval(), folder / "reduced.tflite", images,
+                                      per_channel)
     if precision == "int8":
         say(f"calibrating on {len(images)} images ({method}) and quantizing...")
         return quantize_onnx(fp32_path, folder / "reduced.onnx", images, per_channel, method,

@@ -62,24 +62,45 @@ def write_program(program: torch.export.ExportedProgram, path: Path, name: str) 
 
 
 def quantize_pte(model: nn.Module, path: Path, images: torch.Tensor,
-                 per_channel: bool = True) -> Path:
+                 per_channel: bool = True, dynamic_batch: bool = True) -> Path:
     """An int8 ``.pte`` of the eval-mode ``model`` (unfused: PT2E folds BatchNorm itself):
     PyTorch 2 Export quantization (torchao's ``prepare_pt2e`` / ``convert_pt2e``) with
     ExecuTorch's ``XNNPACKQuantizer`` (symmetric int8 weights, per channel by default; int8
-    activations calibrated on ``images``), lowered to XNNPACK's int8 kernels; dynamic batch."""
+    activations calibrated on ``images``), lowered to XNNPACK's int8 kernels; a dynamic
+    batch, or batch 1."""
     pt2e = require("torchao.quantization.pt2e.quantize_pt2e", "ExecuTorch int8 quantization")
     quantizer_module = require("executorch.backends.xnnpack.quantizer.xnnpack_quantizer",
                                "ExecuTorch int8 quantization")
-    target = Target(path, tuple(images.shape[1:]), True, 1, False, 0)
+    target = Target(path, tuple(images.shape[1:]), dynamic_batch, 1, False, 0)
     quantizer = quantizer_module.XNNPACKQuantizer().set_global(
         quantizer_module.get_symmetric_quantization_config(is_per_channel=per_channel))
     prepared = pt2e.prepare_pt2e(exported_program(model, target).module(), quantizer)
     with torch.no_grad():
-        for batch in images.split(32):
+        for batch in images.split(32 if dynamic_batch else 1):  # the traced batch, if fixed
             prepared(batch)
     converted = pt2e.convert_pt2e(prepared)
     program = exported_program(converted, target)
     return write_program(program, path, type(model).__name__)
+
+
+def quantize_runnable_pte(model: nn.Module, path: Path, images: torch.Tensor,
+                          per_channel: bool = True) -> Path:
+    """:func:`quantize_pte` with a dynamic batch where ExecuTorch runs that file, else at
+    batch 1: ShuffleNet V2's channel shuffle reshape stays outside XNNPACK with the traced batch
+    baked in and fails on any other ("Attempted to resize a static tensor", error 0x10)."""
+    quantize_pte(model, path, images, per_channel)
+    try:
+        load_pte(path)(images[:3])  # a batch other than the traced one (2)
+    except ValueError:
+        quantize_pte(model, path, images, per_channel, dynamic_batch=False)
+    return path
+
+
+def planned_batch(path: Path) -> int:
+    """The largest batch the file's memory plan holds (1 for a file written at batch 1)."""
+    runtime = require("executorch.runtime", "running an ExecuTorch file")
+    method = runtime.Runtime.get().load_program(Path(path)).load_method("forward")
+    return int(method.metadata.input_tensor_meta(0).sizes()[0])
 
 
 def load_pte(path: Path, threads: int | None = None) -> Runner:
@@ -102,8 +123,12 @@ def load_pte(path: Path, threads: int | None = None) -> Runner:
     capacity = method.metadata.input_tensor_meta(0).sizes()[0]
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([method.execute([part.float().contiguous()])[0]
-                          for part in x.split(capacity)])
+        try:
+            return torch.cat([method.execute([part.float().contiguous()])[0]
+                              for part in x.split(capacity)])
+        except RuntimeError as error:  # e.g. a batch baked into a reshape XNNPACK left out
+            raise ValueError(f"ExecuTorch cannot run {str(path)!r} on a batch of "
+                             f"{tuple(x.shape)}: {first_line(error)}") from None
     return run
 
 
