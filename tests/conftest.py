@@ -4,6 +4,8 @@ weights and BatchNorm statistics of parity checks: :mod:`lightnets.testing`)."""
 from __future__ import annotations
 
 import functools
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,23 @@ def zoo_params(pattern: str = "*", task: str = "classification") -> list:
     (the whole-zoo tests of classifiers; segmenters have their own, ``task="segmentation"``)."""
     return [pytest.param(name, marks=pytest.mark.xdist_group(name), id=name)
             for name in lightnets.list_models(pattern, task=task)]
+
+
+def pytest_testnodedown(node, error) -> None:
+    """When an xdist worker goes down, say how its process ended (a signal's name, or the exit
+    status): workers have gone down in CI without a Python traceback, cause not yet found."""
+    popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
+    if error is None or popen is None:
+        return
+    try:
+        status = popen.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        status = None
+    how = ("still running 30 s after its channel closed" if status is None else
+           f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit status {status}")
+    reporter = node.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"worker {node.gateway.id}'s process: {how}", red=True)
 
 
 @functools.lru_cache(maxsize=1)
