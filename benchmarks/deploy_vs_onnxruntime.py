@@ -11,7 +11,9 @@ alternating blocks (see ``lightnets.export.timing.time_callables``):
   ``compile`` (inductor, frozen weights), ``openvino`` (installed with ``lightnets[openvino]``),
   ``--bf16``: each torch / OpenVINO backend in bf16 (refused unless the CPU has native bf16 or
   ``--allow-emulated-bf16``), ``--int8``: the int8 model (static, calibrated on real digit
-  images) in ONNX Runtime and OpenVINO. Weights are random, so these rows measure speed only;
+  images) in ONNX Runtime and OpenVINO; ``--phone``: the files the phone runtimes run
+  (ExecuTorch, LiteRT, ncnn, MNN; batch-1 files), with ``--int8`` also ExecuTorch's and
+  LiteRT's int8 files (PT2E). Weights are random, so these rows measure speed only;
   ``lightnets quantize`` gates accuracy on trained checkpoints.
 
 It prints one table per model and a summary: the fastest fp32 lightnets backend over
@@ -56,7 +58,7 @@ from rich.table import Table
 
 from lightnets.export.backends import BackendUnavailableError, create_backend, openvino_runner
 from lightnets.export.fuse import fuse
-from lightnets.export.onnx import export_onnx, onnx_session, run_session
+from lightnets.export.onnx import DEFAULT_OPSET, export_onnx, onnx_session, run_session
 from lightnets.export.timing import peer_runner, time_callables
 from lightnets.registry import create_model, meta_model, resolve_name
 
@@ -77,6 +79,43 @@ def int8_file(model: torch.nn.Module, size: tuple[int, int, int], folder: str) -
     calibration = real_images(size, {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
                               count=64)
     return quantize_onnx(fp32, Path(folder) / "int8.onnx", calibration)
+
+
+PHONE_FORMATS = ("executorch", "tflite", "ncnn", "mnn")
+
+
+def phone_rows(model: torch.nn.Module, size: tuple[int, int, int], folder: str, int8: bool,
+               say) -> dict[str, tuple]:
+    """row -> (precision, runner) for the phone runtimes' batch-1 files of ``model`` (each
+    through its format's own writer and loader, as ``lightnets export`` writes and runs them;
+    the int8 ones through ``lightnets quantize``'s PT2E writers)."""
+    from lightnets.export.formats import Target, get_format
+    from lightnets.export.runtimes import executorch_pte, litert
+    from lightnets.export.verify import real_images
+
+    threads = torch.get_num_threads()
+    rows = {}
+    for name in PHONE_FORMATS:
+        fmt = get_format(name)
+        try:
+            path = fmt.write(fuse(model), Target(Path(folder) / f"{name}{fmt.suffix}", size,
+                                                 False, 1, False, DEFAULT_OPSET))
+            rows[name] = ("fp32", fmt.load(path, threads))
+        except Exception as error:  # a missing package or a converter's refusal: said, skipped
+            say(f"  skipping {name}: {str(error).splitlines()[0][:200]}")
+    if int8:
+        images = real_images(size, {"mean": [0.485, 0.456, 0.406],
+                                    "std": [0.229, 0.224, 0.225]}, count=64)
+        writers = {"executorch-int8": (lambda p: executorch_pte.quantize_pte(
+                       model, p, images, dynamic_batch=False), ".pte", executorch_pte.load_pte),
+                   "tflite-int8": (lambda p: litert.quantize_tflite(model, p, images), ".tflite",
+                                   litert.load_tflite)}
+        for row, (write, suffix, load) in writers.items():
+            try:
+                rows[row] = ("int8", load(write(Path(folder) / f"{row}{suffix}"), threads))
+            except Exception as error:
+                say(f"  skipping {row}: {str(error).splitlines()[0][:200]}")
+    return rows
 
 
 def candidates(name: str, args: argparse.Namespace, folder: str, say) -> dict[str, tuple]:
@@ -110,6 +149,8 @@ def candidates(name: str, args: argparse.Namespace, folder: str, say) -> dict[st
         rows["onnxruntime-int8"] = ("int8", lambda x: run_session(session, x))
         if args.openvino:
             rows["openvino-int8"] = ("int8", openvino_runner(path))
+    if args.phone:
+        rows.update(phone_rows(model, size, folder, args.int8, say))
     return rows
 
 
@@ -166,6 +207,9 @@ def main() -> None:
                         help="time bf16 even where the CPU emulates it")
     parser.add_argument("--int8", action="store_true",
                         help="also time the int8 model in ONNX Runtime (and OpenVINO)")
+    parser.add_argument("--phone", action="store_true",
+                        help="also time the phone runtimes' files (ExecuTorch, LiteRT, ncnn, MNN; "
+                        "with --int8 also ExecuTorch's and LiteRT's int8 files)")
     parser.add_argument("--skip-eager", action="store_true",
                         help="leave out both eager rows (the slowest: quicker runs)")
     add_common_arguments(parser, warmup=3, repeats=10, json=True)
