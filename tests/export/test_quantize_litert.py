@@ -17,7 +17,7 @@ import torch
 from lightnets.cli import main
 from lightnets.export import read_sidecar
 from lightnets.export.runtimes import litert
-from lightnets.train import TrainConfig, train
+from tests.export.conftest import train_tiny_digits
 from tests.test_readme import digit_png
 
 
@@ -28,12 +28,9 @@ def test_int8_tflite_behind_the_accuracy_gate(tmp_path, capsys):
     pytest.importorskip("litert_torch", reason="litert-torch is not installed (lightnets[litert])")
     interpreter = pytest.importorskip("ai_edge_litert.interpreter",
                                       reason="ai-edge-litert is not installed (lightnets[litert])")
-    result = train(TrainConfig(model="mobilenet_v1_x0_25", epochs=2, batch_size=32,
-                               optimizer="adamw", lr=3e-3, weight_decay=0.0, augment=False,
-                               label_smoothing=0.0, warmup_epochs=0.0, progress=False,
-                               runs_dir=str(tmp_path / "runs"), name="tiny"))
+    checkpoint = train_tiny_digits(tmp_path / "runs")
     output = tmp_path / "tiny.int8.tflite"
-    assert main(["quantize", "--checkpoint", str(result.best_checkpoint), "--calib-data",
+    assert main(["quantize", "--checkpoint", str(checkpoint), "--calib-data",
                  "digits", "--calib-size", "64", "--max-drop", "5", "--latency-batch", "1",
                  "--backend", "tflite", "--output", str(output), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
