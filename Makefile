@@ -32,8 +32,12 @@ SITE_TEST := tests/test_docs.py::test_the_site_builds_strictly
 # whichever long test was running (these above among them), without saying how; since this
 # change no worker that forks has loaded JAX.
 JAX_TESTS := tests/export/test_runtimes_litert.py tests/export/test_quantize_litert.py
+# ... and the binary segmenter's train-eval-predict-export test: with JAX kept out of the
+# workers, the worker running it still died of SIGSEGV (three fresh-clone runs out of four, cause
+# not found; 12 runs of it in one process after the phone runtimes' tests passed)
+BINARY_TEST := tests/segment/test_binary.py::test_train_eval_predict_export_with_the_recorded_threshold
 # (ignored, not deselected, by the xdist run: a deselected file is still imported)
-ALONE_KEPT := $(SITE_TEST) tests/train/test_resume_killed.py
+ALONE_KEPT := $(SITE_TEST) tests/train/test_resume_killed.py $(BINARY_TEST)
 ALONE := $(ALONE_KEPT) $(JAX_TESTS)
 # The phone runtimes install after the rest, LiteRT last and on its own: its converter pins
 # typing_extensions below 4.13 (through xdsl) where Core ML's cattrs asks for 4.14, and pip asked
