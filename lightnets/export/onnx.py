@@ -3,7 +3,8 @@
 The batch dimension is exported as a symbol (``batch``) so one file serves any batch size; the
 spatial size is fixed at export, as the deployed preprocessing fixes it, except for segmenters,
 whose height and width are symbols too (``height``, ``width``: a mask at any image's size). The
-graph is traced at batch 2 because ``torch.export`` specialises sizes 0 and 1.
+graph is traced at batch 2 because ``torch.export`` specialises sizes 0 and 1, and a symbolic
+height and width at 64 or more (:func:`export_example`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from lightnets.optional import require, require_all
 DEFAULT_OPSET = 18
 ONNX_EXPORT_PACKAGES = ("onnx", "onnxscript")  # what torch.onnx.export(dynamo=True) needs
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+# The least side of the traced example when height and width are symbolic: traced at 32, a
+# stride-32 map is 1x1, torch.export specialises that size 1, and the file takes 32x32 alone
+TRACE_MIN_SIDE = 64
 
 
 def without_inplace(model: nn.Module) -> nn.Module:
@@ -65,6 +69,16 @@ def dynamic_dims(dynamic_batch: bool, dynamic_size: bool, min_size: int = 32
     return (dims,) if dims else None
 
 
+def export_example(input_size: tuple[int, int, int], dynamic_batch: bool, batch_size: int,
+                   dynamic_size: bool = False) -> torch.Tensor:
+    """The random input ``torch.export`` traces: batch 2 where the batch is symbolic (else
+    ``batch_size``), and sides of at least :data:`TRACE_MIN_SIDE` where they are symbolic."""
+    chans, height, width = input_size
+    if dynamic_size:
+        height, width = max(height, TRACE_MIN_SIDE), max(width, TRACE_MIN_SIDE)
+    return torch.randn(2 if dynamic_batch else batch_size, chans, height, width)
+
+
 def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, int],
                 dynamic_batch: bool = True, batch_size: int = 1,
                 opset: int = DEFAULT_OPSET, dynamic_size: bool = False) -> Path:
@@ -75,7 +89,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int, 
     require_all((package, "ONNX export") for package in ONNX_EXPORT_PACKAGES)
     path = Path(path)
     model = without_inplace(model).eval()
-    example = torch.randn(2 if dynamic_batch else batch_size, *input_size)
+    example = export_example(input_size, dynamic_batch, batch_size, dynamic_size)
     dynamic = dynamic_dims(dynamic_batch, dynamic_size)
     try:
         with quiet_exporter(), torch.no_grad():

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lightnets.export.formats import Format, Target, register_format
-from lightnets.export.onnx import dynamic_dims, quiet_exporter, without_inplace
+from lightnets.export.onnx import dynamic_dims, export_example, quiet_exporter, without_inplace
 from lightnets.files import first_line
 
 
@@ -40,7 +40,7 @@ def export_pt2(model: nn.Module, path: str | Path, input_size: tuple[int, int, i
     """Save ``torch.export.export(model)`` with a symbolic batch dimension (or a fixed one),
     and symbolic height and width when ``dynamic_size``."""
     path = Path(path)
-    example = torch.randn(2 if dynamic_batch else batch_size, *input_size)
+    example = export_example(input_size, dynamic_batch, batch_size, dynamic_size)
     dynamic = dynamic_dims(dynamic_batch, dynamic_size)
     try:
         with quiet_exporter():

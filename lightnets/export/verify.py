@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lightnets.files import first_line
 from lightnets.optional import require
 
 DEFAULT_TOLERANCE = 1e-4
@@ -218,8 +219,8 @@ def verify(reference: nn.Module, run: Runner, input_size: tuple[int, int, int],
     ``real``, a batch of real images (``batch_sizes``: their sizes; neither is the traced batch
     of 2); with ``dynamic_size`` the real images come at another height and width than the
     traced ones (and the random ones at the traced size). A batch that differs beyond
-    ``tolerance`` is also compared with a float64 copy of ``reference``. Nothing is raised here
-    (see :func:`check`)."""
+    ``tolerance`` is also compared with a float64 copy of ``reference``. Only an artefact that
+    fails to run raises (:class:`VerificationError`); a mismatch is raised by :func:`check`."""
     reference = reference.eval()
     batches = [("random", random_images(input_size, batch_sizes[0]))]
     notes = []
@@ -234,7 +235,12 @@ def verify(reference: nn.Module, run: Runner, input_size: tuple[int, int, int],
     exact = Float64Reference(reference)
     comparisons = []
     for label, x in batches:
-        eager, artefact = reference(x), run(x)
+        eager = reference(x)
+        try:
+            artefact = run(x)
+        except Exception as error:  # e.g. a runtime refusing the size: the file is wrong
+            raise VerificationError(f"the artefact failed to run on {label} inputs of shape "
+                                    f"{tuple(x.shape)}: {first_line(error)}") from None
         comparison = compare(eager, artefact, label)
         if comparison.relative > tolerance:  # is eager fp32 itself that far from exact?
             comparison = compare(eager, artefact, label, exact(x))

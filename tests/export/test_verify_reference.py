@@ -99,6 +99,20 @@ def test_float64_is_asked_only_beyond_the_tolerance():
     assert same.passed and not same.notes and same.comparisons[0].artefact_error is None
 
 
+def test_an_artefact_that_fails_to_run_is_a_one_line_verification_error():
+    model = ill_conditioned()
+
+    def fixed_size(x: torch.Tensor) -> torch.Tensor:  # as a runtime refusing another size
+        if x.shape[-1] != INPUT[-1]:
+            raise RuntimeError("Got invalid dimensions for input\nindex: 3 Got: 56 Expected: 16")
+        return model(x)
+
+    assert verify(model, fixed_size, INPUT, real=False, dynamic_size=True).passed
+    with pytest.raises(VerificationError, match=r"^the artefact failed to run on real 40x56 "
+                       r"inputs of shape \(5, 3, 40, 56\): Got invalid dimensions for input$"):
+        verify(model, fixed_size, INPUT, dynamic_size=True)
+
+
 def pair_folder(root):
     """12 training and 4 validation digits-seg canvases as a pair folder (PNG images, masks)."""
     from PIL import Image

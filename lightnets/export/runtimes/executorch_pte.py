@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from lightnets.export.formats import Format, Runner, Target, register_format
-from lightnets.export.onnx import dynamic_dims, quiet_exporter, without_inplace
+from lightnets.export.onnx import dynamic_dims, export_example, quiet_exporter, without_inplace
 from lightnets.files import first_line
 from lightnets.optional import require
 
@@ -26,7 +26,8 @@ MAX_SIDE = 1024
 
 def exported_program(model: nn.Module, target: Target) -> torch.export.ExportedProgram:
     """``torch.export`` of ``model`` at ``target``'s shape, batch (and size) bounded."""
-    example = torch.randn(2 if target.dynamic_batch else target.batch_size, *target.input_size)
+    example = export_example(target.input_size, target.dynamic_batch, target.batch_size,
+                             target.dynamic_size)
     dims = dynamic_dims(target.dynamic_batch, target.dynamic_size)
     if dims is not None:
         bounds = {0: MAX_BATCH, 2: MAX_SIDE, 3: MAX_SIDE}
