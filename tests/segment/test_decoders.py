@@ -157,7 +157,7 @@ def test_smp_folder_with_arguments_lightnets_lacks_is_refused(tmp_path):
 
 
 # -- the workflow -------------------------------------------------------------------------------
-@pytest.mark.slow  # a training run, its evaluation and an ONNX export checked at two sizes
+@pytest.mark.slow  # a training run, its evaluation, an ONNX export checked at two sizes, int8
 def test_unet_trains_evaluates_and_exports_on_digits_seg(tmp_path, run_cli):
     runs = tmp_path / "runs"
     status, _, _ = run_cli("train", "--model", "unet_mobilenet_v2", "--epochs", "1",
@@ -183,3 +183,11 @@ def test_unet_trains_evaluates_and_exports_on_digits_seg(tmp_path, run_cli):
     for x in (torch.randn(1, 3, 32, 32), torch.randn(1, 3, 37, 53)):
         with torch.no_grad():
             assert relative_difference(run_session(session, x), model(x))[0] < TOLERANCE
+    # int8 in ONNX Runtime, gated by the mIoU drop (any drop allowed: two steps of training)
+    status, out, _ = run_cli("quantize", "--checkpoint", str(runs / "unet" / "last.pt"),
+                             "--calib-data", "digits-seg", "--calib-size", "16", "--max-drop",
+                             "100", "--output", str(tmp_path / "unet.int8.onnx"),
+                             "--latency-batch", "1", "--json")
+    report = json.loads(out)
+    assert status == 0 and report["metric"] == "miou" and 0 <= report["reduced_miou"] <= 1
+    assert 0 <= report["fp32_miou"] <= 1 and (tmp_path / "unet.int8.onnx").is_file()
