@@ -4,6 +4,10 @@ the ``openvino`` backend (:mod:`lightnets.export.backends`) and the ``openvino``
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,27 @@ from lightnets.optional import require
 
 class BackendUnavailableError(ValueError):
     """The backend cannot run here (package missing, or the precision unsupported)."""
+
+
+@contextlib.contextmanager
+def kept_signal_stack() -> Iterator[None]:
+    """Keep this thread's alternate signal stack across the block (POSIX; elsewhere a no-op).
+
+    OpenVINO 2026.4's CPU plugin, when a core first compiles for it, installs a signal stack of
+    its own on the calling thread and unmaps it when the core is released. Released on another
+    thread (the garbage collector runs in whichever thread triggers it), it leaves the first
+    thread's stack pointing at unmapped memory, and the next signal that has a handler there
+    (SIGCHLD, handled once a DataLoader has had worker processes) kills the process with
+    SIGSEGV: our test workers died so, in tests that ran subprocesses after OpenVINO ones."""
+    libc = ctypes.CDLL(None) if os.name == "posix" else None
+    saved = ctypes.create_string_buffer(64)  # a stack_t, whatever its layout: given back as is
+    if libc is None or libc.sigaltstack(None, saved) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        libc.sigaltstack(saved, None)
 
 
 def openvino_runner(onnx_path: str | Path, precision: str = "fp32",
@@ -35,7 +60,8 @@ def openvino_runner(onnx_path: str | Path, precision: str = "fp32",
     def compiled_for(shape: tuple[int, ...]) -> Any:
         if shape not in compiled_by_shape:
             network.reshape({network.inputs[0]: list(shape)})
-            compiled_by_shape[shape] = core.compile_model(network, "CPU", config)
+            with kept_signal_stack():
+                compiled_by_shape[shape] = core.compile_model(network, "CPU", config)
         return compiled_by_shape[shape]
 
     dims = network.inputs[0].get_partial_shape()  # a segmenter's height and width are dynamic

@@ -42,9 +42,9 @@ def test_missing_executorch_is_named_before_any_work(tmp_path, capsys, monkeypat
 def test_int8_pte_behind_the_accuracy_gate(tmp_path):
     """A MobileNetV1 x0.25 after two epochs on the digits, quantized by PT2E with the XNNPACK
     quantizer to an int8 ``.pte``, measured in ExecuTorch against fp32 and written through the
-    gate, then predicting. In processes of its own, as a user runs it: inside a test worker that
-    had run the LiteRT tests before (JAX loaded), ExecuTorch's int8 path once took the worker
-    down, which a separate process does not share (cause not found)."""
+    gate, then predicting, in processes of their own, as a user runs them. (A test worker once
+    died waiting on them: an OpenVINO test had left its signal stack unmapped, since fixed by
+    :func:`lightnets.export.openvino_runtime.kept_signal_stack`.)"""
     def lightnets(*argv: str) -> str:
         done = subprocess.run([sys.executable, "-m", "lightnets", *argv], cwd=tmp_path,
                               capture_output=True, text=True, timeout=280)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from tests.export.runtime_checks import (check_broken_file_is_refused,
@@ -23,3 +27,40 @@ def test_openvino_ir_export_checks_and_predicts(tmp_path):
 @pytest.mark.slow  # 4-16 s on the shared 2-core machine (5-8 s of CPU)
 def test_broken_openvino_file_is_refused_and_removed(tmp_path, monkeypatch):
     check_broken_file_is_refused("openvino", tmp_path, monkeypatch)
+
+
+# OpenVINO's CPU plugin swaps its own signal stack onto the thread that first compiles and unmaps
+# it when the core is released; released on another thread, the first thread's next handled
+# signal killed the process with SIGSEGV (how our test workers died; the runner keeps the stack)
+RELEASED_ELSEWHERE = """
+import ctypes, gc, signal, subprocess, sys, threading
+import torch
+from lightnets.export.onnx import export_onnx
+from lightnets.export.openvino_runtime import openvino_runner
+
+def signal_stack():
+    stack = ctypes.create_string_buffer(64)
+    assert ctypes.CDLL(None).sigaltstack(None, stack) == 0
+    return stack.raw
+
+before = signal_stack()
+path = export_onnx(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()), sys.argv[1],
+                   (3, 8, 8))
+runners = [openvino_runner(path, threads=1)]
+runners[0](torch.randn(2, 3, 8, 8))  # a second compilation, at another batch size
+assert signal_stack() == before, "the thread's signal stack changed"
+releaser = threading.Thread(target=lambda: (runners.clear(), gc.collect()))
+releaser.start()
+releaser.join()
+signal.signal(signal.SIGCHLD, lambda *args: None)  # as a DataLoader with workers leaves it
+subprocess.run([sys.executable, "-c", "pass"], check=True)
+print("survived")
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGCHLD"), reason="POSIX signals")
+def test_a_runner_released_on_another_thread_leaves_the_signal_stack_working(tmp_path):
+    result = subprocess.run([sys.executable, "-c", RELEASED_ELSEWHERE, str(tmp_path / "m.onnx")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "survived", (
+        result.returncode, result.stderr[-2000:])
