@@ -4,6 +4,12 @@ validation data and its difference to eager PyTorch, latency at batch 1 (median;
 interleaved in one process, :func:`lightnets.export.timing.time_callables`) and its ratio to
 ONNX Runtime's fp32 in the same run. Written as CSV, Markdown and a PNG chart.
 
+A checkpoint that names its data also gets an int8 row per runtime that has int8 (ONNX Runtime
+and OpenVINO running the QDQ ONNX file, ExecuTorch, LiteRT), made as ``lightnets quantize``
+makes it, calibrated on that data: its metric comes from the quantize gate (the whole
+validation set), its difference from the fp32 file's figure on the same images, and a row
+beyond ``max_drop`` points says so in its note.
+
 The idea of one table per format follows Ultralytics' benchmark mode; here every row's file has
 passed the same check as ``lightnets export`` (a file that does not compute the model is no
 row), and the latencies are measured on the machine that runs the command, never assumed.
@@ -21,8 +27,10 @@ from typing import Any
 import torch
 
 from lightnets.export.artefact import artefact_runner, export_model
-from lightnets.export.formats import FORMATS, artefact_bytes
+from lightnets.export.backends import artefact_backend
+from lightnets.export.formats import FORMATS, Runner, artefact_bytes
 from lightnets.export.predict import evaluable
+from lightnets.export.quantize import ARTEFACT_FORMATS, SUFFIXES, quantize_checkpoint
 from lightnets.export.source import ModelSource
 from lightnets.export.timing import time_callables
 from lightnets.files import first_line
@@ -32,6 +40,9 @@ from lightnets.train.evaluate import evaluate
 
 EAGER = "pytorch"      # the row of the model itself, unexported
 BASELINE = "onnx"      # the format every latency is divided by
+# the runtimes with int8, each under the format whose choice brings its row
+INT8_BACKENDS = {"onnxruntime": "onnx", "openvino": "openvino", "executorch": "executorch",
+                 "tflite": "tflite"}
 
 
 @dataclass
@@ -47,6 +58,10 @@ class BenchmarkRow:
     latency_ms: float | None = None
     ratio_to_onnxruntime: float | None = None
     note: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.format} {self.precision} {self.runtime}"
 
 
 @dataclass
@@ -82,7 +97,7 @@ def file_megabytes(path: Path, format: str) -> float:
 def export_rows(source: ModelSource, formats: list[str], folder: Path,
                 step: Callable[[str], None]) -> tuple[list[BenchmarkRow], dict[str, Path]]:
     """Export and check ``source`` in each format; a format whose export or check fails is a
-    row with its first error line."""
+    row with its first error line. The files by row key."""
     rows, paths = [], {}
     for name in formats:
         step(f"export {name}")
@@ -93,10 +108,38 @@ def export_rows(source: ModelSource, formats: list[str], folder: Path,
             rows.append(BenchmarkRow(name, "fp32", spec.runtime, None,
                                      note=f"failed: {first_line(error)}"))
             continue
-        paths[name] = result.path
         note = "" if spec.load else f"not runnable here ({spec.runtime}): size only"
         rows.append(BenchmarkRow(name, "fp32", spec.runtime, file_megabytes(result.path, name),
                                  note=note))
+        paths[rows[-1].key] = result.path
+    return rows, paths
+
+
+def int8_rows(source: ModelSource, formats: list[str], folder: Path, max_drop: float,
+              step: Callable[[str], None]) -> tuple[list[BenchmarkRow], dict[str, Path]]:
+    """An int8 file per runtime with int8 among ``formats``, quantized and scored as
+    ``lightnets quantize`` does, calibrated on the checkpoint's data; written whatever its
+    drop (the row says when it is beyond ``max_drop`` points). The files by row key."""
+    rows, paths = [], {}
+    for backend, format in INT8_BACKENDS.items():
+        if format not in formats:
+            continue
+        step(f"int8 {backend}")
+        artefact = ARTEFACT_FORMATS[backend]
+        path = folder / f"{source.name}.{backend}{SUFFIXES['int8', artefact]}"
+        try:
+            report = quantize_checkpoint(source.checkpoint, source.training["data"], path,
+                                         max_drop=max_drop, force=True, latency_batches=(),
+                                         backend=backend)
+        except ValueError as error:  # an operator the quantizer or runtime lacks
+            rows.append(BenchmarkRow(artefact, "int8", backend, None,
+                                     note=f"failed: {first_line(error)}"))
+            continue
+        note = "" if report.passed else (f"drops {report.drop_points:.2f} points, beyond "
+                                         f"{max_drop:g}")
+        rows.append(BenchmarkRow(artefact, "int8", backend, file_megabytes(path, artefact),
+                                 report.reduced_score, -report.drop_points / 100, note=note))
+        paths[rows[-1].key] = path
     return rows, paths
 
 
@@ -104,10 +147,11 @@ def score_rows(rows: list[BenchmarkRow], paths: dict[str, Path], eager: float | 
                limit_batches: int | None, step: Callable[[str], None]) -> None:
     """The task's metric of each runnable file on the validation data its sidecar records."""
     for row in rows:
-        if row.format not in paths or FORMATS[row.format].load is None or eager is None:
+        if (row.key not in paths or row.precision != "fp32" or FORMATS[row.format].load is None
+                or eager is None):
             continue
         step(f"score {row.format}")
-        result = evaluate(evaluable(paths[row.format]), limit_batches=limit_batches)
+        result = evaluate(evaluable(paths[row.key]), limit_batches=limit_batches)
         row.metric, row.metric_delta = result.primary, result.primary - eager
 
 
@@ -116,10 +160,14 @@ def time_rows(rows: list[BenchmarkRow], paths: dict[str, Path], source: ModelSou
     """Median latency at batch 1 of eager PyTorch and every runnable file, interleaved in one
     process on ``threads`` threads, and each one's ratio to ONNX Runtime's."""
     step("time")
-    runners: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {EAGER: source.model.eval()}
+    runners: dict[str, Runner] = {rows[0].key: source.model.eval()}
     for row in rows:
-        if row.format in paths and FORMATS[row.format].load is not None:
-            runners[row.format] = artefact_runner(paths[row.format], row.format, threads)
+        if row.key not in paths or FORMATS[row.format].load is None:
+            continue
+        runners[row.key] = (artefact_runner(paths[row.key], row.format, threads)
+                            if row.precision == "fp32" else
+                            artefact_backend(paths[row.key], row.format, row.precision,
+                                             row.runtime, threads).run)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)  # eager PyTorch on the same threads as the runtimes
     try:
@@ -128,19 +176,22 @@ def time_rows(rows: list[BenchmarkRow], paths: dict[str, Path], source: ModelSou
     finally:
         torch.set_num_threads(before)
     medians = {name: statistics.median(values) for name, values in times.items()}
+    baseline = medians.get(f"{BASELINE} fp32 {FORMATS[BASELINE].runtime}")
     for row in rows:
-        row.latency_ms = medians.get(row.format)
-        if row.latency_ms is not None and BASELINE in medians:
-            row.ratio_to_onnxruntime = row.latency_ms / medians[BASELINE]
+        row.latency_ms = medians.get(row.key)
+        if row.latency_ms is not None and baseline is not None:
+            row.ratio_to_onnxruntime = row.latency_ms / baseline
 
 
 def benchmark(source: ModelSource, folder: str | Path, formats: list[str] | None = None,
               threads: int = 2, repeats: int = 30, limit_batches: int | None = None,
-              on_step: Callable[[str], None] | None = None) -> BenchmarkResult:
+              on_step: Callable[[str], None] | None = None, int8: bool = True,
+              max_drop: float = 1.0) -> BenchmarkResult:
     """Export ``source`` to each installed format (default: every registered one) in
     ``folder``, score each runnable file on the validation data of ``source``'s checkpoint (no
-    metric for a model without one) and time them all at batch 1. ``on_step`` is called with
-    the name of each step as it starts (see :func:`count_steps`)."""
+    metric for a model without one), add the int8 rows when ``int8`` and the checkpoint names
+    its data (:func:`int8_rows`), and time them all at batch 1. ``on_step`` is called with the
+    name of each step as it starts (see :func:`count_steps`)."""
     if threads < 1 or repeats < 1:
         raise ValueError(f"threads and repeats must be at least 1, got {threads}, {repeats}")
     chosen, not_installed = runnable_formats(formats)
@@ -159,17 +210,23 @@ def benchmark(source: ModelSource, folder: str | Path, formats: list[str] | None
     rows.insert(0, BenchmarkRow(EAGER, "fp32", "pytorch (eager)", None, eager,
                                 0.0 if scored else None))
     score_rows(rows, paths, eager, limit_batches, step)
+    if int8 and scored:
+        reduced, reduced_paths = int8_rows(source, chosen, folder, max_drop, step)
+        rows += reduced
+        paths.update(reduced_paths)
     time_rows(rows, paths, source, threads, repeats, step)
     return BenchmarkResult(source.name, rows, not_installed,
                            task.metric_label if scored else None, threads)
 
 
-def count_steps(source: ModelSource, formats: list[str] | None = None) -> int:
+def count_steps(source: ModelSource, formats: list[str] | None = None, int8: bool = True
+                ) -> int:
     """How many times :func:`benchmark` calls ``on_step`` (for a progress bar's total)."""
     chosen, _ = runnable_formats(formats)
     scored = bool(source.checkpoint and source.training.get("data"))
     runnable = sum(FORMATS[name].load is not None for name in chosen)
-    return len(chosen) + (1 + runnable if scored else 0) + 1
+    reduced = sum(format in chosen for format in INT8_BACKENDS.values()) if int8 else 0
+    return len(chosen) + (1 + runnable + reduced if scored else 0) + 1
 
 
 # -- the table, as text, CSV, Markdown and a chart -------------------------------------------
