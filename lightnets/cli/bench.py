@@ -197,7 +197,7 @@ def run_backend_bench(args: Any) -> int:
 
     from lightnets.export.timing import bench_backends
     from lightnets.models.base import normalize_input_size
-    from lightnets.registry import create_model
+    from lightnets.registry import meta_model
 
     if getattr(args, "mode", "infer") != "infer":
         raise ValueError("--backend times inference only; drop --mode train")
@@ -207,7 +207,7 @@ def run_backend_bench(args: Any) -> int:
     for name, label, model in load_models(args.names):
         size = None
         if args.input_size is not None:
-            default = (model or create_model(name, num_classes=0)).default_input_size
+            default = (model or meta_model(name)).default_input_size
             size = normalize_input_size(tuple(args.input_size), default)
         timed = bench_backends(
             name, args.backend, args.batch_size, size, args.precision,

@@ -22,7 +22,7 @@ from lightnets.export.backends import (BACKENDS, Backend, BackendUnavailableErro
                                        available_backends, check_precision, create_backend)
 from lightnets.export.onnx import export_onnx, onnx_session, run_session
 from lightnets.export.verify import Runner
-from lightnets.profile.bench import build_peer
+from lightnets.profile.bench import build_peer, p90
 from lightnets.registry import create_model, peers_of, resolve_name
 
 # Rows besides lightnets' own backends: torchvision's implementation of the same architecture,
@@ -198,7 +198,7 @@ def time_rows(name: str, runs: dict[str, PreparedRow], x: torch.Tensor, peers: t
     row where that ran."""
     times = time_callables({row: run for row, (_, _, run) in runs.items()}, x, warmup, repeats)
     rows = [BackendTiming(name, row, runs[row][0], len(x), statistics.median(times[row]),
-                          sorted(times[row])[int(0.9 * (len(times[row]) - 1))], runs[row][1])
+                          p90(times[row]), runs[row][1])
             for row in runs]
     baseline = next((r.median_ms for r in rows if peers and r.backend == peers[0]), None)
     for row in rows:

@@ -44,6 +44,11 @@ def build_peer(peer: str, name: str, device: str | torch.device = "cpu") -> nn.M
         return library.models.get_model(spec.name, weights=None, **spec.kwargs)
 
 
+def p90(times: list[float]) -> float:
+    """The 90th percentile of ``times`` (linear between the two nearest, as NumPy's default)."""
+    return float(np.percentile(times, 90))
+
+
 @dataclass
 class BenchResult:
     """Timings of one implementation at one batch size (milliseconds per batch)."""
@@ -68,7 +73,7 @@ class BenchResult:
 
     @property
     def p90_ms(self) -> float:
-        return float(np.percentile(self.times_ms, 90))
+        return p90(self.times_ms)
 
     @property
     def images_per_s(self) -> float:
