@@ -127,18 +127,21 @@ def int8_rows(source: ModelSource, formats: list[str], folder: Path, max_drop: f
         step(f"int8 {backend}")
         artefact = ARTEFACT_FORMATS[backend]
         path = folder / f"{source.name}.{backend}{SUFFIXES['int8', artefact]}"
+        # an ONNX file's row names the runtime that ran it, the others their format's runtime
+        runtime = backend if artefact == "onnx" else FORMATS[artefact].runtime
         try:
             report = quantize_checkpoint(source.checkpoint, source.training["data"], path,
                                          max_drop=max_drop, force=True, latency_batches=(),
                                          backend=backend)
         except ValueError as error:  # an operator the quantizer or runtime lacks
-            rows.append(BenchmarkRow(artefact, "int8", backend, None,
+            rows.append(BenchmarkRow(artefact, "int8", runtime, None,
                                      note=f"failed: {first_line(error)}"))
             continue
         note = "" if report.passed else (f"drops {report.drop_points:.2f} points, beyond "
                                          f"{max_drop:g}")
-        rows.append(BenchmarkRow(artefact, "int8", backend, file_megabytes(path, artefact),
-                                 report.reduced_score, -report.drop_points / 100, note=note))
+        rows.append(BenchmarkRow(artefact, "int8", runtime, file_megabytes(path, artefact),
+                                 report.reduced_score, 0.0 - report.drop_points / 100,
+                                 note=note))
         paths[rows[-1].key] = path
     return rows, paths
 

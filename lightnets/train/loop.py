@@ -59,7 +59,7 @@ PRECISE_BN_BATCHES = 20
 # Most of the run's time the curves may take: one plot costs ~0.3 s of matplotlib, more than a
 # whole epoch on a dozen images, so they are redrawn only while the drawing so far stays within
 # this share of the run's time (and always after the last epoch).
-PLOT_SHARE = 0.1
+PLOT_SHARE = 0.05
 
 
 class NonFiniteLossError(RuntimeError):
