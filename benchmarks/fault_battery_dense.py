@@ -28,20 +28,14 @@ def write_pairs(root: Path, count: int = 12, val: int = 4, mask_value: int | Non
     import numpy as np
     from PIL import Image
 
-    from lightnets.data.digits_seg import canvases
+    from lightnets.data.digits_seg import write_pair_folder
 
-    (train_x, train_y), (val_x, val_y) = canvases(0)
-    for split, images, masks, n in (("train", train_x, train_y, count),
-                                    ("val", val_x, val_y, val)):
-        for sub in ("images", "masks"):
-            (root / split / sub).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(
-                root / split / "images" / f"{i}.png")
-            mask = masks[i].numpy().astype(np.uint8)
-            if mask_value is not None and split == "val":
-                mask[:] = mask_value
-            Image.fromarray(mask).save(root / split / "masks" / f"{i}.png")
+    write_pair_folder(root, count, val)
+    if mask_value is not None:
+        for path in (root / "val" / "masks").iterdir():
+            mask = np.array(Image.open(path))
+            mask[:] = mask_value
+            Image.fromarray(mask).save(path)
     return root
 
 

@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from lightnets.data import IGNORE_INDEX, build_data, default_preprocess
-from lightnets.data.digits_seg import canvases
+from lightnets.data.digits_seg import write_pair_folder
 from lightnets.registry import create_model
 from lightnets.train import TrainConfig, train
 from lightnets.train.precise_bn import recompute_batchnorm_stats
@@ -34,20 +33,6 @@ from lightnets.train.precise_bn import recompute_batchnorm_stats
 from _common import add_common_arguments, begin, write_json  # benchmarks/_common.py
 
 MODEL, SIZE, BATCH = "lraspp_mobilenet_v3_small", 64, 4
-
-
-def pair_folder(root: Path, train_count: int = 12, val_count: int = 4) -> Path:
-    """``train_count`` and ``val_count`` digits-seg canvases as PNG pairs in ``root``."""
-    (train_x, train_y), (val_x, val_y) = canvases(0)
-    for split, images, masks, count in (("train", train_x, train_y, train_count),
-                                        ("val", val_x, val_y, val_count)):
-        for sub in ("images", "masks"):
-            (root / split / sub).mkdir(parents=True)
-        for i in range(count):
-            Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(
-                root / split / "images" / f"{i}.png")
-            Image.fromarray(masks[i].numpy()).save(root / split / "masks" / f"{i}.png")
-    return root
 
 
 def lightnets_run(data: Path, runs: Path, epochs: int, workers: int
@@ -109,7 +94,7 @@ def main() -> None:
     runs: dict[str, list[float]] = {"lightnets": [], "plain": [], "lightnets epochs": [],
                                     "lightnets steps": []}
     with tempfile.TemporaryDirectory(prefix="small-data-") as folder:
-        data = pair_folder(Path(folder) / "pairs")
+        data = write_pair_folder(Path(folder) / "pairs", 12, 4)
         for _ in range(args.repeats):
             wall, epochs, steps = lightnets_run(data, Path(folder) / "runs", args.epochs,
                                                 args.workers)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -97,3 +98,22 @@ def canvases(seed: int) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.
     (train_x, train_y), (val_x, val_y) = digits_split()
     return (compose_canvases(train_x, train_y, TRAIN_CANVASES, seed),
             compose_canvases(val_x, val_y, VAL_CANVASES, seed + 1))
+
+
+def write_pair_folder(root: str | Path, train_count: int, val_count: int, seed: int = 0) -> Path:
+    """The first ``train_count`` training and ``val_count`` validation canvases as a pair
+    folder (``root/{train,val}/{images,masks}/<i>.png``): a small real-format segmentation set
+    to try the folder path, or to time a run on tiny data."""
+    from PIL import Image
+
+    root = Path(root)
+    (train_x, train_y), (val_x, val_y) = canvases(seed)
+    for split, images, masks, count in (("train", train_x, train_y, train_count),
+                                        ("val", val_x, val_y, val_count)):
+        for sub in ("images", "masks"):
+            (root / split / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(
+                root / split / "images" / f"{i}.png")
+            Image.fromarray(masks[i].numpy()).save(root / split / "masks" / f"{i}.png")
+    return root

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from lightnets.data.digits_seg import write_pair_folder
 from lightnets.export import VerificationError
 from lightnets.export.fuse import fuse
 from lightnets.export.verify import EAGER_ERROR_FACTOR, check, verify
@@ -113,24 +114,6 @@ def test_an_artefact_that_fails_to_run_is_a_one_line_verification_error():
         verify(model, fixed_size, INPUT, dynamic_size=True)
 
 
-def pair_folder(root):
-    """12 training and 4 validation digits-seg canvases as a pair folder (PNG images, masks)."""
-    from PIL import Image
-
-    from lightnets.data.digits_seg import canvases
-
-    (train_x, train_y), (val_x, val_y) = canvases(0)
-    for split, images, masks, count in (("train", train_x, train_y, 12),
-                                        ("val", val_x, val_y, 4)):
-        for sub in ("images", "masks"):
-            (root / split / sub).mkdir(parents=True)
-        for i in range(count):
-            Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(
-                root / split / "images" / f"{i}.png")
-            Image.fromarray(masks[i].numpy()).save(root / split / "masks" / f"{i}.png")
-    return root
-
-
 @pytest.mark.slow  # a segmenter trained for six steps, then exported
 def test_the_issues_trained_segmenter_exports(tmp_path):
     # the issue's case: on real 56x72 inputs this run's eager logits (scale ~5e4) differed from
@@ -139,7 +122,7 @@ def test_the_issues_trained_segmenter_exports(tmp_path):
     from lightnets.train import TrainConfig, train
 
     result = train(TrainConfig(
-        model="lraspp_mobilenet_v3_small", data=str(pair_folder(tmp_path / "pairs")),
+        model="lraspp_mobilenet_v3_small", data=str(write_pair_folder(tmp_path / "pairs", 12, 4)),
         input_size=32, batch_size=4, epochs=2, limit_train_batches=3, limit_val_batches=1,
         workers=0, progress=False, runs_dir=str(tmp_path / "runs"), name="seg"))
     exported = export_model(load_source(checkpoint=result.last_checkpoint), "onnx",
