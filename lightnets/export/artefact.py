@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,7 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     started = time.perf_counter()
     graph = DetectionGraph(model.detector, source.input_size[1:]) if plan.postprocess else None
     write_artefact(model, graph, plan, source.input_size)
+    plan = as_written(plan)
     seconds = time.perf_counter() - started
     verification = verify_artefact(source, model, graph, plan)
     sidecar = artefact_sidecar(source, graph, plan, verification)
@@ -137,6 +138,13 @@ def plan_export(source: ModelSource, format: str, output: str | Path | None,
     dynamic_batch = dynamic_batch and FORMATS[format].dynamic_batch
     return ExportPlan(path, format, dynamic_batch, batch_size, dynamic_size, postprocess,
                       fuse_model, opset, tolerance, real_inputs)
+
+
+def as_written(plan: ExportPlan) -> ExportPlan:
+    """``plan`` with the fixed batch its format's writer fell back to, if it did."""
+    fallback = get_format(plan.format).fallback_batch
+    batch = fallback(plan.path) if plan.dynamic_batch and fallback else None
+    return plan if batch is None else replace(plan, dynamic_batch=False, batch_size=batch)
 
 
 def write_artefact(model: nn.Module, graph: DetectionGraph | None, plan: ExportPlan,

@@ -58,6 +58,9 @@ class Format:
     # where ``load`` is None: ``inspect(path, model, (batch, *input_size))`` checks the file's
     # specification instead of running it, raising VerificationError, returning its notes
     inspect: Callable[[Path, nn.Module, tuple[int, ...]], list[str]] | None = None
+    # the batch a file asked for with a dynamic batch was written at instead, where the writer
+    # falls back to a fixed one (None: it took the dynamic batch)
+    fallback_batch: Callable[[Path], int | None] | None = None
 
 
 FORMATS: dict[str, Format] = {}

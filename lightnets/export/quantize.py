@@ -326,8 +326,8 @@ def write_reduced_sidecar(sidecar: Sidecar, path: Path, report: QuantizeReport,
         report.backend
     sidecar.artefact_format = ARTEFACT_FORMATS[report.backend]
     # a file of batch 1: LiteRT's, and ExecuTorch's where a dynamic batch did not run
-    fixed = not FORMATS[sidecar.artefact_format].dynamic_batch or (
-        sidecar.artefact_format == "executorch" and executorch_pte.planned_batch(path) == 1)
+    spec = FORMATS[sidecar.artefact_format]
+    fixed = not spec.dynamic_batch or bool(spec.fallback_batch and spec.fallback_batch(path))
     if fixed:
         sidecar.dynamic_batch, sidecar.input_size = False, [1, *sidecar.input_size[-3:]]
     sidecar.accuracy = {**report.as_dict(), "calibration": calibration}

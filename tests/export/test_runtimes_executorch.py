@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from lightnets.cli import main
 from lightnets.export import read_sidecar
@@ -67,3 +68,20 @@ def test_int8_pte_behind_the_accuracy_gate(tmp_path):
     digit_png(3)(tmp_path / "three.png")
     assert "three.png" in lightnets("predict", "--checkpoint", str(output), "three.png",
                                     "--top-k", "1")
+
+
+@pytest.mark.slow  # two lowerings of a small ShuffleNet V2
+def test_a_model_executorch_runs_at_one_batch_only_is_written_at_batch_1(tmp_path):
+    # ShuffleNet V2's channel shuffle reshape stays outside XNNPACK with the traced batch baked
+    # in: its dynamic-batch file fails at any other batch ("Attempted to resize a static tensor")
+    from lightnets.export import export_model, load_source
+    from lightnets.export.runtimes.executorch_pte import load_pte, planned_batch
+
+    result = export_model(load_source("shufflenet_v2_x0_5", input_size=(3, 64, 64)),
+                          "executorch", tmp_path / "m.pte")
+    assert result.verification.passed and not result.sidecar.dynamic_batch
+    assert result.sidecar.input_size == [1, 3, 64, 64]
+    assert read_sidecar(result.path).input_size == [1, 3, 64, 64]
+    assert planned_batch(result.path) == 1  # the file itself, not only its sidecar
+    # the loader runs other batches one image at a time
+    assert tuple(load_pte(result.path)(torch.randn(5, 3, 64, 64)).shape) == (5, 1000)

@@ -8,6 +8,7 @@ a phone links. See the ExecuTorch docs, "Exporting to ExecuTorch" and "XNNPACK B
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -43,8 +44,30 @@ def exported_program(model: nn.Module, target: Target) -> torch.export.ExportedP
 
 
 def write_pte(model: nn.Module, target: Target) -> Path:
-    """Lower ``model`` to XNNPACK and write the ``.pte`` file."""
-    return write_program(exported_program(model, target), target.path, type(model).__name__)
+    """Lower ``model`` to XNNPACK and write the ``.pte`` file; at batch 1 where ExecuTorch
+    cannot run the dynamic-batch file at another batch than the traced one (ShuffleNet V2's
+    channel shuffle reshape stays outside XNNPACK with the traced batch baked in: "Attempted
+    to resize a static tensor", error 0x10). The sidecar records the batch it took."""
+    name = type(model).__name__
+    write_program(exported_program(model, target), target.path, name)
+    if target.dynamic_batch and not runs_another_batch(target.path, target.input_size):
+        fixed = dataclasses.replace(target, dynamic_batch=False, batch_size=1)
+        write_program(exported_program(model, fixed), target.path, name)
+    return target.path
+
+
+def runs_another_batch(path: Path, input_size: tuple[int, ...]) -> bool:
+    """Whether ExecuTorch runs the file at batch 3, not the traced 2."""
+    try:
+        load_pte(path)(torch.randn(3, *input_size))
+    except ValueError:
+        return False
+    return True
+
+
+def fallback_batch(path: Path) -> int | None:
+    """1 for a file :func:`write_pte` wrote at batch 1 instead of a dynamic batch."""
+    return 1 if planned_batch(path) == 1 else None
 
 
 def write_program(program: torch.export.ExportedProgram, path: Path, name: str) -> Path:
@@ -90,9 +113,7 @@ def quantize_runnable_pte(model: nn.Module, path: Path, images: torch.Tensor,
     batch 1: ShuffleNet V2's channel shuffle reshape stays outside XNNPACK with the traced batch
     baked in and fails on any other ("Attempted to resize a static tensor", error 0x10)."""
     quantize_pte(model, path, images, per_channel)
-    try:
-        load_pte(path)(images[:3])  # a batch other than the traced one (2)
-    except ValueError:
+    if not runs_another_batch(path, tuple(images.shape[1:])):
         quantize_pte(model, path, images, per_channel, dynamic_batch=False)
     return path
 
@@ -135,5 +156,5 @@ def load_pte(path: Path, threads: int | None = None) -> Runner:
 
 EXECUTORCH = register_format(Format(
     "executorch", ".pte", write_pte, load_pte, runtime="executorch", packages=PACKAGES,
-    extra="executorch",
+    extra="executorch", fallback_batch=fallback_batch,
     description="ExecuTorch program lowered to XNNPACK, run by ExecuTorch's runtime"))
