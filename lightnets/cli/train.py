@@ -55,9 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "Pascal VOC folder (Annotations/ + JPEGImages/) or a YOLO txt folder "
                       "(data.yaml, images/, labels/)")
     what.add_argument("--backbone", metavar="NAME",
-                      help="with --model fcos, retinanet, ssdlite, fasterrcnn or gfl: the "
-                      "classifier of the zoo under the detector (default: the architecture's "
-                      "own)")
+                      help="with a detection architecture by name (fcos, retinanet, ssdlite, "
+                      "fasterrcnn, gfl) or a segmentation head by name (unet, pspnet, fpn, "
+                      "deeplabv3plus, lraspp, deeplabv3, fcn): the classifier of the zoo under "
+                      "it (default: the architecture's own)")
     what.add_argument("--model-arg", dest="model_args", type=model_arg, action="append",
                       metavar="KEY=VALUE", help="extra model argument, e.g. width_mult=0.5 or "
                       "drop_rate=0.1 (repeatable)")
@@ -221,13 +222,16 @@ def config_from_args(args: argparse.Namespace):
 
 
 def check_backbone_option(model: str) -> None:
-    """``--backbone`` needs a model that takes one (the detection architectures by name)."""
-    from lightnets.detect.zoo import ANY_BACKBONE
+    """``--backbone`` needs a model that takes one (the detection architectures and the
+    segmentation heads by name)."""
+    from lightnets.detect.zoo import ANY_BACKBONE as DETECTORS
     from lightnets.registry import builder_takes
+    from lightnets.segment.zoo import ANY_BACKBONE as SEGMENTERS
 
     if not builder_takes(model, "backbone"):
         raise CommandError(f"--backbone goes with a detection architecture by name "
-                           f"({', '.join(ANY_BACKBONE)}); {model} fixes its own network")
+                           f"({', '.join(DETECTORS)}) or a segmentation head by name "
+                           f"({', '.join(SEGMENTERS)}); {model} fixes its own network")
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -44,8 +44,8 @@ from lightnets.models.mobilenet_v3 import torchvision_keys as mobilenet_v3_keys
 from lightnets.models.resnet import RESNET_KEYS
 from lightnets.models.vgg import CONFIGS as VGG_CONFIGS
 from lightnets.models.vgg import features_keys as vgg_keys
-from lightnets.registry import SEGMENTATION, Peer, PeerWeights, register_model
-from lightnets.segment.segmenter import Segmenter, create_segmenter
+from lightnets.registry import SEGMENTATION, Peer, PeerWeights, register_model, resolve_name
+from lightnets.segment.segmenter import HEADS, Segmenter, create_segmenter
 
 TORCHVISION_ARGS = {"weights_backbone": None}  # torchvision would fetch ImageNet weights
 Rules = list[tuple[str, str]]
@@ -250,3 +250,25 @@ def _register_decoder(name: str, head: str, backbone: str, defaults: dict[str, A
 
 for _name, (_head, _backbone, _defaults) in DECODER_PAIRS.items():
     _register_decoder(_name, _head, _backbone, _defaults)
+
+
+# -- the heads by name, on any classifier of the zoo ------------------------------------------
+# create_model("unet", backbone="ghostnet_x1_0"), `lightnets train --model unet --backbone
+# ghostnet_x1_0`: a checkpoint records the backbone among the model's arguments
+ANY_BACKBONE = {head: "mobilenet_v2_x1_0" for head in HEADS}
+
+
+def _register_head(head: str, default: str) -> None:
+    def build(backbone: str = default, **kwargs: Any) -> Segmenter:
+        if head == "unet" and resolve_name(backbone).startswith("vgg"):
+            kwargs.setdefault("center", True)  # smp's center block on VGG encoders
+        return create_segmenter(head, backbone, **kwargs)
+
+    build.__name__ = build.__qualname__ = head
+    build.__doc__ = (f"The {head} head on any classifier of the zoo (``backbone``, default "
+                     f"{default}).")
+    register_model(task=SEGMENTATION)(build)
+
+
+for _head, _backbone in ANY_BACKBONE.items():
+    _register_head(_head, _backbone)

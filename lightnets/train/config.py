@@ -130,7 +130,7 @@ class TrainConfig:
 
 
 def given_backbone(config: TrainConfig) -> str | None:
-    """The backbone named for a detection architecture (``--backbone``), if any."""
+    """The backbone named for an architecture or head by name (``--backbone``), if any."""
     backbone = config.model_args.get("backbone")
     return backbone if isinstance(backbone, str) else None
 

@@ -62,6 +62,46 @@ def test_model_info():
     assert info.family == "LR-ASPP (MobileNetV3)" and "Howard" in info.paper
 
 
+def test_the_heads_by_name_take_any_backbone():
+    """``create_model("unet", backbone=...)`` is the registered pair where there is one (smp's
+    center block on VGG included), and any other classifier of the zoo where there is not."""
+    for head, pair in [("unet", "unet_vgg16_bn"), ("fpn", "fpn_ghostnet_x1_0"),
+                       ("lraspp", "lraspp_shufflenet_v2_x1_0")]:
+        backbone = pair.removeprefix(head + "_")
+        same = meta_model(head, backbone=backbone, num_classes=5)
+        named = meta_model(pair, num_classes=5)
+        assert [(k, v.shape) for k, v in same.state_dict().items()] == \
+            [(k, v.shape) for k, v in named.state_dict().items()], pair
+    assert meta_model("pspnet", backbone="squeezenet1_1").family == "PSPNet (SqueezeNet)"
+    assert meta_model("unet").family == "U-Net (MobileNetV2)"
+    with pytest.raises(ValueError, match="backbone must be a string"):
+        meta_model("unet", backbone=3)
+    with pytest.raises(ValueError, match="is a detection model; expected a classifier"):
+        meta_model("fpn", backbone="fcos")
+
+
+@pytest.mark.slow
+def test_train_any_backbone_under_a_head_by_name(tmp_path, run_cli):
+    """``--model pspnet --backbone NAME`` trains PSPNet on that classifier; the checkpoint
+    records the backbone, so evaluation rebuilds the same network."""
+    from lightnets.checkpoint import load_checkpoint
+
+    status, printed, _ = run_cli("train", "--model", "pspnet", "--backbone", "squeezenet1_1",
+                                 "--epochs", "1", "--batch-size", "4", "--limit-train-batches",
+                                 "1", "--limit-val-batches", "1", "--no-progress",
+                                 "--runs-dir", str(tmp_path))
+    assert status == 0 and "training pspnet with backbone squeezenet1_1" in printed
+    last = tmp_path / "pspnet_squeezenet1_1-digits-seg" / "last.pt"
+    checkpoint = load_checkpoint(last)
+    assert checkpoint.model_name == "pspnet" and checkpoint.model_args["backbone"] == \
+        "squeezenet1_1"
+    assert checkpoint.build_model().family == "PSPNet (SqueezeNet)"
+    status, printed, _ = run_cli("eval", "--checkpoint", str(last), "--limit-batches", "1")
+    assert status == 0 and "mIoU" in printed
+    status, _, err = run_cli("train", "--model", "unet_resnet18", "--backbone", "resnet34")
+    assert status != 0 and "or a segmentation head by name" in err
+
+
 @pytest.mark.parametrize("name", LIGHT)
 def test_light_segmenters_train(name):
     torch.manual_seed(0)
