@@ -26,6 +26,7 @@ from lightnets.export.formats import FORMATS
 from lightnets.export.source import from_name, imagenet_preprocess
 from lightnets.files import first_line
 from lightnets.registry import TASKS, list_models
+from lightnets.tasks import task_for
 from lightnets.testing import randomise
 
 from _common import add_common_arguments, begin  # benchmarks/_common.py
@@ -52,15 +53,20 @@ def source_of(name: str, size: int):
 
 def one(name: str, format: str, size: int, folder: Path) -> str:
     started = time.perf_counter()
+    source = source_of(name, size)
+    sized = task_for(source.model).dynamic_export_size and FORMATS[format].dynamic_size
     try:
-        result = export_model(source_of(name, size), format,
-                              folder / f"{name}{FORMATS[format].suffix}")
+        result = export_model(source, format, folder / f"{name}{FORMATS[format].suffix}")
     except Exception as error:  # the runtime's own error is the finding
         return f"{name:32s} {format:11s} FAIL  {first_line(error)[:300]}"
     seconds = time.perf_counter() - started
     result.path.unlink(missing_ok=True)
+    sidecar = result.sidecar  # what the file takes, where less than asked for
+    shape = ("" if sidecar.dynamic_batch else "  fixed batch") + (
+        f"  sides from {sidecar.min_side}" if sidecar.min_side else "") + (
+        "  fixed size" if sized and not sidecar.dynamic_size else "")
     return (f"{name:32s} {format:11s} pass  max relative {result.verification.max_relative:.1e}"
-            f"  {seconds:.0f} s")
+            f"  {seconds:.0f} s{shape}")
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from lightnets.export.detection import (DetectionVerification, check_detections,
                                         export_detection_onnx, session_detections,
                                         verify_detections)
 from lightnets.export.fuse import fuse, remaining_batchnorms
-from lightnets.export.formats import FORMATS, Target, get_format, remove_artefact
+from lightnets.export.formats import FORMATS, Target, Written, get_format, remove_artefact
 from lightnets.export.onnx import DEFAULT_OPSET, onnx_session
 from lightnets.files import check_writable_file, write_error
 from lightnets.optional import require_all
@@ -87,6 +87,7 @@ class ExportPlan:
     opset: int
     tolerance: float
     real_inputs: bool
+    min_side: int | None = None  # a dynamic size from this side up (see Written)
 
 
 def export_model(source: ModelSource, format: str = "onnx", output: str | Path | None = None,
@@ -104,8 +105,7 @@ def export_model(source: ModelSource, format: str = "onnx", output: str | Path |
     model = fuse(source.model) if fuse_model else source.model.eval()
     started = time.perf_counter()
     graph = DetectionGraph(model.detector, source.input_size[1:]) if plan.postprocess else None
-    write_artefact(model, graph, plan, source.input_size)
-    plan = as_written(plan)
+    plan = as_written(plan, write_artefact(model, graph, plan, source.input_size))
     seconds = time.perf_counter() - started
     verification = verify_artefact(source, model, graph, plan)
     sidecar = artefact_sidecar(source, graph, plan, verification)
@@ -140,25 +140,31 @@ def plan_export(source: ModelSource, format: str, output: str | Path | None,
                       fuse_model, opset, tolerance, real_inputs)
 
 
-def as_written(plan: ExportPlan) -> ExportPlan:
-    """``plan`` with the fixed batch its format's writer fell back to, if it did."""
+def as_written(plan: ExportPlan, written: Written | None = None) -> ExportPlan:
+    """``plan`` with the fixed batch its format's writer fell back to, if it did, and the
+    sizes the writer gave (``written``)."""
     fallback = get_format(plan.format).fallback_batch
     batch = fallback(plan.path) if plan.dynamic_batch and fallback else None
-    return plan if batch is None else replace(plan, dynamic_batch=False, batch_size=batch)
+    if batch is not None:
+        plan = replace(plan, dynamic_batch=False, batch_size=batch)
+    if isinstance(written, Written) and plan.dynamic_size:
+        plan = replace(plan, dynamic_size=written.dynamic_size,
+                       min_side=written.min_side if written.dynamic_size else None)
+    return plan
 
 
 def write_artefact(model: nn.Module, graph: DetectionGraph | None, plan: ExportPlan,
-                   input_size: tuple[int, int, int]) -> None:
+                   input_size: tuple[int, int, int]) -> object:
     """Write ``model`` (or the detector's post-processing ``graph``) to ``plan.path``; a failed
-    write leaves no partial file."""
+    write leaves no partial file. Returns what the format's writer returns (a
+    :class:`Written`, where it gave less than the size asked for)."""
     path = plan.path
     try:
         if graph is not None:
-            export_detection_onnx(graph, path, plan.opset)
-        else:
-            get_format(plan.format).write(model, Target(path, tuple(input_size),
-                                                        plan.dynamic_batch, plan.batch_size,
-                                                        plan.dynamic_size, plan.opset))
+            return export_detection_onnx(graph, path, plan.opset)
+        return get_format(plan.format).write(model, Target(path, tuple(input_size),
+                                                           plan.dynamic_batch, plan.batch_size,
+                                                           plan.dynamic_size, plan.opset))
     except OSError as error:  # e.g. the disk filled up
         remove_artefact(path, get_format(plan.format))
         raise write_error(f"cannot write {path}", error) from None
@@ -224,7 +230,7 @@ def artefact_sidecar(source: ModelSource, graph: DetectionGraph | None, plan: Ex
     sidecar = Sidecar(
         artefact=plan.path.name, artefact_format=plan.format, model=source.name,
         model_args=source.model_args, input_size=list(source.input_size),
-        dynamic_batch=dynamic_batch, dynamic_size=plan.dynamic_size,
+        dynamic_batch=dynamic_batch, dynamic_size=plan.dynamic_size, min_side=plan.min_side,
         preprocess=source.preprocess, class_names=source.class_names,
         checkpoint=source.checkpoint, fused=plan.fuse_model,
         data={key: source.training[key] for key in ("data", "val_fraction", "seed")

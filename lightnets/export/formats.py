@@ -34,10 +34,21 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Written:
+    """What a writer gave of a dynamic-size target, where not every side: the smallest height
+    and width its file computes (``min_side``), or only the traced size
+    (``dynamic_size=False``)."""
+
+    min_side: int | None = None
+    dynamic_size: bool = True
+
+
+@dataclass(frozen=True)
 class Format:
     """One export format.
 
-    ``write(model, target)`` writes the file of the eval-mode ``model``; ``load(path,
+    ``write(model, target)`` writes the file of the eval-mode ``model`` (returning a
+    :class:`Written` where it gave less than a dynamic size asked for); ``load(path,
     threads)`` gives a callable running it in its own runtime on a float NCHW batch (``None``
     where that runtime cannot run on this platform; the format then needs ``inspect``).
     ``packages`` are ``(module, purpose)`` pairs needed to write and check the file, and

@@ -31,6 +31,7 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 # The least side of the traced example when height and width are symbolic: traced at 32, a
 # stride-32 map is 1x1, torch.export specialises that size 1, and the file takes 32x32 alone
 TRACE_MIN_SIDE = 64
+MIN_DYNAMIC_SIDE = 32  # the least height and width a dynamic-size file is asked to take
 
 
 def without_inplace(model: nn.Module) -> nn.Module:
@@ -58,7 +59,7 @@ def quiet_exporter():
         logger.setLevel(level)
 
 
-def dynamic_dims(dynamic_batch: bool, dynamic_size: bool, min_size: int = 32
+def dynamic_dims(dynamic_batch: bool, dynamic_size: bool, min_size: int = MIN_DYNAMIC_SIDE
                  ) -> tuple[dict[int, Any]] | None:
     """``torch.export``'s dynamic shapes of the one input: the batch, and the height and width
     from ``min_size`` up."""

@@ -43,6 +43,7 @@ class Sidecar:
     accuracy: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     dynamic_size: bool = False      # height and width symbolic too (segmenters)
+    min_side: int | None = None     # with dynamic_size: the smallest height and width it takes
     detection: dict[str, Any] = field(default_factory=dict)  # a detector's graph: form, outputs
     format: str = SIDECAR_FORMAT
 

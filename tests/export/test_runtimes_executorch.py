@@ -12,6 +12,7 @@ import torch
 
 from lightnets.cli import main
 from lightnets.export import read_sidecar
+from lightnets.export.formats import Written
 from tests.test_readme import digit_png
 from tests.export.runtimes_common import (assert_broken_file_is_caught,
                                           assert_predicts_like_the_checkpoint, export_checkpoint)
@@ -85,3 +86,53 @@ def test_a_model_executorch_runs_at_one_batch_only_is_written_at_batch_1(tmp_pat
     assert planned_batch(result.path) == 1  # the file itself, not only its sidecar
     # the loader runs other batches one image at a time
     assert tuple(load_pte(result.path)(torch.randn(5, 3, 64, 64)).shape) == (5, 1000)
+
+
+@pytest.mark.slow  # a failed strict export, the hinted one, its lowering and 33 sides run
+def test_a_size_torch_export_cannot_prove_is_checked_side_by_side(tmp_path):
+    # PSPNet's pooling bins give guards torch.export cannot prove from 32 up (floor divisions):
+    # the file is written with the range it narrows itself to and run against the model at
+    # every side from the traced one down to 32
+    from lightnets.export import export_model, load_source
+    from lightnets.export.runtimes.executorch_pte import load_pte
+
+    source = load_source("pspnet_mobilenet_v2", input_size=(3, 64, 64))
+    result = export_model(source, "executorch", tmp_path / "m.pte")
+    assert result.verification.passed and result.sidecar.dynamic_size
+    assert result.sidecar.min_side == read_sidecar(result.path).min_side == 32
+    x = torch.randn(2, 3, 37, 45)
+    with torch.no_grad():
+        torch.testing.assert_close(load_pte(result.path)(x), source.model.eval()(x),
+                                   rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("wrong_below, written", [
+    (None, Written(min_side=32)), (41, Written(min_side=41)),
+    (65, Written(dynamic_size=False))])
+def test_the_smallest_side_is_where_the_file_agrees(monkeypatch, tmp_path, wrong_below,
+                                                     written):
+    """Where the strict export fails, the recorded side is the smallest from which the file
+    agrees with the model at every square side; above the target's size, a fixed size."""
+    from lightnets.export.formats import Target
+    from lightnets.export.runtimes import executorch_pte
+
+    model = torch.nn.Conv2d(3, 2, 3, padding=1).eval()
+    targets = []
+
+    def exported(model, target, hinted_size=False):
+        targets.append((target.dynamic_size, hinted_size))
+        if target.dynamic_size and not hinted_size:
+            raise ValueError("torch.export of Conv2d failed: Constraints violated (height)")
+
+    def run(x):  # the "file": the model, wrong below a side
+        with torch.no_grad():
+            y = model(x)
+        return y + 1 if wrong_below and x.shape[-1] < wrong_below else y
+
+    monkeypatch.setattr(executorch_pte, "exported_program", exported)
+    monkeypatch.setattr(executorch_pte, "write_program", lambda *args: None)
+    monkeypatch.setattr(executorch_pte, "load_pte", lambda path, threads=None: run)
+    target = Target(tmp_path / "m.pte", (3, 64, 64), True, 1, True, 18)
+    assert executorch_pte.write_sized(model, target) == written
+    fixed = [(False, False)] if written.dynamic_size is False else []
+    assert targets == [(True, False), (True, True), *fixed]

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lightnets.export.formats import Format, Runner, Target, register_format
-from lightnets.export.onnx import dynamic_dims, export_example, quiet_exporter, without_inplace
+from lightnets.export.formats import Format, Runner, Target, Written, register_format
+from lightnets.export.onnx import (MIN_DYNAMIC_SIDE, dynamic_dims, export_example, quiet_exporter,
+                                   without_inplace)
 from lightnets.files import first_line
 from lightnets.optional import require
 
@@ -25,14 +26,19 @@ MAX_BATCH = 64
 MAX_SIDE = 1024
 
 
-def exported_program(model: nn.Module, target: Target) -> torch.export.ExportedProgram:
-    """``torch.export`` of ``model`` at ``target``'s shape, batch (and size) bounded."""
+def exported_program(model: nn.Module, target: Target, hinted_size: bool = False
+                     ) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``model`` at ``target``'s shape, batch (and size) bounded;
+    ``hinted_size``: the height and width ``Dim.DYNAMIC``, whose range torch.export narrows
+    itself to what its guards need instead of refusing a range it cannot prove."""
     example = export_example(target.input_size, target.dynamic_batch, target.batch_size,
                              target.dynamic_size)
     dims = dynamic_dims(target.dynamic_batch, target.dynamic_size)
     if dims is not None:
         bounds = {0: MAX_BATCH, 2: MAX_SIDE, 3: MAX_SIDE}
-        dims = ({axis: torch.export.Dim(dim.__name__, min=dim.min, max=bounds[axis])
+        dims = ({axis: torch.export.Dim.DYNAMIC(min=dim.min, max=bounds[axis])
+                 if hinted_size and axis else torch.export.Dim(dim.__name__, min=dim.min,
+                                                               max=bounds[axis])
                  for axis, dim in dims[0].items()},)
     try:
         with quiet_exporter():
@@ -43,17 +49,64 @@ def exported_program(model: nn.Module, target: Target) -> torch.export.ExportedP
                          ) from None
 
 
-def write_pte(model: nn.Module, target: Target) -> Path:
+def write_pte(model: nn.Module, target: Target) -> Written:
     """Lower ``model`` to XNNPACK and write the ``.pte`` file; at batch 1 where ExecuTorch
     cannot run the dynamic-batch file at another batch than the traced one (ShuffleNet V2's
     channel shuffle reshape stays outside XNNPACK with the traced batch baked in: "Attempted
-    to resize a static tensor", error 0x10). The sidecar records the batch it took."""
-    name = type(model).__name__
-    write_program(exported_program(model, target), target.path, name)
+    to resize a static tensor", error 0x10). The sidecar records the batch it took, and the
+    sizes (:func:`write_sized`)."""
+    written = write_sized(model, target)
     if target.dynamic_batch and not runs_another_batch(target.path, target.input_size):
-        fixed = dataclasses.replace(target, dynamic_batch=False, batch_size=1)
+        written = write_sized(model, dataclasses.replace(target, dynamic_batch=False,
+                                                         batch_size=1))
+    return written
+
+
+def write_sized(model: nn.Module, target: Target) -> Written:
+    """Write the file of :func:`exported_program`. Where torch.export cannot prove a dynamic
+    size for every side from 32 (U-Net: its stride-32 map is one pixel at 32; PSPNet: the
+    floor divisions of its pooling bins), the program with the range torch.export narrows
+    itself to: ExecuTorch drops its guards, so the file is run against ``model`` at every
+    square side from the traced one down to 32 and the smallest side from which all agree is
+    recorded (``Written.min_side``); above the target's own size, the file is written at that
+    size alone."""
+    name = type(model).__name__
+    try:
+        write_program(exported_program(model, target), target.path, name)
+        return Written()
+    except ValueError as error:
+        if not target.dynamic_size or "Constraints violated" not in str(error):
+            raise
+    write_program(exported_program(model, target, hinted_size=True), target.path, name)
+    side = smallest_agreeing_side(model, target)
+    if side is None or side > min(target.input_size[1:]):
+        fixed = dataclasses.replace(target, dynamic_size=False)
         write_program(exported_program(model, fixed), target.path, name)
-    return target.path
+        return Written(dynamic_size=False)
+    return Written(min_side=side)
+
+
+def smallest_agreeing_side(model: nn.Module, target: Target, tolerance: float = 1e-4
+                           ) -> int | None:
+    """The smallest side from which the written file gives ``model``'s output (within
+    ``tolerance`` of its scale) on every square input up to the traced side (None: not even
+    at the traced side)."""
+    run = load_pte(target.path)
+    batch = 1 if target.dynamic_batch else target.batch_size
+    example = export_example(target.input_size, False, batch, dynamic_size=True)
+    agreeing, generator = None, torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for side in range(min(example.shape[2:]), MIN_DYNAMIC_SIDE - 1, -1):
+            x = torch.randn(batch, example.shape[1], side, side, generator=generator)
+            try:
+                got, expected = run(x), model(x)
+            except ValueError:  # the runtime refused the size
+                break
+            if got.shape != expected.shape or not torch.allclose(
+                    got, expected, rtol=0, atol=tolerance * float(expected.abs().max())):
+                break
+            agreeing = side
+    return agreeing
 
 
 def runs_another_batch(path: Path, input_size: tuple[int, ...]) -> bool:
