@@ -65,6 +65,21 @@ def pytest_testnodedown(node, error) -> None:
 
 
 @functools.lru_cache(maxsize=1)
+def assert_takes_any_backbone(architecture: str, pair: str, backbone: str) -> None:
+    """``architecture`` by name on ``backbone`` is the registered ``pair`` (its parameter
+    shapes); a backbone that is no string, or no classifier, gets a one-line error."""
+    from lightnets.registry import meta_model
+
+    same = meta_model(architecture, backbone=backbone, num_classes=5)
+    named = meta_model(pair, num_classes=5)
+    assert [(k, v.shape) for k, v in same.state_dict().items()] == \
+        [(k, v.shape) for k, v in named.state_dict().items()], pair
+    with pytest.raises(ValueError, match="backbone must be a string"):
+        meta_model(architecture, backbone=3)
+    with pytest.raises(ValueError, match="is a detection model; expected a classifier"):
+        meta_model(architecture, backbone="fcos")
+
+
 def cached_model(name: str, num_classes: int = 7) -> torch.nn.Module:
     """A model built once per worker (tests must not mutate it)."""
     torch.manual_seed(0)
