@@ -70,7 +70,8 @@ def miou(row: str, backbone: str, args: argparse.Namespace, folder: Path) -> dic
     head, options = ROWS[row]
     config = TrainConfig(model=head, model_args={"backbone": backbone, **options},
                          data="digits-seg", progress=False, runs_dir=str(folder),
-                         name=f"{head}-{backbone}", seed=args.seed,
+                         name=f"{row.replace(' (separable)', '-separable')}-{backbone}",
+                         seed=args.seed,
                          **({"epochs": args.epochs} if args.epochs else {}))
     result = train(config, overwrite=True)
     return {"miou": result.history[-1]["val_miou"], "train_seconds": result.train_seconds}
