@@ -17,6 +17,7 @@ from torch import nn
 from lightnets.export.formats import Format, Runner, Target, Written, register_format
 from lightnets.export.onnx import (MIN_DYNAMIC_SIDE, dynamic_dims, export_example, quiet_exporter,
                                    without_inplace)
+from lightnets.export.verify import DEFAULT_TOLERANCE, compare
 from lightnets.files import first_line
 from lightnets.optional import require
 
@@ -86,11 +87,11 @@ def write_sized(model: nn.Module, target: Target) -> Written:
     return Written(min_side=side)
 
 
-def smallest_agreeing_side(model: nn.Module, target: Target, tolerance: float = 1e-4
-                           ) -> int | None:
-    """The smallest side from which the written file gives ``model``'s output (within
-    ``tolerance`` of its scale) on every square input up to the traced side (None: not even
-    at the traced side)."""
+def smallest_agreeing_side(model: nn.Module, target: Target,
+                           tolerance: float = DEFAULT_TOLERANCE) -> int | None:
+    """The smallest side from which the written file gives ``model``'s output (the export
+    check's :func:`~lightnets.export.verify.compare`, within ``tolerance`` of the output scale)
+    on every square input up to the traced side (None: not even at the traced side)."""
     run = load_pte(target.path)
     batch = 1 if target.dynamic_batch else target.batch_size
     example = export_example(target.input_size, False, batch, dynamic_size=True)
@@ -98,12 +99,10 @@ def smallest_agreeing_side(model: nn.Module, target: Target, tolerance: float = 
     with torch.no_grad():
         for side in range(min(example.shape[2:]), MIN_DYNAMIC_SIDE - 1, -1):
             x = torch.randn(batch, example.shape[1], side, side, generator=generator)
-            try:
-                got, expected = run(x), model(x)
-            except ValueError:  # the runtime refused the size
-                break
-            if got.shape != expected.shape or not torch.allclose(
-                    got, expected, rtol=0, atol=tolerance * float(expected.abs().max())):
+            try:  # a refused size or another output shape ends it too (both ValueErrors)
+                if compare(model(x), run(x), f"{side}x{side}").relative > tolerance:
+                    break
+            except ValueError:
                 break
             agreeing = side
     return agreeing
