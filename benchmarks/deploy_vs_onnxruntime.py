@@ -13,7 +13,8 @@ alternating blocks (see ``lightnets.export.timing.time_callables``):
   ``--allow-emulated-bf16``), ``--int8``: the int8 model (static, calibrated on real digit
   images) in ONNX Runtime and OpenVINO; ``--phone``: the files the phone runtimes run
   (ExecuTorch, LiteRT, ncnn, MNN; batch-1 files), with ``--int8`` also ExecuTorch's and
-  LiteRT's int8 files (PT2E). Weights are random, so these rows measure speed only;
+  LiteRT's int8 files (PT2E) and MNN's (int8 weights), with ``--fp16`` the LiteRT, ncnn and
+  MNN files with fp16 weights. Weights are random, so these rows measure speed only;
   ``lightnets quantize`` gates accuracy on trained checkpoints.
 
 It prints one table per model and a summary: the fastest fp32 lightnets backend over
@@ -85,36 +86,43 @@ PHONE_FORMATS = ("executorch", "tflite", "ncnn", "mnn")
 
 
 def phone_rows(model: torch.nn.Module, size: tuple[int, int, int], folder: str, int8: bool,
-               say) -> dict[str, tuple]:
+               fp16: bool, say) -> dict[str, tuple]:
     """row -> (precision, runner) for the phone runtimes' batch-1 files of ``model`` (each
     through its format's own writer and loader, as ``lightnets export`` writes and runs them;
-    the int8 ones through ``lightnets quantize``'s PT2E writers)."""
+    the int8 ones as ``lightnets quantize`` writes them: PT2E for ExecuTorch and LiteRT, int8
+    weights for MNN; the fp16 ones with the weights in half precision)."""
     from lightnets.export.formats import Target, get_format
     from lightnets.export.runtimes import executorch_pte, litert
     from lightnets.export.verify import real_images
 
     threads = torch.get_num_threads()
-    rows = {}
-    for name in PHONE_FORMATS:
-        fmt = get_format(name)
-        try:
-            path = fmt.write(fuse(model), Target(Path(folder) / f"{name}{fmt.suffix}", size,
-                                                 False, 1, False, DEFAULT_OPSET))
-            rows[name] = ("fp32", fmt.load(path, threads))
-        except Exception as error:  # a missing package or a converter's refusal: said, skipped
-            say(f"  skipping {name}: {str(error).splitlines()[0][:200]}")
+
+    def written(name: str, weights: str = "fp32"):
+        def write(path: Path) -> Path:
+            get_format(name).write(fuse(model), Target(path, size, False, 1, False,
+                                                       DEFAULT_OPSET, weights=weights))
+            return path
+        return write, get_format(name).suffix, get_format(name).load
+
+    writers = {name: written(name) for name in PHONE_FORMATS}
     if int8:
         images = real_images(size, {"mean": [0.485, 0.456, 0.406],
                                     "std": [0.229, 0.224, 0.225]}, count=64)
-        writers = {"executorch-int8": (lambda p: executorch_pte.quantize_pte(
-                       model, p, images, dynamic_batch=False), ".pte", executorch_pte.load_pte),
-                   "tflite-int8": (lambda p: litert.quantize_tflite(model, p, images), ".tflite",
-                                   litert.load_tflite)}
-        for row, (write, suffix, load) in writers.items():
-            try:
-                rows[row] = ("int8", load(write(Path(folder) / f"{row}{suffix}"), threads))
-            except Exception as error:
-                say(f"  skipping {row}: {str(error).splitlines()[0][:200]}")
+        writers["executorch-int8"] = (lambda p: executorch_pte.quantize_pte(
+            model, p, images, dynamic_batch=False), ".pte", executorch_pte.load_pte)
+        writers["tflite-int8"] = (lambda p: litert.quantize_tflite(model, p, images), ".tflite",
+                                  litert.load_tflite)
+        writers["mnn-int8"] = written("mnn", "int8")
+    if fp16:
+        writers.update({f"{name}-fp16": written(name, "fp16")
+                        for name in ("tflite", "ncnn", "mnn")})
+    rows = {}
+    for row, (write, suffix, load) in writers.items():
+        try:
+            precision = row.split("-")[1] if "-" in row else "fp32"
+            rows[row] = (precision, load(write(Path(folder) / f"{row}{suffix}"), threads))
+        except Exception as error:  # a missing package or a converter's refusal: said, skipped
+            say(f"  skipping {row}: {str(error).splitlines()[0][:200]}")
     return rows
 
 
@@ -150,7 +158,7 @@ def candidates(name: str, args: argparse.Namespace, folder: str, say) -> dict[st
         if args.openvino:
             rows["openvino-int8"] = ("int8", openvino_runner(path))
     if args.phone:
-        rows.update(phone_rows(model, size, folder, args.int8, say))
+        rows.update(phone_rows(model, size, folder, args.int8, args.fp16, say))
     return rows
 
 
@@ -209,7 +217,9 @@ def main() -> None:
                         help="also time the int8 model in ONNX Runtime (and OpenVINO)")
     parser.add_argument("--phone", action="store_true",
                         help="also time the phone runtimes' files (ExecuTorch, LiteRT, ncnn, MNN; "
-                        "with --int8 also ExecuTorch's and LiteRT's int8 files)")
+                        "with --int8 also ExecuTorch's, LiteRT's and MNN's int8 files)")
+    parser.add_argument("--fp16", action="store_true",
+                        help="with --phone: the LiteRT, ncnn and MNN files with fp16 weights")
     parser.add_argument("--skip-eager", action="store_true",
                         help="leave out both eager rows (the slowest: quicker runs)")
     add_common_arguments(parser, warmup=3, repeats=10, json=True)

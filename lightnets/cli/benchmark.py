@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Export a checkpoint (or a registered model at initial weights) to every "
         "format whose packages are installed, check each file in its own runtime against the "
         "eager model, score it on the checkpoint's validation data, add an int8 file per "
-        "runtime with int8, time everything at batch 1 interleaved in one process, and write "
+        "runtime with int8 and an fp16 one per runtime with fp16 weights, time everything at "
+        "batch 1 interleaved in one process, and write "
         "benchmark.csv, benchmark.md and benchmark.png.")
     parser.add_argument("target", metavar="CKPT_OR_MODEL",
                         help="a checkpoint or run folder (its best.pt), or a registered model")
@@ -36,11 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=30, help="timed calls each (default 30)")
     parser.add_argument("--limit-batches", type=int, default=None, metavar="N",
                         help="score on the first N validation batches only")
-    parser.add_argument("--no-int8", dest="int8", action="store_false",
-                        help="no int8 rows (by default a checkpoint that names its data gets "
-                        "one per runtime with int8, calibrated on that data as quantize does)")
+    parser.add_argument("--no-reduced", "--no-int8", dest="reduced", action="store_false",
+                        help="no int8 or fp16 rows (by default a checkpoint that names its data "
+                        "gets one per runtime with int8, calibrated on that data as quantize "
+                        "does, and one per runtime whose file holds fp16 weights)")
     parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
-                        help="an int8 row dropping more than this is marked (default 1)")
+                        help="an int8 or fp16 row dropping more than this is marked (default 1)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings_as_lines():
         source, folder = open_target(args.target, args.input_size)
         folder = Path(args.output) if args.output else folder
-        total = count_steps(source, formats, args.int8)
+        total = count_steps(source, formats, args.reduced)
         with progress_bar(total, args.progress and sys.stderr.isatty()) as progress:
             task = progress.add_task("benchmark", total=total) if progress else None
 
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 if progress:
                     progress.update(task, description=name, advance=1)
             result = benchmark(source, folder, formats, args.threads, args.repeats,
-                               args.limit_batches, step, args.int8, args.max_drop)
+                               args.limit_batches, step, args.reduced, args.max_drop)
         written = write_reports(result, folder)
     if args.json:
         print(json.dumps({"rows": [asdict(row) for row in result.rows],

@@ -1,5 +1,5 @@
-"""``lightnets quantize --checkpoint CKPT --calib-data DATA``: an int8 ONNX model (or a bf16
-one) written only when its validation accuracy stays within a threshold of fp32; ``--qat``
+"""``lightnets quantize --checkpoint CKPT --calib-data DATA``: an int8 model (or an fp16 or
+bf16 one) written only when its validation accuracy stays within a threshold of fp32; ``--qat``
 fine-tunes a classifier fake-quantized first (quantization-aware training)."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from lightnets.cli._common import CommandError, console, err_console
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "quantize", help="int8 post-training quantization with an accuracy gate",
+        "quantize", help="int8 / fp16 / bf16 models behind an accuracy gate",
         description="Static int8 quantization with ONNX Runtime's tools (weights per channel, "
-        "activations calibrated on a few hundred training images), or bf16 on CPUs with native "
-        "bf16, measured in the runtime that will run it (--backend). Reports the task's figure "
+        "activations calibrated on a few hundred training images; or each phone runtime's own "
+        "quantizer), fp16 weights in a phone runtime's file, or bf16 on CPUs with native bf16, "
+        "measured in the runtime that will run it (--backend). Reports the task's figure "
         "(top-1, mIoU or mAP) before and after on the validation set and the latency gain, and "
         "refuses to write the model when it drops more than --max-drop points. --qat: "
         "quantization-aware training (PT2E) of a classifier before the same gate.")
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="training checkpoint, or a run folder (its best.pt)")
     parser.add_argument("--calib-data", metavar="DATA",
                         help="calibration images: 'digits', an image folder or a CIFAR folder "
-                        "(its training split is used); required for int8")
+                        "(its training split is used); required for int8 but in mnn")
     parser.add_argument("--val-data", metavar="DATA",
                         help="validation data (default: the data the checkpoint was trained on)")
     parser.add_argument("--calib-size", type=int, default=300,
@@ -39,16 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     weight_range.add_argument("--reduce-range", dest="reduce_range", action="store_true",
                               help="7-bit weights (default on other CPUs: x86 without VNNI "
                               "saturates 16-bit sums at full range)")
-    parser.add_argument("--precision", choices=("int8", "bf16"), default="int8",
-                        help="int8 (default) or bf16 (CPUs with native bf16 only)")
+    parser.add_argument("--precision", choices=("int8", "fp16", "bf16"), default="int8",
+                        help="int8 (default), fp16 (weights in half precision: tflite, ncnn, "
+                        "mnn) or bf16 (CPUs with native bf16 only)")
     parser.add_argument("--backend", choices=("onnxruntime", "openvino", "executorch", "tflite",
-                                              "eager"),
+                                              "ncnn", "mnn", "eager"),
                         default=None,
                         help="runtime the reduced model is measured (and meant to run) in: "
                         "int8 in onnxruntime, openvino, executorch (an int8 .pte: PT2E with "
-                        "the XNNPACK quantizer) or tflite (an int8 .tflite run by LiteRT: "
-                        "PT2E with litert-torch's quantizer), bf16 in openvino or eager (default: "
-                        "openvino when installed, else onnxruntime / eager)")
+                        "the XNNPACK quantizer), tflite (an int8 .tflite run by LiteRT: "
+                        "PT2E with litert-torch's quantizer) or mnn (int8 weights, no "
+                        "calibration); fp16 weights in tflite, ncnn or mnn; bf16 in openvino "
+                        "or eager (default: openvino when installed, else onnxruntime / eager; "
+                        "tflite for fp16)")
     parser.add_argument("--allow-emulated-bf16", action="store_true",
                         help="with --precision bf16: run even where bf16 is emulated (slow)")
     parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",

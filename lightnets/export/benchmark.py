@@ -5,8 +5,9 @@ interleaved in one process, :func:`lightnets.export.timing.time_callables`) and 
 ONNX Runtime's fp32 in the same run. Written as CSV, Markdown and a PNG chart.
 
 A checkpoint that names its data also gets an int8 row per runtime that has int8 (ONNX Runtime
-and OpenVINO running the QDQ ONNX file, ExecuTorch, LiteRT), made as ``lightnets quantize``
-makes it, calibrated on that data: its metric comes from the quantize gate (the whole
+and OpenVINO running the QDQ ONNX file, ExecuTorch, LiteRT, MNN) and an fp16 row per runtime
+whose file can hold fp16 weights (LiteRT, ncnn, MNN), made as ``lightnets quantize`` makes
+them, int8 calibrated on that data: a row's metric comes from the quantize gate (the whole
 validation set), its difference from the fp32 file's figure on the same images, and a row
 beyond ``max_drop`` points says so in its note.
 
@@ -40,9 +41,11 @@ from lightnets.train.evaluate import evaluate
 
 EAGER = "pytorch"      # the row of the model itself, unexported
 BASELINE = "onnx"      # the format every latency is divided by
-# the runtimes with int8, each under the format whose choice brings its row
-INT8_BACKENDS = {"onnxruntime": "onnx", "openvino": "openvino", "executorch": "executorch",
-                 "tflite": "tflite"}
+# (precision, backend) of each reduced row -> the format whose choice brings it
+REDUCED = {("int8", "onnxruntime"): "onnx", ("int8", "openvino"): "openvino",
+           ("int8", "executorch"): "executorch", ("int8", "tflite"): "tflite",
+           ("int8", "mnn"): "mnn", ("fp16", "tflite"): "tflite", ("fp16", "ncnn"): "ncnn",
+           ("fp16", "mnn"): "mnn"}
 
 
 @dataclass
@@ -115,31 +118,32 @@ def export_rows(source: ModelSource, formats: list[str], folder: Path,
     return rows, paths
 
 
-def int8_rows(source: ModelSource, formats: list[str], folder: Path, max_drop: float,
-              step: Callable[[str], None]) -> tuple[list[BenchmarkRow], dict[str, Path]]:
-    """An int8 file per runtime with int8 among ``formats``, quantized and scored as
-    ``lightnets quantize`` does, calibrated on the checkpoint's data; written whatever its
-    drop (the row says when it is beyond ``max_drop`` points). The files by row key."""
+def reduced_rows(source: ModelSource, formats: list[str], folder: Path, max_drop: float,
+                 step: Callable[[str], None]) -> tuple[list[BenchmarkRow], dict[str, Path]]:
+    """An int8 or fp16 file per runtime among ``formats`` that has that precision
+    (:data:`REDUCED`), made and scored as ``lightnets quantize`` does, int8 calibrated on the
+    checkpoint's data; written whatever its drop (the row says when it is beyond ``max_drop``
+    points). The files by row key."""
     rows, paths = [], {}
-    for backend, format in INT8_BACKENDS.items():
+    for (precision, backend), format in REDUCED.items():
         if format not in formats:
             continue
-        step(f"int8 {backend}")
+        step(f"{precision} {backend}")
         artefact = ARTEFACT_FORMATS[backend]
-        path = folder / f"{source.name}.{backend}{SUFFIXES['int8', artefact]}"
+        path = folder / f"{source.name}.{backend}{SUFFIXES[precision, artefact]}"
         # an ONNX file's row names the runtime that ran it, the others their format's runtime
         runtime = backend if artefact == "onnx" else FORMATS[artefact].runtime
         try:
             report = quantize_checkpoint(source.checkpoint, source.training["data"], path,
                                          max_drop=max_drop, force=True, latency_batches=(),
-                                         backend=backend)
+                                         backend=backend, precision=precision)
         except ValueError as error:  # an operator the quantizer or runtime lacks
-            rows.append(BenchmarkRow(artefact, "int8", runtime, None,
+            rows.append(BenchmarkRow(artefact, precision, runtime, None,
                                      note=f"failed: {first_line(error)}"))
             continue
         note = "" if report.passed else (f"drops {report.drop_points:.2f} points, beyond "
                                          f"{max_drop:g}")
-        rows.append(BenchmarkRow(artefact, "int8", runtime, file_megabytes(path, artefact),
+        rows.append(BenchmarkRow(artefact, precision, runtime, file_megabytes(path, artefact),
                                  report.reduced_score, 0.0 - report.drop_points / 100,
                                  note=note))
         paths[rows[-1].key] = path
@@ -188,13 +192,13 @@ def time_rows(rows: list[BenchmarkRow], paths: dict[str, Path], source: ModelSou
 
 def benchmark(source: ModelSource, folder: str | Path, formats: list[str] | None = None,
               threads: int = 2, repeats: int = 30, limit_batches: int | None = None,
-              on_step: Callable[[str], None] | None = None, int8: bool = True,
+              on_step: Callable[[str], None] | None = None, reduced: bool = True,
               max_drop: float = 1.0) -> BenchmarkResult:
     """Export ``source`` to each installed format (default: every registered one) in
     ``folder``, score each runnable file on the validation data of ``source``'s checkpoint (no
-    metric for a model without one), add the int8 rows when ``int8`` and the checkpoint names
-    its data (:func:`int8_rows`), and time them all at batch 1. ``on_step`` is called with the
-    name of each step as it starts (see :func:`count_steps`)."""
+    metric for a model without one), add the int8 and fp16 rows when ``reduced`` and the
+    checkpoint names its data (:func:`reduced_rows`), and time them all at batch 1.
+    ``on_step`` is called with the name of each step as it starts (see :func:`count_steps`)."""
     if threads < 1 or repeats < 1:
         raise ValueError(f"threads and repeats must be at least 1, got {threads}, {repeats}")
     chosen, not_installed = runnable_formats(formats)
@@ -213,23 +217,23 @@ def benchmark(source: ModelSource, folder: str | Path, formats: list[str] | None
     rows.insert(0, BenchmarkRow(EAGER, "fp32", "pytorch (eager)", None, eager,
                                 0.0 if scored else None))
     score_rows(rows, paths, eager, limit_batches, step)
-    if int8 and scored:
-        reduced, reduced_paths = int8_rows(source, chosen, folder, max_drop, step)
-        rows += reduced
-        paths.update(reduced_paths)
+    if reduced and scored:
+        smaller, smaller_paths = reduced_rows(source, chosen, folder, max_drop, step)
+        rows += smaller
+        paths.update(smaller_paths)
     time_rows(rows, paths, source, threads, repeats, step)
     return BenchmarkResult(source.name, rows, not_installed,
                            task.metric_label if scored else None, threads)
 
 
-def count_steps(source: ModelSource, formats: list[str] | None = None, int8: bool = True
+def count_steps(source: ModelSource, formats: list[str] | None = None, reduced: bool = True
                 ) -> int:
     """How many times :func:`benchmark` calls ``on_step`` (for a progress bar's total)."""
     chosen, _ = runnable_formats(formats)
     scored = bool(source.checkpoint and source.training.get("data"))
     runnable = sum(FORMATS[name].load is not None for name in chosen)
-    reduced = sum(format in chosen for format in INT8_BACKENDS.values()) if int8 else 0
-    return len(chosen) + (1 + runnable + reduced if scored else 0) + 1
+    smaller = sum(format in chosen for format in REDUCED.values()) if reduced else 0
+    return len(chosen) + (1 + runnable + smaller if scored else 0) + 1
 
 
 # -- the table, as text, CSV, Markdown and a chart -------------------------------------------

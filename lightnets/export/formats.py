@@ -31,6 +31,8 @@ class Target:
     batch_size: int
     dynamic_size: bool  # height and width symbolic too (segmenters), where the format can
     opset: int
+    weights: str = "fp32"  # how the file stores its weights: "fp16" or "int8" where the
+                           # format lists it in ``weight_precisions``
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class Format:
     # the batch a file asked for with a dynamic batch was written at instead, where the writer
     # falls back to a fixed one (None: it took the dynamic batch)
     fallback_batch: Callable[[Path], int | None] | None = None
+    # the precisions other than fp32 the writer can store the weights in (``Target.weights``)
+    weight_precisions: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, Format] = {}

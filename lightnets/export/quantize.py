@@ -12,6 +12,11 @@ bf16: OpenVINO compiles the fp32 ONNX graph with bf16 inference precision (the w
 keeps fp32 weights; the sidecar says to run it in bf16), or eager PyTorch runs a bf16 ``.pt2``.
 Refused on CPUs without native bf16 (see :mod:`lightnets.hardware`).
 
+Weights only, in a phone runtime's own file (:data:`WEIGHT_ONLY`): fp16 in LiteRT, ncnn and MNN
+(half the size) and int8 in MNN (a quarter; MNN's converter, one scale per output channel). No
+calibration: the activations stay in floating point, and each runtime decides how it computes
+with the stored weights (fp32 on CPUs without fp16 arithmetic, as this x86 one).
+
 int8 after quantization-aware training (``qat``): :mod:`lightnets.export.qat`, written for ONNX
 Runtime or ExecuTorch, gated the same way, with post-training int8's figure beside it.
 
@@ -37,10 +42,10 @@ from torch import nn
 from lightnets.data import DataBundle, data_requirements
 from lightnets.export.artefact import export_model, export_requirements
 from lightnets.export.backends import artefact_backend, backend_requirements, check_precision
-from lightnets.export.formats import FORMATS
+from lightnets.export.formats import FORMATS, Format, Target, artefact_files
 from lightnets.export.fuse import fuse
 from lightnets.export.runtimes import executorch_pte, litert
-from lightnets.export.onnx import onnx_session, run_session
+from lightnets.export.onnx import DEFAULT_OPSET, onnx_session, run_session
 from lightnets.export.qat import (QAT_DEFAULT_BACKEND, QatOptions, check_qat, check_qat_task,
                                   qat_packages, qat_reduced)
 from lightnets.optional import available, require, require_all
@@ -56,22 +61,31 @@ from lightnets.tasks import TASKS, Task, task_for
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # backend -> the artefact format the reduced model is written in
 ARTEFACT_FORMATS = {"onnxruntime": "onnx", "openvino": "onnx", "eager": "pt2",
-                    "executorch": "executorch", "tflite": "tflite"}
-INT8_BACKENDS = ("onnxruntime", "openvino", "executorch", "tflite")
+                    "executorch": "executorch", "tflite": "tflite", "ncnn": "ncnn", "mnn": "mnn"}
+# (precision, backend) whose file stores its weights so, computed without calibration
+WEIGHT_ONLY = [(precision, backend) for backend, format in ARTEFACT_FORMATS.items()
+               for precision in FORMATS[format].weight_precisions]  # fp16: tflite ncnn mnn
+INT8_BACKENDS = ("onnxruntime", "openvino", "executorch", "tflite", "mnn")
+FP16_BACKENDS = tuple(backend for precision, backend in WEIGHT_ONLY if precision == "fp16")
 BF16_BACKENDS = ("openvino", "eager")
+BACKENDS = {"int8": INT8_BACKENDS, "fp16": FP16_BACKENDS, "bf16": BF16_BACKENDS}
 TWO_STAGE_QUANTIZE = ("quantize takes one-stage detectors (fcos, retinanet, ssdlite): a "
                       "two-stage Faster R-CNN has no raw head outputs for torchvision to "
                       "decode; export it in fp32 with lightnets export")
 # (precision, artefact format) -> the written file's suffix
 SUFFIXES = {("int8", "onnx"): ".int8.onnx", ("int8", "executorch"): ".int8.pte",
-            ("int8", "tflite"): ".int8.tflite",
+            ("int8", "tflite"): ".int8.tflite", ("int8", "mnn"): ".int8.mnn",
+            ("fp16", "tflite"): ".fp16.tflite", ("fp16", "ncnn"): ".fp16.ncnn.param",
+            ("fp16", "mnn"): ".fp16.mnn",
             ("bf16", "onnx"): ".bf16.onnx",
             ("bf16", "pt2"): ".bf16.pt2"}
 
 
 def default_backend(precision: str) -> str:
-    """OpenVINO where it is installed (measured fastest here for both int8 and bf16), else
-    ONNX Runtime for int8 and eager PyTorch for bf16."""
+    """fp16: LiteRT (Android's runtime). int8 and bf16: OpenVINO where it is installed
+    (measured fastest here for both), else ONNX Runtime for int8 and eager PyTorch for bf16."""
+    if precision == "fp16":
+        return "tflite"
     if available("openvino"):
         return "openvino"
     return "onnxruntime" if precision == "int8" else "eager"
@@ -87,8 +101,15 @@ def quantize_requirements(precision: str, backend: str | None, calib_data: str |
             + ([("onnxruntime", "int8 quantization")] if precision == "int8" else [])
             + (backend_requirements([backend]) if backend == "openvino" else [])
             + (list(executorch_pte.PACKAGES) if backend == "executorch" else [])
-            + (list(litert.PACKAGES) if backend == "tflite" else [])
+            + (list(FORMATS[ARTEFACT_FORMATS[backend]].packages)
+               if backend in ("tflite", "ncnn", "mnn") else [])
             + data_requirements(calib_data))
+
+
+def calibrated(precision: str, backend: str) -> bool:
+    """Whether the reduced model's activation ranges are calibrated on images: int8, but for
+    a weight-only file (:data:`WEIGHT_ONLY`)."""
+    return precision == "int8" and (precision, backend) not in WEIGHT_ONLY
 
 
 class AccuracyGateError(ValueError):
@@ -270,7 +291,7 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
     # calibration images need no validation split: read them all before any export
     images = (task.network_inputs(source.model, evenly_spaced(
         task.calibration_images(calib_data, source.preprocess), calib_size))
-              if precision == "int8" else torch.empty(0))
+              if calibrated(precision, backend) else torch.empty(0))
     with tempfile.TemporaryDirectory() as folder:
         say("exporting and checking the fp32 ONNX model...")
         # a detector's network alone: the int8 graph's outputs are decoded by torchvision
@@ -300,14 +321,22 @@ def quantize_checkpoint(checkpoint: str | Path, calib_data: str | None,
                                     latency_batches)
         if not report.passed and not force:
             raise gate_error(report)
-        write_atomic(path, Path(reduced_path).read_bytes())  # a crash never leaves half a file
+        copy_artefact(reduced_path, path, FORMATS[ARTEFACT_FORMATS[backend]])
     report.written = str(path)
     calibration = ({"qat": asdict(qat), "ranges": "learned in QAT"} if qat else
                    {"data": calib_data, "images": len(images), "method": method,
                     "per_channel": per_channel, "reduce_range": reduce_range})
-    write_reduced_sidecar(fp32.sidecar, path, report, calibration if precision == "int8"
-                          else None)
+    write_reduced_sidecar(fp32.sidecar, path, report, calibration if calibrated(
+        precision, backend) else None)
     return report
+
+
+def copy_artefact(source: Path, path: Path, format: Format) -> None:
+    """Copy a written file and its side files (an ncnn ``.bin``) to ``path``, each atomically
+    (a crash never leaves half a file) and the side files first."""
+    pairs = list(zip(artefact_files(source, format), artefact_files(path, format)))
+    for written, target in pairs[1:] + pairs[:1]:
+        write_atomic(target, written.read_bytes())
 
 
 def gate_error(report: QuantizeReport) -> AccuracyGateError:
@@ -330,6 +359,8 @@ def write_reduced_sidecar(sidecar: Sidecar, path: Path, report: QuantizeReport,
     fixed = not spec.dynamic_batch or bool(spec.fallback_batch and spec.fallback_batch(path))
     if fixed:
         sidecar.dynamic_batch, sidecar.input_size = False, [1, *sidecar.input_size[-3:]]
+    if not spec.dynamic_size:  # a segmenter's ncnn, MNN or LiteRT file: the exported size only
+        sidecar.dynamic_size, sidecar.min_side = False, None
     sidecar.accuracy = {**report.as_dict(), "calibration": calibration}
     return write_sidecar(sidecar, path)
 
@@ -351,20 +382,20 @@ def check_options(precision: str, max_drop: float, calib_size: int, backend: str
                   qat: QatOptions | None = None) -> str:
     """The backend that will run the reduced model, once every option is checked and every
     package it needs is there (before any work)."""
-    if precision not in ("int8", "bf16"):
-        raise ValueError(f"precision must be int8 or bf16, got {precision!r}")
+    if precision not in BACKENDS:
+        raise ValueError(f"precision must be {', '.join(BACKENDS)}, got {precision!r}")
     if max_drop < 0 or calib_size < 1:
         raise ValueError(f"need max_drop >= 0 and calib_size >= 1, got {max_drop}, {calib_size}")
     backend = backend or (QAT_DEFAULT_BACKEND if qat else default_backend(precision))
     if qat is not None:
         check_qat(precision, backend, qat)
-    allowed = INT8_BACKENDS if precision == "int8" else BF16_BACKENDS
+    allowed = BACKENDS[precision]
     if backend not in allowed:
         raise ValueError(f"{precision} runs in {' or '.join(allowed)}, not {backend!r}")
     require_all(quantize_requirements(precision, backend, calib_data, qat is not None))
     if precision == "bf16":
         check_precision(backend, "bf16", allow_emulated_bf16)
-    elif not calib_data and qat is None:  # QAT's comparison defaults to the training data
+    elif calibrated(precision, backend) and not calib_data and qat is None:  # QAT: its own
         raise ValueError("int8 quantization needs calibration data (--calib-data)")
     return backend
 
@@ -387,9 +418,10 @@ def validation_data(source: ModelSource, task: Task, val_data: str | None) -> Da
 def reduced_model(source: ModelSource, fp32_path: Path, folder: Path, images: torch.Tensor,
                   precision: str, backend: str, method: str, per_channel: bool,
                   reduce_range: bool, say: Callable[[str], None]) -> Path:
-    """The reduced-precision file in ``folder``: the int8 ONNX graph calibrated on
-    ``images``; for bf16 in OpenVINO the fp32 graph itself (bf16 is how OpenVINO compiles it);
-    else a bf16 ``.pt2``."""
+    """The reduced-precision file in ``folder``: an int8 file calibrated on ``images`` (the
+    backend's own quantizer, else ONNX Runtime's QDQ graph); an fp16 file of the backend's
+    format; for bf16 in OpenVINO the fp32 graph itself (bf16 is how OpenVINO compiles it); else
+    a bf16 ``.pt2``."""
     if precision == "int8" and backend == "executorch":  # PT2E: the XNNPACK quantizer's own
         say(f"calibrating on {len(images)} images (PT2E, XNNPACK quantizer) and lowering...")
         return executorch_pte.quantize_runnable_pte(source.model.eval(), folder / "reduced.pte",
@@ -399,6 +431,13 @@ def reduced_model(source: ModelSource, fp32_path: Path, folder: Path, images: to
             "converting...")
         return litert.quantize_tflite(source.model.eval(), folder / "reduced.tflite", images,
                                       per_channel)
+    if (precision, backend) in WEIGHT_ONLY:
+        say(f"writing the {backend} file with {precision} weights...")
+        format = FORMATS[ARTEFACT_FORMATS[backend]]
+        written = folder / f"reduced{format.suffix}"
+        format.write(fuse(source.model), Target(written, source.input_size, format.dynamic_batch,
+                                                1, False, DEFAULT_OPSET, weights=precision))
+        return written
     if precision == "int8":
         say(f"calibrating on {len(images)} images ({method}) and quantizing...")
         return quantize_onnx(fp32_path, folder / "reduced.onnx", images, per_channel, method,

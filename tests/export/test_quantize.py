@@ -133,7 +133,8 @@ def test_openvino_runs_the_gated_int8_and_bf16_models(digits_checkpoint, tmp_pat
 @pytest.mark.parametrize("argv, expected", [
     (["--calib-data", "digits", "--max-drop", "-1"], "max_drop >= 0"),
     (["--calib-data", "digits", "--backend", "eager"], "int8 runs in onnxruntime or openvino"),
-    (["--calib-data", "digits", "--precision", "fp16"], "invalid choice"),
+    (["--calib-data", "digits", "--precision", "fp8"], "invalid choice"),
+    (["--precision", "fp16", "--backend", "onnxruntime"], "fp16 runs in tflite or ncnn or mnn"),
     ([], "needs calibration data"),
     (["--calib-data", "/no/such/folder"], "no such folder"),
 ])

@@ -98,3 +98,24 @@ def test_missing_litert_for_int8_is_named_before_any_work(tmp_path, capsys, monk
     assert "needs litert-torch, which is not installed" in err
     assert "pip install 'lightnets[litert]'" in err and not output.exists()
 
+
+
+@pytest.mark.slow
+def test_fp16_tflite_halves_the_weights_behind_the_gate(tmp_path, capsys):
+    """``--precision fp16 --backend tflite``: litert-torch's fp16 recipe stores every weight
+    in half precision; the file holds about two bytes per parameter and keeps the top-1."""
+    pytest.importorskip("litert_torch", reason="litert-torch is not installed (lightnets[litert])")
+    checkpoint = train_tiny_digits(tmp_path / "runs")
+    output = tmp_path / "tiny.fp16.tflite"
+    assert main(["quantize", "--checkpoint", str(checkpoint), "--precision", "fp16",
+                 "--backend", "tflite", "--latency-batch", "1", "--output", str(output),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["precision"] == "fp16" and report["passed"] and abs(report["drop_points"]) < 1
+    state = torch.load(checkpoint, weights_only=True)["model"]
+    weights = sum(t.numel() for name, t in state.items() if not name.endswith(
+        ("running_mean", "running_var", "num_batches_tracked")))
+    assert 1.9 * weights < output.stat().st_size < 2.6 * weights  # bytes: 2 per weight
+    sidecar = read_sidecar(output)
+    assert (sidecar.precision, sidecar.artefact_format) == ("fp16", "tflite")
+    assert sidecar.input_size == [1, 1, 32, 32] and not sidecar.dynamic_batch

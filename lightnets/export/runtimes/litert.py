@@ -49,12 +49,18 @@ def quiet_converter():
 def write_tflite(model: nn.Module, target: Target) -> Path:
     """Convert ``model`` with ``litert_torch`` at ``target``'s batch and write the ``.tflite``
     file. The batch stays fixed: the converter's JAX lowering rejects a symbolic batch in
-    reshapes (litert-torch 0.10: "Shapes must be 1D sequences of concrete values")."""
+    reshapes (litert-torch 0.10: "Shapes must be 1D sequences of concrete values"). With
+    ``target.weights`` "fp16" the weights are stored in half precision (litert-torch's fp16
+    recipe: each weight cast to half, a dequantize operation before its use)."""
     litert_torch = require("litert_torch", "the LiteRT export")
     example = torch.randn(target.batch_size, *target.input_size)
     try:
         with quiet_converter():
-            converted = litert_torch.convert(without_inplace(model).eval(), (example,))
+            recipe = (require("litert_torch.generative.quantize.quant_recipes",
+                              "fp16 LiteRT files").full_fp16_recipe()
+                      if target.weights == "fp16" else None)
+            converted = litert_torch.convert(without_inplace(model).eval(), (example,),
+                                             quant_config=recipe)
             target.path.parent.mkdir(parents=True, exist_ok=True)
             converted.export(str(target.path))
     except OSError:
@@ -153,4 +159,5 @@ def load_tflite(path: Path, threads: int | None = None) -> Runner:
 LITERT = register_format(Format(
     "tflite", ".tflite", write_tflite, load_tflite, runtime="litert", packages=PACKAGES,
     extra="litert", dynamic_size=False, dynamic_batch=False,
+    weight_precisions=("fp16",),
     description="LiteRT (TensorFlow Lite) flatbuffer, run by LiteRT's interpreter (XNNPACK)"))

@@ -5,7 +5,8 @@ trace and writes an ncnn ``.param`` (the graph, text) and ``.bin`` (the weights)
 several other files beside them (its own ``.pnnx.param``/``.bin``, Python re-creations, an ONNX
 copy); the conversion runs in a temporary folder and only the two ncnn files are kept. The
 weights are kept in fp32 (``fp16=0``: PNNX stores fp16 weights by default) so that the file
-computes what the model computes; the fp16 question is a precision of its own.
+computes what the model computes; fp16 weights (``Target.weights``, half the file) are a
+precision of their own, behind ``lightnets quantize``'s accuracy gate.
 
 ncnn runs one image at a time (a ``Mat`` is C x H x W); the runner loops over the batch. Its
 options must be set before the graph is loaded: the measured 15x slowdown in issue 26 came from
@@ -32,14 +33,16 @@ PARAM, BIN = ".ncnn.param", ".ncnn.bin"
 
 def pnnx_convert(model: nn.Module, target: Target) -> Path:
     """Trace ``model`` at batch 1, convert it with the ``pnnx`` executable and move the ncnn
-    ``.param`` and ``.bin`` to ``target.path`` (a ``.ncnn.param`` path) and beside it."""
+    ``.param`` and ``.bin`` to ``target.path`` (a ``.ncnn.param`` path) and beside it; the
+    ``.bin`` holds fp16 weights where ``target.weights`` says so."""
     pnnx = require("pnnx", "ncnn export")
     path = Path(target.path)
     stem = path.name[:-len(PARAM)] if path.name.endswith(PARAM) else path.stem
     with tempfile.TemporaryDirectory(prefix="lightnets-pnnx-") as folder:
         traced = export_torchscript(model, Path(folder) / "model.pt", target.input_size, 1)
         shape = ",".join(map(str, (1, *target.input_size)))
-        command = [pnnx.EXEC_PATH, traced.name, f"inputshape=[{shape}]f32", "fp16=0",
+        half = int(target.weights == "fp16")
+        command = [pnnx.EXEC_PATH, traced.name, f"inputshape=[{shape}]f32", f"fp16={half}",
                    "ncnnparam=model.ncnn.param", "ncnnbin=model.ncnn.bin"]
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
         param, weights = Path(folder) / "model.ncnn.param", Path(folder) / "model.ncnn.bin"
@@ -90,5 +93,5 @@ def ncnn_runner(path: Path, threads: int | None = None) -> Runner:
 NCNN = register_format(Format(
     "ncnn", PARAM, pnnx_convert, ncnn_runner, runtime="ncnn", extra="ncnn",
     packages=(("pnnx", "ncnn export"), ("ncnn", "checking an ncnn export")),
-    dynamic_size=False, side_suffixes=(BIN,),
+    dynamic_size=False, side_suffixes=(BIN,), weight_precisions=("fp16",),
     description="ncnn .param + .bin (converted by PNNX, fp32 weights), run by ncnn"))
