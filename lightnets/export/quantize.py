@@ -155,7 +155,7 @@ class QuantizeReport:
         out = [f"{self.metric_name} on {self.val_images} validation images: fp32 "
                f"{self.fp32_score:.2%}, "
                f"{self.precision} in {self.backend} {self.reduced_score:.2%} "
-               f"(drop {self.drop_points:+.2f} points, "
+               f"(drop {hundredths(self.drop_points):+.2f} points, "
                f"allowed {self.max_drop_points:.2f})"]
         if self.qat_epochs:
             out[0] = out[0].replace(f"{self.precision} in", f"{self.precision} after "
@@ -163,7 +163,7 @@ class QuantizeReport:
         if self.ptq_score is not None:
             out.append(f"post-training {self.precision} in {self.backend} (the same "
                        f"{self.val_images} images): {self.ptq_score:.2%} (drop "
-                       f"{100 * (self.fp32_score - self.ptq_score):+.2f} points)")
+                       f"{hundredths(100 * (self.fp32_score - self.ptq_score)):+.2f} points)")
         for batch, row in self.latency_ms.items():
             out.append(f"latency at batch {batch}: fp32 {row['fp32']:.2f} ms, {self.precision} "
                        f"{row[self.precision]:.2f} ms ({row['fp32'] / row[self.precision]:.2f}x)")
@@ -175,6 +175,11 @@ class QuantizeReport:
         values[f"reduced_{self.metric}"] = values.pop("reduced_score")
         values[f"ptq_{self.metric}"] = values.pop("ptq_score")
         return {**values, "drop_points": self.drop_points, "passed": self.passed}
+
+
+def hundredths(points: float) -> float:
+    """``points`` rounded to two decimals, a tie's rounding error shown as +0.00, not -0.00."""
+    return round(points, 2) + 0.0
 
 
 def evenly_spaced(dataset: Any, count: int) -> torch.Tensor:

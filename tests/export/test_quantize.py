@@ -174,3 +174,11 @@ def test_calibration_images_are_read_before_the_export(digits_checkpoint, tmp_pa
     tree = make_image_tree(tmp_path / "two", per_class=1, size=8)
     with pytest.raises(RuntimeError, match="the export started"):
         quantize.quantize_checkpoint(digits_checkpoint, str(tree))
+
+
+def test_a_tie_reads_as_no_drop():
+    """A reduced model scoring the same up to float rounding shows +0.00, never -0.00."""
+    from lightnets.export.quantize import QuantizeReport
+
+    report = QuantizeReport("m", "fp16", 0.8297, 0.8297 + 1e-12, 500, 0, 1.0, metric="miou")
+    assert "(drop +0.00 points, allowed 1.00)" in report.lines()[0] and report.passed

@@ -131,7 +131,10 @@ def write_program(program: torch.export.ExportedProgram, path: Path, name: str) 
         lowered = exir.to_edge_transform_and_lower(program, partitioner=[partitioner()])
         buffer = lowered.to_executorch().buffer
     except Exception as error:
-        raise ValueError(f"ExecuTorch lowering of {name} failed: {first_line(error)}") from None
+        # a failing pass is reported by name, its reason in the exception it wraps
+        reason = first_line(error) + (f" ({first_line(error.__cause__)})"
+                                      if error.__cause__ is not None else "")
+        raise ValueError(f"ExecuTorch lowering of {name} failed: {reason}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer)
     return path
