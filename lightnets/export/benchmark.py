@@ -31,7 +31,8 @@ from lightnets.export.artefact import artefact_runner, export_model
 from lightnets.export.backends import artefact_backend
 from lightnets.export.formats import FORMATS, Runner, artefact_bytes
 from lightnets.export.predict import evaluable
-from lightnets.export.quantize import ARTEFACT_FORMATS, SUFFIXES, quantize_checkpoint
+from lightnets.export.quantize import (ARTEFACT_FORMATS, BACKENDS, SUFFIXES,
+                                       quantize_checkpoint)
 from lightnets.export.source import ModelSource
 from lightnets.export.timing import time_callables
 from lightnets.files import first_line
@@ -41,11 +42,10 @@ from lightnets.train.evaluate import evaluate
 
 EAGER = "pytorch"      # the row of the model itself, unexported
 BASELINE = "onnx"      # the format every latency is divided by
-# (precision, backend) of each reduced row -> the format whose choice brings it
-REDUCED = {("int8", "onnxruntime"): "onnx", ("int8", "openvino"): "openvino",
-           ("int8", "executorch"): "executorch", ("int8", "tflite"): "tflite",
-           ("int8", "mnn"): "mnn", ("fp16", "tflite"): "tflite", ("fp16", "ncnn"): "ncnn",
-           ("fp16", "mnn"): "mnn"}
+# (precision, backend) of each reduced row -> the format whose choice brings it: the file's,
+# but for OpenVINO running the int8 ONNX file, which comes with the openvino format
+REDUCED = {(precision, backend): "openvino" if backend == "openvino" else ARTEFACT_FORMATS[backend]
+           for precision in ("int8", "fp16") for backend in BACKENDS[precision]}
 
 
 @dataclass

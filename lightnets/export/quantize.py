@@ -97,12 +97,11 @@ def quantize_requirements(precision: str, backend: str | None, calib_data: str |
     ONNX Runtime's quantizer for int8, the backend measuring it, the calibration data, and
     torchao with ExecuTorch's quantizer for QAT."""
     backend = backend or (QAT_DEFAULT_BACKEND if qat else default_backend(precision))
+    format = ARTEFACT_FORMATS.get(backend)  # the reduced file's: its writer's and runtime's
     return (export_requirements("onnx") + (list(qat_packages()) if qat else [])
             + ([("onnxruntime", "int8 quantization")] if precision == "int8" else [])
             + (backend_requirements([backend]) if backend == "openvino" else [])
-            + (list(executorch_pte.PACKAGES) if backend == "executorch" else [])
-            + (list(FORMATS[ARTEFACT_FORMATS[backend]].packages)
-               if backend in ("tflite", "ncnn", "mnn") else [])
+            + (list(FORMATS[format].packages) if format not in (None, "onnx") else [])
             + data_requirements(calib_data))
 
 
