@@ -74,9 +74,11 @@ TWO_STAGE_QUANTIZE = ("quantize takes one-stage detectors (fcos, retinanet, ssdl
                       "decode; export it in fp32 with lightnets export")
 # (precision, artefact format) -> the written file's suffix
 SUFFIXES = {("int8", "onnx"): ".int8.onnx", ("int8", "executorch"): ".int8.pte",
-            ("int8", "tflite"): ".int8.tflite", ("int8", "mnn"): ".int8.mnn",
-            ("fp16", "tflite"): ".fp16.tflite", ("fp16", "ncnn"): ".fp16.ncnn.param",
-            ("fp16", "mnn"): ".fp16.mnn",
+            ("int8", "tflite"): ".int8.tflite",
+            # a weight-only file: its format's suffix after the precision (.fp16.ncnn.param)
+            **{(precision, ARTEFACT_FORMATS[backend]):
+               f".{precision}{FORMATS[ARTEFACT_FORMATS[backend]].suffix}"
+               for precision, backend in WEIGHT_ONLY},
             ("bf16", "onnx"): ".bf16.onnx",
             ("bf16", "pt2"): ".bf16.pt2"}
 
