@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -64,3 +65,35 @@ def test_a_runner_released_on_another_thread_leaves_the_signal_stack_working(tmp
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "survived", (
         result.returncode, result.stderr[-2000:])
+
+
+# OpenVINO's converter reports each conversion to Google Analytics and keeps a client id under
+# ~/intel unless the user opted out; lightnets declines for its own calls (a fresh process: the
+# telemetry object is a per-process singleton whose consent is read once)
+CONVERTS = """
+import sys
+import torch
+from pathlib import Path
+from lightnets.export.formats import Target
+from lightnets.export.runtimes.openvino_ir import openvino_convert
+model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+openvino_convert(model, Target(Path(sys.argv[1]), (3, 8, 8), True, 1, False, 17))
+print("converted")
+"""
+
+
+@pytest.mark.parametrize("declined", [True, False])
+def test_the_ir_export_sends_no_usage_statistics(tmp_path, declined):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "CI"}
+    script = CONVERTS if declined else CONVERTS.replace(  # the converter's own behaviour
+        "import sys\n", "import sys, contextlib\nimport lightnets.export.runtimes.openvino_ir as "
+        "ir\nir.telemetry_declined = contextlib.nullcontext\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.xml")],
+                            capture_output=True, text=True, timeout=300,
+                            env={**env, "HOME": str(home)})
+    assert result.returncode == 0 and result.stdout.strip() == "converted", result.stderr[-2000:]
+    assert (tmp_path / "m.xml").is_file() and "CI" not in env
+    # without lightnets declining, the converter writes its client id (the check can fail)
+    assert (home / "intel").exists() != declined, sorted(p.name for p in home.rglob("*"))
