@@ -80,3 +80,16 @@ def test_folder_errors_are_one_line(tmp_path):
     (root / "data.yaml").write_text("names: [a]\ntrain: images/training\n")
     with pytest.raises(ValueError, match=r"the train folder .*images/training does not exist"):
         detection_datasets(str(root), 32)
+
+
+def test_a_six_decimal_overshoot_is_rounding_and_a_real_one_is_counted(tmp_path):
+    # 0.987655 + 0.024691 / 2 = 1.0000005: past the 40 px border by 2e-5 px, as labelling
+    # tools' 6 decimals give; 0.99 + 0.1 / 2 reaches 1.6 px past it
+    root = write_folder(tmp_path, {"a": "0 0.987655 0.5 0.024691 0.5\n",
+                                   "b": "0 0.99 0.5 0.1 0.5\n"}, val={"c": "0 0.5 0.5 0.2 0.2\n"})
+    with pytest.warns(Warning) as caught:
+        data = detection_datasets(str(root), 40, augment=False)
+    messages = [str(w.message) for w in caught]
+    assert any("1 box(es) reaching past the image border clipped" in m and "b.txt:1" in m
+               and "a.txt" not in m for m in messages), messages
+    assert [float(r.boxes[0, 2]) for r in data.train.records] == [40.0, 40.0]

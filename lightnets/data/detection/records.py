@@ -27,6 +27,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from lightnets.data.images import to_mode
+from lightnets.data.detection.mosaic import mosaic
 
 # Boxes narrower, lower or smaller in area than this (in pixels at the training size) are
 # dropped, by the build-time count and by SanitizeBoundingBoxes alike.
@@ -71,6 +72,11 @@ class Tally:
         return lines
 
 
+# a box past the border by less than this (pixels) is rounding, clipped without a word: labelling
+# tools write YOLO's normalised coordinates with 6 decimals, up to 0.005 px off on a 10,000 px side
+ROUNDING = 0.01
+
+
 def checked_box(x1: float, y1: float, x2: float, y2: float, height: int, width: int,
                 where: str, tally: Tally) -> list[float] | None:
     """The XYXY box clipped to a ``width`` x ``height`` image, or None for a zero-size box
@@ -85,7 +91,7 @@ def checked_box(x1: float, y1: float, x2: float, y2: float, height: int, width: 
         raise ValueError(f"{where}: box [{x1:g}, {y1:g}, {x2:g}, {y2:g}] (XYXY) lies wholly "
                          f"outside its {width}x{height} image")
     clipped = [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))]
-    if clipped != [x1, y1, x2, y2]:
+    if max(abs(a - b) for a, b in zip(clipped, [x1, y1, x2, y2])) > ROUNDING:
         tally.clipped.append(where)
     return clipped
 
@@ -172,26 +178,40 @@ class DetectionDataset(Dataset):
     """``(image, target)`` pairs: ``image`` a uint8 ``tv_tensors.Image`` of ``(3, size, size)``,
     ``target`` a dict of ``boxes`` (``tv_tensors.BoundingBoxes``, XYXY float32 pixels),
     ``labels`` (int64, 1..K), ``iscrowd`` (int64, 1 = ignored by mAP), ``image_id`` (int) and
-    ``scale`` (float32 ``[scale_x, scale_y]`` from the original image to the letterboxed one)."""
+    ``scale`` (float32 ``[scale_x, scale_y]`` from the original image to the letterboxed one).
+    With ``mosaic`` > 0 (training), that fraction of the pairs are mosaics of the image and three
+    others drawn at random (:mod:`lightnets.data.detection.mosaic`), before ``transform``."""
 
     def __init__(self, records: list[ImageRecord], read_image: Callable[[ImageRecord], Any],
-                 size: int, transform: Callable | None, classes: list[str]) -> None:
+                 size: int, transform: Callable | None, classes: list[str],
+                 mosaic: float = 0.0) -> None:
+        if not 0.0 <= mosaic <= 1.0:
+            raise ValueError(f"mosaic is a probability in [0, 1], got {mosaic}")
         self.records, self.read_image, self.size = records, read_image, size
-        self.transform, self.classes = transform, classes
+        self.transform, self.classes, self.mosaic = transform, classes, mosaic
         check_labels(records, len(classes))
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[tv_tensors.Image, dict[str, Any]]:
+    def letterboxed(self, index: int) -> tuple[tv_tensors.Image, dict[str, Any]]:
+        """The pair at ``index`` letterboxed to ``size``, before any augmentation."""
         record = self.records[index]
         image = tv_tensors.Image(self.read_image(record))
         boxes = tv_tensors.BoundingBoxes(record.boxes.clone(), format="XYXY",
                                          canvas_size=record.size)
         image, boxes, scale = letterbox(image, boxes, self.size)
-        target = {"boxes": boxes, "labels": record.labels.clone(),
-                  "iscrowd": record.iscrowd.clone(), "image_id": record.image_id,
-                  "scale": torch.tensor(scale, dtype=torch.float32)}
+        return image, {"boxes": boxes, "labels": record.labels.clone(),
+                       "iscrowd": record.iscrowd.clone(), "image_id": record.image_id,
+                       "scale": torch.tensor(scale, dtype=torch.float32)}
+
+    def __getitem__(self, index: int) -> tuple[tv_tensors.Image, dict[str, Any]]:
+        image, target = self.letterboxed(index)
+        if self.mosaic and float(torch.rand(())) < self.mosaic:
+            others = torch.randint(len(self), (3,)).tolist()
+            centre = torch.randint(self.size // 2, 3 * self.size // 2 + 1, (2,)).tolist()
+            image, target = mosaic([(image, target), *map(self.letterboxed, others)],
+                                   self.size, (centre[0], centre[1]))
         if self.transform is not None:
             image, target = self.transform(image, target)
         return image, target
