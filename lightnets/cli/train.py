@@ -74,6 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "output channel, its sigmoid thresholded at 0.5 (--model-arg threshold=X)")
     what.add_argument("--no-augment", dest="augment", action="store_false",
                       help="train without augmentation")
+    what.add_argument("--mosaic", type=float, metavar="P",
+                      help="detectors: make a fraction P of the training images mosaics of "
+                      "four (YOLOv4), e.g. 0.5 (default 0)")
+    what.add_argument("--zoom-crop", action="store_true",
+                      help="detectors: SSD's zoom-out (up to 4x, half the time) and random IoU "
+                      "crop before the data's own augmentation (default off)")
     optimisation = parser.add_argument_group("optimisation")
     optimisation.add_argument("--epochs", type=int, metavar="N")
     optimisation.add_argument("--batch-size", type=int, metavar="N",

@@ -147,7 +147,8 @@ def default_preprocess(kind: str, input_size: int, in_chans: int,
 def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
                val_fraction: float = 0.2, seed: int = 0, warn: bool = True,
                normalize: bool = True, kind: str | None = None,
-               auto_augment: str | None = None, random_erase: float = 0.0) -> DataBundle:
+               auto_augment: str | None = None, random_erase: float = 0.0,
+               mosaic: float = 0.0, zoom_crop: bool = False) -> DataBundle:
     """Train and validation datasets for ``data`` with the given evaluation ``preprocess``
     (see :func:`default_preprocess`); training adds light augmentation when ``augment``.
     Unreadable image files are skipped with one warning naming them (``warn=False``: silent,
@@ -158,11 +159,13 @@ def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
     class indices with :data:`IGNORE_INDEX` for pixels without a label; detection data
     ``(image, target)`` pairs. ``auto_augment`` and ``random_erase`` add a policy and random
     erasing to a classifier's training images
-    (:func:`lightnets.data.transforms.train_transform`)."""
+    (:func:`lightnets.data.transforms.train_transform`); ``mosaic`` makes that fraction of a
+    detector's training images mosaics of four (:mod:`lightnets.data.detection.mosaic`) and
+    ``zoom_crop`` adds SSD's zoom-out and IoU crop to them."""
     kind = kind or classification_kind(data)
     if kind in DETECTION_KINDS:  # its own letterboxing and box-aware augmentation
         found = detection_datasets(data, preprocess["input_size"], augment, val_fraction, seed,
-                                   warn)
+                                   warn, mosaic, zoom_crop)
         return DataBundle(kind, found.train, found.val, found.classes, preprocess,
                           list(found.notes), found.category_ids)
     if kind in SEGMENTATION_KINDS:

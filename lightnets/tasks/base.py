@@ -90,6 +90,9 @@ class Task:
     # whether the image-level recipe applies (--auto-augment, --random-erase, --mixup,
     # --cutmix): it moves and blends pixels that a mask or boxes would have to follow
     image_recipe: ClassVar[bool] = False
+    # whether --mosaic and --zoom-crop apply: they move image regions that boxes follow (one
+    # label per image would not; a mask could, but that is not built)
+    box_augments: ClassVar[bool] = False
     # --pretrained holds the weights of the model's backbone alone (read where it is built)
     pretrained_is_backbone: ClassVar[bool] = False
     # whether --loss chooses among losses (segmentation's Dice, Focal, ...)
@@ -186,6 +189,11 @@ class Task:
                                            ("--random-erase", config.random_erase),
                                            ("--mixup", config.mixup), ("--cutmix", config.cutmix))
                   if value]
+        boxes = [flag for flag, value in (("--mosaic", config.mosaic),
+                                          ("--zoom-crop", config.zoom_crop)) if value]
+        if boxes and not self.box_augments:
+            raise ValueError(f"{', '.join(boxes)}: detectors only (their boxes follow the "
+                             f"moved regions); a {self.name} model's labels would not")
         if recipe and not self.image_recipe:
             raise ValueError(f"{', '.join(recipe)}: classifiers only (one label per image "
                              f"follows its mixed or erased pixels); a {self.name} model's "

@@ -178,6 +178,7 @@ class Detection(Task):
     collate = staticmethod(detection_collate)
     pretrained_is_backbone = True
     scores_exported = False
+    box_augments = True
 
     def folder_kind(self, path: Path) -> str | None:
         return detection_data_kind(str(path))

@@ -58,6 +58,9 @@ class TrainConfig:
     in_chans: int | None = None          # 1 or 3; None: per data (1 for digits)
     val_fraction: float = 0.2            # held out of a single class-folder tree
     augment: bool = True                 # light, data-appropriate augmentation
+    mosaic: float = 0.0                  # detectors: fraction of training images that are
+    #                                      mosaics of four (YOLOv4); 0: off
+    zoom_crop: bool = False              # detectors: SSD's zoom-out and IoU crop
     # optimisation
     epochs: int | None = None
     batch_size: int | None = None        # total over all processes
@@ -247,6 +250,11 @@ def check_config(config: TrainConfig) -> None:
     require(config.augment or not (config.auto_augment or config.random_erase),
             "auto_augment and random_erase augment the training images; they need "
             "augmentation on (drop --no-augment)")
+    require(0 <= config.mosaic <= 1, f"mosaic is a fraction of the training images, in [0, 1]; "
+            f"got {config.mosaic}")
+    require(config.augment or not (config.mosaic or config.zoom_crop),
+            "mosaic and zoom_crop augment the training images; they need augmentation on "
+            "(drop --no-augment)")
     for name in ("mixup", "cutmix"):
         require(getattr(config, name) >= 0, f"{name} is a Beta distribution's alpha, >= 0 "
                 f"(0: off); got {getattr(config, name)}")

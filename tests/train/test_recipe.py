@@ -113,6 +113,11 @@ def test_a_run_with_the_whole_recipe_records_it_and_mixes_the_loss(tmp_path, mon
     (["--no-augment", "--auto-augment", "augmix"], "they need augmentation on"),
     (["--model", "shufflenet_v2_x0_5", "--drop-path", "0.1"], "has no residual branch"),
     (["--model", "lraspp_mobilenet_v3_small", "--cutmix", "1"], "--cutmix: classifiers only"),
+    (["--mosaic", "0.5", "--zoom-crop"], "--mosaic, --zoom-crop: detectors only"),
+    (["--model", "gfl_shufflenet_v2_x1_0", "--mosaic", "2"],
+     "mosaic is a fraction of the training images, in [0, 1]; got 2.0"),
+    (["--model", "gfl_shufflenet_v2_x1_0", "--no-augment", "--zoom-crop"],
+     "mosaic and zoom_crop augment the training images"),
 ])
 def test_bad_recipes_are_one_line_errors(argv, expected, tmp_path, capsys):
     assert main(["train", *TINY_TRAIN, *argv, "--runs-dir", str(tmp_path)]) == 2

@@ -153,9 +153,12 @@ def yolo_data(root: Path, val_fraction: float, seed: int, tally: Tally
 
 
 def detection_datasets(data: str, size: int, augment: bool = True, val_fraction: float = 0.2,
-                       seed: int = 0, warn: bool = True) -> DetectionData:
+                       seed: int = 0, warn: bool = True, mosaic: float = 0.0,
+                       zoom_crop: bool = False) -> DetectionData:
     """Checked training and validation datasets for ``data`` (``digits-det``, a COCO, VOC or
-    YOLO folder), letterboxed to ``size``; training augments when ``augment``. ``val_fraction``
+    YOLO folder), letterboxed to ``size``; training augments when ``augment`` (with ``mosaic``
+    the fraction of its images that are mosaics of four, with ``zoom_crop`` SSD's zoom-out and
+    IoU crop: :mod:`lightnets.data.detection.transforms`). ``val_fraction``
     and ``seed`` split folders that have no validation split."""
     if not isinstance(size, int) or size < 16:
         raise ValueError(f"detection size must be an integer of at least 16 pixels, got {size!r}")
@@ -166,11 +169,12 @@ def detection_datasets(data: str, size: int, augment: bool = True, val_fraction:
                          "VOC folder (Annotations/ + JPEGImages/) or a YOLO folder (data.yaml, "
                          "images/, labels/)")
     tally = Tally(size=size)
-    train_tf, val_tf = detection_train_transform(kind, augment), detection_eval_transform()
+    train_tf = detection_train_transform(kind, augment, zoom_crop, size)
+    val_tf = detection_eval_transform()
     if kind == "digits-det":
         train_canvases, val_canvases = digit_canvases()
         train = DetectionDataset(train_canvases.records, train_canvases, size, train_tf,
-                                 list(DIGIT_NAMES))
+                                 list(DIGIT_NAMES), mosaic if augment else 0.0)
         val = DetectionDataset(val_canvases.records, val_canvases, size, val_tf,
                                list(DIGIT_NAMES))
         classes, category_ids = list(DIGIT_NAMES), None
@@ -182,7 +186,8 @@ def detection_datasets(data: str, size: int, augment: bool = True, val_fraction:
             raise ValueError(f"the validation split of {str(root)!r} holds no readable image")
         if not train_records:
             raise ValueError(f"the training split of {str(root)!r} holds no readable image")
-        train = DetectionDataset(train_records, read_rgb, size, train_tf, classes)
+        train = DetectionDataset(train_records, read_rgb, size, train_tf, classes,
+                                 mosaic if augment else 0.0)
         val = DetectionDataset(val_records, read_rgb, size, val_tf, classes)
     tally.small = sum(small_boxes(r, size) for r in train.records + val.records)
     notes = tally.notes()

@@ -5,7 +5,10 @@ images; normalisation happens later, on the device or inside the detector. Train
 augmentation suited to the data: for the digit canvases a small shift and zoom and brightness
 and contrast jitter (hue jitter is slow in torchvision)
 but no flip (a mirrored 2 is no digit); for photographs also a horizontal flip and the
-photometric distortion of SSD (Liu et al. 2016). Every pipeline ends by clamping the boxes to
+photometric distortion of SSD (Liu et al. 2016). ``zoom_crop`` puts SSD's own geometric
+augmentation first: zoom out (the image placed on a canvas up to 4 times its side, half the
+time), then a random crop whose IoU with some box passes a drawn minimum, letterboxed back to
+the training size (torchvision's SSDLite recipe). Every pipeline ends by clamping the boxes to
 the image and dropping degenerate ones with ``SanitizeBoundingBoxes``, the labels and crowd
 flags with them. Training then leaves out the boxes flagged ``iscrowd`` (COCO crowds, VOC
 "difficult" objects): torchvision's detectors have no ignore regions, so such a box would be
@@ -15,13 +18,14 @@ evaluations do.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from lightnets.data.detection.records import MIN_BOX_SIZE
+from lightnets.data.detection.records import MIN_BOX_SIZE, letterbox
 
 
 def box_fields(inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,14 +52,24 @@ def drop_ignored(image: Any, target: dict[str, Any]) -> tuple[Any, dict[str, Any
                    "iscrowd": target["iscrowd"][keep]}
 
 
+def letterboxed(image: Any, target: dict[str, Any], size: int) -> tuple[Any, dict[str, Any]]:
+    """The pair letterboxed to ``size`` again (after a crop changed its size)."""
+    image, boxes, _ = letterbox(image, target["boxes"], size)
+    return image, {**target, "boxes": boxes}
+
+
 def detection_eval_transform() -> v2.Compose:
     """Validation: no change beyond the letterbox but the box sanitising."""
     return v2.Compose(sanitize())
 
 
-def detection_train_transform(kind: str, augment: bool = True) -> v2.Compose:
-    """Training: light augmentation for ``kind`` (``digits-det``: no flip), then sanitising
-    and leaving out the ignored boxes."""
+def detection_train_transform(kind: str, augment: bool = True, zoom_crop: bool = False,
+                              size: int | None = None) -> v2.Compose:
+    """Training: light augmentation for ``kind`` (``digits-det``: no flip), after SSD's zoom-out
+    and IoU crop with ``zoom_crop`` (back to ``size``), then sanitising and leaving out the
+    ignored boxes."""
+    if zoom_crop and size is None:
+        raise ValueError("zoom_crop letterboxes the crop back to the training size: pass size")
     zoom = v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.8, 1.2))
     if not augment:
         steps = []
@@ -63,4 +77,7 @@ def detection_train_transform(kind: str, augment: bool = True) -> v2.Compose:
         steps = [zoom, v2.ColorJitter(brightness=0.3, contrast=0.3)]
     else:
         steps = [v2.RandomPhotometricDistort(p=0.5), v2.RandomHorizontalFlip(), zoom]
+    if augment and zoom_crop:
+        steps = [v2.RandomZoomOut(fill=0, side_range=(1.0, 4.0), p=0.5), v2.RandomIoUCrop(),
+                 *sanitize(), partial(letterboxed, size=size), *steps]
     return v2.Compose([*steps, *sanitize(), drop_ignored])
