@@ -221,8 +221,11 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: tor
 
     with tempfile.TemporaryDirectory() as folder:
         prepared = Path(folder) / "prepared.onnx"
-        try:  # shape inference + graph clean-up, as ONNX Runtime recommends before quantizing
-            quantization.shape_inference.quant_pre_process(str(fp32_path), str(prepared))
+        try:  # shape inference + graph clean-up, as ONNX Runtime recommends before quantizing;
+            # ONNX's shape inference, not ONNX Runtime's symbolic one (meant for transformers'
+            # symbolic dimensions), which saves the graph it gave up on into the working folder
+            quantization.shape_inference.quant_pre_process(str(fp32_path), str(prepared),
+                                                           skip_symbolic_shape=True)
         except Exception:  # noqa: BLE001 - quantizing the unprepared graph still works
             prepared = Path(fp32_path)
         def quantize(op_types: list[str] | None) -> None:
