@@ -1,4 +1,5 @@
-"""Detectors on one backbone at equal training time on ``digits-det``: mAP, params, MACs, latency.
+"""Detectors on one backbone at equal training time on ``digits-det`` (or ``--data``): mAP, params,
+MACs, latency.
 
 Each model trains for the same wall-clock ``--budget`` seconds, one after another (the machine
 may be shared: the same budget, not the same step count, is what a user with a deadline gets),
@@ -8,9 +9,13 @@ then follows a cosine to 0 over the rest, by elapsed time. It is then scored on 
 validation canvases by pycocotools (mAP@[.5:.95]), counted (params; MACs of backbone, neck and
 head at the input size) and exported with its post-processing to ONNX, whose ONNX Runtime
 latencies on one canvas are medians of ``--repeats`` calls, all models timed together in
-alternating blocks; ``--budget 0`` skips training (latency and counts only)::
+alternating blocks; ``--budget 0`` skips training (latency and counts only). ``--int8`` also
+times each network alone (no decoding, no NMS) in fp32 and after int8 quantization (ONNX
+Runtime's static QDQ, calibrated on 32 validation images) in ONNX Runtime and, where installed,
+OpenVINO::
 
     python benchmarks/light_detector.py --budget 300 --size 128
+    python benchmarks/light_detector.py --data mnfinder-boxes --budget 600 --size 320 --int8
 """
 
 from __future__ import annotations
@@ -26,12 +31,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from lightnets.data.detection import detection_collate, detection_datasets
+from lightnets.detect.detector import RawHeads
 from lightnets.detect.graph import DetectionGraph
 from lightnets.export.detection import export_detection_onnx, session_detections
+from lightnets.export.onnx import export_onnx, onnx_session, run_session
+from lightnets.export.quantize import evenly_spaced, quantize_onnx
 from lightnets.export.timing import time_callables
 from lightnets.profile.counter import count_complexity
 from lightnets.registry import create_model, meta_model
-from lightnets.tasks.detection import evaluate_detector, to_device
+from lightnets.optional import available
+from lightnets.tasks.detection import DETECTION_TASK, evaluate_detector, to_device
 
 from _common import add_common_arguments, begin  # benchmarks/_common.py
 
@@ -86,16 +95,48 @@ def onnx_latencies(models: dict[str, torch.nn.Module], size: int, folder: Path, 
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def int8_latencies(models: dict[str, torch.nn.Module], images: torch.Tensor, size: int,
+                    folder: Path, repeats: int) -> dict[str, dict[str, float]]:
+    """Median milliseconds of each network alone (raw head outputs) on one canvas: fp32 and
+    int8 in ONNX Runtime, int8 in OpenVINO where installed; all timed together."""
+    runs = {}
+    for name, model in models.items():
+        raw = RawHeads(model.eval()).eval()
+        fp32 = export_onnx(raw, folder / f"{name}.raw.onnx", (3, size, size))
+        int8 = quantize_onnx(fp32, folder / f"{name}.int8.onnx",
+                             DETECTION_TASK.network_inputs(raw, images))
+        for precision, path in (("fp32", fp32), ("int8", int8)):
+            session = onnx_session(path)
+            runs[name, f"onnxruntime {precision}"] = (
+                lambda x, session=session: run_session(session, x))
+        if available("openvino"):
+            from lightnets.export.openvino_runtime import openvino_runner
+            runs[name, "openvino int8"] = openvino_runner(int8, "fp32", torch.get_num_threads())
+    times = time_callables(runs, torch.randn(1, 3, size, size), 5, repeats, rounds=4)
+    table: dict[str, dict[str, float]] = {}
+    for (name, column), values in times.items():
+        table.setdefault(name, {})[column] = statistics.median(values)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=DEFAULT_MODELS)
     parser.add_argument("--budget", type=float, default=300.0, help="training seconds each")
     parser.add_argument("--size", type=int, default=128, help="input size (default 128)")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--data", default="digits-det",
+                        help="detection data: digits-det (default) or a COCO, VOC or YOLO folder")
+    parser.add_argument("--mosaic", type=float, default=0.0,
+                        help="fraction of the training images that are mosaics of four")
+    parser.add_argument("--zoom-crop", action="store_true",
+                        help="SSD's zoom-out and IoU crop in the training augmentation")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time each network alone in fp32 and int8 (see above)")
     add_common_arguments(parser, threads=1, repeats=30)
     args = parser.parse_args()
     console = begin(args)
-    data = detection_datasets("digits-det", args.size)
+    data = detection_datasets(args.data, args.size, mosaic=args.mosaic, zoom_crop=args.zoom_crop)
     val = DataLoader(data.val, batch_size=16, collate_fn=detection_collate)
     rows, trained = [], {}
     for name in args.models:
@@ -114,6 +155,8 @@ def main() -> None:
                       f"mAP {scores.map:.3f}, mAP@.5 {scores.map_50:.3f}", highlight=False)
     with tempfile.TemporaryDirectory() as folder:
         latency = onnx_latencies(trained, args.size, Path(folder), args.repeats)
+        raw = (int8_latencies(trained, evenly_spaced(data.val, 32), args.size, Path(folder),
+                              args.repeats) if args.int8 else {})
     console.print(f"| model | params | MACs at {args.size} | steps (epochs) in {args.budget:.0f} s "
                   "| mAP@[.5:.95] | mAP@.5 | ONNX Runtime, batch 1 (ms) |\n"
                   "|---|---:|---:|---:|---:|---:|---:|")
@@ -121,6 +164,13 @@ def main() -> None:
         console.print(f"| `{name}` | {params / 1e6:.2f}M | {macs / 1e6:.0f}M | {steps} "
                       f"({epochs:.1f}) | {box_map:.3f} | {map_50:.3f} | {latency[name]:.2f} |",
                       highlight=False)
+    if raw:
+        columns = list(next(iter(raw.values())))
+        console.print("\n| network alone, batch 1 (ms) | " + " | ".join(columns) + " |\n|---|"
+                      + "---:|" * len(columns))
+        for name, row in raw.items():
+            console.print(f"| `{name}` | " + " | ".join(f"{row[c]:.2f}" for c in columns) + " |",
+                          highlight=False)
 
 
 if __name__ == "__main__":

