@@ -4,13 +4,18 @@ on demand with a one-line error naming what is missing and the lightnets extra t
 A command checks what it needs before it starts (:func:`require_all`); a by-product such as a
 plot checks once whether it can be made (:func:`by_product`) and is left out, with one warning,
 when it cannot, so the numbers are never lost for want of a picture.
+
+Some packages report usage over the network unless told otherwise; lightnets sends nothing
+anywhere, so it imports them declining (:func:`usage_reports_declined`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 
 # import name -> (pip requirement, lightnets extra that brings it or None)
@@ -86,10 +91,38 @@ def require(module: str, purpose: str) -> ModuleType:
     return importlib.import_module(module)
 
 
-def available(module: str) -> bool:
-    """Whether ``module`` can be imported (without raising)."""
+# packages that decide on their first import whether to report usage (OpenVINO: its converter's
+# Google Analytics telemetry, through openvino-telemetry)
+REPORTS_USAGE = ("openvino",)
+
+
+@contextlib.contextmanager
+def usage_reports_declined() -> Iterator[None]:
+    """Decline OpenVINO's usage statistics for the block.
+
+    Importing ``openvino`` sets up its converter's telemetry, which reports each conversion
+    (``openvino.convert_model``) to Google Analytics and keeps a client id under ``~/intel``
+    unless the user opted out; the consent is read when it is set up, and again by each
+    conversion. openvino-telemetry treats a CI run (``CI=true``) as declined: the variable is
+    set for the block only and restored after."""
+    saved = os.environ.get("CI")
+    os.environ["CI"] = "true"
     try:
-        importlib.import_module(module)
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = saved
+
+
+def available(module: str) -> bool:
+    """Whether ``module`` can be imported (without raising); imported declining usage reports
+    where it would send them (:data:`REPORTS_USAGE`)."""
+    declined = module.split(".")[0] in REPORTS_USAGE
+    try:
+        with usage_reports_declined() if declined else contextlib.nullcontext():
+            importlib.import_module(module)
     except ImportError:
         return False
     return True

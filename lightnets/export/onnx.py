@@ -14,6 +14,7 @@ import copy
 import io
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +46,30 @@ def without_inplace(model: nn.Module) -> nn.Module:
 
 
 @contextlib.contextmanager
-def quiet_exporter():
-    """Silence the exporter's progress lines, its warnings about its own internals and its
-    optimiser's log (constant folding it skips)."""
-    logger = logging.getLogger("onnxscript")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+def quiet(*loggers: str, stderr: bool = False) -> Iterator[None]:
+    """Hold back what a converter or quantizer prints: its progress lines (standard output, and
+    standard error too with ``stderr``: progress bars), its warnings, and the records below ERROR
+    of the ``loggers`` it logs to, by name ("" is the root logger, which some log to)."""
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            if stderr:
+                stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+            stack.enter_context(warnings.catch_warnings())
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def quiet_exporter() -> contextlib.AbstractContextManager[None]:
+    """The ONNX exporter's progress lines, its warnings about its own internals and its
+    optimiser's log (constant folding it skips), held back."""
+    return quiet("onnxscript")
 
 
 def dynamic_dims(dynamic_batch: bool, dynamic_size: bool, min_size: int = MIN_DYNAMIC_SIDE

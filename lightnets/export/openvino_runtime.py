@@ -42,26 +42,6 @@ def kept_signal_stack() -> Iterator[None]:
         libc.sigaltstack(saved, None)
 
 
-@contextlib.contextmanager
-def telemetry_declined() -> Iterator[None]:
-    """Decline OpenVINO's usage statistics for the block.
-
-    OpenVINO's Python converter (``openvino.convert_model``) reports each conversion to Google
-    Analytics through ``openvino_telemetry`` unless the user opted out, and keeps a client id
-    under ``~/intel``. lightnets sends nothing anywhere, so its own calls decline: that
-    package's consent check treats a CI run (``CI=true``) as declined; the variable is set for
-    the block only and restored after."""
-    saved = os.environ.get("CI")
-    os.environ["CI"] = "true"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("CI", None)
-        else:
-            os.environ["CI"] = saved
-
-
 def openvino_runner(onnx_path: str | Path, precision: str = "fp32",
                     threads: int | None = None) -> Runner:
     """An ONNX file compiled by OpenVINO's CPU plugin with inference precision ``precision``

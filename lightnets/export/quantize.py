@@ -27,8 +27,6 @@ validation set before and after, in the backend that will run the model, and ref
 
 from __future__ import annotations
 
-import contextlib
-import io
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -45,7 +43,7 @@ from lightnets.export.backends import artefact_backend, backend_requirements, ch
 from lightnets.export.formats import FORMATS, Format, Target, artefact_files
 from lightnets.export.fuse import fuse
 from lightnets.export.runtimes import executorch_pte, litert
-from lightnets.export.onnx import DEFAULT_OPSET, onnx_session, run_session
+from lightnets.export.onnx import DEFAULT_OPSET, onnx_session, quiet, run_session
 from lightnets.export.qat import (QAT_DEFAULT_BACKEND, QatOptions, check_qat, check_qat_task,
                                   qat_packages, qat_reduced)
 from lightnets.optional import available, require, require_all
@@ -229,7 +227,7 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: tor
         except Exception:  # noqa: BLE001 - quantizing the unprepared graph still works
             prepared = Path(fp32_path)
         def quantize(op_types: list[str] | None) -> None:
-            with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress
+            with quiet(""):  # the calibrators print progress, the quantizer logs to the root
                 quantization.quantize_static(
                     str(prepared), str(int8_path), Reader(),
                     quant_format=quantization.QuantFormat.QDQ, per_channel=per_channel,

@@ -1,8 +1,8 @@
 """Mosaic augmentation (Bochkovskiy, Wang and Liao, "YOLOv4: Optimal Speed and Accuracy of Object
 Detection", 2020, arXiv:2004.10934): four training images tiled two by two, and a window of one
 image's size cut from the tiling around a random centre. Each training image then shows parts of
-four scenes at their own scale, with objects near its edges and in new contexts, which helps a
-light detector most where a dataset is small.
+four scenes at their own scale, objects in new contexts and cut by its edges (the paper credits it
+with that richer context and with less need for large batches).
 
 Objects cut by the window keep a box clipped to it when at least :data:`MIN_VISIBLE` of their
 area stays inside (a smaller sliver of a digit is not that digit any more); the others are

@@ -9,17 +9,15 @@ type; the output's shape against the eager model's), and the sidecar and the doc
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import shutil
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lightnets.export.formats import Format, Target, register_format
-from lightnets.export.onnx import quiet_exporter, without_inplace
+from lightnets.export.onnx import quiet, without_inplace
 from lightnets.export.verify import VerificationError
 from lightnets.files import first_line
 from lightnets.optional import require
@@ -33,13 +31,10 @@ NOT_RUN = ("Core ML runs only on Apple's systems: the file was not run here; its
            "was checked (input name, shape and type, output shape against the eager model's)")
 
 
-@contextlib.contextmanager
-def quiet_converter():
-    """Without coremltools' progress bars (tqdm on standard error) and its warnings about
-    untested torch versions."""
-    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings(), quiet_exporter():
-        warnings.simplefilter("ignore")
-        yield
+def quiet_converter() -> contextlib.AbstractContextManager[None]:
+    """Without coremltools' progress bars (tqdm on standard error), its warnings about untested
+    torch versions and the exporter's lines."""
+    return quiet("onnxscript", stderr=True)
 
 
 def write_mlpackage(model: nn.Module, target: Target) -> Path:

@@ -15,10 +15,6 @@ Inference", CVPR 2018, arXiv:1712.05877).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,24 +22,11 @@ import torch
 from torch import nn
 
 from lightnets.export.formats import Format, Runner, Target, register_format
-from lightnets.export.onnx import without_inplace
+from lightnets.export.onnx import quiet, without_inplace
 from lightnets.files import first_line
 from lightnets.optional import require
 
 PACKAGES = (("litert_torch", "the LiteRT export"), ("ai_edge_litert", "the LiteRT check"))
-
-
-@contextlib.contextmanager
-def quiet_converter():
-    """Keep the converter's per-stage progress lines and warnings out of the command's output."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        level = logging.root.level
-        logging.root.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            logging.root.setLevel(level)
 
 
 def write_tflite(model: nn.Module, target: Target) -> Path:
@@ -55,7 +38,7 @@ def write_tflite(model: nn.Module, target: Target) -> Path:
     litert_torch = require("litert_torch", "the LiteRT export")
     example = torch.randn(target.batch_size, *target.input_size)
     try:
-        with quiet_converter():
+        with quiet(""):  # its per-stage progress lines and warnings
             recipe = (require("litert_torch.generative.quantize.quant_recipes",
                               "fp16 LiteRT files").full_fp16_recipe()
                       if target.weights == "fp16" else None)
@@ -85,7 +68,7 @@ def quantize_tflite(model: nn.Module, path: Path, images: torch.Tensor,
         quantizer_module.get_symmetric_quantization_config(is_per_channel=per_channel))
     name = type(model).__name__
     try:
-        with quiet_converter():
+        with quiet(""):  # its per-stage progress lines and warnings
             # the graph is exported at batch 1 (the file's): calibration runs image by image
             graph = torch.export.export(without_inplace(model).eval(), (example,)).module()
             prepared = pt2e.prepare_pt2e(graph, quantizer)

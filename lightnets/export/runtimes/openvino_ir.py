@@ -11,9 +11,9 @@ from torch import nn
 
 from lightnets.export.formats import Format, Runner, Target, register_format
 from lightnets.export.onnx import ONNX_EXPORT_PACKAGES, export_onnx
-from lightnets.export.openvino_runtime import openvino_runner, telemetry_declined
+from lightnets.export.openvino_runtime import openvino_runner
 from lightnets.files import first_line
-from lightnets.optional import require
+from lightnets.optional import require, usage_reports_declined
 
 
 def openvino_convert(model: nn.Module, target: Target) -> Path:
@@ -25,7 +25,7 @@ def openvino_convert(model: nn.Module, target: Target) -> Path:
                                 target.dynamic_batch, target.batch_size, target.opset,
                                 target.dynamic_size)
         try:
-            with telemetry_declined():
+            with usage_reports_declined():  # the converter reads the consent again
                 converted = ov.convert_model(str(onnx_path))
         except Exception as error:  # the frontends raise their own kinds
             raise ValueError(f"OpenVINO could not convert {type(model).__name__}: "
