@@ -15,14 +15,14 @@ keep an empty label file (background images)::
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from mnfinder_pairs import CLASSES, mnfinder_images, tiles  # benchmarks/mnfinder_pairs.py
+# benchmarks/mnfinder_pairs.py
+from mnfinder_pairs import CLASSES, mnfinder_images, tiles, wheel_parser
 
 NAMES = CLASSES[1:]  # nucleus, micronucleus: the mask's classes 1 and 2
 
@@ -62,10 +62,7 @@ def convert(wheel_path: Path, output: Path, side: int, min_side: int) -> dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("wheel", type=Path, help="mnfinder-1.2.3-py3-none-any.whl")
-    parser.add_argument("output", type=Path, help="the YOLO folder to write")
-    parser.add_argument("--tile", type=int, default=256, help="tile side (default 256)")
+    parser = wheel_parser(__doc__.splitlines()[0], "YOLO folder", 256)
     parser.add_argument("--min-side", type=int, default=3,
                         help="smallest box side kept, in pixels (default 3)")
     args = parser.parse_args()

@@ -91,12 +91,18 @@ def convert(wheel_path: Path, output: Path, side: int) -> dict[str, int]:
     return counts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def wheel_parser(description: str, output: str, tile: int) -> argparse.ArgumentParser:
+    """The options of a script converting the wheel: the wheel, the ``output`` folder to write
+    and the ``--tile`` side."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("wheel", type=Path, help="mnfinder-1.2.3-py3-none-any.whl")
-    parser.add_argument("output", type=Path, help="the pair folder to write")
-    parser.add_argument("--tile", type=int, default=128, help="tile side (default 128)")
-    args = parser.parse_args()
+    parser.add_argument("output", type=Path, help=f"the {output} to write")
+    parser.add_argument("--tile", type=int, default=tile, help=f"tile side (default {tile})")
+    return parser
+
+
+def main() -> None:
+    args = wheel_parser(__doc__.splitlines()[0], "pair folder", 128).parse_args()
     counts = convert(args.wheel, args.output, args.tile)
     print(f"wrote {counts['train']} training and {counts['val']} validation tiles of "
           f"{args.tile}x{args.tile} to {args.output}")
