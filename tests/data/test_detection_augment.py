@@ -12,7 +12,7 @@ from lightnets.data import build_data, default_preprocess
 from lightnets.data.detection import detection_datasets
 from lightnets.data.detection.mosaic import MIN_VISIBLE, mosaic
 from lightnets.data.detection.records import DetectionDataset, make_record
-from lightnets.data.detection.transforms import detection_train_transform, letterboxed
+from lightnets.data.detection.transforms import detection_train_transform, letterboxed_again
 
 
 def sample(value: int, boxes: list[list[float]], labels: list[int], size: int = 32):
@@ -97,7 +97,7 @@ def test_training_data_takes_the_option_and_validation_never_mosaics():
 
 def test_a_crop_is_letterboxed_back_to_the_training_size():
     image, target = sample(7, [[2, 4, 10, 12]], [1], size=16)
-    image, target = letterboxed(image[:, :8], {**target, "boxes": tv_tensors.BoundingBoxes(
+    image, target = letterboxed_again(image[:, :8], {**target, "boxes": tv_tensors.BoundingBoxes(
         target["boxes"], format="XYXY", canvas_size=(8, 16))}, 32)
     assert image.shape == (3, 32, 32) and bool((image[:, 16:] == 0).all())
     assert target["boxes"].tolist() == [[4, 8, 20, 24]] and target["labels"].tolist() == [1]

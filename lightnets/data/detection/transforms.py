@@ -52,7 +52,7 @@ def drop_ignored(image: Any, target: dict[str, Any]) -> tuple[Any, dict[str, Any
                    "iscrowd": target["iscrowd"][keep]}
 
 
-def letterboxed(image: Any, target: dict[str, Any], size: int) -> tuple[Any, dict[str, Any]]:
+def letterboxed_again(image: Any, target: dict[str, Any], size: int) -> tuple[Any, dict[str, Any]]:
     """The pair letterboxed to ``size`` again (after a crop changed its size)."""
     image, boxes, _ = letterbox(image, target["boxes"], size)
     return image, {**target, "boxes": boxes}
@@ -79,5 +79,5 @@ def detection_train_transform(kind: str, augment: bool = True, zoom_crop: bool =
         steps = [v2.RandomPhotometricDistort(p=0.5), v2.RandomHorizontalFlip(), zoom]
     if augment and zoom_crop:
         steps = [v2.RandomZoomOut(fill=0, side_range=(1.0, 4.0), p=0.5), v2.RandomIoUCrop(),
-                 *sanitize(), partial(letterboxed, size=size), *steps]
+                 *sanitize(), partial(letterboxed_again, size=size), *steps]
     return v2.Compose([*steps, *sanitize(), drop_ignored])
