@@ -9,10 +9,13 @@ more than 5%). This script makes the same timings with the same functions
 (:func:`lightnets.train.calibrate.time_steps`, :func:`~lightnets.train.calibrate.choose`), with
 more timed steps, and prints each candidate's milliseconds per step and the chosen one's
 speed-up over the plain setting. It times the model's step only: data loading is
-``benchmarks/train_vs_torchvision.py``'s business::
+``benchmarks/train_vs_torchvision.py``'s business. ``--task detection`` times detectors on the
+task's own random batch (one box per image) among its candidates (fp32 only)::
 
     python benchmarks/calibration_choice.py
     python benchmarks/calibration_choice.py --models resnet18 --timed 10
+    python benchmarks/calibration_choice.py --task detection --size 320 --batch-size 16 \
+        --models gfl_shufflenet_v2_x1_0 fcos_shufflenet_v2_x1_0
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 from rich.table import Table
 
 from lightnets.hardware import native_bf16
 from lightnets.registry import create_model
+from lightnets.tasks import TASKS, get_task
 from lightnets.train.calibrate import PLAIN, candidates, choose, time_steps
 
 from _common import add_common_arguments, begin, write_json  # benchmarks/_common.py
@@ -34,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+",
                         default=["mobilenet_v2", "resnet18", "shufflenet_v2_x1_0"])
+    parser.add_argument("--task", choices=sorted(TASKS), default="classification")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--timed", type=int, default=5, help="timed steps per candidate")
@@ -42,8 +46,10 @@ def main() -> None:
     console = begin(args)
     console.print(f"native bf16: {native_bf16()}", highlight=False)
 
-    def loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(model(images), labels)
+    task = get_task(args.task)
+
+    def loss(model: torch.nn.Module, images: object, labels: object) -> torch.Tensor:
+        return task.forward_loss(model, images, labels, 0.0, 0.0)[1]
 
     table = Table(title=f"ms per training step at {args.size}x{args.size}, batch "
                   f"{args.batch_size}, {torch.get_num_threads()} threads (median of "
@@ -53,11 +59,12 @@ def main() -> None:
     records = []
     for name in args.models:
         torch.manual_seed(0)
-        model = create_model(name, num_classes=10)
-        batch = (torch.randn(args.batch_size, 3, args.size, args.size),
-                 torch.randint(10, (args.batch_size,)))
-        chosen, times = choose(candidates(), lambda s: time_steps(
-            model, s, batch, loss, timed=args.timed))
+        model = create_model(name, num_classes=10 + task.background_classes,
+                             **task.size_args(args.size))
+        batch = task.calibration_batch(args.batch_size, (3, args.size, args.size), 10)
+        settings = candidates(precisions=task.calibration_precisions)
+        chosen, times = choose(settings, lambda s: time_steps(model, s, batch, loss,
+                                                              timed=args.timed))
         for setting, seconds in times.items():
             ratio = times[PLAIN] / seconds
             table.add_row(name, setting.label(), f"{seconds * 1000:.0f}", f"{ratio:.2f}x",

@@ -5,7 +5,9 @@ Each model trains for the same wall-clock ``--budget`` seconds, one after anothe
 may be shared: the same budget, not the same step count, is what a user with a deadline gets),
 with ``lightnets train``'s digits-det recipe (batch 16, AdamW lr 1e-3, weight decay 1e-4, the
 training augmentation) and a learning rate that warms up over the first 5% of the budget and
-then follows a cosine to 0 over the rest, by elapsed time. It is then scored on the 200
+then follows a cosine to 0 over the rest, by elapsed time. Where its BatchNorm averages lag its
+weights (slow momentum: MobileNetV3's 0.01), they are recomputed on 20 training batches after the
+budget, as ``lightnets train`` does before it validates. It is then scored on the 200
 validation canvases by pycocotools (mAP@[.5:.95]), counted (params; MACs of backbone, neck and
 head at the input size) and exported with its post-processing to ONNX, whose ONNX Runtime
 latencies on one canvas are medians of ``--repeats`` calls, all models timed together in
@@ -25,6 +27,7 @@ import math
 import statistics
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -41,6 +44,8 @@ from lightnets.profile.counter import count_complexity
 from lightnets.registry import create_model, meta_model
 from lightnets.optional import available
 from lightnets.tasks.detection import DETECTION_TASK, evaluate_detector, to_device
+from lightnets.train.loop import PRECISE_BN_BATCHES
+from lightnets.train.precise_bn import lagging_batchnorm, recompute_batchnorm_stats
 
 from _common import add_common_arguments, begin  # benchmarks/_common.py
 
@@ -75,6 +80,14 @@ def train_for(model: torch.nn.Module, loader: DataLoader, budget: float, lr: flo
             loss.backward()
             optimizer.step()
             steps += 1
+
+
+def precise_batchnorm(model: torch.nn.Module, loader: DataLoader) -> None:
+    """Recompute lagging BatchNorm averages on training batches, as ``lightnets train`` does."""
+    if lagging_batchnorm(model, len(loader)):
+        recompute_batchnorm_stats(model, *DETECTION_TASK.batchnorm_inputs(
+            model, islice(loader, PRECISE_BN_BATCHES), torch.device("cpu"), None,
+            torch.contiguous_format))
 
 
 def onnx_latencies(models: dict[str, torch.nn.Module], size: int, folder: Path, repeats: int
@@ -147,6 +160,8 @@ def main() -> None:
         model = create_model(name, **settings)
         steps, epochs = (train_for(model, loader, args.budget, args.lr) if args.budget > 0
                          else (0, 0.0))
+        if steps:
+            precise_batchnorm(model, loader)
         scores = evaluate_detector(model, val, data.classes)
         counts = count_complexity(meta_model(name, **settings), (3, args.size, args.size))
         trained[name] = model

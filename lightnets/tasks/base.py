@@ -82,8 +82,10 @@ class Task:
     prunable: ClassVar[bool] = False
     # whether --teacher can distil into this task's models (a classifier's soft targets)
     distills: ClassVar[bool] = False
-    # its training step can be timed on random batches (train/calibrate.py)
+    # its training step can be timed on random batches (train/calibrate.py), and the
+    # precisions those timings may choose among
     calibrates: ClassVar[bool] = False
+    calibration_precisions: ClassVar[tuple[str, ...]] = ("off", "bf16")
     # whether `lightnets quantize --qat` fine-tunes its models fake-quantized (the task's loss on
     # one output tensor; a detector's losses need its training-mode forward)
     quantization_aware: ClassVar[bool] = False
@@ -223,6 +225,12 @@ class Task:
     def input_shape(self, model: nn.Module, input_size: int) -> tuple[int, int, int]:
         """The shape of one image as the model's network sees it."""
         return (model.in_chans, input_size, input_size)
+
+    def calibration_batch(self, batch_size: int, shape: tuple[int, int, int],
+                          num_classes: int) -> tuple[Any, Any]:
+        """A random batch of the real size, as :meth:`forward_loss` takes it, to time training
+        steps on (train/calibrate.py)."""
+        return torch.randn(batch_size, *shape), torch.randint(num_classes, (batch_size,))
 
     def to_device(self, images: Any, labels: Any, device: torch.device,
                   normalize: Normalize | None, memory_format: torch.memory_format

@@ -178,7 +178,10 @@ class Detection(Task):
     collate = staticmethod(detection_collate)
     pretrained_is_backbone = True
     scores_exported = False
-    box_augments = True
+    box_augments = calibrates = True
+    # fp32 only: torchvision's losses and box coding were written for it, and bf16 autocast
+    # would change what a detector learns, which a step timing does not measure
+    calibration_precisions = ("off",)
 
     def folder_kind(self, path: Path) -> str | None:
         return detection_data_kind(str(path))
@@ -219,6 +222,16 @@ class Detection(Task):
 
     def input_shape(self, model: nn.Module, input_size: int) -> tuple[int, int, int]:
         return (3, input_size, input_size)  # its transform batches RGB images itself
+
+    def calibration_batch(self, batch_size: int, shape: tuple[int, int, int],
+                          num_classes: int) -> tuple[list, list]:
+        """0-1 images, each with one box of a random class (1..K: 0 is the background)."""
+        side = min(shape[1:])
+        corners = torch.rand(batch_size, 2) * side / 2
+        boxes = torch.cat([corners, corners + side / 8 + torch.rand(batch_size, 2) * side / 4], 1)
+        return ([torch.rand(shape) for _ in range(batch_size)],
+                [{"boxes": box[None], "labels": torch.randint(1, num_classes + 1, (1,))}
+                 for box in boxes])
 
     def to_device(self, images: list, targets: list, device: torch.device,
                   normalize: Normalize | None, memory_format: torch.memory_format

@@ -63,11 +63,12 @@ class Setting:
 PLAIN = Setting("off", False, False)  # what a plain PyTorch loop runs
 
 
-def candidates(bf16: bool | None = None) -> list[Setting]:
-    """The plain setting, then fp32 and (where this CPU computes bf16 natively) bf16 in both
-    memory formats with the fused optimiser."""
+def candidates(bf16: bool | None = None, precisions: tuple[str, ...] = ("off", "bf16")
+               ) -> list[Setting]:
+    """The plain setting, then each of ``precisions`` in both memory formats with the fused
+    optimiser; bf16 only where this CPU computes it natively."""
     bf16 = native_bf16()[0] if bf16 is None else bf16
-    precisions = ("off", "bf16") if bf16 else ("off",)
+    precisions = tuple(p for p in precisions if p != "bf16" or bf16)
     return [PLAIN, *(Setting(amp, layout, True) for amp in precisions
                      for layout in (False, True))]
 
@@ -83,14 +84,16 @@ def choose(settings: list[Setting], seconds_per_step: Callable[[Setting], float]
     return best, times
 
 
-def time_steps(model: nn.Module, setting: Setting, batch: tuple[torch.Tensor, torch.Tensor],
-               loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+def time_steps(model: nn.Module, setting: Setting, batch: tuple[Any, Any],
+               loss: Callable[[nn.Module, Any, Any], torch.Tensor],
                warmup: int = WARMUP_STEPS, timed: int = TIMED_STEPS) -> float:
     """Median seconds of one SGD training step of a copy of ``model`` under ``setting``."""
     model = copy.deepcopy(model).train()
     memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    images, labels = batch[0].to(memory_format=memory_format), batch[1]
+    images, labels = batch  # a detector's list of images is batched inside it
+    if isinstance(images, torch.Tensor):
+        images = images.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9,
                                 fused=setting.fused or None)
     dtype = torch.bfloat16 if setting.amp == "bf16" else None
@@ -200,15 +203,14 @@ def calibrate_run(config: TrainConfig, runtime: Runtime, task: Task, model: nn.M
     runtime to the fastest and record it in the configuration."""
     shape = (config.in_chans, config.input_size, config.input_size)
 
-    def loss(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(network: nn.Module, images: Any, labels: Any) -> torch.Tensor:
         return task.forward_loss(network, images, labels, 0.0, 0.0)[1]
 
     key = cache_key(config.model, config.model_args, shape, config.batch_size)
     with torch.random.fork_rng():  # the timing steps must not move the run's random stream
-        batch = (torch.randn(config.batch_size, *shape),
-                 torch.randint(num_classes, (config.batch_size,)))
+        batch = task.calibration_batch(config.batch_size, shape, num_classes)
         chosen, times, cached = calibrated(
-            key, candidates(),
+            key, candidates(precisions=task.calibration_precisions),
             lambda setting: time_steps(model, setting, batch, loss))
     runtime.amp_dtype = torch.bfloat16 if chosen.amp == "bf16" else None
     runtime.channels_last = chosen.channels_last

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from lightnets.registry import create_model
+from lightnets.tasks import get_task
 from lightnets.train import TrainConfig, calibrate, train
 from lightnets.train.calibrate import PLAIN, Setting
 
@@ -43,6 +45,31 @@ def test_the_candidates_hold_the_plain_loop_and_bf16_only_where_the_cpu_has_it()
     assert PLAIN in with_bf16 and {s.amp for s in with_bf16} == {"off", "bf16"}
 
 
+def test_a_task_can_keep_its_runs_in_fp32_even_where_the_cpu_has_bf16():
+    detection = calibrate.candidates(bf16=True,
+                                     precisions=get_task("detection").calibration_precisions)
+    assert detection[0] == PLAIN and {s.amp for s in detection} == {"off"}
+    assert {s.channels_last for s in detection} == {False, True}
+
+
+def test_a_detector_is_timed_on_random_boxes_of_the_real_size_and_left_alone():
+    task = get_task("detection")
+    images, targets = task.calibration_batch(2, (3, 64, 64), 3)
+    assert [tuple(image.shape) for image in images] == [(3, 64, 64)] * 2
+    assert all(0 <= image.min() and image.max() <= 1 for image in images)
+    boxes = torch.cat([target["boxes"] for target in targets])
+    labels = torch.cat([target["labels"] for target in targets])
+    assert boxes.shape == (2, 4) and (boxes[:, 2:] > boxes[:, :2]).all()
+    assert boxes.min() >= 0 and boxes.max() <= 64 and set(labels.tolist()) <= {1, 2, 3}
+    model = create_model("gfl", num_classes=4, min_size=64, max_size=64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seconds = calibrate.time_steps(
+        model, FAST, (images, targets),
+        lambda m, x, y: task.forward_loss(m, x, y, 0.0, 0.0)[1], warmup=1, timed=1)
+    assert seconds > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_a_real_timing_leaves_the_model_alone():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.LazyLinear(3))
     model(torch.zeros(1, 1, 8, 8))
@@ -74,7 +101,7 @@ def test_the_choice_is_recorded_kept_on_resume_and_equals_an_uncalibrated_run(tm
     monkeypatch.setattr(calibrate, "MIN_RUN_STEPS", 0)
     calls: list[Setting] = []
     monkeypatch.setattr(calibrate, "time_steps", stub_timings({FAST: 0.1}, calls))
-    monkeypatch.setattr(calibrate, "candidates", lambda: [PLAIN, FAST])
+    monkeypatch.setattr(calibrate, "candidates", lambda **kwargs: [PLAIN, FAST])
     config = tiny_config(tmp_path, name="calibrated")
     train(config)
     assert calls == [PLAIN, FAST, PLAIN]
@@ -111,3 +138,22 @@ def test_a_choice_made_on_an_unsteady_machine_is_not_remembered(tmp_path):
     timings = iter([1.0, 0.4, 1.5])  # the plain setting 50% slower the second time
     chosen = calibrate.calibrated("key", [PLAIN, FAST], lambda s: next(timings), path)[0]
     assert chosen == FAST and not path.exists()
+
+
+@pytest.mark.slow
+def test_a_detection_run_is_calibrated_on_its_own_kind_of_batch(tmp_path, monkeypatch):
+    monkeypatch.setattr(calibrate, "MIN_RUN_STEPS", 0)
+    batches = []
+
+    def seconds_per_step(model, setting, batch, loss, *args, **kwargs):
+        batches.append(batch)
+        return 0.1 if setting.channels_last else 1.0
+    monkeypatch.setattr(calibrate, "time_steps", seconds_per_step)
+    train(tiny_config(tmp_path, model="gfl", data="digits-det", input_size=64, epochs=1,
+                      batch_size=4, name="detector"))
+    images, targets = batches[0]
+    assert len(images) == len(targets) == 4 and tuple(images[0].shape) == (3, 64, 64)
+    recorded = json.loads((tmp_path / "detector" / "config.json").read_text())
+    assert recorded["calibration"]["chosen"] == "fp32 channels-last fused"
+    assert recorded["amp"] == "off" and recorded["channels_last"] is True
+    assert not any("bf16" in label for label in recorded["calibration"]["ms_per_step"])
