@@ -144,6 +144,8 @@ def main() -> None:
                         help="fraction of the training images that are mosaics of four")
     parser.add_argument("--zoom-crop", action="store_true",
                         help="SSD's zoom-out and IoU crop in the training augmentation")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of each model's initialisation, data order and augmentation")
     parser.add_argument("--int8", action="store_true",
                         help="also time each network alone in fp32 and int8 (see above)")
     add_common_arguments(parser, threads=1, repeats=30)
@@ -153,7 +155,7 @@ def main() -> None:
     val = DataLoader(data.val, batch_size=16, collate_fn=detection_collate)
     rows, trained = [], {}
     for name in args.models:
-        torch.manual_seed(0)
+        torch.manual_seed(args.seed)
         loader = DataLoader(data.train, batch_size=16, shuffle=True, drop_last=True,
                             collate_fn=detection_collate)
         settings = {"num_classes": data.num_classes + 1, "min_size": args.size}
