@@ -18,6 +18,7 @@ OpenVINO::
 
     python benchmarks/light_detector.py --budget 300 --size 128
     python benchmarks/light_detector.py --data mnfinder-boxes --budget 600 --size 320 --int8
+    python benchmarks/light_detector.py gfl_shufflenet_v2_x1_0 --model-arg fine_level=True
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from lightnets.cli.train import model_arg
 from lightnets.data.detection import detection_collate, detection_datasets
 from lightnets.detect.detector import RawHeads
 from lightnets.detect.graph import DetectionGraph
@@ -144,6 +146,9 @@ def main() -> None:
                         help="fraction of the training images that are mosaics of four")
     parser.add_argument("--zoom-crop", action="store_true",
                         help="SSD's zoom-out and IoU crop in the training augmentation")
+    parser.add_argument("--model-arg", action="append", type=model_arg, default=[],
+                        metavar="KEY=VALUE", help="a constructor argument for every model "
+                        "(repeatable), as `lightnets train --model-arg`")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of each model's initialisation, data order and augmentation")
     parser.add_argument("--int8", action="store_true",
@@ -158,7 +163,8 @@ def main() -> None:
         torch.manual_seed(args.seed)
         loader = DataLoader(data.train, batch_size=16, shuffle=True, drop_last=True,
                             collate_fn=detection_collate)
-        settings = {"num_classes": data.num_classes + 1, "min_size": args.size}
+        settings = {"num_classes": data.num_classes + 1, "min_size": args.size,
+                    **dict(args.model_arg)}
         model = create_model(name, **settings)
         steps, epochs = (train_for(model, loader, args.budget, args.lr) if args.budget > 0
                          else (0, 0.0))

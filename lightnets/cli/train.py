@@ -76,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="train without augmentation")
     what.add_argument("--mosaic", type=float, metavar="P",
                       help="detectors: make a fraction P of the training images mosaics of "
-                      "four (YOLOv4), e.g. 0.5 (default 0)")
+                      "four (YOLOv4); default 0.5 on COCO, VOC and YOLO folders, 0 on "
+                      "digits-det and without augmentation; 0: off")
     what.add_argument("--zoom-crop", action="store_true",
                       help="detectors: SSD's zoom-out (up to 4x, half the time) and random IoU "
                       "crop before the data's own augmentation (default off)")

@@ -26,7 +26,7 @@ from lightnets.data.cifar import cifar_datasets, find_cifar
 from lightnets.data.digits import CLASS_NAMES as DIGITS_CLASSES
 from lightnets.data.digits import digits_datasets
 from lightnets.data.digits_seg import CLASS_NAMES as DIGITS_SEG_CLASSES
-from lightnets.data.detection import detection_data_kind, detection_datasets
+from lightnets.data.detection import DETECTION_KINDS, detection_data_kind, detection_datasets
 from lightnets.data.digits_seg import digits_seg_datasets
 from lightnets.data.folder import TRAIN_NAMES, VAL_NAMES, folder_datasets, folder_images
 from lightnets.data.seg_folders import IGNORE_INDEX, is_pairs, is_voc, seg_folder_datasets
@@ -40,7 +40,6 @@ from lightnets.data.transforms import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGIT
 # each group is the embedded one, built from scikit-learn's bundled digit scans
 CLASSIFICATION_KINDS = ("digits", "cifar", "folder")
 SEGMENTATION_KINDS = ("digits-seg", "seg-folder")
-DETECTION_KINDS = ("digits-det", "coco", "voc")
 DATA_KINDS = CLASSIFICATION_KINDS + SEGMENTATION_KINDS + DETECTION_KINDS
 EMBEDDED_KINDS = (CLASSIFICATION_KINDS[0], SEGMENTATION_KINDS[0], DETECTION_KINDS[0])
 

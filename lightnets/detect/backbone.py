@@ -79,6 +79,19 @@ def fpn_taps(feature_info: list[dict[str, Any]], name: str) -> list[int]:
     return taps
 
 
+def fine_tap(feature_info: list[dict[str, Any]], taps: Sequence[int | str], name: str
+             ) -> list[int | str]:
+    """``taps`` with the trunk's last stage at stride 4 (C2) put first: a finer level for small
+    objects, which at stride 8 span under one cell."""
+    fine = [index for index, entry in enumerate(feature_info) if entry["reduction"] == 4]
+    if not fine:
+        raise ValueError(f"{name} has no stage at stride 4 (its strides: "
+                         f"{[entry['reduction'] for entry in feature_info]})")
+    if fine[-1] in taps or feature_info[fine[-1]]["module"] in taps:
+        raise ValueError(f"the taps already hold {name}'s stride-4 stage: fine_level adds it")
+    return [fine[-1], *taps]
+
+
 def freeze_stages(trunk: Classifier, trainable_layers: int) -> None:
     """Stop gradients to every trunk module before the last ``trainable_layers`` stages of
     ``feature_info`` (0: the whole trunk is frozen)."""

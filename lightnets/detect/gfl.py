@@ -7,6 +7,8 @@ YOLOv8 / YOLO11 heads), written here from the papers:
 
 * the trunk's maps at strides 8, 16 and 32 (:class:`~lightnets.models.base.FeatureNet`), a
   light PAN neck of Ghost blocks (:mod:`lightnets.detect.pan`) and one extra stride-64 level;
+  ``fine_level=True`` adds the trunk's stride-4 map as a finer level for small objects (the
+  extra P2 level of the small-object YOLO variants);
 * an anchor-free decoupled head: one point per location, class logits and four side-distance
   distributions (:mod:`lightnets.detect.gfl_head`; Li et al., "Generalized Focal Loss",
   NeurIPS 2020, arXiv:2006.04388);
@@ -38,7 +40,7 @@ from torchvision.ops import boxes as box_ops
 
 from lightnets.constants import IMAGENET_MEAN, IMAGENET_STD
 from lightnets.detect.assign import ALPHA, BETA, TOPK
-from lightnets.detect.backbone import build_trunk, fpn_taps, prepare_trunk
+from lightnets.detect.backbone import build_trunk, fine_tap, fpn_taps, prepare_trunk
 from lightnets.detect.detector import Detector, check_number
 from lightnets.detect.gfl_head import GFLHead, decode_boxes, grid_points
 from lightnets.detect.gfl_loss import gfl_losses
@@ -153,15 +155,18 @@ def create_gfl_detector(backbone: str | Classifier, num_classes: int = 91, *, in
                         topk_candidates: int = 1000, neck_width: int = 96,
                         neck_block: str = "ghost", extra_levels: int = 1, head_convs: int = 2,
                         reg_max: int = 7, taps: Sequence[int | str] | None = None,
-                        trainable_layers: int | None = None, frozen_bn: bool = False,
+                        fine_level: bool = False, trainable_layers: int | None = None,
+                        frozen_bn: bool = False,
                         assign_topk: int = TOPK, assign_alpha: float = ALPHA,
                         assign_beta: float = BETA,
                         backbone_args: Mapping[str, Any] | None = None) -> GFLDetector:
     """A :class:`GFLDetector` on any registered classifier ``backbone`` for ``num_classes``
     including the background. ``min_size`` (a multiple of 32; ``max_size`` defaults to it):
     the size it runs at. ``neck_width`` / ``neck_block`` (``"ghost"`` or ``"separable"``) /
-    ``extra_levels``: the PAN; ``head_convs``, ``reg_max``: the head; ``assign_*``: TOOD's
-    ``topk``, ``alpha``, ``beta``; the rest as :func:`~lightnets.detect.create_detector`."""
+    ``extra_levels``: the PAN; ``fine_level``: a stride-4 level before ``taps`` (default: the
+    trunk's stages at strides 8, 16, 32); ``head_convs``, ``reg_max``: the head; ``assign_*``:
+    TOOD's ``topk``, ``alpha``, ``beta``; the rest as :func:`~lightnets.detect.create_detector`.
+    """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2 counting the background, got "
                          f"{num_classes!r}")
@@ -183,6 +188,10 @@ def create_gfl_detector(backbone: str | Classifier, num_classes: int = 91, *, in
     trunk = build_trunk(backbone, in_chans, backbone_args)
     prepare_trunk(trunk, trainable_layers, frozen_bn)
     taps = fpn_taps(trunk.feature_info, type(trunk).__name__) if taps is None else list(taps)
+    if not isinstance(fine_level, bool):
+        raise ValueError(f"fine_level must be True or False, got {fine_level!r}")
+    if fine_level:
+        taps = fine_tap(trunk.feature_info, taps, type(trunk).__name__)
     neck = PANBackbone(FeatureNet(trunk, taps), neck_width, extra_levels, neck_block)
     return GFLDetector(neck, num_classes, in_chans=in_chans, min_size=min_size,
                        max_size=max_size, image_mean=mean, image_std=std, head_convs=head_convs,

@@ -3,6 +3,7 @@ lines; what is read, and the one-line errors before training."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 
 from lightnets.data.detection import detection_data_kind, detection_datasets
+from lightnets.train.config import DATA_DEFAULTS
 
 
 def write_folder(root: Path, labels: dict[str, str], val: dict[str, str] | None = None,
@@ -93,3 +95,18 @@ def test_a_six_decimal_overshoot_is_rounding_and_a_real_one_is_counted(tmp_path)
     assert any("1 box(es) reaching past the image border clipped" in m and "b.txt:1" in m
                and "a.txt" not in m for m in messages), messages
     assert [float(r.boxes[0, 2]) for r in data.train.records] == [40.0, 40.0]
+
+
+@pytest.mark.slow
+def test_a_yolo_folder_trains_with_the_real_folders_defaults(tmp_path, run_cli):
+    box = "0 0.5 0.5 0.5 0.5\n1 0.25 0.75 0.2 0.3\n"
+    root = write_folder(tmp_path / "yolo", {f"t{i}": box for i in range(4)},
+                        val={"v0": box, "v1": box})
+    status, _, err = run_cli("train", "--model", "gfl", "--data", str(root), "--input-size",
+                             "64", "--epochs", "1", "--batch-size", "2",
+                             "--limit-train-batches", "1", "--no-progress", "--runs-dir",
+                             str(tmp_path / "runs"), "--name", "yolo")
+    assert status == 0, err
+    config = json.loads((tmp_path / "runs" / "yolo" / "config.json").read_text())
+    coco = DATA_DEFAULTS["coco"]
+    assert (config["optimizer"], config["lr"]) == (coco["optimizer"], coco["lr"])

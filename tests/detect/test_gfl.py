@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import lightnets
+from lightnets.detect.backbone import fine_tap
 from lightnets.detect.assign import task_aligned_assign
 from lightnets.detect.detector import RawHeads, decoded_detector
 from lightnets.detect.gfl_head import decode_boxes, encode_sides, grid_points
@@ -49,6 +50,32 @@ def test_head_shapes_on_every_registered_backbone(name):
     locations = sum(h * w for h, w in shapes)
     assert outputs["bbox_regression"].shape == (2, locations, 4 * (model.reg_max + 1))
     assert outputs["cls_logits"].shape == (2, locations, 4)  # no background logit
+
+
+@pytest.mark.parametrize("name", GFL)
+def test_a_fine_level_adds_the_trunks_stride_4_map_first(name):
+    coarse = meta_model(name, num_classes=5, min_size=128)
+    fine = meta_model(name, num_classes=5, min_size=128, fine_level=True)
+    assert fine.strides == [4, *coarse.strides]
+    outputs, shapes = fine.network(torch.empty(1, 3, 128, 128, device="meta"))
+    assert 31 <= shapes[0][0] == shapes[0][1] <= 32  # unpadded trunks: one less
+    locations = sum(h * w for h, w in shapes)
+    assert outputs["cls_logits"].shape == (1, locations, 4)
+    coarse_shapes = coarse.network(torch.empty(1, 3, 128, 128, device="meta"))[1]
+    assert shapes[1:] == coarse_shapes  # the same coarser levels, one finer map before them
+
+
+def test_a_fine_level_needs_a_stride_4_stage_not_already_tapped():
+    info = [{"reduction": 2, "module": "stem"}, {"reduction": 8, "module": "stage2"}]
+    with pytest.raises(ValueError,
+                       match=r"^Net has no stage at stride 4 \(its strides: \[2, 8\]\)$"):
+        fine_tap(info, [1], "Net")
+    info.insert(1, {"reduction": 4, "module": "pool"})
+    assert fine_tap(info, [2], "Net") == [1, 2]
+    with pytest.raises(ValueError, match="the taps already hold Net's stride-4 stage"):
+        fine_tap(info, ["pool", 2], "Net")
+    with pytest.raises(ValueError, match="fine_level must be True or False, got 'yes'"):
+        meta_model("gfl", fine_level="yes")
 
 
 def test_registered_variants_and_sizes_it_cannot_take():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from lightnets.checkpoint import Checkpoint
 from lightnets.train import TrainConfig
-from lightnets.train.config import resolve_config
+from lightnets.train.config import resolve_config, resumed_config
 
 
 def test_config_defaults_per_data_and_unknown_fields():
@@ -43,3 +44,22 @@ def test_label_smoothing_follows_the_task_of_the_data():
     assert resolve_config(TrainConfig(), "digits-det", 320).label_smoothing == 0.0
     assert resolve_config(TrainConfig(label_smoothing=0.2), "digits-seg", 520).label_smoothing \
         == 0.2
+
+
+@pytest.mark.parametrize("kind, expected", [("coco", 0.5), ("voc", 0.5), ("yolo", 0.5),
+                                            ("digits-det", 0.0), ("digits", 0.0),
+                                            ("folder", 0.0), ("digits-seg", 0.0)])
+def test_the_mosaic_is_on_by_default_for_real_detection_folders_only(kind, expected):
+    assert resolve_config(TrainConfig(), kind, 320).mosaic == expected
+    # it is an augmentation: off without augmentation, and a value given is kept
+    assert resolve_config(TrainConfig(augment=False), kind, 320).mosaic == 0.0
+    assert resolve_config(TrainConfig(mosaic=0.25), "coco", 320).mosaic == 0.25
+    assert resolve_config(TrainConfig(mosaic=0.0), "coco", 320).mosaic == 0.0
+
+
+def test_a_run_from_before_the_mosaic_resumes_without_it():
+    stored = TrainConfig(model="gfl", data="coco-folder", epochs=3).to_dict()
+    del stored["mosaic"]
+    checkpoint = Checkpoint("gfl", {"num_classes": 3}, {}, config=stored, epoch=1,
+                            path="runs/gfl/last.pt")
+    assert resumed_config(TrainConfig(resume="runs/gfl"), checkpoint).mosaic == 0.0
