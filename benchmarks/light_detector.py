@@ -19,6 +19,7 @@ OpenVINO::
     python benchmarks/light_detector.py --budget 300 --size 128
     python benchmarks/light_detector.py --data mnfinder-boxes --budget 600 --size 320 --int8
     python benchmarks/light_detector.py gfl_shufflenet_v2_x1_0 --model-arg fine_level=True
+    python benchmarks/light_detector.py gfl_shufflenet_v2_x1_0 --no-colour-jitter --seed 1
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
+from torchvision.transforms import v2
 
 from lightnets.cli.train import model_arg
 from lightnets.data.detection import detection_collate, detection_datasets
@@ -82,6 +84,15 @@ def train_for(model: torch.nn.Module, loader: DataLoader, budget: float, lr: flo
             loss.backward()
             optimizer.step()
             steps += 1
+
+
+def without_colour_jitter(transform: v2.Compose) -> v2.Compose:
+    """``transform`` without its colour steps, the rest in order."""
+    colour = (v2.ColorJitter, v2.RandomPhotometricDistort)
+    kept = [step for step in transform.transforms if not isinstance(step, colour)]
+    if len(kept) == len(transform.transforms):
+        raise SystemExit("this data's training augmentation has no colour jitter to leave out")
+    return v2.Compose(kept)
 
 
 def precise_batchnorm(model: torch.nn.Module, loader: DataLoader) -> None:
@@ -149,6 +160,9 @@ def main() -> None:
     parser.add_argument("--model-arg", action="append", type=model_arg, default=[],
                         metavar="KEY=VALUE", help="a constructor argument for every model "
                         "(repeatable), as `lightnets train --model-arg`")
+    parser.add_argument("--no-colour-jitter", action="store_true",
+                        help="leave the data's colour jitter (photometric distortion, or "
+                        "digits-det's brightness and contrast) out of the training augmentation")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of each model's initialisation, data order and augmentation")
     parser.add_argument("--int8", action="store_true",
@@ -157,6 +171,8 @@ def main() -> None:
     args = parser.parse_args()
     console = begin(args)
     data = detection_datasets(args.data, args.size, mosaic=args.mosaic, zoom_crop=args.zoom_crop)
+    if args.no_colour_jitter:
+        data.train.transform = without_colour_jitter(data.train.transform)
     val = DataLoader(data.val, batch_size=16, collate_fn=detection_collate)
     rows, trained = [], {}
     for name in args.models:
