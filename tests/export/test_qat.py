@@ -59,7 +59,12 @@ def test_qat_int8_onnx_passes_the_gate_and_predicts(digits_checkpoint, tmp_path,
     pte = qat.write_qat(converted[0], tmp_path / "tiny.qat.int8.pte", "executorch",
                         (1, 32, 32), "tiny")
     x = torch.randn(16, 1, 32, 32)
-    onnx_logits = run_session(onnx_session(output), x)
+    # the graph's own arithmetic: ONNX Runtime unoptimised runs each QuantizeLinear and
+    # DequantizeLinear as written. (Optimised, it fuses them into integer kernels; on x86 CPUs
+    # without VNNI those sum uint8 x int8 pairs in saturating 16 bits, ONNX Runtime's documented
+    # limit: on a Zen 1 they moved these random inputs' logits 0.33 on average, and the gate
+    # above measures what that costs on real images.)
+    onnx_logits = run_session(onnx_session(output, optimize=False), x)
     # integer kernels round differently from the graph's float emulation: a few quanta apart
     for logits in (load_pte(pte)(x), converted[0](x)):
         assert (logits.argmax(1) == onnx_logits.argmax(1)).float().mean() >= 0.75

@@ -77,7 +77,9 @@ def test_int8_mnn_weights_need_no_calibration(tiny, tmp_path, capsys, monkeypatc
     output = tmp_path / "tiny.int8.mnn"
     report = quantize(checkpoint, output, capsys, "--backend", "mnn")  # no --calib-data
     assert report["backend"] == "mnn" and report["passed"] and report["calib_images"] == 0
-    assert abs(report["drop_points"]) < 1
+    # the tiny model's 60% top-1 has many near ties: one image is 0.28 points, and int8 weights
+    # moved 0 to 5 images (1.4 points) across runs and CPUs; broken scales would cost ~50
+    assert abs(report["drop_points"]) < 3
     assert not [name for name in sys.modules if name.startswith(("MNN.tools", "aliyun"))]
     assert 0.2 * sizes["mnn"] < artefact_bytes(output, FORMATS["mnn"]) < 0.35 * sizes["mnn"]
     sidecar = read_sidecar(output)
