@@ -34,7 +34,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from torchvision.transforms import v2
 
 from lightnets.cli.train import model_arg
 from lightnets.data.detection import detection_collate, detection_datasets
@@ -84,15 +83,6 @@ def train_for(model: torch.nn.Module, loader: DataLoader, budget: float, lr: flo
             loss.backward()
             optimizer.step()
             steps += 1
-
-
-def without_colour_jitter(transform: v2.Compose) -> v2.Compose:
-    """``transform`` without its colour steps, the rest in order."""
-    colour = (v2.ColorJitter, v2.RandomPhotometricDistort)
-    kept = [step for step in transform.transforms if not isinstance(step, colour)]
-    if len(kept) == len(transform.transforms):
-        raise SystemExit("this data's training augmentation has no colour jitter to leave out")
-    return v2.Compose(kept)
 
 
 def precise_batchnorm(model: torch.nn.Module, loader: DataLoader) -> None:
@@ -170,9 +160,8 @@ def main() -> None:
     add_common_arguments(parser, threads=1, repeats=30)
     args = parser.parse_args()
     console = begin(args)
-    data = detection_datasets(args.data, args.size, mosaic=args.mosaic, zoom_crop=args.zoom_crop)
-    if args.no_colour_jitter:
-        data.train.transform = without_colour_jitter(data.train.transform)
+    data = detection_datasets(args.data, args.size, mosaic=args.mosaic, zoom_crop=args.zoom_crop,
+                              colour_jitter=not args.no_colour_jitter)
     val = DataLoader(data.val, batch_size=16, collate_fn=detection_collate)
     rows, trained = [], {}
     for name in args.models:

@@ -81,6 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--zoom-crop", action="store_true",
                       help="detectors: SSD's zoom-out (up to 4x, half the time) and random IoU "
                       "crop before the data's own augmentation (default off)")
+    what.add_argument("--colour-jitter", action=argparse.BooleanOptionalAction,
+                      help="detectors: the data's photometric jitter (SSD's photometric "
+                      "distortion on COCO, VOC and YOLO folders, brightness and contrast on "
+                      "digits-det); default on for digits-det, off for the folders")
     optimisation = parser.add_argument_group("optimisation")
     optimisation.add_argument("--epochs", type=int, metavar="N")
     optimisation.add_argument("--batch-size", type=int, metavar="N",

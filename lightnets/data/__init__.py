@@ -147,7 +147,8 @@ def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
                val_fraction: float = 0.2, seed: int = 0, warn: bool = True,
                normalize: bool = True, kind: str | None = None,
                auto_augment: str | None = None, random_erase: float = 0.0,
-               mosaic: float = 0.0, zoom_crop: bool = False) -> DataBundle:
+               mosaic: float = 0.0, zoom_crop: bool = False,
+               colour_jitter: bool = True) -> DataBundle:
     """Train and validation datasets for ``data`` with the given evaluation ``preprocess``
     (see :func:`default_preprocess`); training adds light augmentation when ``augment``.
     Unreadable image files are skipped with one warning naming them (``warn=False``: silent,
@@ -160,11 +161,12 @@ def build_data(data: str, preprocess: dict[str, Any], augment: bool = True,
     erasing to a classifier's training images
     (:func:`lightnets.data.transforms.train_transform`); ``mosaic`` makes that fraction of a
     detector's training images mosaics of four (:mod:`lightnets.data.detection.mosaic`) and
-    ``zoom_crop`` adds SSD's zoom-out and IoU crop to them."""
+    ``zoom_crop`` adds SSD's zoom-out and IoU crop to them; ``colour_jitter=False`` leaves out
+    their photometric jitter."""
     kind = kind or classification_kind(data)
     if kind in DETECTION_KINDS:  # its own letterboxing and box-aware augmentation
         found = detection_datasets(data, preprocess["input_size"], augment, val_fraction, seed,
-                                   warn, mosaic, zoom_crop)
+                                   warn, mosaic, zoom_crop, colour_jitter)
         return DataBundle(kind, found.train, found.val, found.classes, preprocess,
                           list(found.notes), found.category_ids)
     if kind in SEGMENTATION_KINDS:

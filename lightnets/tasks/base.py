@@ -93,7 +93,8 @@ class Task:
     # --cutmix): it moves and blends pixels that a mask or boxes would have to follow
     image_recipe: ClassVar[bool] = False
     # whether --mosaic and --zoom-crop apply: they move image regions that boxes follow (one
-    # label per image would not; a mask could, but that is not built)
+    # label per image would not; a mask could, but that is not built), and --colour-jitter, the
+    # detection data's photometric step
     box_augments: ClassVar[bool] = False
     # --pretrained holds the weights of the model's backbone alone (read where it is built)
     pretrained_is_backbone: ClassVar[bool] = False
@@ -196,6 +197,10 @@ class Task:
         if boxes and not self.box_augments:
             raise ValueError(f"{', '.join(boxes)}: detectors only (their boxes follow the "
                              f"moved regions); a {self.name} model's labels would not")
+        if config.colour_jitter and not self.box_augments:
+            raise ValueError(f"--colour-jitter: detectors only (the detection data's "
+                             f"photometric step); a {self.name} model's data has its own "
+                             "augmentation")
         if recipe and not self.image_recipe:
             raise ValueError(f"{', '.join(recipe)}: classifiers only (one label per image "
                              f"follows its mixed or erased pixels); a {self.name} model's "

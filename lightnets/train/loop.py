@@ -237,7 +237,8 @@ def set_up(config: TrainConfig, runtime: Runtime, resume_from: Checkpoint | None
     data = build_data(config.data, preprocess, config.augment, config.val_fraction,
                       config.seed, warn=runtime.is_main, normalize=False, kind=kind,
                       auto_augment=config.auto_augment, random_erase=config.random_erase,
-                      mosaic=config.mosaic, zoom_crop=config.zoom_crop)
+                      mosaic=config.mosaic, zoom_crop=config.zoom_crop,
+                      colour_jitter=config.colour_jitter)
     train_loader, val_loader, sampler, steps = make_loaders(config, runtime, task, data)
     model, model_args, pruning = build_model(config, runtime, task, data, pretrained,
                                              resume_from)

@@ -119,3 +119,14 @@ def test_zoom_crop_rescales_the_boxes_beyond_the_light_augmentation():
     assert min(zoomed) < 0.6 and max(zoomed) > 1.3  # zoomed out up to 4x, cropped in
     with pytest.raises(ValueError, match="pass size"):
         detection_train_transform("digits-det", zoom_crop=True)
+
+
+@pytest.mark.parametrize("kind, colour", [("digits-det", v2.ColorJitter),
+                                          ("coco", v2.RandomPhotometricDistort)])
+def test_colour_jitter_false_leaves_out_only_the_photometric_step(kind, colour):
+    def steps(**kwargs) -> list[type]:
+        return [type(step) for step in detection_train_transform(kind, **kwargs).transforms]
+
+    with_it, without = steps(), steps(colour_jitter=False)
+    assert colour in with_it and colour not in without
+    assert without == [step for step in with_it if step is not colour]

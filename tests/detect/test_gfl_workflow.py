@@ -50,8 +50,10 @@ def test_gfl_train_eval_predict_export(tmp_path, run_cli):
     status, _, _ = run_cli("train", "--model", "gfl", "--model-arg", "score_thresh=0.0",
                            "--epochs", "1", "--batch-size", "8", "--input-size", "64",
                            "--limit-train-batches", "3", "--limit-val-batches", "1",
-                           "--no-progress", "--runs-dir", str(runs), "--name", "gfl")
+                           "--no-colour-jitter", "--no-progress", "--runs-dir", str(runs),
+                           "--name", "gfl")
     assert status == 0
+    assert json.loads((runs / "gfl" / "config.json").read_text())["colour_jitter"] is False
     checkpoint = runs / "gfl" / "last.pt"
     built = load_checkpoint(checkpoint).build_model()
     assert tuple(built.transform.min_size) == (64,) and built.num_classes == 11

@@ -63,3 +63,21 @@ def test_a_run_from_before_the_mosaic_resumes_without_it():
     checkpoint = Checkpoint("gfl", {"num_classes": 3}, {}, config=stored, epoch=1,
                             path="runs/gfl/last.pt")
     assert resumed_config(TrainConfig(resume="runs/gfl"), checkpoint).mosaic == 0.0
+
+
+@pytest.mark.parametrize("kind, expected", [("coco", False), ("voc", False), ("yolo", False),
+                                            ("digits-det", True), ("digits", False)])
+def test_the_colour_jitter_is_on_by_default_for_digits_det_only(kind, expected):
+    assert resolve_config(TrainConfig(), kind, 320).colour_jitter is expected
+    assert resolve_config(TrainConfig(augment=False), kind, 320).colour_jitter is False
+    assert resolve_config(TrainConfig(colour_jitter=True), "yolo", 320).colour_jitter is True
+    assert resolve_config(TrainConfig(colour_jitter=False), "digits-det", 320).colour_jitter \
+        is False
+
+
+def test_a_run_from_before_the_colour_switch_resumes_with_its_jitter():
+    stored = TrainConfig(model="gfl", data="coco-folder", epochs=3).to_dict()
+    del stored["colour_jitter"]
+    checkpoint = Checkpoint("gfl", {"num_classes": 3}, {}, config=stored, epoch=1,
+                            path="runs/gfl/last.pt")
+    assert resumed_config(TrainConfig(resume="runs/gfl"), checkpoint).colour_jitter is True

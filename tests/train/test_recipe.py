@@ -117,7 +117,10 @@ def test_a_run_with_the_whole_recipe_records_it_and_mixes_the_loss(tmp_path, mon
     (["--model", "gfl_shufflenet_v2_x1_0", "--mosaic", "2"],
      "mosaic is a fraction of the training images, in [0, 1]; got 2.0"),
     (["--model", "gfl_shufflenet_v2_x1_0", "--no-augment", "--zoom-crop"],
-     "mosaic and zoom_crop augment the training images"),
+     "mosaic, zoom_crop and colour_jitter augment the training images"),
+    (["--model", "gfl_shufflenet_v2_x1_0", "--no-augment", "--colour-jitter"],
+     "they need augmentation on"),
+    (["--colour-jitter"], "--colour-jitter: detectors only"),
 ])
 def test_bad_recipes_are_one_line_errors(argv, expected, tmp_path, capsys):
     assert main(["train", *TINY_TRAIN, *argv, "--runs-dir", str(tmp_path)]) == 2

@@ -154,11 +154,12 @@ def yolo_data(root: Path, val_fraction: float, seed: int, tally: Tally
 
 def detection_datasets(data: str, size: int, augment: bool = True, val_fraction: float = 0.2,
                        seed: int = 0, warn: bool = True, mosaic: float = 0.0,
-                       zoom_crop: bool = False) -> DetectionData:
+                       zoom_crop: bool = False, colour_jitter: bool = True) -> DetectionData:
     """Checked training and validation datasets for ``data`` (``digits-det``, a COCO, VOC or
     YOLO folder), letterboxed to ``size``; training augments when ``augment`` (with ``mosaic``
     the fraction of its images that are mosaics of four, with ``zoom_crop`` SSD's zoom-out and
-    IoU crop: :mod:`lightnets.data.detection.transforms`). ``val_fraction``
+    IoU crop, with ``colour_jitter`` the data's photometric jitter:
+    :mod:`lightnets.data.detection.transforms`). ``val_fraction``
     and ``seed`` split folders that have no validation split."""
     if not isinstance(size, int) or size < 16:
         raise ValueError(f"detection size must be an integer of at least 16 pixels, got {size!r}")
@@ -169,7 +170,7 @@ def detection_datasets(data: str, size: int, augment: bool = True, val_fraction:
                          "VOC folder (Annotations/ + JPEGImages/) or a YOLO folder (data.yaml, "
                          "images/, labels/)")
     tally = Tally(size=size)
-    train_tf = detection_train_transform(kind, augment, zoom_crop, size)
+    train_tf = detection_train_transform(kind, augment, zoom_crop, size, colour_jitter)
     val_tf = detection_eval_transform()
     if kind == "digits-det":
         train_canvases, val_canvases = digit_canvases()

@@ -28,6 +28,10 @@ from torchvision.transforms import v2
 from lightnets.data.detection.records import MIN_BOX_SIZE, letterbox
 
 
+# the photometric steps --no-colour-jitter leaves out (the boxes do not follow them)
+COLOUR_STEPS = (v2.ColorJitter, v2.RandomPhotometricDistort)
+
+
 def box_fields(inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-box tensors SanitizeBoundingBoxes filters with the boxes (a module-level
     function, so DataLoader processes can pickle the pipeline)."""
@@ -64,10 +68,12 @@ def detection_eval_transform() -> v2.Compose:
 
 
 def detection_train_transform(kind: str, augment: bool = True, zoom_crop: bool = False,
-                              size: int | None = None) -> v2.Compose:
-    """Training: light augmentation for ``kind`` (``digits-det``: no flip), after SSD's zoom-out
-    and IoU crop with ``zoom_crop`` (back to ``size``), then sanitising and leaving out the
-    ignored boxes."""
+                              size: int | None = None, colour_jitter: bool = True
+                              ) -> v2.Compose:
+    """Training: light augmentation for ``kind`` (``digits-det``: no flip; its colour jitter,
+    or the photometric distortion for photographs, only with ``colour_jitter``), after SSD's
+    zoom-out and IoU crop with ``zoom_crop`` (back to ``size``), then sanitising and leaving
+    out the ignored boxes."""
     if zoom_crop and size is None:
         raise ValueError("zoom_crop letterboxes the crop back to the training size: pass size")
     zoom = v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.8, 1.2))
@@ -77,6 +83,8 @@ def detection_train_transform(kind: str, augment: bool = True, zoom_crop: bool =
         steps = [zoom, v2.ColorJitter(brightness=0.3, contrast=0.3)]
     else:
         steps = [v2.RandomPhotometricDistort(p=0.5), v2.RandomHorizontalFlip(), zoom]
+    if not colour_jitter:
+        steps = [step for step in steps if not isinstance(step, COLOUR_STEPS)]
     if augment and zoom_crop:
         steps = [v2.RandomZoomOut(fill=0, side_range=(1.0, 4.0), p=0.5), v2.RandomIoUCrop(),
                  *sanitize(), partial(letterboxed_again, size=size), *steps]
