@@ -169,9 +169,11 @@ def resumed_config(requested: TrainConfig, checkpoint: Checkpoint) -> TrainConfi
     data order belong to the stored settings, and ``config.json`` must say what ran. More
     ``epochs`` than stored recompute the schedule for the longer total (the learning rate
     continues from where the longer schedule is at this step); fewer than done are refused."""
-    # a run from before --mosaic existed trained without it
-    # (and with the colour jitter, which was always on)
-    stored = TrainConfig.from_dict({"mosaic": 0.0, "colour_jitter": True, **checkpoint.config})
+    # a run from before --mosaic existed trained without it, and one from before
+    # --colour-jitter with the jitter whenever it augmented
+    stored = TrainConfig.from_dict({"mosaic": 0.0,
+                                    "colour_jitter": checkpoint.config.get("augment", True),
+                                    **checkpoint.config})
     defaults = TrainConfig()
     asked = {f.name: getattr(requested, f.name) for f in dataclasses.fields(TrainConfig)
              if f.name != "resume" and getattr(requested, f.name) != getattr(defaults, f.name)}

@@ -81,3 +81,8 @@ def test_a_run_from_before_the_colour_switch_resumes_with_its_jitter():
     checkpoint = Checkpoint("gfl", {"num_classes": 3}, {}, config=stored, epoch=1,
                             path="runs/gfl/last.pt")
     assert resumed_config(TrainConfig(resume="runs/gfl"), checkpoint).colour_jitter is True
+    # one that did not augment had none, and resumes as it was (no contradiction to refuse)
+    checkpoint.config = {**stored, "augment": False}
+    resumed = resumed_config(TrainConfig(resume="runs/gfl"), checkpoint)
+    assert (resumed.augment, resumed.colour_jitter) == (False, False)
+    assert resolve_config(resumed, "coco", 320).colour_jitter is False
