@@ -132,3 +132,14 @@ def test_the_issues_trained_segmenter_exports(tmp_path):
     for c in verification.comparisons:  # where eager and file differ, float64 decided
         assert c.relative <= verification.tolerance or (
             c.artefact_error <= c.allowed(verification.tolerance))
+
+
+def test_outputs_that_are_all_zero_leave_a_note_that_nothing_was_compared():
+    model = nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU()).eval()
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)  # every output below zero before the ReLU
+    dead = verify(model, lambda x: model(x) * 1.01, INPUT, real=False)
+    assert dead.passed  # a 1% change of zeros is no change ...
+    assert any("all zero" in note for note in dead.notes)  # ... and the note says so
+    alive = verify(nn.Sequential(nn.Conv2d(3, 2, 1)).eval(), runner(model), INPUT, real=False)
+    assert not any("all zero" in note for note in alive.notes)
