@@ -16,6 +16,11 @@ task's own random batch (one box per image) among its candidates (fp32 only)::
     python benchmarks/calibration_choice.py --models resnet18 --timed 10
     python benchmarks/calibration_choice.py --task detection --size 320 --batch-size 16 \
         --models gfl_shufflenet_v2_x1_0 fcos_shufflenet_v2_x1_0
+
+``--compile`` also times the chosen setting with the model under ``torch.compile`` (not a
+candidate of the trainer's: its first step compiles, and on the CPUs measured it did not pay)::
+
+    python benchmarks/calibration_choice.py --compile
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--timed", type=int, default=5, help="timed steps per candidate")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the chosen setting under torch.compile")
     add_common_arguments(parser, json=True)
     args = parser.parse_args()
     console = begin(args)
@@ -72,6 +79,21 @@ def main() -> None:
             records.append({"model": name, "setting": setting.label(),
                             "ms_per_step": round(seconds * 1000, 1), "speedup": round(ratio, 3),
                             "chosen": setting == chosen})
+        if args.compile:
+            compiled: dict[int, torch.nn.Module] = {}  # time_steps' copy, compiled once
+
+            def compiled_loss(model: torch.nn.Module, images: object, labels: object
+                              ) -> torch.Tensor:
+                network = compiled.setdefault(id(model), torch.compile(model))
+                return loss(network, images, labels)
+
+            seconds = time_steps(model, chosen, batch, compiled_loss, timed=args.timed)
+            ratio = times[PLAIN] / seconds
+            table.add_row(name, chosen.label() + " compiled", f"{seconds * 1000:.0f}",
+                          f"{ratio:.2f}x", "")
+            records.append({"model": name, "setting": chosen.label() + " compiled",
+                            "ms_per_step": round(seconds * 1000, 1),
+                            "speedup": round(ratio, 3), "chosen": False})
         console.print(f"[dim]{name}: chose {chosen.label()}, "
                       f"{times[PLAIN] / times[chosen]:.2f}x the plain setting[/]")
     console.print(table)
