@@ -4,6 +4,7 @@ weights and BatchNorm statistics of parity checks: :mod:`lightnets.testing`)."""
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -18,12 +19,21 @@ import lightnets
 from lightnets.cli import main
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, each worker gets its share of the cores: PyTorch (and the runtimes,
+    which take PyTorch's thread count) and the processes tests start (``OMP_NUM_THREADS``).
+    Otherwise every worker spins as many threads as there are cores, and convolutions crawl."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def calibration_cache(tmp_path_factory):
     """Training runs long enough to calibrate (lightnets/train/calibrate.py) cache their
     choices in the session's temporary folder, never in the user's home."""
-    import os
-
     os.environ["LIGHTNETS_CACHE"] = str(tmp_path_factory.mktemp("lightnets-cache"))
 
 

@@ -133,15 +133,8 @@ def test_complexity_matches_published_numbers(name):
         assert counts["macs"] == pytest.approx(ref["macs"], rel=ref["macs_tol"])
 
 
-@pytest.mark.parametrize("name", ZOO)
-def test_exports_with_dynamic_batch(name):
-    model = cached_model(name).eval()
-    x = small_input(model, batch=2)
-    batch = torch.export.Dim("batch", min=1, max=64)
-    with torch.no_grad():
-        program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
-        x3 = small_input(model, batch=3)
-        torch.testing.assert_close(program.module()(x3), model(x3), rtol=1e-4, atol=1e-4)
+# torch.export with a dynamic batch is tested for every model by the ONNX export it feeds
+# (tests/export/test_export.py checks the file at batches 3 and 5, the traced one being 2)
 
 
 @pytest.mark.parametrize("name", ZOO)
